@@ -1,0 +1,17 @@
+import type { FleetHub } from "./fleet-hub";
+
+/** Bindings and variables of the edge Worker (wrangler.toml, .dev.vars, secrets). */
+export interface Env {
+  FLEET_HUB: DurableObjectNamespace<FleetHub>;
+  /** HS256 signing secret for access tokens (wrangler secret in production). */
+  AUTH_SECRET: string;
+  /** Postgres connection string (Neon in production, local Postgres in development). */
+  DATABASE_URL?: string;
+  /** "host:port" of a local WebSocket→TCP proxy; only for local Postgres. */
+  NEON_WS_PROXY?: string;
+  /** Comma-separated browser origins allowed to open dashboard sockets, or "*". */
+  ALLOWED_ORIGINS?: string;
+}
+
+/** Identity the Worker has verified, passed to the fleet object in internal headers. */
+export const IDENTITY_HEADERS = { fleet: "x-df-fleet", sub: "x-df-sub", role: "x-df-role" } as const;

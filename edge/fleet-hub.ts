@@ -1,0 +1,508 @@
+/**
+ * FleetHub: one Durable Object per fleet, the single writer of the fleet's live state.
+ *
+ * - Relay sockets push `telemetry_batch` frames; accepted updates are persisted to SQLite in the
+ *   same turn (output gates hold the ack until the write is durable) and fanned out to the
+ *   dashboards subscribed to those drones.
+ * - Dashboard sockets subscribe per drone. Sockets use the Hibernation API; role and
+ *   subscriptions live in the socket attachment so they survive eviction.
+ * - A 5 s alarm (never setInterval) broadcasts `fleet_status` and sweeps stale drones.
+ */
+import { DurableObject } from "cloudflare:workers";
+import { IDENTITY_HEADERS, type Env } from "./env";
+import { LiveState } from "./live-state";
+import {
+  LIMITS,
+  RELAY_TYPES,
+  DASHBOARD_TYPES,
+  TelemetrySample,
+  parseDashboardMessage,
+  parseRelayMessage,
+  type BatchAck,
+  type DashboardMessage,
+  type ErrorCode,
+  type ErrorFrame,
+  type FleetStatus,
+  type LinkStatus,
+  type RelayMessage,
+  type ServerMessage,
+} from "./protocol";
+
+type DashboardAttachment = {
+  kind: "dashboard";
+  sub: string;
+  role: string;
+  /** null: no telemetry; "all": every drone; else the listed drones. */
+  subs: "all" | string[] | null;
+  batch: boolean;
+  connectedAt: number;
+};
+type RelayAttachment = { kind: "relay"; sub: string; relayId: string | null; connectedAt: number };
+type Attachment = DashboardAttachment | RelayAttachment;
+
+/** In-memory view of a socket's attachment, with the subscription as a Set for fast filtering. */
+type Conn = { att: Attachment; subSet: Set<string> | null };
+
+const FLEET_STATUS_CHUNK = 1000;
+
+/** Frames built once per ingested batch and shared by every dashboard. */
+type FanOutCache = { frames: string[] | null; allBatch: string | null };
+
+export class FleetHub extends DurableObject<Env> {
+  private readonly live = new LiveState();
+  private readonly conns = new Map<WebSocket, Conn>();
+  private fleet = "";
+  private relayCount = 0;
+  private alarmSet = false;
+  private readonly sql: SqlStorage;
+
+  constructor(ctx: DurableObjectState, env: Env) {
+    super(ctx, env);
+    this.sql = ctx.storage.sql;
+    ctx.blockConcurrencyWhile(async () => {
+      this.migrate();
+      this.load();
+    });
+  }
+
+  // ------------------------------------------------------------------ lifecycle entry points
+
+  override async fetch(req: Request): Promise<Response> {
+    try {
+      this.rememberFleet(req.headers.get(IDENTITY_HEADERS.fleet));
+      const path = new URL(req.url).pathname;
+      switch (path) {
+        case "/status":
+          return Response.json(this.statusSnapshot());
+        case "/ws":
+          return this.acceptDashboard(req);
+        case "/relay":
+          return this.acceptRelay(req);
+        default:
+          return Response.json({ error: { code: "not_found", message: `no route ${path}` } }, { status: 404 });
+      }
+    } catch (err) {
+      console.error(`FleetHub(${this.fleet}) fetch failed`, err);
+      return Response.json({ error: { code: "internal", message: "fleet object error" } }, { status: 500 });
+    }
+  }
+
+  override async webSocketMessage(ws: WebSocket, message: string | ArrayBuffer): Promise<void> {
+    const conn = this.conn(ws);
+    if (!conn) {
+      ws.close(1011, "unknown socket");
+      return;
+    }
+    try {
+      if (conn.att.kind === "relay") this.onRelayFrame(ws, conn.att, message);
+      else this.onDashboardFrame(ws, conn, message);
+    } catch (err) {
+      // A bug must not take the object or the socket down: answer in-band and go on.
+      console.error(`FleetHub(${this.fleet}) message handler failed`, err);
+      this.send(ws, { type: "error", code: "internal", message: "internal error handling the frame" });
+    }
+  }
+
+  override async webSocketClose(ws: WebSocket, code: number, _reason: string, _wasClean: boolean): Promise<void> {
+    this.dropSocket(ws);
+    try {
+      // Complete the close handshake; the socket may already be closed.
+      ws.close(code === 1005 || code === 1006 ? 1000 : code, "closed");
+    } catch {
+      /* already closed: nothing to complete */
+    }
+  }
+
+  override async webSocketError(ws: WebSocket, err: unknown): Promise<void> {
+    console.warn(`FleetHub(${this.fleet}) socket error`, err);
+    this.dropSocket(ws);
+  }
+
+  override async alarm(): Promise<void> {
+    this.alarmSet = false;
+    try {
+      const now = Date.now();
+      for (const rec of this.live.sweepStale(now)) {
+        this.broadcast({
+          type: "link_status",
+          scope: "drone",
+          drone_id: rec.sample.drone_id,
+          state: "stale",
+          ts: now,
+          last_seen: rec.receivedAt,
+        });
+      }
+      this.broadcastStatus(now);
+    } catch (err) {
+      console.error(`FleetHub(${this.fleet}) alarm failed`, err);
+    } finally {
+      await this.ensureAlarm();
+    }
+  }
+
+  // ------------------------------------------------------------------ sockets
+
+  private acceptDashboard(req: Request): Response {
+    if (req.headers.get("upgrade")?.toLowerCase() !== "websocket") {
+      return Response.json({ error: { code: "upgrade_required", message: "expected a WebSocket upgrade" } }, { status: 426 });
+    }
+    const pair = new WebSocketPair();
+    const server = pair[1];
+    const att: DashboardAttachment = {
+      kind: "dashboard",
+      sub: req.headers.get(IDENTITY_HEADERS.sub) ?? "unknown",
+      role: req.headers.get(IDENTITY_HEADERS.role) ?? "viewer",
+      subs: null,
+      batch: false,
+      connectedAt: Date.now(),
+    };
+    this.ctx.acceptWebSocket(server, ["dashboard"]);
+    server.serializeAttachment(att);
+    this.conns.set(server, { att, subSet: null });
+    this.sendStatus(server, Date.now());
+    this.ctx.waitUntil(this.ensureAlarm());
+    return new Response(null, { status: 101, webSocket: pair[0] });
+  }
+
+  private acceptRelay(req: Request): Response {
+    if (req.headers.get("upgrade")?.toLowerCase() !== "websocket") {
+      return Response.json({ error: { code: "upgrade_required", message: "expected a WebSocket upgrade" } }, { status: 426 });
+    }
+    const pair = new WebSocketPair();
+    const server = pair[1];
+    const att: RelayAttachment = {
+      kind: "relay",
+      sub: req.headers.get(IDENTITY_HEADERS.sub) ?? "unknown",
+      relayId: null,
+      connectedAt: Date.now(),
+    };
+    this.ctx.acceptWebSocket(server, ["relay"]);
+    server.serializeAttachment(att);
+    this.conns.set(server, { att, subSet: null });
+    this.relayCount = this.ctx.getWebSockets("relay").length;
+    this.broadcastRelayLink("up");
+    this.ctx.waitUntil(this.ensureAlarm());
+    return new Response(null, { status: 101, webSocket: pair[0] });
+  }
+
+  private dropSocket(ws: WebSocket): void {
+    const conn = this.conn(ws);
+    this.conns.delete(ws);
+    if (conn?.att.kind === "relay") {
+      // getWebSockets() may still list the closing socket; count the others.
+      this.relayCount = this.ctx.getWebSockets("relay").filter((s) => s !== ws && s.readyState === WebSocket.OPEN).length;
+      if (this.relayCount === 0) this.broadcastRelayLink("down");
+    }
+  }
+
+  /** The socket's state, rebuilt from its attachment after the object woke from hibernation. */
+  private conn(ws: WebSocket): Conn | undefined {
+    let c = this.conns.get(ws);
+    if (!c) {
+      const att = ws.deserializeAttachment() as Attachment | null;
+      if (!att) return undefined;
+      c = { att, subSet: att.kind === "dashboard" && Array.isArray(att.subs) ? new Set(att.subs) : null };
+      this.conns.set(ws, c);
+    }
+    return c;
+  }
+
+  // ------------------------------------------------------------------ dashboard frames
+
+  private onDashboardFrame(ws: WebSocket, conn: Conn, message: string | ArrayBuffer): void {
+    if (typeof message !== "string") {
+      this.send(ws, { type: "error", code: "binary_not_supported", message: "send JSON text frames" });
+      return;
+    }
+    if (message.length > LIMITS.dashboardFrameBytes / 3 && new TextEncoder().encode(message).length > LIMITS.dashboardFrameBytes) {
+      ws.close(1009, `frame larger than ${LIMITS.dashboardFrameBytes} bytes`);
+      this.dropSocket(ws);
+      return;
+    }
+    const parsed = parseDashboardMessage(message);
+    if (!parsed.ok) {
+      this.send(ws, this.refineTypeError(parsed.error, RELAY_TYPES, "relay"));
+      return;
+    }
+    this.handleDashboard(ws, conn, parsed.value);
+  }
+
+  private handleDashboard(ws: WebSocket, conn: Conn, msg: DashboardMessage): void {
+    const att = conn.att as DashboardAttachment;
+    switch (msg.type) {
+      case "subscribe_telemetry": {
+        // Replaces the subscription: idempotent, so a client that reconnects simply sends it again.
+        att.subs = msg.drone_ids === "all" ? "all" : [...new Set(msg.drone_ids)];
+        conn.subSet = att.subs === "all" ? null : new Set(att.subs);
+        if (msg.batch !== undefined) att.batch = msg.batch;
+        ws.serializeAttachment(att);
+        this.send(ws, { type: "subscribed", request_id: msg.request_id, drone_ids: att.subs, batch: att.batch });
+        // The latest state of every subscribed drone, so the view is complete at once.
+        const ids = att.subs === "all" ? [...this.live.ids()] : att.subs;
+        const current = ids.flatMap((id) => {
+          const rec = this.live.get(id);
+          return rec ? [rec.sample] : [];
+        });
+        if (current.length) this.fanOutTo(ws, conn, current);
+        return;
+      }
+      case "unsubscribe_telemetry": {
+        if (msg.drone_ids === undefined || msg.drone_ids === "all") {
+          att.subs = null;
+        } else {
+          // From "all", removing some drones leaves an explicit list of the others known now.
+          const next = new Set(att.subs === "all" ? this.live.ids() : (att.subs ?? []));
+          for (const id of msg.drone_ids) next.delete(id);
+          att.subs = next.size ? [...next] : null;
+        }
+        conn.subSet = Array.isArray(att.subs) ? new Set(att.subs) : null;
+        ws.serializeAttachment(att);
+        this.send(ws, { type: "subscribed", request_id: msg.request_id, drone_ids: att.subs ?? [], batch: att.batch });
+        return;
+      }
+      case "ping":
+        this.send(ws, { type: "pong", request_id: msg.request_id, ts: Date.now() });
+        return;
+      default: {
+        const never: never = msg;
+        throw new Error(`unhandled dashboard message ${JSON.stringify(never)}`);
+      }
+    }
+  }
+
+  // ------------------------------------------------------------------ relay frames
+
+  private onRelayFrame(ws: WebSocket, att: RelayAttachment, message: string | ArrayBuffer): void {
+    if (typeof message !== "string") {
+      this.send(ws, { type: "error", code: "binary_not_supported", message: "send JSON text frames" });
+      return;
+    }
+    if (message.length > LIMITS.relayFrameBytes) {
+      ws.close(1009, `frame larger than ${LIMITS.relayFrameBytes} bytes`);
+      this.dropSocket(ws);
+      return;
+    }
+    const parsed = parseRelayMessage(message);
+    if (!parsed.ok) {
+      this.send(ws, this.refineTypeError(parsed.error, DASHBOARD_TYPES, "dashboard"));
+      return;
+    }
+    this.handleRelay(ws, att, parsed.value);
+  }
+
+  private handleRelay(ws: WebSocket, att: RelayAttachment, msg: RelayMessage): void {
+    switch (msg.type) {
+      case "relay_hello": {
+        att.relayId = msg.relay_id;
+        ws.serializeAttachment(att);
+        // A relay that reconnects before its old socket timed out replaces it.
+        for (const other of this.ctx.getWebSockets("relay")) {
+          if (other === ws) continue;
+          const o = this.conn(other);
+          if (o?.att.kind === "relay" && o.att.relayId === msg.relay_id) {
+            try {
+              other.close(4000, "replaced by a newer connection of the same relay");
+            } catch {
+              /* already closing */
+            }
+            this.conns.delete(other);
+          }
+        }
+        this.send(ws, { type: "hello_ack", fleet: this.fleet, last_seq: this.live.lastSeq() });
+        return;
+      }
+      case "telemetry_batch":
+        this.send(ws, this.ingest(msg.batch_id, msg.updates));
+        return;
+      case "ping":
+        this.send(ws, { type: "pong", request_id: msg.request_id, ts: Date.now() });
+        return;
+      default: {
+        const never: never = msg;
+        throw new Error(`unhandled relay message ${JSON.stringify(never)}`);
+      }
+    }
+  }
+
+  /** Validate item by item, persist and fan out what is new; report the rest. */
+  private ingest(batchId: number, updates: unknown[]): BatchAck {
+    const now = Date.now();
+    const ack: BatchAck = { type: "batch_ack", batch_id: batchId, accepted: 0, duplicates: 0, rejected: 0, errors: [] };
+    const accepted: TelemetrySample[] = [];
+    const reject = (index: number, code: ErrorCode, message: string) => {
+      ack.rejected++;
+      if (ack.errors.length < 10) ack.errors.push({ index, code, message });
+    };
+    for (let i = 0; i < updates.length; i++) {
+      const r = TelemetrySample.safeParse(updates[i]);
+      if (!r.success) {
+        reject(i, "invalid_item", r.error.issues.slice(0, 2).map((x) => `${x.path.join(".")}: ${x.message}`).join("; "));
+        continue;
+      }
+      const { outcome, becameLive } = this.live.ingest(r.data, now);
+      if (outcome === "duplicate") ack.duplicates++;
+      else if (outcome === "too_many_drones") reject(i, "too_many_drones", `fleet is limited to ${LIMITS.dronesPerFleet} drones`);
+      else {
+        ack.accepted++;
+        accepted.push(r.data);
+        if (becameLive) {
+          this.broadcast({ type: "link_status", scope: "drone", drone_id: r.data.drone_id, state: "live", ts: now, last_seen: now });
+        }
+      }
+    }
+    if (accepted.length) {
+      this.persist(accepted, now);
+      this.fanOut(accepted);
+    }
+    return ack;
+  }
+
+  private persist(samples: TelemetrySample[], now: number): void {
+    for (const s of samples) {
+      this.sql.exec(
+        `INSERT INTO drones (drone_id, seq, received_at, sample) VALUES (?, ?, ?, ?)
+         ON CONFLICT (drone_id) DO UPDATE SET seq = excluded.seq, received_at = excluded.received_at, sample = excluded.sample`,
+        s.drone_id,
+        s.seq,
+        now,
+        JSON.stringify(s),
+      );
+    }
+  }
+
+  /** Each update is serialised once, however many dashboards receive it. */
+  private fanOut(samples: TelemetrySample[]): void {
+    const cache: FanOutCache = { frames: null, allBatch: null };
+    for (const ws of this.ctx.getWebSockets("dashboard")) {
+      const conn = this.conn(ws);
+      if (conn) this.fanOutTo(ws, conn, samples, cache);
+    }
+  }
+
+  private fanOutTo(ws: WebSocket, conn: Conn, samples: TelemetrySample[], cache: FanOutCache = { frames: null, allBatch: null }): void {
+    const att = conn.att;
+    if (att.kind !== "dashboard" || att.subs === null) return;
+    const wanted = (s: TelemetrySample) => att.subs === "all" || conn.subSet!.has(s.drone_id);
+    if (att.batch) {
+      if (att.subs === "all") {
+        cache.allBatch ??= JSON.stringify({ type: "telemetry_batch", updates: samples });
+        this.sendRaw(ws, cache.allBatch);
+      } else {
+        const mine = samples.filter(wanted);
+        if (mine.length) this.sendRaw(ws, JSON.stringify({ type: "telemetry_batch", updates: mine }));
+      }
+      return;
+    }
+    const frames = (cache.frames ??= samples.map((s) => JSON.stringify({ type: "telemetry", ...s })));
+    for (let i = 0; i < samples.length; i++) if (wanted(samples[i]!)) this.sendRaw(ws, frames[i]!);
+  }
+
+  // ------------------------------------------------------------------ status and alarms
+
+  private statusSnapshot(now = Date.now()): FleetStatus {
+    return this.live.status(this.fleet, this.relayConnected(), now);
+  }
+
+  private relayConnected(): boolean {
+    return this.relayCount > 0;
+  }
+
+  /** fleet_status, split into parts of ≤1,000 drones so no frame nears the 1 MiB message limit. */
+  private statusFrames(now: number): string[] {
+    const st = this.statusSnapshot(now);
+    if (st.drones.length <= FLEET_STATUS_CHUNK) return [JSON.stringify(st)];
+    const parts = Math.ceil(st.drones.length / FLEET_STATUS_CHUNK);
+    const out: string[] = [];
+    for (let p = 0; p < parts; p++) {
+      out.push(
+        JSON.stringify({ ...st, part: p + 1, parts, drones: st.drones.slice(p * FLEET_STATUS_CHUNK, (p + 1) * FLEET_STATUS_CHUNK) }),
+      );
+    }
+    return out;
+  }
+
+  private sendStatus(ws: WebSocket, now: number): void {
+    for (const f of this.statusFrames(now)) this.sendRaw(ws, f);
+  }
+
+  private broadcastStatus(now: number): void {
+    const sockets = this.ctx.getWebSockets("dashboard");
+    if (!sockets.length) return;
+    const frames = this.statusFrames(now);
+    for (const ws of sockets) for (const f of frames) this.sendRaw(ws, f);
+  }
+
+  private broadcastRelayLink(state: "up" | "down"): void {
+    const frame: LinkStatus = { type: "link_status", scope: "relay", state, ts: Date.now(), relays: this.relayCount };
+    this.broadcast(frame);
+  }
+
+  /** Keep a 5 s alarm while anyone is connected or a drone may still go stale. */
+  private async ensureAlarm(): Promise<void> {
+    if (this.alarmSet) return;
+    const needed = this.ctx.getWebSockets().length > 0 || this.live.anyLive();
+    if (!needed) return;
+    this.alarmSet = true;
+    const existing = await this.ctx.storage.getAlarm();
+    if (existing === null) await this.ctx.storage.setAlarm(Date.now() + LIMITS.statusIntervalMs);
+  }
+
+  // ------------------------------------------------------------------ sending
+
+  private broadcast(msg: ServerMessage): void {
+    const sockets = this.ctx.getWebSockets("dashboard");
+    if (!sockets.length) return;
+    const raw = JSON.stringify(msg);
+    for (const ws of sockets) this.sendRaw(ws, raw);
+  }
+
+  private send(ws: WebSocket, msg: ServerMessage | { type: string; [k: string]: unknown }): void {
+    this.sendRaw(ws, JSON.stringify(msg));
+  }
+
+  private sendRaw(ws: WebSocket, raw: string): void {
+    try {
+      ws.send(raw);
+    } catch {
+      // The socket closed between listing and sending; its close handler cleans up.
+    }
+  }
+
+  /** A dashboard sending relay frames (or the reverse) is refused as forbidden, not "unknown". */
+  private refineTypeError(err: ErrorFrame, otherRoleTypes: readonly string[], otherRole: string): ErrorFrame {
+    if (err.code !== "unknown_type") return err;
+    const m = /unknown message type "(.*)"/.exec(err.message);
+    if (m && otherRoleTypes.includes(m[1]!) && m[1] !== "ping") {
+      return { ...err, code: "forbidden", message: `${m[1]} is a ${otherRole} message; this socket may not send it` };
+    }
+    return err;
+  }
+
+  // ------------------------------------------------------------------ storage
+
+  private rememberFleet(name: string | null): void {
+    if (!name || name === this.fleet) return;
+    this.fleet = name;
+    this.sql.exec(`INSERT INTO meta (key, value) VALUES ('fleet', ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value`, name);
+  }
+
+  private migrate(): void {
+    this.sql.exec(`CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)`);
+    this.sql.exec(
+      `CREATE TABLE IF NOT EXISTS drones (drone_id TEXT PRIMARY KEY, seq INTEGER NOT NULL, received_at INTEGER NOT NULL, sample TEXT NOT NULL)`,
+    );
+  }
+
+  private load(): void {
+    const now = Date.now();
+    for (const row of this.sql.exec<{ key: string; value: string }>(`SELECT key, value FROM meta`)) {
+      if (row.key === "fleet") this.fleet = row.value;
+    }
+    for (const row of this.sql.exec<{ sample: string; received_at: number }>(`SELECT sample, received_at FROM drones`)) {
+      const parsed = TelemetrySample.safeParse(JSON.parse(row.sample));
+      if (parsed.success) this.live.restore(parsed.data, row.received_at, now);
+    }
+    // Hibernated sockets come back with the object; relay count is derived, not stored.
+    this.relayCount = this.ctx.getWebSockets("relay").length;
+  }
+}

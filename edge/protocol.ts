@@ -1,0 +1,249 @@
+/**
+ * The wire protocol, defined once. Every frame between relay, edge and dashboards is a JSON text
+ * frame with a `type` discriminant and snake_case fields. Relay and dashboard code import these
+ * schemas; nothing here touches a runtime API, so it loads in workerd, Node and the browser.
+ *
+ * Direction is in each schema's comment: D→E dashboard to edge, E→D edge to dashboard,
+ * R→E relay to edge, E→R edge to relay.
+ */
+import { z } from "zod";
+
+/** Upper bounds that keep every queue and frame bounded. */
+export const LIMITS = {
+  /** Largest dashboard → edge frame; larger frames close the socket with 1009. */
+  dashboardFrameBytes: 64 * 1024,
+  /** Largest relay → edge frame. */
+  relayFrameBytes: 1024 * 1024,
+  /** Most updates the relay puts in one telemetry_batch. */
+  batchUpdates: 500,
+  /** Longest the relay holds a batch before sending it. */
+  batchWindowMs: 100,
+  /** Most drones one fleet object tracks. */
+  dronesPerFleet: 10_000,
+  /** A drone is stale after this long without telemetry. */
+  staleAfterMs: 15_000,
+  /** fleet_status cadence. */
+  statusIntervalMs: 5_000,
+} as const;
+
+export const DRONE_ID_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
+export const FLEET_ID_RE = /^[a-z0-9][a-z0-9_-]{0,62}$/;
+
+export const DroneId = z.string().regex(DRONE_ID_RE, "drone id: 1-64 of A-Z a-z 0-9 _ . -");
+const RequestId = z.string().min(1).max(128).optional();
+const finite = () => z.number().refine(Number.isFinite, "must be a finite number");
+
+export const DRONE_STATUSES = [
+  "idle",
+  "taking_off",
+  "flying",
+  "returning",
+  "landing",
+  "landed",
+  "charging",
+  "emergency",
+] as const;
+export const DroneStatus = z.enum(DRONE_STATUSES);
+
+/** One drone's state at one instant, as the relay reports it. `seq` grows per drone. */
+export const TelemetrySample = z.object({
+  drone_id: DroneId,
+  /** Per-drone sequence number; the edge keeps only frames with a higher seq than it has seen. */
+  seq: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER),
+  /** Time of the measurement, ms since the Unix epoch (relay clock). */
+  ts: z.number().int().min(0),
+  lat: finite().min(-90).max(90),
+  lon: finite().min(-180).max(180),
+  /** Altitude above home (take-off point), metres. */
+  alt_m: finite().min(-1000).max(100_000),
+  heading_deg: finite().min(0).max(360),
+  speed_mps: finite().min(0).max(1000),
+  /** Vertical speed, metres per second, positive up. */
+  climb_mps: finite().min(-1000).max(1000).optional(),
+  battery_pct: finite().min(0).max(100),
+  armed: z.boolean(),
+  mode: z.string().min(1).max(32),
+  status: DroneStatus,
+});
+export type TelemetrySample = z.infer<typeof TelemetrySample>;
+
+// ---------------------------------------------------------------- dashboard → edge (D→E)
+
+/** D→E: choose the drones whose `telemetry` this socket receives. `batch: true` asks for
+ * `telemetry_batch` frames (one per ingested relay frame) instead of one frame per update. */
+export const SubscribeTelemetry = z.object({
+  type: z.literal("subscribe_telemetry"),
+  request_id: RequestId,
+  drone_ids: z.union([z.literal("all"), z.array(DroneId).max(LIMITS.dronesPerFleet)]),
+  batch: z.boolean().optional(),
+});
+/** D→E: stop telemetry for some drones, or all when drone_ids is absent or "all". */
+export const UnsubscribeTelemetry = z.object({
+  type: z.literal("unsubscribe_telemetry"),
+  request_id: RequestId,
+  drone_ids: z.union([z.literal("all"), z.array(DroneId).max(LIMITS.dronesPerFleet)]).optional(),
+});
+/** D→E and R→E: liveness probe, answered with `pong`. */
+export const Ping = z.object({ type: z.literal("ping"), request_id: RequestId, ts: z.number().optional() });
+
+export const DashboardMessage = z.discriminatedUnion("type", [
+  SubscribeTelemetry,
+  UnsubscribeTelemetry,
+  Ping,
+]);
+export type DashboardMessage = z.infer<typeof DashboardMessage>;
+
+// ---------------------------------------------------------------- relay → edge (R→E)
+
+/** R→E: first frame after connecting: who the relay is and which drones it serves. */
+export const RelayHello = z.object({
+  type: z.literal("relay_hello"),
+  relay_id: z.string().min(1).max(128),
+  source: z.enum(["sim", "ros2"]),
+  version: z.string().max(64).optional(),
+  drone_ids: z.array(DroneId).max(LIMITS.dronesPerFleet),
+});
+/** R→E: updates gathered over ≤100 ms. Items are checked one by one: bad items are counted and
+ * reported in `batch_ack`, the rest are accepted. `batch_id` grows per relay process run. */
+export const TelemetryBatch = z.object({
+  type: z.literal("telemetry_batch"),
+  batch_id: z.number().int().min(0),
+  /** Relay clock when the frame was sent (ms), for latency measurement. */
+  sent_at: z.number().optional(),
+  updates: z.array(z.unknown()).max(LIMITS.batchUpdates * 2),
+});
+
+export const RelayMessage = z.discriminatedUnion("type", [RelayHello, TelemetryBatch, Ping]);
+export type RelayMessage = z.infer<typeof RelayMessage>;
+
+// ---------------------------------------------------------------- edge → relay (E→R)
+
+export type BatchAck = {
+  type: "batch_ack";
+  batch_id: number;
+  accepted: number;
+  duplicates: number;
+  rejected: number;
+  /** First few rejected items: index in `updates` and why. */
+  errors: { index: number; code: ErrorCode; message: string }[];
+};
+export type HelloAck = {
+  type: "hello_ack";
+  fleet: string;
+  /** Highest seq the edge holds per drone, so a reconnecting relay can skip what is known. */
+  last_seq: Record<string, number>;
+};
+
+// ---------------------------------------------------------------- edge → dashboard (E→D)
+
+export type DroneState = TelemetrySample & {
+  /** Edge clock when the latest sample arrived (ms). */
+  received_at: number;
+  link: "live" | "stale";
+};
+
+export type FleetStatus = {
+  type: "fleet_status";
+  fleet: string;
+  ts: number;
+  relay_connected: boolean;
+  counts: { total: number; live: number; stale: number; armed: number; flying: number; charging: number };
+  drones: DroneState[];
+};
+export type TelemetryFrame = { type: "telemetry" } & TelemetrySample;
+export type TelemetryBatchFrame = { type: "telemetry_batch"; updates: TelemetrySample[] };
+export type LinkStatus =
+  | { type: "link_status"; scope: "relay"; state: "up" | "down"; ts: number; relays: number }
+  | { type: "link_status"; scope: "drone"; drone_id: string; state: "live" | "stale"; ts: number; last_seen: number };
+export type Pong = { type: "pong"; request_id?: string; ts: number };
+export type Subscribed = { type: "subscribed"; request_id?: string; drone_ids: "all" | string[]; batch: boolean };
+
+export const ERROR_CODES = [
+  "bad_json",
+  "unknown_type",
+  "invalid_message",
+  "frame_too_large",
+  "binary_not_supported",
+  "forbidden",
+  "unauthorized",
+  "unknown_drone",
+  "invalid_item",
+  "too_many_drones",
+  "internal",
+] as const;
+export type ErrorCode = (typeof ERROR_CODES)[number];
+export type ErrorFrame = { type: "error"; code: ErrorCode; message: string; request_id?: string };
+
+export type ServerMessage =
+  | FleetStatus
+  | TelemetryFrame
+  | TelemetryBatchFrame
+  | LinkStatus
+  | Pong
+  | Subscribed
+  | ErrorFrame;
+export type EdgeToRelay = HelloAck | BatchAck | Pong | ErrorFrame;
+
+// ---------------------------------------------------------------- parsing
+
+export type Parsed<T> = { ok: true; value: T } | { ok: false; error: ErrorFrame };
+
+/**
+ * Parse one text frame against a union schema. Never throws: bad input becomes an `error` frame
+ * with a code (bad_json, unknown_type, invalid_message) and the request_id when one is readable.
+ */
+export function parseFrame<S extends z.ZodType<{ type: string }>>(
+  schema: S,
+  knownTypes: readonly string[],
+  raw: string,
+): Parsed<z.infer<S>> {
+  let data: unknown;
+  try {
+    data = JSON.parse(raw);
+  } catch {
+    return { ok: false, error: { type: "error", code: "bad_json", message: "frame is not valid JSON" } };
+  }
+  const requestId =
+    typeof data === "object" && data !== null && typeof (data as { request_id?: unknown }).request_id === "string"
+      ? ((data as { request_id: string }).request_id.slice(0, 128))
+      : undefined;
+  const t = typeof data === "object" && data !== null ? (data as { type?: unknown }).type : undefined;
+  if (typeof t !== "string" || !knownTypes.includes(t)) {
+    return {
+      ok: false,
+      error: {
+        type: "error",
+        code: "unknown_type",
+        message: `unknown message type ${JSON.stringify(t ?? null).slice(0, 64)}`,
+        ...(requestId ? { request_id: requestId } : {}),
+      },
+    };
+  }
+  const r = schema.safeParse(data);
+  if (!r.success) {
+    return {
+      ok: false,
+      error: {
+        type: "error",
+        code: "invalid_message",
+        message: `${t}: ${summarizeIssues(r.error)}`,
+        ...(requestId ? { request_id: requestId } : {}),
+      },
+    };
+  }
+  return { ok: true, value: r.data };
+}
+
+/** A short, human-readable account of what failed validation. */
+export function summarizeIssues(err: z.ZodError): string {
+  return err.issues
+    .slice(0, 3)
+    .map((i) => `${i.path.join(".") || "(root)"}: ${i.message}`)
+    .join("; ");
+}
+
+export const DASHBOARD_TYPES = DashboardMessage.options.map((o) => o.shape.type.value);
+export const RELAY_TYPES = RelayMessage.options.map((o) => o.shape.type.value);
+
+export const parseDashboardMessage = (raw: string) => parseFrame(DashboardMessage, DASHBOARD_TYPES, raw);
+export const parseRelayMessage = (raw: string) => parseFrame(RelayMessage, RELAY_TYPES, raw);

@@ -1,0 +1,64 @@
+/** Routes under /v1/fleets/:fleet: auth once, then hand over to the fleet's Durable Object. */
+import { Hono, type Context } from "hono";
+import { allowsFleet, tokenFromRequest, verifyToken, type Role } from "../auth";
+import { IDENTITY_HEADERS } from "../env";
+import { httpError, type AppEnv } from "../http";
+import { FLEET_ID_RE } from "../protocol";
+
+export const fleets = new Hono<AppEnv>();
+
+fleets.use("*", async (c, next) => {
+  const fleet = c.req.param("fleet") ?? "";
+  if (!FLEET_ID_RE.test(fleet)) throw httpError(400, "bad_fleet", "fleet id: 1-63 of a-z 0-9 _ -, starting with a letter or digit");
+  const token = tokenFromRequest(c.req.raw);
+  if (!token) throw httpError(401, "unauthorized", "missing token: send Authorization: Bearer <token> or ?access_token=");
+  const auth = await verifyToken(c.env.AUTH_SECRET, token);
+  if (!auth.ok) throw httpError(auth.status, auth.code, auth.message);
+  if (!allowsFleet(auth.claims, fleet)) throw httpError(403, "forbidden", `token does not grant fleet ${fleet}`);
+  c.set("claims", auth.claims);
+  c.set("fleet", fleet);
+  await next();
+});
+
+/** Roles allowed on each route. */
+const DASHBOARD_ROLES: readonly Role[] = ["viewer", "operator", "admin"];
+
+function requireRole(role: Role, allowed: readonly Role[], what: string): void {
+  if (!allowed.includes(role)) throw httpError(403, "forbidden", `role ${role} may not ${what}`);
+}
+
+function requireUpgrade(req: Request): void {
+  if (req.headers.get("upgrade")?.toLowerCase() !== "websocket") {
+    throw httpError(426, "upgrade_required", "this route expects a WebSocket upgrade");
+  }
+}
+
+/** Forward to the fleet object with the verified identity in internal headers (never the token). */
+function toFleet(c: Context<AppEnv>, path: string): Promise<Response> {
+  const fleet = c.get("fleet");
+  const claims = c.get("claims");
+  const stub = c.env.FLEET_HUB.get(c.env.FLEET_HUB.idFromName(fleet));
+  const headers = new Headers(c.req.raw.headers);
+  headers.delete("authorization");
+  headers.set(IDENTITY_HEADERS.fleet, fleet);
+  headers.set(IDENTITY_HEADERS.sub, claims.sub);
+  headers.set(IDENTITY_HEADERS.role, claims.role);
+  return stub.fetch(new Request(`https://fleet${path}`, { method: c.req.raw.method, headers, body: c.req.raw.body }));
+}
+
+fleets.get("/status", (c) => {
+  requireRole(c.get("claims").role, [...DASHBOARD_ROLES, "relay"], "read fleet status");
+  return toFleet(c, "/status");
+});
+
+fleets.get("/ws", (c) => {
+  requireRole(c.get("claims").role, DASHBOARD_ROLES, "open a dashboard socket");
+  requireUpgrade(c.req.raw);
+  return toFleet(c, "/ws");
+});
+
+fleets.get("/relay", (c) => {
+  requireRole(c.get("claims").role, ["relay"], "open the relay socket");
+  requireUpgrade(c.req.raw);
+  return toFleet(c, "/relay");
+});

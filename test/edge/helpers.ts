@@ -1,0 +1,145 @@
+/** Helpers for tests that run inside workerd: tokens, sockets with a frame queue, stubs. */
+import { env, SELF } from "cloudflare:test";
+import { signToken, type Role } from "../../edge/auth";
+
+export const SECRET = "test-secret-0123456789abcdef";
+
+export function token(role: Role, fleets: string[] | "*", opts: { ttl?: number; sub?: string; secret?: string } = {}) {
+  return signToken(opts.secret ?? SECRET, { sub: opts.sub ?? `${role}-user`, role, fleets }, opts.ttl ?? 3600);
+}
+
+export function uniqueFleet(prefix = "f"): string {
+  return `${prefix}-${crypto.randomUUID().slice(0, 8)}`;
+}
+
+export function stubFor(fleet: string) {
+  return env.FLEET_HUB.get(env.FLEET_HUB.idFromName(fleet));
+}
+
+type Frame = { type: string; [k: string]: unknown };
+
+/** A client socket whose incoming frames are queued, read with bounded waits. */
+export class TestSocket {
+  readonly frames: Frame[] = [];
+  closed: { code: number; reason: string } | null = null;
+  private waiters: (() => void)[] = [];
+
+  constructor(readonly ws: WebSocket) {
+    ws.addEventListener("message", (e) => {
+      this.frames.push(JSON.parse(e.data as string) as Frame);
+      this.wake();
+    });
+    ws.addEventListener("close", (e) => {
+      this.closed = { code: e.code, reason: e.reason };
+      this.wake();
+    });
+  }
+
+  private wake() {
+    const w = this.waiters;
+    this.waiters = [];
+    for (const f of w) f();
+  }
+
+  send(msg: unknown): void {
+    this.ws.send(typeof msg === "string" ? msg : JSON.stringify(msg));
+  }
+
+  /** Remove and return the first queued frame matching `pred`, waiting up to `timeoutMs`. */
+  async next(pred: (f: Frame) => boolean = () => true, timeoutMs = 3000): Promise<Frame> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const i = this.frames.findIndex(pred);
+      if (i >= 0) return this.frames.splice(i, 1)[0]!;
+      const left = deadline - Date.now();
+      if (left <= 0) throw new Error(`no matching frame within ${timeoutMs} ms; queued: ${JSON.stringify(this.frames.map((f) => f.type))}`);
+      await new Promise<void>((resolve) => {
+        const t = setTimeout(resolve, left);
+        this.waiters.push(() => {
+          clearTimeout(t);
+          resolve();
+        });
+      });
+    }
+  }
+
+  nextOfType(type: string, timeoutMs?: number) {
+    return this.next((f) => f.type === type, timeoutMs);
+  }
+
+  /** Frames of a type that arrive within a quiet period (for "nothing else came" checks). */
+  async drain(ms = 100): Promise<Frame[]> {
+    await new Promise((r) => setTimeout(r, ms));
+    return this.frames.splice(0);
+  }
+
+  async waitClosed(timeoutMs = 3000): Promise<{ code: number; reason: string }> {
+    const deadline = Date.now() + timeoutMs;
+    while (!this.closed) {
+      if (Date.now() > deadline) throw new Error("socket did not close");
+      await new Promise<void>((resolve) => {
+        const t = setTimeout(resolve, 50);
+        this.waiters.push(() => {
+          clearTimeout(t);
+          resolve();
+        });
+      });
+    }
+    return this.closed;
+  }
+
+  close() {
+    try {
+      this.ws.close(1000, "test done");
+    } catch {
+      /* already closed */
+    }
+  }
+}
+
+/** Open a socket through the Worker's public route (auth included). */
+export async function connect(fleet: string, path: "ws" | "relay", tok: string): Promise<TestSocket> {
+  const res = await SELF.fetch(`https://edge.test/v1/fleets/${fleet}/${path}`, {
+    headers: { Upgrade: "websocket", Authorization: `Bearer ${tok}` },
+  });
+  if (res.status !== 101 || !res.webSocket) throw new Error(`upgrade failed: ${res.status} ${await res.text()}`);
+  const ws = res.webSocket;
+  const sock = new TestSocket(ws);
+  ws.accept();
+  return sock;
+}
+
+let seqBase = 1_000;
+/** A valid telemetry sample; `over` replaces fields. */
+export function sample(droneId: string, over: Record<string, unknown> = {}) {
+  return {
+    drone_id: droneId,
+    seq: seqBase++,
+    ts: Date.now(),
+    lat: 47.3977,
+    lon: 8.5456,
+    alt_m: 50,
+    heading_deg: 90,
+    speed_mps: 8,
+    battery_pct: 80,
+    armed: true,
+    mode: "AUTO.MISSION",
+    status: "flying",
+    ...over,
+  };
+}
+
+/** Connect a relay, say hello and return it with the hello_ack. */
+export async function relay(fleet: string, droneIds: string[] = []) {
+  const r = await connect(fleet, "relay", await token("relay", [fleet]));
+  r.send({ type: "relay_hello", relay_id: "relay-test", source: "sim", drone_ids: droneIds });
+  const ack = await r.nextOfType("hello_ack");
+  return { r, ack };
+}
+
+let batchId = 0;
+export async function sendBatch(r: TestSocket, updates: unknown[]) {
+  const id = ++batchId;
+  r.send({ type: "telemetry_batch", batch_id: id, sent_at: Date.now(), updates });
+  return r.next((f) => f.type === "batch_ack" && f.batch_id === id);
+}
