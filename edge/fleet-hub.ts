@@ -10,7 +10,11 @@
  */
 import { DurableObject } from "cloudflare:workers";
 import { IDENTITY_HEADERS, type Env } from "./env";
+import { CommandDesk, type HubPorts } from "./command-desk";
+import { defaultFleetConfig, parseFleetConfig, type FleetConfig } from "./fleet-config";
+import { CommandLedger } from "./ledger";
 import { LiveState } from "./live-state";
+import { MissionStore } from "./missions";
 import {
   LIMITS,
   RELAY_TYPES,
@@ -24,6 +28,7 @@ import {
   type ErrorFrame,
   type FleetStatus,
   type LinkStatus,
+  type RelayCommand,
   type RelayMessage,
   type ServerMessage,
 } from "./protocol";
@@ -53,16 +58,45 @@ export class FleetHub extends DurableObject<Env> {
   private readonly conns = new Map<WebSocket, Conn>();
   private fleet = "";
   private relayCount = 0;
-  private alarmSet = false;
   private readonly sql: SqlStorage;
+  private readonly ledger: CommandLedger;
+  private readonly missions: MissionStore;
+  private readonly desk: CommandDesk;
+  /** drone → relay_id of the relay that last reported it (commands go there). */
+  private readonly relayOf = new Map<string, string>();
+  private config: FleetConfig = defaultFleetConfig();
+  /** When the next fleet_status is due; null until the first alarm is set. */
+  private statusDueAt: number | null = null;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
     this.sql = ctx.storage.sql;
+    this.ledger = new CommandLedger(this.sql);
+    this.missions = new MissionStore(this.sql);
+    this.desk = new CommandDesk(this.ports(), this.ledger, this.missions);
     ctx.blockConcurrencyWhile(async () => {
       this.migrate();
       this.load();
     });
+  }
+
+  /** What the command desk may touch in this object. */
+  private ports(): HubPorts {
+    return {
+      now: () => Date.now(),
+      config: () => this.config,
+      drone: (id) => this.live.get(id),
+      drones: () => this.live.records(),
+      relayFor: (droneId) => {
+        const relayId = this.relayOf.get(droneId);
+        const ws = relayId ? this.relaySocket(relayId) : null;
+        if (!relayId || !ws) return null;
+        return { relayId, send: (frame: RelayCommand) => this.trySend(ws, JSON.stringify(frame)) };
+      },
+      reply: (ws, frame) => this.send(ws, frame),
+      broadcast: (frame) => this.broadcast(frame),
+      deadlineAdded: () => this.ctx.waitUntil(this.scheduleAlarm()),
+    };
   }
 
   // ------------------------------------------------------------------ lifecycle entry points
@@ -74,6 +108,18 @@ export class FleetHub extends DurableObject<Env> {
       switch (path) {
         case "/status":
           return Response.json(this.statusSnapshot());
+        case "/config":
+          return req.method === "PUT" ? this.putConfig(req) : Response.json(this.config);
+        case "/commands": {
+          const q = new URL(req.url).searchParams;
+          const limit = Math.min(Math.max(Number(q.get("limit") ?? 100) || 100, 1), 1000);
+          const before = q.get("before") ? Number(q.get("before")) : undefined;
+          return Response.json({ commands: this.ledger.list(limit, before) });
+        }
+        case "/missions": {
+          const limit = Math.min(Math.max(Number(new URL(req.url).searchParams.get("limit") ?? 100) || 100, 1), 1000);
+          return Response.json({ missions: this.missions.list(limit) });
+        }
         case "/ws":
           return this.acceptDashboard(req);
         case "/relay":
@@ -119,24 +165,28 @@ export class FleetHub extends DurableObject<Env> {
   }
 
   override async alarm(): Promise<void> {
-    this.alarmSet = false;
     try {
       const now = Date.now();
-      for (const rec of this.live.sweepStale(now)) {
-        this.broadcast({
-          type: "link_status",
-          scope: "drone",
-          drone_id: rec.sample.drone_id,
-          state: "stale",
-          ts: now,
-          last_seen: rec.receivedAt,
-        });
+      const expired = this.desk.expire(now);
+      // An alarm that fired only for a command deadline does not broadcast status early.
+      if (expired === 0 || this.statusDueAt === null || now >= this.statusDueAt - 100) {
+        for (const rec of this.live.sweepStale(now)) {
+          this.broadcast({
+            type: "link_status",
+            scope: "drone",
+            drone_id: rec.sample.drone_id,
+            state: "stale",
+            ts: now,
+            last_seen: rec.receivedAt,
+          });
+        }
+        this.broadcastStatus(now);
+        this.statusDueAt = now + LIMITS.statusIntervalMs;
       }
-      this.broadcastStatus(now);
     } catch (err) {
       console.error(`FleetHub(${this.fleet}) alarm failed`, err);
     } finally {
-      await this.ensureAlarm();
+      await this.scheduleAlarm();
     }
   }
 
@@ -160,7 +210,7 @@ export class FleetHub extends DurableObject<Env> {
     server.serializeAttachment(att);
     this.conns.set(server, { att, subSet: null });
     this.sendStatus(server, Date.now());
-    this.ctx.waitUntil(this.ensureAlarm());
+    this.ctx.waitUntil(this.scheduleAlarm());
     return new Response(null, { status: 101, webSocket: pair[0] });
   }
 
@@ -181,13 +231,14 @@ export class FleetHub extends DurableObject<Env> {
     this.conns.set(server, { att, subSet: null });
     this.relayCount = this.ctx.getWebSockets("relay").length;
     this.broadcastRelayLink("up");
-    this.ctx.waitUntil(this.ensureAlarm());
+    this.ctx.waitUntil(this.scheduleAlarm());
     return new Response(null, { status: 101, webSocket: pair[0] });
   }
 
   private dropSocket(ws: WebSocket): void {
     const conn = this.conn(ws);
     this.conns.delete(ws);
+    this.desk.forget(ws);
     if (conn?.att.kind === "relay") {
       // getWebSockets() may still list the closing socket; count the others.
       this.relayCount = this.ctx.getWebSockets("relay").filter((s) => s !== ws && s.readyState === WebSocket.OPEN).length;
@@ -263,6 +314,12 @@ export class FleetHub extends DurableObject<Env> {
       case "ping":
         this.send(ws, { type: "pong", request_id: msg.request_id, ts: Date.now() });
         return;
+      case "modify_waypoint":
+      case "assign_mission":
+      case "emergency_land":
+      case "coordination_override":
+        this.desk.handle({ ws, sub: att.sub, role: att.role }, msg);
+        return;
       default: {
         const never: never = msg;
         throw new Error(`unhandled dashboard message ${JSON.stringify(never)}`);
@@ -312,8 +369,24 @@ export class FleetHub extends DurableObject<Env> {
         return;
       }
       case "telemetry_batch":
-        this.send(ws, this.ingest(msg.batch_id, msg.updates));
+        this.send(ws, this.ingest(att, msg.batch_id, msg.updates));
         return;
+      case "command_result":
+        // Acknowledge even a late or repeated result so the relay can drop it from its outbox.
+        this.desk.onResult(msg.command_id, msg.status, msg.message);
+        this.send(ws, { type: "command_result_ack", command_id: msg.command_id });
+        return;
+      case "mission_progress": {
+        const m = this.missions.transition(msg.mission_id, msg.state, Date.now(), { waypointIndex: msg.waypoint_index, message: msg.message });
+        if (m) {
+          this.broadcast({
+            type: "mission_update",
+            drone_id: msg.drone_id,
+            update: { type: "mission_status", drone_id: msg.drone_id, mission_id: msg.mission_id, status: m.status, timestamp: new Date(msg.ts).toISOString(), ...(msg.message ? { message: msg.message } : {}) },
+          });
+        }
+        return;
+      }
       case "ping":
         this.send(ws, { type: "pong", request_id: msg.request_id, ts: Date.now() });
         return;
@@ -325,7 +398,7 @@ export class FleetHub extends DurableObject<Env> {
   }
 
   /** Validate item by item, persist and fan out what is new; report the rest. */
-  private ingest(batchId: number, updates: unknown[]): BatchAck {
+  private ingest(att: RelayAttachment, batchId: number, updates: unknown[]): BatchAck {
     const now = Date.now();
     const ack: BatchAck = { type: "batch_ack", batch_id: batchId, accepted: 0, duplicates: 0, rejected: 0, errors: [] };
     const accepted: TelemetrySample[] = [];
@@ -351,23 +424,61 @@ export class FleetHub extends DurableObject<Env> {
       }
     }
     if (accepted.length) {
-      this.persist(accepted, now);
+      this.persist(accepted, now, att.relayId ?? att.sub);
       this.fanOut(accepted);
     }
     return ack;
   }
 
-  private persist(samples: TelemetrySample[], now: number): void {
+  private persist(samples: TelemetrySample[], now: number, relayId: string): void {
     for (const s of samples) {
+      this.relayOf.set(s.drone_id, relayId);
       this.sql.exec(
-        `INSERT INTO drones (drone_id, seq, received_at, sample) VALUES (?, ?, ?, ?)
-         ON CONFLICT (drone_id) DO UPDATE SET seq = excluded.seq, received_at = excluded.received_at, sample = excluded.sample`,
+        `INSERT INTO drones (drone_id, seq, received_at, sample, relay_id) VALUES (?, ?, ?, ?, ?)
+         ON CONFLICT (drone_id) DO UPDATE SET seq = excluded.seq, received_at = excluded.received_at, sample = excluded.sample, relay_id = excluded.relay_id`,
         s.drone_id,
         s.seq,
         now,
         JSON.stringify(s),
+        relayId,
       );
     }
+  }
+
+  /** The open socket of a relay by its relay_id. */
+  private relaySocket(relayId: string): WebSocket | null {
+    for (const ws of this.ctx.getWebSockets("relay")) {
+      const c = this.conn(ws);
+      if (c?.att.kind === "relay" && c.att.relayId === relayId && ws.readyState === WebSocket.OPEN) return ws;
+    }
+    return null;
+  }
+
+  private async putConfig(req: Request): Promise<Response> {
+    if (req.headers.get(IDENTITY_HEADERS.role) !== "admin") {
+      return Response.json({ error: { code: "forbidden", message: "only admin may change the fleet configuration" } }, { status: 403 });
+    }
+    let body: unknown;
+    try {
+      body = await req.json();
+    } catch {
+      return Response.json({ error: { code: "bad_json", message: "body is not valid JSON" } }, { status: 400 });
+    }
+    const parsed = parseFleetConfig(body);
+    if (!parsed.ok) {
+      return Response.json({ error: { code: "invalid_config", message: parsed.errors.join("; "), errors: parsed.errors } }, { status: 400 });
+    }
+    const next = { ...parsed.config, version: this.config.version + 1 };
+    this.sql.exec(
+      `INSERT INTO config (id, version, body, updated_at, updated_by) VALUES (1, ?, ?, ?, ?)
+       ON CONFLICT (id) DO UPDATE SET version = excluded.version, body = excluded.body, updated_at = excluded.updated_at, updated_by = excluded.updated_by`,
+      next.version,
+      JSON.stringify(next),
+      Date.now(),
+      req.headers.get(IDENTITY_HEADERS.sub) ?? "unknown",
+    );
+    this.config = next;
+    return Response.json(next);
   }
 
   /** Each update is serialised once, however many dashboards receive it. */
@@ -437,14 +548,22 @@ export class FleetHub extends DurableObject<Env> {
     this.broadcast(frame);
   }
 
-  /** Keep a 5 s alarm while anyone is connected or a drone may still go stale. */
-  private async ensureAlarm(): Promise<void> {
-    if (this.alarmSet) return;
-    const needed = this.ctx.getWebSockets().length > 0 || this.live.anyLive();
-    if (!needed) return;
-    this.alarmSet = true;
-    const existing = await this.ctx.storage.getAlarm();
-    if (existing === null) await this.ctx.storage.setAlarm(Date.now() + LIMITS.statusIntervalMs);
+  /**
+   * One alarm serves two clocks: the 5 s status tick (while anyone is connected or a drone may
+   * still go stale) and the earliest command deadline.
+   */
+  private async scheduleAlarm(): Promise<void> {
+    const wants: number[] = [];
+    if (this.ctx.getWebSockets().length > 0 || this.live.anyLive()) {
+      this.statusDueAt ??= Date.now() + LIMITS.statusIntervalMs;
+      wants.push(this.statusDueAt);
+    }
+    const deadline = this.ledger.earliestDeadline();
+    if (deadline !== null) wants.push(deadline);
+    if (!wants.length) return;
+    const want = Math.min(...wants);
+    const current = await this.ctx.storage.getAlarm();
+    if (current === null || current > want) await this.ctx.storage.setAlarm(want);
   }
 
   // ------------------------------------------------------------------ sending
@@ -461,10 +580,16 @@ export class FleetHub extends DurableObject<Env> {
   }
 
   private sendRaw(ws: WebSocket, raw: string): void {
+    this.trySend(ws, raw);
+  }
+
+  private trySend(ws: WebSocket, raw: string): boolean {
     try {
       ws.send(raw);
+      return true;
     } catch {
       // The socket closed between listing and sending; its close handler cleans up.
+      return false;
     }
   }
 
@@ -489,8 +614,13 @@ export class FleetHub extends DurableObject<Env> {
   private migrate(): void {
     this.sql.exec(`CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)`);
     this.sql.exec(
-      `CREATE TABLE IF NOT EXISTS drones (drone_id TEXT PRIMARY KEY, seq INTEGER NOT NULL, received_at INTEGER NOT NULL, sample TEXT NOT NULL)`,
+      `CREATE TABLE IF NOT EXISTS drones (drone_id TEXT PRIMARY KEY, seq INTEGER NOT NULL, received_at INTEGER NOT NULL, sample TEXT NOT NULL, relay_id TEXT)`,
     );
+    this.sql.exec(
+      `CREATE TABLE IF NOT EXISTS config (id INTEGER PRIMARY KEY CHECK (id = 1), version INTEGER NOT NULL, body TEXT NOT NULL, updated_at INTEGER NOT NULL, updated_by TEXT NOT NULL)`,
+    );
+    this.ledger.migrate();
+    this.missions.migrate();
   }
 
   private load(): void {
@@ -498,10 +628,17 @@ export class FleetHub extends DurableObject<Env> {
     for (const row of this.sql.exec<{ key: string; value: string }>(`SELECT key, value FROM meta`)) {
       if (row.key === "fleet") this.fleet = row.value;
     }
-    for (const row of this.sql.exec<{ sample: string; received_at: number }>(`SELECT sample, received_at FROM drones`)) {
+    for (const row of this.sql.exec<{ sample: string; received_at: number; relay_id: string | null }>(`SELECT sample, received_at, relay_id FROM drones`)) {
       const parsed = TelemetrySample.safeParse(JSON.parse(row.sample));
       if (parsed.success) this.live.restore(parsed.data, row.received_at, now);
+      if (row.relay_id && parsed.success) this.relayOf.set(parsed.data.drone_id, row.relay_id);
     }
+    const cfg = this.sql.exec<{ body: string }>(`SELECT body FROM config WHERE id = 1`).toArray()[0];
+    if (cfg) {
+      const parsed = parseFleetConfig(JSON.parse(cfg.body));
+      if (parsed.ok) this.config = { ...parsed.config, version: (JSON.parse(cfg.body) as { version: number }).version };
+    }
+    this.missions.load();
     // Hibernated sockets come back with the object; relay count is derived, not stored.
     this.relayCount = this.ctx.getWebSockets("relay").length;
   }

@@ -25,6 +25,10 @@ export class LiveState {
     return this.drones.get(droneId);
   }
 
+  records(): IterableIterator<DroneRecord> {
+    return this.drones.values();
+  }
+
   ids(): IterableIterator<string> {
     return this.drones.keys();
   }

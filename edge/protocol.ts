@@ -86,10 +86,77 @@ export const UnsubscribeTelemetry = z.object({
 /** D→E and R→E: liveness probe, answered with `pong`. */
 export const Ping = z.object({ type: z.literal("ping"), request_id: RequestId, ts: z.number().optional() });
 
+// ---------------------------------------------------------------- operator commands (D→E)
+
+/** A client-made id (UUID recommended); the same id never runs twice. */
+export const CommandId = z.string().min(8).max(64).regex(/^[A-Za-z0-9_-]+$/, "command_id: 8-64 of A-Z a-z 0-9 _ -");
+/** A 3D point. Range checks are safety rules (answered with a rule code), not schema errors. */
+export const Waypoint = z.object({ lat: z.number(), lon: z.number(), alt_m: z.number() });
+export type Waypoint = z.infer<typeof Waypoint>;
+export const MISSION_PRIORITIES = ["low", "normal", "high", "critical"] as const;
+
+/** D→E: move a drone's current target. Answered by `waypoint_modification_response`. */
+export const ModifyWaypoint = z.object({
+  type: z.literal("modify_waypoint"),
+  command_id: CommandId,
+  request_id: RequestId,
+  drone_id: DroneId,
+  new_waypoint: Waypoint,
+  modification_reason: z.string().max(500).default(""),
+});
+/** D→E: give a mission to a drone, or let the edge choose one. Answered by `mission_assignment_response`. */
+export const AssignMission = z.object({
+  type: z.literal("assign_mission"),
+  command_id: CommandId,
+  request_id: RequestId,
+  drone_id: DroneId.optional(),
+  mission: z.object({
+    waypoints: z.array(Waypoint).min(1).max(100),
+    priority: z.enum(MISSION_PRIORITIES).default("normal"),
+    /** Latest completion time, ms since the epoch. */
+    deadline: z.number().int().positive().optional(),
+  }),
+});
+/** D→E: land now where the drone is. Never rate-limited or queued. */
+export const EmergencyLand = z.object({
+  type: z.literal("emergency_land"),
+  command_id: CommandId,
+  request_id: RequestId,
+  drone_id: DroneId,
+  reason: z.string().max(500).optional(),
+});
+export const OVERRIDE_ACTIONS = ["dismiss", "vertical_separation", "hold", "lateral_reroute"] as const;
+/** D→E: replace the strategy of a coordination event or dismiss it (operator or admin). */
+export const CoordinationOverride = z.object({
+  type: z.literal("coordination_override"),
+  command_id: CommandId,
+  request_id: RequestId,
+  event_id: z.string().min(1).max(64),
+  action: z.enum(OVERRIDE_ACTIONS),
+  reason: z.string().max(500).optional(),
+});
+
+export const COMMAND_TYPES = ["modify_waypoint", "assign_mission", "emergency_land", "coordination_override"] as const;
+export type CommandType = (typeof COMMAND_TYPES)[number];
+export type CommandMessage =
+  | z.infer<typeof ModifyWaypoint>
+  | z.infer<typeof AssignMission>
+  | z.infer<typeof EmergencyLand>
+  | z.infer<typeof CoordinationOverride>;
+
+/** Ledger states: received → rejected | sent → acked | failed | timeout. */
+export const COMMAND_STATES = ["received", "rejected", "sent", "acked", "failed", "timeout"] as const;
+export type CommandState = (typeof COMMAND_STATES)[number];
+export const FINAL_STATES: readonly CommandState[] = ["rejected", "acked", "failed", "timeout"];
+
 export const DashboardMessage = z.discriminatedUnion("type", [
   SubscribeTelemetry,
   UnsubscribeTelemetry,
   Ping,
+  ModifyWaypoint,
+  AssignMission,
+  EmergencyLand,
+  CoordinationOverride,
 ]);
 export type DashboardMessage = z.infer<typeof DashboardMessage>;
 
@@ -113,7 +180,26 @@ export const TelemetryBatch = z.object({
   updates: z.array(z.unknown()).max(LIMITS.batchUpdates * 2),
 });
 
-export const RelayMessage = z.discriminatedUnion("type", [RelayHello, TelemetryBatch, Ping]);
+/** R→E: the outcome of a `command` at the drone. Resent after a reconnect until acknowledged. */
+export const CommandResult = z.object({
+  type: z.literal("command_result"),
+  command_id: CommandId,
+  status: z.enum(["acked", "failed"]),
+  message: z.string().max(1000).optional(),
+});
+/** R→E: a mission's progress as the drone flies it. */
+export const MissionProgress = z.object({
+  type: z.literal("mission_progress"),
+  mission_id: z.string().min(1).max(64),
+  drone_id: DroneId,
+  state: z.enum(["active", "completed", "failed", "aborted"]),
+  /** Index of the waypoint being flown to. */
+  waypoint_index: z.number().int().min(0).optional(),
+  message: z.string().max(500).optional(),
+  ts: z.number().int().min(0),
+});
+
+export const RelayMessage = z.discriminatedUnion("type", [RelayHello, TelemetryBatch, Ping, CommandResult, MissionProgress]);
 export type RelayMessage = z.infer<typeof RelayMessage>;
 
 // ---------------------------------------------------------------- edge → relay (E→R)
@@ -127,6 +213,21 @@ export type BatchAck = {
   /** First few rejected items: index in `updates` and why. */
   errors: { index: number; code: ErrorCode; message: string }[];
 };
+/** E→R: run a command at a drone. The relay answers `command_result` (it may retry until the edge
+ * sends `command_result_ack`). Waypoints are validated by the edge before they get here. */
+export type RelayCommand = {
+  type: "command";
+  command_id: string;
+  drone_id: string;
+  /** Relay clock is not trusted: the edge enforces the deadline; this is advice for the relay's own timeout. */
+  timeout_ms: number;
+} & (
+  | { command: "modify_waypoint"; new_waypoint: Waypoint; modification_reason: string }
+  | { command: "assign_mission"; mission_id: string; waypoints: Waypoint[]; priority: (typeof MISSION_PRIORITIES)[number] }
+  | { command: "emergency_land"; reason?: string }
+  | { command: "hold"; duration_s: number }
+);
+export type CommandResultAck = { type: "command_result_ack"; command_id: string };
 export type HelloAck = {
   type: "hello_ack";
   fleet: string;
@@ -156,6 +257,60 @@ export type LinkStatus =
   | { type: "link_status"; scope: "relay"; state: "up" | "down"; ts: number; relays: number }
   | { type: "link_status"; scope: "drone"; drone_id: string; state: "live" | "stale"; ts: number; last_seen: number };
 export type Pong = { type: "pong"; request_id?: string; ts: number };
+export type AlternativeSuggestion = { lat: number; lon: number; alt_m: number; reason: string };
+export type CommandCandidate = { drone_id: string; score: number; eta_s: number; battery_after_pct: number; eligible: boolean; reasons: string[] };
+/** Fields common to every command answer. `status` is the ledger state; `code` says why it failed. */
+type CommandAnswer = {
+  command_id: string;
+  request_id?: string;
+  success: boolean;
+  status: CommandState;
+  code?: string;
+  message: string;
+  /** True when this answers a repeated command_id with the first result. */
+  duplicate?: boolean;
+};
+export type WaypointModificationResponse = CommandAnswer & {
+  type: "waypoint_modification_response";
+  drone_id: string;
+  rule?: string;
+  alternative_suggestions: AlternativeSuggestion[];
+};
+export type MissionAssignmentResponse = CommandAnswer & {
+  type: "mission_assignment_response";
+  drone_id: string | null;
+  mission_id: string | null;
+  candidates: CommandCandidate[];
+};
+export type EmergencyLandResponse = CommandAnswer & { type: "emergency_land_response"; drone_id: string };
+export type CoordinationOverrideResponse = CommandAnswer & { type: "coordination_override_response"; event_id: string; action: string };
+export type CommandResponse =
+  | WaypointModificationResponse
+  | MissionAssignmentResponse
+  | EmergencyLandResponse
+  | CoordinationOverrideResponse;
+/** E→D: a ledger state change, sent to every dashboard so operators see commands until final. */
+export type CommandStatusFrame = {
+  type: "command_status";
+  command_id: string;
+  command: CommandType;
+  drone_id: string | null;
+  status: CommandState;
+  code?: string;
+  message?: string;
+  by: string;
+  ts: number;
+};
+/** E→D: a mission changed. `update.type` keeps the seed's names (waypoint_modified, …). */
+export type MissionUpdate = {
+  type: "mission_update";
+  drone_id: string;
+  update:
+    | { type: "waypoint_modified"; drone_id: string; new_waypoint: Waypoint; modification_reason: string; timestamp: string }
+    | { type: "mission_assigned"; drone_id: string; mission_id: string; waypoints: Waypoint[]; priority: string; timestamp: string }
+    | { type: "emergency_land"; drone_id: string; reason: string; timestamp: string }
+    | { type: "mission_status"; drone_id: string; mission_id: string; status: string; timestamp: string; message?: string };
+};
 export type Subscribed = { type: "subscribed"; request_id?: string; drone_ids: "all" | string[]; batch: boolean };
 
 export const ERROR_CODES = [
@@ -167,6 +322,12 @@ export const ERROR_CODES = [
   "forbidden",
   "unauthorized",
   "unknown_drone",
+  "relay_offline",
+  "rate_limited",
+  "duplicate_command_id",
+  "safety_violation",
+  "no_candidate",
+  "unknown_event",
   "invalid_item",
   "too_many_drones",
   "internal",
@@ -181,8 +342,11 @@ export type ServerMessage =
   | LinkStatus
   | Pong
   | Subscribed
+  | CommandResponse
+  | CommandStatusFrame
+  | MissionUpdate
   | ErrorFrame;
-export type EdgeToRelay = HelloAck | BatchAck | Pong | ErrorFrame;
+export type EdgeToRelay = HelloAck | BatchAck | Pong | RelayCommand | CommandResultAck | ErrorFrame;
 
 // ---------------------------------------------------------------- parsing
 

@@ -62,3 +62,25 @@ fleets.get("/relay", (c) => {
   requireUpgrade(c.req.raw);
   return toFleet(c, "/relay");
 });
+
+fleets.get("/config", (c) => {
+  requireRole(c.get("claims").role, [...DASHBOARD_ROLES, "relay"], "read the fleet configuration");
+  return toFleet(c, "/config");
+});
+
+fleets.put("/config", async (c) => {
+  requireRole(c.get("claims").role, ["admin"], "change the fleet configuration");
+  const len = Number(c.req.header("content-length") ?? "0");
+  if (len > 256 * 1024) throw httpError(413, "body_too_large", "configuration larger than 256 KiB");
+  return toFleet(c, "/config");
+});
+
+fleets.get("/commands", (c) => {
+  requireRole(c.get("claims").role, DASHBOARD_ROLES, "read the command audit");
+  return toFleet(c, `/commands${new URL(c.req.url).search}`);
+});
+
+fleets.get("/missions", (c) => {
+  requireRole(c.get("claims").role, DASHBOARD_ROLES, "read missions");
+  return toFleet(c, `/missions${new URL(c.req.url).search}`);
+});

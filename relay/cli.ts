@@ -1,0 +1,163 @@
+/**
+ * `npm run relay -- --edge URL --fleet F --token T --source sim|ros2 [...]` (see USAGE).
+ *
+ * Wires a DroneSource to an EdgeLink and owns the process: JSON logs on stderr, a stats line
+ * every 10 s, clean shutdown on SIGINT/SIGTERM. Exit codes: 0 clean stop or --help, 1 runtime
+ * failure (e.g. rclnodejs missing), 2 bad arguments.
+ */
+import { readFileSync } from "node:fs";
+import { hostname } from "node:os";
+import { parseRelayArgs, USAGE, type RelayConfig } from "./config";
+import { EdgeLink } from "./link";
+import { createLogger, type Logger } from "./log";
+import { Ros2Source } from "./ros2";
+import { SimFleet } from "./sim";
+import type { DroneSource } from "./source";
+
+const STATS_EVERY_MS = 10_000;
+/** A stop that takes longer than this (a wedged ROS node) exits anyway. */
+const SHUTDOWN_DEADLINE_MS = 5_000;
+
+function readVersion(): string | undefined {
+  try {
+    const pkg: unknown = JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8"));
+    const v = typeof pkg === "object" && pkg !== null ? (pkg as { version?: unknown }).version : undefined;
+    return typeof v === "string" ? v.slice(0, 64) : undefined;
+  } catch {
+    // The version is informational only (relay_hello); a missing package.json must not stop us.
+    return undefined;
+  }
+}
+
+function createSource(cfg: RelayConfig, log: Logger): DroneSource {
+  switch (cfg.source) {
+    case "sim":
+      return new SimFleet({ drones: cfg.drones, rateHz: cfg.rateHz ?? 1, seed: cfg.seed, log });
+    case "ros2":
+      return new Ros2Source({
+        droneIds: cfg.droneIds ?? Array.from({ length: cfg.drones }, (_, i) => `drone_${i}`),
+        rateHz: cfg.rateHz,
+        topics: cfg.topics,
+        log,
+      });
+    default: {
+      const never: never = cfg.source;
+      throw new Error(`unknown source ${String(never)}`);
+    }
+  }
+}
+
+async function main(argv: string[]): Promise<number> {
+  const parsed = parseRelayArgs(argv, {
+    env: process.env,
+    readFile: (p) => readFileSync(p, "utf8"),
+    defaultRelayId: `${hostname()}-${process.pid}`,
+  });
+  if (parsed.kind === "help") {
+    process.stdout.write(USAGE + "\n");
+    return 0;
+  }
+  if (parsed.kind === "error") {
+    process.stderr.write(`relay: ${parsed.message}\nRun with --help for usage.\n`);
+    return 2;
+  }
+  const cfg = parsed.config;
+  const log = createLogger(cfg.logLevel, undefined, { relay_id: cfg.relayId });
+  process.on("uncaughtException", (err) => {
+    log.error("uncaught exception", { error: err, stack: err.stack });
+    process.exit(1);
+  });
+  process.on("unhandledRejection", (reason) => {
+    log.error("unhandled rejection", { error: reason instanceof Error ? reason : String(reason) });
+    process.exit(1);
+  });
+
+  const source = createSource(cfg, log);
+  const link = new EdgeLink({
+    edge: cfg.edge,
+    fleet: cfg.fleet,
+    token: cfg.token,
+    relayId: cfg.relayId,
+    source: cfg.source,
+    version: readVersion(),
+    droneIds: () => source.droneIds(),
+    log,
+  });
+  // The token is deliberately absent from this line (and from every other).
+  log.info("relay starting", {
+    url: link.url,
+    fleet: cfg.fleet,
+    source: cfg.source,
+    drones: source.droneIds().length,
+    rate_hz: cfg.rateHz ?? "on_fix",
+  });
+
+  let samples = 0;
+  let lastStatsAt = Date.now();
+  const statsTimer = setInterval(() => {
+    const now = Date.now();
+    const rate = (samples * 1000) / Math.max(1, now - lastStatsAt);
+    samples = 0;
+    lastStatsAt = now;
+    log.info("stats", { ...link.stats(), samples_per_s: Math.round(rate * 10) / 10 });
+  }, STATS_EVERY_MS);
+
+  let stopping: Promise<number> | null = null;
+  const shutdown = (why: string): Promise<number> => {
+    stopping ??= (async () => {
+      log.info("relay stopping", { reason: why });
+      clearInterval(statsTimer);
+      const force = setTimeout(() => {
+        log.error("shutdown took too long; exiting", { deadline_ms: SHUTDOWN_DEADLINE_MS });
+        process.exit(1);
+      }, SHUTDOWN_DEADLINE_MS);
+      force.unref();
+      try {
+        await source.stop();
+      } catch (err) {
+        log.warn("source did not stop cleanly", { error: err });
+      }
+      await link.stop();
+      clearTimeout(force);
+      log.info("relay stopped", { ...link.stats() });
+      return 0;
+    })();
+    return stopping;
+  };
+  // Resolves with the exit code once a signal has stopped everything.
+  const stopped = new Promise<number>((resolve) => {
+    const onSignal = (sig: NodeJS.Signals): void => {
+      void shutdown(sig).then(resolve);
+    };
+    process.once("SIGINT", onSignal);
+    process.once("SIGTERM", onSignal);
+  });
+
+  // Source first: if it cannot start (rclnodejs missing, ROS not sourced) there is nothing to
+  // connect for. Samples pushed before the link is up wait in its outbox.
+  try {
+    await source.start((s) => {
+      samples++;
+      link.push(s);
+    });
+  } catch (err) {
+    log.error("source failed to start", { source: cfg.source, error: err });
+    await shutdown("source failed");
+    return 1;
+  }
+  log.info("source running", { source: cfg.source, drones: source.droneIds().length });
+  link.start();
+  return stopped;
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    // Exit explicitly: a native addon (rclnodejs) may keep handles open after a clean stop.
+    // stderr/stdout writes to pipes and files are synchronous on Linux, so nothing is cut off.
+    process.exit(code);
+  },
+  (err: unknown) => {
+    process.stderr.write(`relay: ${err instanceof Error ? err.message : String(err)}\n`);
+    process.exit(1);
+  },
+);

@@ -1,0 +1,389 @@
+/**
+ * ROS 2 source: subscribes to each drone's topics through rclnodejs and merges them into one
+ * latest state per drone, emitted as SourceSamples.
+ *
+ * rclnodejs is an optionalDependency (it builds against a sourced ROS 2 at `npm install` time), so
+ * it is imported lazily and only here, behind `RclLike`: the subset of its API this file uses.
+ * Tests inject a double with the same surface.
+ *
+ * Topics per drone (templates, `{drone}` replaced by the drone id; all configurable):
+ *   /{drone}/fix       sensor_msgs/msg/NavSatFix       → lat, lon, alt_m
+ *   /{drone}/battery   sensor_msgs/msg/BatteryState    → battery_pct
+ *   /{drone}/velocity  geometry_msgs/msg/TwistStamped  → speed_mps, climb_mps, course
+ *   /{drone}/state     std_msgs/msg/String             → armed, mode, status, heading_deg
+ *
+ * Why the state topic is a JSON string: armed/mode/status have no standard ROS message (MAVROS
+ * has mavros_msgs/State, PX4's uXRCE bridge has px4_msgs/VehicleStatus, others their own), and a
+ * custom .msg would have to be built into rclnodejs's generated types on every site. A
+ * std_msgs/String carrying `{"armed":bool,"mode":str,"status":str,"heading_deg":num}` (every
+ * field optional; optional `rel_alt_m` too) is one small adapter node away from any autopilot
+ * stack and needs no code generation.
+ */
+import { DRONE_STATUSES } from "../edge/protocol";
+import { silentLogger, type Logger } from "./log";
+import { compassDeg } from "./geo";
+import type { DroneSource, DroneStatus, SourceSample } from "./source";
+
+// ------------------------------------------------------------------ the rclnodejs surface we use
+
+/** A subscription handle; opaque to us (rclnodejs returns a Subscription object). */
+export type RclSubscriptionLike = object;
+
+export interface RclTimerLike {
+  cancel(): void;
+}
+
+export interface RclNodeLike {
+  /** Callback gets a plain JS object shaped like the message (rclnodejs's default delivery). */
+  createSubscription(typeClass: string, topic: string, callback: (msg: unknown) => void): RclSubscriptionLike;
+  /** Period in nanoseconds as a BigInt, as rclnodejs requires. */
+  createTimer(periodNs: bigint, callback: () => void): RclTimerLike;
+  destroy(): void;
+}
+
+export interface RclLike {
+  init(): Promise<void>;
+  createNode(name: string): RclNodeLike;
+  spin(node: RclNodeLike): void;
+  shutdown(): void | Promise<void>;
+}
+
+export const ROS2_INSTALL_HINT =
+  "rclnodejs not installed: it is an optional dependency built against ROS 2, so ROS 2 (e.g. " +
+  "`source /opt/ros/humble/setup.bash`) must be sourced in the shell that runs `npm install`; see README (relay, ROS 2)";
+
+function isRclLike(m: unknown): m is RclLike {
+  if (typeof m !== "object" && typeof m !== "function") return false;
+  if (m === null) return false;
+  const r = m as Record<string, unknown>;
+  return ["init", "createNode", "spin", "shutdown"].every((k) => typeof r[k] === "function");
+}
+
+/**
+ * Import rclnodejs (or `specifier`, for tests) and check it has the surface we use. A missing
+ * module, or one whose native addon was never built because ROS 2 was not sourced, becomes an
+ * Error with ROS2_INSTALL_HINT rather than a stack trace from deep inside the loader.
+ */
+export async function loadRclnodejs(specifier = "rclnodejs"): Promise<RclLike> {
+  let mod: unknown;
+  try {
+    // A variable specifier keeps bundlers and vite from resolving the optional module eagerly.
+    mod = await import(/* @vite-ignore */ specifier);
+  } catch (err) {
+    const reason = err instanceof Error ? err.message : String(err);
+    throw new Error(`${ROS2_INSTALL_HINT} (${reason.split("\n")[0]})`, { cause: err });
+  }
+  // rclnodejs is CommonJS: its exports arrive as the namespace's default.
+  const candidate = typeof mod === "object" && mod !== null && "default" in mod ? (mod as { default: unknown }).default : mod;
+  if (isRclLike(candidate)) return candidate;
+  if (isRclLike(mod)) return mod;
+  throw new Error(`${specifier} loaded but lacks init/createNode/spin/shutdown; is it rclnodejs ≥ 2?`);
+}
+
+// ------------------------------------------------------------------ message mapping (pure)
+
+export const ROS_TYPES = {
+  fix: "sensor_msgs/msg/NavSatFix",
+  battery: "sensor_msgs/msg/BatteryState",
+  velocity: "geometry_msgs/msg/TwistStamped",
+  state: "std_msgs/msg/String",
+} as const;
+
+export type TopicKey = keyof typeof ROS_TYPES;
+export type TopicTemplates = Record<TopicKey, string>;
+
+export const DEFAULT_TOPICS: TopicTemplates = {
+  fix: "/{drone}/fix",
+  battery: "/{drone}/battery",
+  velocity: "/{drone}/velocity",
+  state: "/{drone}/state",
+};
+
+/** sensor_msgs/NavSatStatus.STATUS_NO_FIX */
+const STATUS_NO_FIX = -1;
+/** Below this ground speed the velocity's direction is noise, so it does not set the heading. */
+const COURSE_MIN_SPEED_MPS = 0.5;
+
+const isObj = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null;
+const finiteNum = (v: unknown): number | undefined => (typeof v === "number" && Number.isFinite(v) ? v : undefined);
+
+export type Fix = { lat: number; lon: number; altitude: number };
+
+/** NavSatFix → position, or null when there is no fix (status −1) or a coordinate is unusable. */
+export function readNavSatFix(msg: unknown): Fix | null {
+  if (!isObj(msg)) return null;
+  const status = isObj(msg.status) ? finiteNum(msg.status.status) : undefined;
+  if (status === undefined || status <= STATUS_NO_FIX) return null;
+  const lat = finiteNum(msg.latitude);
+  const lon = finiteNum(msg.longitude);
+  const altitude = finiteNum(msg.altitude);
+  if (lat === undefined || lon === undefined || Math.abs(lat) > 90 || Math.abs(lon) > 180) return null;
+  // An unknown altitude (NaN) keeps a horizontal fix usable; altitude then reads as home level.
+  return { lat, lon, altitude: altitude ?? Number.NaN };
+}
+
+/** BatteryState.percentage (0..1) → percent, or undefined when unknown (NaN) or malformed. */
+export function readBatteryPct(msg: unknown): number | undefined {
+  if (!isObj(msg)) return undefined;
+  const p = finiteNum(msg.percentage);
+  if (p === undefined) return undefined;
+  return Math.min(100, Math.max(0, p * 100));
+}
+
+export type Velocity = { speed: number; climb: number; course: number | undefined };
+
+/** TwistStamped (ENU, REP 103, as MAVROS publishes local velocity) → ground speed, climb, course. */
+export function readTwist(msg: unknown): Velocity | null {
+  if (!isObj(msg) || !isObj(msg.twist) || !isObj(msg.twist.linear)) return null;
+  const east = finiteNum(msg.twist.linear.x);
+  const north = finiteNum(msg.twist.linear.y);
+  const up = finiteNum(msg.twist.linear.z);
+  if (east === undefined || north === undefined) return null;
+  const speed = Math.hypot(east, north);
+  return { speed, climb: up ?? 0, course: speed >= COURSE_MIN_SPEED_MPS ? compassDeg(east, north) : undefined };
+}
+
+export type StateUpdate = Partial<{ armed: boolean; mode: string; status: DroneStatus; heading: number; relAlt: number }>;
+
+/** std_msgs/String with our JSON state → the fields present and valid; null when not JSON. */
+export function readState(msg: unknown): StateUpdate | null {
+  if (!isObj(msg) || typeof msg.data !== "string") return null;
+  let data: unknown;
+  try {
+    data = JSON.parse(msg.data);
+  } catch {
+    return null;
+  }
+  if (!isObj(data)) return null;
+  const out: StateUpdate = {};
+  if (typeof data.armed === "boolean") out.armed = data.armed;
+  if (typeof data.mode === "string" && data.mode.length > 0) out.mode = data.mode.slice(0, 32);
+  if (typeof data.status === "string" && (DRONE_STATUSES as readonly string[]).includes(data.status)) {
+    out.status = data.status as DroneStatus;
+  }
+  const heading = finiteNum(data.heading_deg);
+  if (heading !== undefined) out.heading = ((heading % 360) + 360) % 360;
+  const relAlt = finiteNum(data.rel_alt_m);
+  if (relAlt !== undefined) out.relAlt = relAlt;
+  return out;
+}
+
+/** Everything known about one drone, merged from its topics. */
+interface Latest {
+  fix: Fix | null;
+  /** Altitude of the first fix: the take-off point, when no `rel_alt_m` is published. */
+  homeAltitude: number | null;
+  fixAt: number;
+  battery: number | null;
+  velocity: Velocity | null;
+  course: number | null;
+  armed: boolean;
+  mode: string;
+  status: DroneStatus;
+  yaw: number | null;
+  relAlt: number | null;
+  /** Changed since last emitted. */
+  dirty: boolean;
+}
+
+function emptyLatest(): Latest {
+  return {
+    fix: null,
+    homeAltitude: null,
+    fixAt: 0,
+    battery: null,
+    velocity: null,
+    course: null,
+    armed: false,
+    mode: "UNKNOWN",
+    status: "idle",
+    yaw: null,
+    relAlt: null,
+    dirty: false,
+  };
+}
+
+/** The sample for a drone's merged state, or null until its first fix. */
+function toSample(droneId: string, l: Latest): SourceSample | null {
+  if (!l.fix) return null;
+  const relFromFix =
+    Number.isFinite(l.fix.altitude) && l.homeAltitude !== null && Number.isFinite(l.homeAltitude)
+      ? l.fix.altitude - l.homeAltitude
+      : 0;
+  const sample: SourceSample = {
+    drone_id: droneId,
+    ts: l.fixAt,
+    lat: l.fix.lat,
+    lon: l.fix.lon,
+    alt_m: l.relAlt ?? relFromFix,
+    // Yaw from the autopilot when it publishes one; otherwise the course over ground.
+    heading_deg: l.yaw ?? l.course ?? 0,
+    speed_mps: l.velocity?.speed ?? 0,
+    // Unknown battery reads as 0 %: the edge then warns about it rather than assume a full pack.
+    battery_pct: l.battery ?? 0,
+    armed: l.armed,
+    mode: l.mode,
+    status: l.status,
+  };
+  if (l.velocity) sample.climb_mps = l.velocity.climb;
+  return sample;
+}
+
+// ------------------------------------------------------------------ the source
+
+export interface Ros2SourceOptions {
+  /** Drone ids; each is also its topic namespace. */
+  droneIds: string[];
+  /** Topic templates with `{drone}`; defaults in DEFAULT_TOPICS. */
+  topics?: Partial<TopicTemplates>;
+  /**
+   * Emit changed drones at this rate (1–10 Hz) from one ROS timer; when absent, emit on each fix.
+   * Either way a drone is emitted only after its first fix, and never without news, so a silent
+   * drone goes stale at the edge instead of being reported fresh forever.
+   */
+  rateHz?: number;
+  nodeName?: string;
+  /** An rclnodejs-compatible module; by default rclnodejs is imported on start(). */
+  rcl?: RclLike;
+  log?: Logger;
+  /** Clock for sample timestamps, ms. Default Date.now. */
+  now?: () => number;
+}
+
+export class Ros2Source implements DroneSource {
+  readonly kind = "ros2" as const;
+  private readonly ids: string[];
+  private readonly topics: TopicTemplates;
+  private readonly latest = new Map<string, Latest>();
+  private readonly log: Logger;
+  private readonly now: () => number;
+  private rcl: RclLike | null = null;
+  private node: RclNodeLike | null = null;
+  private timer: RclTimerLike | null = null;
+  private onSample: ((s: SourceSample) => void) | null = null;
+  /** (drone, topic) pairs already warned about, so a bad publisher does not flood the log. */
+  private readonly warned = new Set<string>();
+
+  constructor(private readonly opts: Ros2SourceOptions) {
+    if (opts.droneIds.length === 0) throw new Error("Ros2Source needs at least one drone id");
+    if (opts.rateHz !== undefined && !(opts.rateHz >= 1 && opts.rateHz <= 10)) {
+      throw new RangeError(`rateHz must be within 1..10, got ${opts.rateHz}`);
+    }
+    this.ids = [...new Set(opts.droneIds)];
+    this.topics = { ...DEFAULT_TOPICS, ...opts.topics };
+    this.log = opts.log ?? silentLogger;
+    this.now = opts.now ?? Date.now;
+    for (const id of this.ids) this.latest.set(id, emptyLatest());
+  }
+
+  droneIds(): string[] {
+    return [...this.ids];
+  }
+
+  /** Topic name for one drone, e.g. topicFor("fix", "drone_0") → "/drone_0/fix". */
+  topicFor(key: TopicKey, droneId: string): string {
+    return this.topics[key].replaceAll("{drone}", droneId);
+  }
+
+  async start(onSample: (s: SourceSample) => void): Promise<void> {
+    if (this.node) throw new Error("Ros2Source already started");
+    const rcl = this.opts.rcl ?? (await loadRclnodejs());
+    await rcl.init();
+    this.rcl = rcl;
+    this.onSample = onSample;
+    const node = rcl.createNode(this.opts.nodeName ?? "dronefleet_relay");
+    this.node = node;
+    try {
+      for (const id of this.ids) this.subscribe(node, id);
+      if (this.opts.rateHz !== undefined) {
+        const periodNs = BigInt(Math.round(1e9 / this.opts.rateHz));
+        this.timer = node.createTimer(periodNs, () => this.emitChanged());
+      }
+      rcl.spin(node);
+    } catch (err) {
+      await this.stop();
+      throw err;
+    }
+    this.log.info("ros2 source started", { drones: this.ids.length, rate_hz: this.opts.rateHz ?? "on_fix" });
+  }
+
+  async stop(): Promise<void> {
+    this.onSample = null;
+    const { rcl, node, timer } = this;
+    this.rcl = this.node = this.timer = null;
+    try {
+      timer?.cancel();
+      node?.destroy();
+    } finally {
+      if (rcl) await rcl.shutdown();
+    }
+  }
+
+  private subscribe(node: RclNodeLike, id: string): void {
+    const l = this.latest.get(id);
+    if (!l) return;
+    const on = (key: TopicKey, handle: (msg: unknown) => void): void => {
+      const topic = this.topicFor(key, id);
+      node.createSubscription(ROS_TYPES[key], topic, (msg) => {
+        try {
+          handle(msg);
+        } catch (err) {
+          this.warnOnce(`${id}:${key}:throw`, "ros2 message handler failed", { drone_id: id, topic, error: err });
+        }
+      });
+    };
+    on("fix", (msg) => {
+      const fix = readNavSatFix(msg);
+      if (!fix) return; // no fix yet (or a NaN position): keep the last good one
+      if (l.homeAltitude === null && Number.isFinite(fix.altitude)) l.homeAltitude = fix.altitude;
+      l.fix = fix;
+      // Receipt time, not header.stamp: stamps may be simulation time, and the edge and
+      // dashboards compare ts with wall clocks.
+      l.fixAt = this.now();
+      l.dirty = true;
+      if (this.opts.rateHz === undefined) this.emit(id, l);
+    });
+    on("battery", (msg) => {
+      const pct = readBatteryPct(msg);
+      if (pct === undefined) return; // NaN means "unknown": keep the last known value
+      l.battery = pct;
+      l.dirty = true;
+    });
+    on("velocity", (msg) => {
+      const v = readTwist(msg);
+      if (!v) return this.warnOnce(`${id}:velocity`, "unreadable TwistStamped", { drone_id: id });
+      l.velocity = v;
+      if (v.course !== undefined) l.course = v.course;
+      l.dirty = true;
+    });
+    on("state", (msg) => {
+      const st = readState(msg);
+      if (!st) return this.warnOnce(`${id}:state`, "state topic is not a JSON object string", { drone_id: id });
+      if (st.armed !== undefined) l.armed = st.armed;
+      if (st.mode !== undefined) l.mode = st.mode;
+      if (st.status !== undefined) l.status = st.status;
+      if (st.heading !== undefined) l.yaw = st.heading;
+      if (st.relAlt !== undefined) l.relAlt = st.relAlt;
+      l.dirty = true;
+    });
+  }
+
+  private emitChanged(): void {
+    for (const [id, l] of this.latest) if (l.dirty) this.emit(id, l);
+  }
+
+  private emit(id: string, l: Latest): void {
+    const cb = this.onSample;
+    if (!cb) return;
+    const sample = toSample(id, l);
+    if (!sample) return;
+    l.dirty = false;
+    cb(sample);
+  }
+
+  private warnOnce(key: string, msg: string, fields: Record<string, unknown>): void {
+    if (this.warned.has(key)) return;
+    this.warned.add(key);
+    this.log.warn(msg, fields);
+  }
+}

@@ -1,0 +1,269 @@
+import { SELF, evictDurableObject, runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
+import { afterEach, describe, expect, it } from "vitest";
+import { connect, relay, sample, sendBatch, stubFor, token, uniqueFleet, type TestSocket } from "./helpers";
+
+const HOME = { lat: 47.3977, lon: 8.5456 };
+const open: TestSocket[] = [];
+afterEach(() => {
+  for (const s of open.splice(0)) s.close();
+});
+
+let n = 0;
+const cid = () => `cmd-${crypto.randomUUID()}-${++n}`.slice(0, 60);
+
+/** A metre offset from home, good enough at this latitude for tests. */
+function at(north_m: number, east_m: number, alt_m = 50) {
+  return { lat: HOME.lat + north_m / 111_320, lon: HOME.lon + east_m / (111_320 * Math.cos((HOME.lat * Math.PI) / 180)), alt_m };
+}
+
+async function setup(opts: { drones?: Record<string, Record<string, unknown>>; role?: "viewer" | "operator" | "admin" } = {}) {
+  const fleet = uniqueFleet("cmd");
+  const d = await connect(fleet, "ws", await token(opts.role ?? "operator", [fleet]));
+  open.push(d);
+  await d.nextOfType("fleet_status");
+  const { r } = await relay(fleet);
+  open.push(r);
+  const drones = opts.drones ?? { d1: { ...at(0, 0, 40) } };
+  await sendBatch(r, Object.entries(drones).map(([id, over]) => sample(id, over)));
+  return { fleet, d, r };
+}
+
+/** The relay side: answer the next command frame. */
+async function relayAnswers(r: TestSocket, status: "acked" | "failed" = "acked", message?: string) {
+  const cmd = await r.nextOfType("command");
+  r.send({ type: "command_result", command_id: cmd.command_id, status, ...(message ? { message } : {}) });
+  await r.next((f) => f.type === "command_result_ack" && f.command_id === cmd.command_id);
+  return cmd;
+}
+
+describe("modify_waypoint", () => {
+  it("validates, sends to the relay, answers after the ack and broadcasts mission_update", async () => {
+    const { d, r, fleet } = await setup();
+    const other = await connect(fleet, "ws", await token("viewer", [fleet]));
+    open.push(other);
+    const id = cid();
+    const wp = at(100, 100, 60);
+    d.send({ type: "modify_waypoint", command_id: id, request_id: "rq", drone_id: "d1", new_waypoint: wp, modification_reason: "inspect roof" });
+    expect(await d.next((f) => f.type === "command_status" && f.command_id === id)).toMatchObject({ status: "sent", by: "operator-user" });
+    const cmd = await relayAnswers(r);
+    expect(cmd).toMatchObject({ command: "modify_waypoint", drone_id: "d1", new_waypoint: wp, modification_reason: "inspect roof" });
+    const res = await d.nextOfType("waypoint_modification_response");
+    expect(res).toMatchObject({ command_id: id, request_id: "rq", success: true, status: "acked", alternative_suggestions: [] });
+    for (const sock of [d, other]) {
+      const mu = await sock.nextOfType("mission_update");
+      expect(mu.update).toMatchObject({ type: "waypoint_modified", drone_id: "d1", new_waypoint: wp, modification_reason: "inspect roof" });
+    }
+  });
+
+  it("never runs the same command_id twice and answers repeats with the first result", async () => {
+    const { d, r } = await setup();
+    const id = cid();
+    const msg = { type: "modify_waypoint", command_id: id, drone_id: "d1", new_waypoint: at(50, 0, 50), modification_reason: "x" };
+    d.send(msg);
+    d.send({ ...msg, request_id: "again-in-flight" });
+    expect(await d.next((f) => f.type === "command_status" && f.message !== undefined && /in flight/.test(String(f.message)))).toBeTruthy();
+    await relayAnswers(r);
+    const answers = [await d.nextOfType("waypoint_modification_response"), await d.nextOfType("waypoint_modification_response")];
+    expect(answers.every((a) => a.success === true)).toBe(true);
+    d.send({ ...msg, request_id: "later" });
+    const dup = await d.nextOfType("waypoint_modification_response");
+    expect(dup).toMatchObject({ success: true, duplicate: true, request_id: "later" });
+    expect((await r.drain(150)).filter((f) => f.type === "command")).toEqual([]);
+  });
+
+  it("rejects each safety rule with its code and valid suggestions", async () => {
+    const { d, fleet } = await setup({ drones: { d1: { ...at(0, 0, 40), battery_pct: 90 }, low: { ...at(0, 20, 40), battery_pct: 21 }, blocker: { ...at(300, 0, 50), speed_mps: 0 } } });
+    const admin = await token("admin", [fleet]);
+    const cfg = (await (await SELF.fetch(`https://edge.test/v1/fleets/${fleet}/config`, { headers: { Authorization: `Bearer ${admin}` } })).json()) as Record<string, unknown>;
+    const zone = [at(600, -100), at(600, 100), at(800, 100), at(800, -100)].map(({ lat, lon }) => ({ lat, lon }));
+    const put = await SELF.fetch(`https://edge.test/v1/fleets/${fleet}/config`, {
+      method: "PUT",
+      headers: { Authorization: `Bearer ${admin}`, "content-type": "application/json" },
+      body: JSON.stringify({ ...cfg, no_fly_zones: [{ id: "z1", name: "school", polygon: zone }] }),
+    });
+    expect(put.status).toBe(200);
+    const cases: [string, { lat: number; lon: number; alt_m: number }, string][] = [
+      ["d1", { ...at(100, 0), alt_m: 500 }, "altitude_ceiling"],
+      ["d1", { lat: 95, lon: 8.5, alt_m: 50 }, "invalid_coordinates"],
+      ["d1", at(5000, 0, 50), "geofence"],
+      ["d1", at(700, 0, 50), "no_fly_zone"],
+      ["low", at(-1400, 1400, 50), "battery"],
+      ["d1", at(300, 0, 50), "separation"],
+    ];
+    for (const [drone, wp, rule] of cases) {
+      const id = cid();
+      d.send({ type: "modify_waypoint", command_id: id, drone_id: drone, new_waypoint: wp, modification_reason: rule });
+      const res = await d.nextOfType("waypoint_modification_response");
+      expect(res, rule).toMatchObject({ command_id: id, success: false, status: "rejected", code: "safety_violation", rule });
+      const alts = res.alternative_suggestions as { lat: number; lon: number; alt_m: number; reason: string }[];
+      if (rule !== "invalid_coordinates") expect(alts.length, rule).toBeGreaterThan(0);
+      for (const alt of alts.slice(0, 1)) {
+        // A suggestion, sent back, passes (or at worst fails a different rule, never the same one).
+        const id2 = cid();
+        d.send({ type: "modify_waypoint", command_id: id2, drone_id: drone, new_waypoint: { lat: alt.lat, lon: alt.lon, alt_m: alt.alt_m }, modification_reason: "alt" });
+        const s = await d.next((f) => (f.type === "waypoint_modification_response" || f.type === "command_status") && f.command_id === id2);
+        if (s.type === "waypoint_modification_response") expect(s.rule, `${rule} suggestion`).not.toBe(rule);
+      }
+    }
+  });
+
+  it("answers schema-invalid coordinates with a coded error", async () => {
+    const { d } = await setup();
+    d.send(`{"type":"modify_waypoint","command_id":"${cid()}","drone_id":"d1","new_waypoint":{"lat":"NaN","lon":8,"alt_m":50}}`);
+    expect(await d.nextOfType("error")).toMatchObject({ code: "invalid_message" });
+    d.send(`{"type":"modify_waypoint","command_id":"${cid()}","drone_id":"d1","new_waypoint":{"lat":1e400,"lon":8,"alt_m":50}}`);
+    expect(await d.nextOfType("error")).toMatchObject({ code: "invalid_message" });
+  });
+
+  it("refuses viewers, unknown drones and drones of another fleet", async () => {
+    const { d: viewer } = await setup({ role: "viewer" });
+    viewer.send({ type: "modify_waypoint", command_id: cid(), drone_id: "d1", new_waypoint: at(10, 10), modification_reason: "" });
+    expect(await viewer.nextOfType("waypoint_modification_response")).toMatchObject({ success: false, code: "forbidden", status: "rejected" });
+
+    const a = await setup({ drones: { only_in_a: at(0, 0) } });
+    const b = await setup({ drones: { only_in_b: at(0, 0) } });
+    a.d.send({ type: "modify_waypoint", command_id: cid(), drone_id: "only_in_b", new_waypoint: at(10, 10), modification_reason: "" });
+    expect(await a.d.nextOfType("waypoint_modification_response")).toMatchObject({ success: false, code: "unknown_drone" });
+    b.d.send({ type: "emergency_land", command_id: cid(), drone_id: "ghost" });
+    expect(await b.d.nextOfType("emergency_land_response")).toMatchObject({ success: false, code: "unknown_drone" });
+  });
+});
+
+describe("ledger faults", () => {
+  it("fails fast with relay_offline when no relay serves the drone", async () => {
+    const { d, r } = await setup();
+    r.close();
+    await d.next((f) => f.type === "link_status" && f.scope === "relay" && f.state === "down");
+    const id = cid();
+    d.send({ type: "emergency_land", command_id: id, drone_id: "d1" });
+    expect(await d.nextOfType("emergency_land_response")).toMatchObject({ command_id: id, success: false, status: "rejected", code: "relay_offline" });
+  });
+
+  it("ends in timeout when the relay drops mid-command, and ignores a late result", async () => {
+    const { d, r, fleet } = await setup();
+    const id = cid();
+    d.send({ type: "modify_waypoint", command_id: id, drone_id: "d1", new_waypoint: at(80, 0), modification_reason: "" });
+    await r.nextOfType("command");
+    r.close();
+    // Move the deadline into the past instead of sleeping 5 s.
+    await runInDurableObject(stubFor(fleet), (_hub, state) => {
+      state.storage.sql.exec(`UPDATE commands SET deadline_at = 0 WHERE command_id = ?`, id);
+    });
+    await runDurableObjectAlarm(stubFor(fleet));
+    expect(await d.nextOfType("waypoint_modification_response")).toMatchObject({ command_id: id, success: false, status: "timeout", code: "timeout" });
+    const { r: r2 } = await relay(fleet);
+    open.push(r2);
+    r2.send({ type: "command_result", command_id: id, status: "acked" });
+    await r2.nextOfType("command_result_ack");
+    const audit = (await (await SELF.fetch(`https://edge.test/v1/fleets/${fleet}/commands`, { headers: { Authorization: `Bearer ${await token("operator", [fleet])}` } })).json()) as { commands: { command_id: string; status: string }[] };
+    expect(audit.commands.find((c) => c.command_id === id)?.status).toBe("timeout");
+  });
+
+  it("takes the real result when the relay comes back in time, even across eviction", async () => {
+    const { d, r, fleet } = await setup();
+    const id = cid();
+    d.send({ type: "emergency_land", command_id: id, drone_id: "d1", reason: "smoke" });
+    await r.nextOfType("command");
+    r.close();
+    await evictDurableObject(stubFor(fleet));
+    const { r: r2 } = await relay(fleet);
+    open.push(r2);
+    r2.send({ type: "command_result", command_id: id, status: "acked" });
+    expect(await d.next((f) => f.type === "command_status" && f.command_id === id && f.status === "acked")).toBeTruthy();
+    expect(await d.nextOfType("mission_update")).toMatchObject({ update: { type: "emergency_land", drone_id: "d1", reason: "smoke" } });
+  });
+
+  it("maps a ROS service error to failed with its message", async () => {
+    const { d, r } = await setup();
+    const id = cid();
+    d.send({ type: "modify_waypoint", command_id: id, drone_id: "d1", new_waypoint: at(60, 0), modification_reason: "" });
+    await relayAnswers(r, "failed", "service /d1/modify_waypoint threw: controller busy");
+    expect(await d.nextOfType("waypoint_modification_response")).toMatchObject({ success: false, status: "failed", message: /controller busy/ });
+  });
+
+  it("never rate-limits emergency_land during a flood of other commands", async () => {
+    const { d, r } = await setup();
+    for (let i = 0; i < 30; i++) d.send({ type: "modify_waypoint", command_id: cid(), drone_id: "d1", new_waypoint: at(20 + i, 0), modification_reason: "flood" });
+    const landId = cid();
+    d.send({ type: "emergency_land", command_id: landId, drone_id: "d1" });
+    const land = await r.next((f) => f.type === "command" && f.command === "emergency_land", 5000);
+    expect(land.command_id).toBe(landId);
+    const limited = [];
+    for (let i = 0; i < 10; i++) limited.push(await d.next((f) => f.type === "waypoint_modification_response" && f.code === "rate_limited"));
+    expect(limited).toHaveLength(10);
+  });
+
+  it("records every command with who, role and outcome in the audit", async () => {
+    const { d, r, fleet } = await setup();
+    const id = cid();
+    d.send({ type: "modify_waypoint", command_id: id, drone_id: "d1", new_waypoint: at(40, 0), modification_reason: "audit" });
+    await relayAnswers(r);
+    await d.nextOfType("waypoint_modification_response");
+    const res = await SELF.fetch(`https://edge.test/v1/fleets/${fleet}/commands?limit=10`, { headers: { Authorization: `Bearer ${await token("viewer", [fleet])}` } });
+    const { commands } = (await res.json()) as { commands: Record<string, unknown>[] };
+    expect(commands[0]).toMatchObject({ command_id: id, command: "modify_waypoint", drone_id: "d1", sub: "operator-user", role: "operator", status: "acked" });
+    expect(typeof commands[0]!.latency_ms).toBe("number");
+  });
+});
+
+describe("assign_mission", () => {
+  it("picks the best drone, returns ranked candidates and tracks the mission lifecycle", async () => {
+    const { d, r, fleet } = await setup({
+      drones: {
+        near: { ...at(0, 0, 0), battery_pct: 95, status: "idle", armed: false, speed_mps: 0 },
+        far: { ...at(-900, -900, 0), battery_pct: 95, status: "idle", armed: false, speed_mps: 0 },
+        empty: { ...at(0, 10, 0), battery_pct: 10, status: "idle", armed: false, speed_mps: 0 },
+      },
+    });
+    const id = cid();
+    d.send({ type: "assign_mission", command_id: id, mission: { waypoints: [at(200, 0, 50), at(200, 200, 50)], priority: "high" } });
+    const cmd = await relayAnswers(r);
+    expect(cmd).toMatchObject({ command: "assign_mission", drone_id: "near", priority: "high" });
+    const res = await d.nextOfType("mission_assignment_response");
+    expect(res).toMatchObject({ success: true, drone_id: "near", mission_id: cmd.mission_id });
+    const cands = res.candidates as { drone_id: string; eligible: boolean; reasons: string[] }[];
+    expect(cands[0]!.drone_id).toBe("near");
+    expect(cands.find((c) => c.drone_id === "empty")).toMatchObject({ eligible: false });
+    expect(await d.nextOfType("mission_update")).toMatchObject({ update: { type: "mission_assigned", mission_id: cmd.mission_id } });
+
+    for (const state of ["active", "completed"]) {
+      r.send({ type: "mission_progress", mission_id: cmd.mission_id, drone_id: "near", state, ts: Date.now() });
+      expect(await d.next((f) => f.type === "mission_update" && (f.update as { status?: string }).status === state)).toBeTruthy();
+    }
+    const { missions } = (await (await SELF.fetch(`https://edge.test/v1/fleets/${fleet}/missions`, { headers: { Authorization: `Bearer ${await token("viewer", [fleet])}` } })).json()) as { missions: Record<string, unknown>[] };
+    expect(missions[0]).toMatchObject({ mission_id: cmd.mission_id, status: "completed", drone_id: "near", priority: "high" });
+    for (const k of ["created_at", "assigned_at", "started_at", "completed_at"]) expect(typeof missions[0]![k], k).toBe("number");
+  });
+
+  it("rejects a mission with a waypoint outside the geofence, and one no drone can fly", async () => {
+    const { d } = await setup({ drones: { weak: { ...at(0, 0, 0), battery_pct: 5, status: "idle", armed: false } } });
+    d.send({ type: "assign_mission", command_id: cid(), mission: { waypoints: [at(9000, 0, 50)], priority: "normal" } });
+    expect(await d.nextOfType("mission_assignment_response")).toMatchObject({ success: false, code: "safety_violation", rule: "geofence" });
+    d.send({ type: "assign_mission", command_id: cid(), mission: { waypoints: [at(100, 0, 50)], priority: "normal" } });
+    expect(await d.nextOfType("mission_assignment_response")).toMatchObject({ success: false, code: "no_candidate", drone_id: null });
+  });
+});
+
+describe("fleet configuration", () => {
+  it("is readable by all, writable by admin only, validated and versioned, and survives eviction", async () => {
+    const fleet = uniqueFleet("cfg");
+    const url = `https://edge.test/v1/fleets/${fleet}/config`;
+    const admin = { Authorization: `Bearer ${await token("admin", [fleet])}`, "content-type": "application/json" };
+    const cfg = (await (await SELF.fetch(url, { headers: { Authorization: `Bearer ${await token("viewer", [fleet])}` } })).json()) as Record<string, unknown>;
+    expect(cfg).toMatchObject({ ceiling_m: 120, battery_reserve_pct: 20, separation: { horizontal_m: 30, vertical_m: 10 }, version: 0 });
+    const op = await SELF.fetch(url, { method: "PUT", headers: { Authorization: `Bearer ${await token("operator", [fleet])}` }, body: JSON.stringify(cfg) });
+    expect(op.status).toBe(403);
+    const bad = await SELF.fetch(url, { method: "PUT", headers: admin, body: JSON.stringify({ ...cfg, ceiling_m: -5 }) });
+    expect(bad.status).toBe(400);
+    expect(((await bad.json()) as { error: { message: string } }).error.message).toMatch(/ceiling_m/);
+    const garbage = await SELF.fetch(url, { method: "PUT", headers: admin, body: "{" });
+    expect(garbage.status).toBe(400);
+    // Read every body: an unread response keeps the object's request in flight.
+    expect(((await garbage.json()) as { error: { code: string } }).error.code).toBe("bad_json");
+    await op.text();
+    const ok = await SELF.fetch(url, { method: "PUT", headers: admin, body: JSON.stringify({ ...cfg, ceiling_m: 90 }) });
+    expect(await ok.json()).toMatchObject({ ceiling_m: 90, version: 1 });
+    await evictDurableObject(stubFor(fleet));
+    expect(await (await SELF.fetch(url, { headers: admin })).json()).toMatchObject({ ceiling_m: 90, version: 1 });
+  });
+});

@@ -1,0 +1,459 @@
+/**
+ * EdgeLink against a real `ws` WebSocketServer on port 0 standing in for the edge: frames are read
+ * from a queue with bounded waits, and every server and link is torn down after each test.
+ */
+import type { IncomingMessage } from "node:http";
+import type { AddressInfo } from "node:net";
+import { afterEach, describe, expect, it } from "vitest";
+import { WebSocket, WebSocketServer } from "ws";
+import { RelayHello, TelemetryBatch, TelemetrySample } from "../../edge/protocol";
+import { backoffDelay, EdgeLink, relayUrl, type EdgeLinkOptions, type EdgeFrame } from "../../relay/link";
+import { createLogger } from "../../relay/log";
+import type { SourceSample } from "../../relay/source";
+
+type Json = Record<string, unknown>;
+
+/** An async FIFO: `next()` resolves with the next item or rejects after `timeoutMs`. */
+class Queue<T> {
+  private readonly items: T[] = [];
+  private readonly waiters: ((v: T) => void)[] = [];
+  push(v: T): void {
+    const w = this.waiters.shift();
+    if (w) w(v);
+    else this.items.push(v);
+  }
+  get size(): number {
+    return this.items.length;
+  }
+  next(timeoutMs = 2000, what = "item"): Promise<T> {
+    const v = this.items.shift();
+    if (v !== undefined) return Promise.resolve(v);
+    return new Promise<T>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        const i = this.waiters.indexOf(waiter);
+        if (i >= 0) this.waiters.splice(i, 1);
+        reject(new Error(`timed out after ${timeoutMs} ms waiting for ${what}`));
+      }, timeoutMs);
+      const waiter = (x: T): void => {
+        clearTimeout(timer);
+        resolve(x);
+      };
+      this.waiters.push(waiter);
+    });
+  }
+}
+
+type Conn = { ws: WebSocket; req: IncomingMessage; frames: Queue<Json>; closed: Promise<number> };
+
+interface EdgeDoubleOptions {
+  port?: number;
+  /** ws answers pings by default; false makes a peer that never pongs. */
+  autoPong?: boolean;
+  /** last_seq sent in hello_ack. */
+  lastSeq?: Record<string, number>;
+  /** Answer batches with batch_ack (default true). */
+  ack?: boolean;
+  /** Refuse the upgrade with this HTTP status. */
+  refuse?: number;
+}
+
+/** The edge, as far as the relay can tell: hello → hello_ack, batch → batch_ack. */
+class EdgeDouble {
+  readonly conns = new Queue<Conn>();
+  readonly all: Conn[] = [];
+  attempts = 0;
+  private constructor(
+    readonly server: WebSocketServer,
+    readonly opts: EdgeDoubleOptions,
+  ) {}
+
+  static async start(opts: EdgeDoubleOptions = {}): Promise<EdgeDouble> {
+    let self: EdgeDouble | null = null;
+    const server = new WebSocketServer({
+      port: opts.port ?? 0,
+      host: "127.0.0.1",
+      autoPong: opts.autoPong ?? true,
+      verifyClient: (_info, cb) => {
+        if (self) self.attempts++;
+        if (opts.refuse) cb(false, opts.refuse, "Unauthorized");
+        else cb(true);
+      },
+    });
+    self = new EdgeDouble(server, opts);
+    const edge = self;
+    server.on("connection", (ws, req) => edge.onConnection(ws, req));
+    await new Promise<void>((resolve, reject) => {
+      server.once("listening", resolve);
+      server.once("error", reject);
+    });
+    servers.add(edge);
+    return edge;
+  }
+
+  get port(): number {
+    return (this.server.address() as AddressInfo).port;
+  }
+  get url(): string {
+    return `http://127.0.0.1:${this.port}`;
+  }
+
+  private onConnection(ws: WebSocket, req: IncomingMessage): void {
+    const frames = new Queue<Json>();
+    const closed = new Promise<number>((resolve) => ws.once("close", (code) => resolve(code)));
+    ws.on("message", (data) => {
+      const frame = JSON.parse(String(data)) as Json;
+      if (frame.type === "relay_hello") {
+        ws.send(JSON.stringify({ type: "hello_ack", fleet: "f1", last_seq: this.opts.lastSeq ?? {} }));
+      } else if (frame.type === "telemetry_batch" && this.opts.ack !== false) {
+        const n = Array.isArray(frame.updates) ? frame.updates.length : 0;
+        ws.send(JSON.stringify({ type: "batch_ack", batch_id: frame.batch_id, accepted: n, duplicates: 0, rejected: 0, errors: [] }));
+      }
+      frames.push(frame);
+    });
+    const conn = { ws, req, frames, closed };
+    this.all.push(conn);
+    this.conns.push(conn);
+  }
+
+  async close(): Promise<void> {
+    servers.delete(this);
+    for (const c of this.all) c.ws.terminate();
+    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+  }
+}
+
+const servers = new Set<EdgeDouble>();
+const links = new Set<EdgeLink>();
+
+afterEach(async () => {
+  await Promise.all([...links].map((l) => l.stop()));
+  links.clear();
+  await Promise.all([...servers].map((s) => s.close()));
+});
+
+function makeLink(edge: string, opts: Partial<EdgeLinkOptions> = {}): EdgeLink {
+  const link = new EdgeLink({
+    edge,
+    fleet: "f1",
+    token: "secret-token",
+    relayId: "relay-test",
+    source: "sim",
+    version: "9.9.9",
+    droneIds: () => ["drone_a", "drone_b"],
+    backoff: { initialMs: 20, maxMs: 200 },
+    ...opts,
+  });
+  links.add(link);
+  return link;
+}
+
+let tick = 0;
+function sample(drone: string, patch: Partial<SourceSample> = {}): SourceSample {
+  return {
+    drone_id: drone,
+    ts: Date.now(),
+    lat: 47.3977,
+    lon: 8.5456 + ++tick * 1e-6,
+    alt_m: 50,
+    heading_deg: 90,
+    speed_mps: 10,
+    climb_mps: 0,
+    battery_pct: 80,
+    armed: true,
+    mode: "AUTO.MISSION",
+    status: "flying",
+    ...patch,
+  };
+}
+
+/** Next frame of a type, skipping none: the relay's frame order is part of what is tested. */
+async function nextOf(conn: Conn, type: string, timeoutMs = 2000): Promise<Json> {
+  const f = await conn.frames.next(timeoutMs, type);
+  expect(f.type).toBe(type);
+  return f;
+}
+
+async function nextBatch(conn: Conn, timeoutMs = 2000): Promise<{ frame: Json; updates: TelemetrySample[] }> {
+  const frame = await nextOf(conn, "telemetry_batch", timeoutMs);
+  const batch = TelemetryBatch.parse(frame);
+  return { frame, updates: batch.updates.map((u) => TelemetrySample.parse(u)) };
+}
+
+function once<T>(link: EdgeLink, event: "connected" | "disconnected", timeoutMs = 3000): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`no '${event}' within ${timeoutMs} ms`)), timeoutMs);
+    link.once(event, (info: unknown) => {
+      clearTimeout(timer);
+      resolve(info as T);
+    });
+  });
+}
+
+async function freePort(): Promise<number> {
+  const s = new WebSocketServer({ port: 0, host: "127.0.0.1" });
+  await new Promise((r) => s.once("listening", r));
+  const port = (s.address() as AddressInfo).port;
+  await new Promise((r) => s.close(r));
+  return port;
+}
+
+describe("relayUrl and backoff", () => {
+  it("maps http→ws and https→wss and appends the fleet's relay path", () => {
+    expect(relayUrl("http://127.0.0.1:8787", "f1")).toBe("ws://127.0.0.1:8787/v1/fleets/f1/relay");
+    expect(relayUrl("https://edge.example.com/", "demo")).toBe("wss://edge.example.com/v1/fleets/demo/relay");
+    expect(relayUrl("wss://edge.example.com/base", "demo")).toBe("wss://edge.example.com/base/v1/fleets/demo/relay");
+    expect(() => relayUrl("ftp://x", "f")).toThrow(/http/);
+  });
+
+  it("stays within [0, min(max, initial·2^n)] and never exceeds the cap", () => {
+    const opts = { initialMs: 250, maxMs: 30_000 };
+    for (let n = 0; n < 40; n++) {
+      const cap = Math.min(30_000, 250 * 2 ** n);
+      expect(backoffDelay(n, opts, () => 0)).toBe(0);
+      expect(backoffDelay(n, opts, () => 1)).toBe(cap);
+      const d = backoffDelay(n, opts);
+      expect(d).toBeGreaterThanOrEqual(0);
+      expect(d).toBeLessThanOrEqual(cap);
+    }
+    expect(backoffDelay(5000, opts, () => 0.999)).toBeLessThanOrEqual(30_000);
+    expect(backoffDelay(-3, opts, () => 1)).toBe(250);
+  });
+});
+
+describe("EdgeLink", () => {
+  it("connects with the bearer token and sends relay_hello first", async () => {
+    const edge = await EdgeDouble.start();
+    const link = makeLink(edge.url);
+    const connected = once<{ fleet: string }>(link, "connected");
+    link.start();
+    const conn = await edge.conns.next(2000, "connection");
+    expect(conn.req.headers.authorization).toBe("Bearer secret-token");
+    expect(conn.req.url).toBe("/v1/fleets/f1/relay");
+    const hello = RelayHello.parse(await nextOf(conn, "relay_hello"));
+    expect(hello).toEqual({ type: "relay_hello", relay_id: "relay-test", source: "sim", version: "9.9.9", drone_ids: ["drone_a", "drone_b"] });
+    expect((await connected).fleet).toBe("f1");
+    expect(link.stats().connected).toBe(true);
+  });
+
+  it("sends a batch within the 100 ms window, all pending samples in one frame", async () => {
+    const edge = await EdgeDouble.start();
+    const link = makeLink(edge.url);
+    link.start();
+    const conn = await edge.conns.next();
+    await nextOf(conn, "relay_hello");
+    await once(link, "connected");
+    const t0 = Date.now();
+    link.push(sample("drone_a"));
+    link.push(sample("drone_b"));
+    link.push(sample("drone_a"));
+    const { frame, updates } = await nextBatch(conn, 1000);
+    const elapsed = Date.now() - t0;
+    expect(updates.map((u) => u.drone_id)).toEqual(["drone_a", "drone_b", "drone_a"]);
+    expect(elapsed).toBeGreaterThanOrEqual(90); // held for the window, not sent per sample
+    expect(elapsed).toBeLessThan(100 + 150); // slack for a loaded CI machine
+    expect(typeof frame.sent_at).toBe("number");
+    await expect.poll(() => link.stats().lastAckAt, { timeout: 1000 }).not.toBeNull();
+    expect(link.stats()).toMatchObject({ updatesSent: 3, framesSent: 1, connected: true });
+  });
+
+  it("sends a full batch at 500 updates without waiting for the window", async () => {
+    const edge = await EdgeDouble.start();
+    const link = makeLink(edge.url);
+    link.start();
+    const conn = await edge.conns.next();
+    await once(link, "connected");
+    await nextOf(conn, "relay_hello");
+    const t0 = Date.now();
+    for (let i = 0; i < 1100; i++) link.push(sample(`drone_${i % 700}`));
+    const sizes: number[] = [];
+    const sentAt: number[] = [];
+    const batchIds: number[] = [];
+    for (let i = 0; i < 3; i++) {
+      const { frame, updates } = await nextBatch(conn);
+      sizes.push(updates.length);
+      sentAt.push(Number(frame.sent_at) - t0);
+      batchIds.push(Number(frame.batch_id));
+    }
+    expect(sizes).toEqual([500, 500, 100]);
+    expect(sentAt[0]).toBeLessThan(95); // the window would fire at ≥100 ms
+    expect(sentAt[1]).toBeLessThan(95);
+    expect(sentAt[2]).toBeGreaterThanOrEqual(90);
+    expect(batchIds[1]).toBeGreaterThan(batchIds[0] ?? Infinity);
+    expect(batchIds[2]).toBeGreaterThan(batchIds[1] ?? Infinity);
+  });
+
+  it("assigns per-drone seqs that grow, start at the wall clock and above hello_ack last_seq", async () => {
+    const future = Date.now() + 1_000_000;
+    const edge = await EdgeDouble.start({ lastSeq: { drone_a: future } });
+    const link = makeLink(edge.url);
+    link.start();
+    const conn = await edge.conns.next();
+    await once(link, "connected");
+    await nextOf(conn, "relay_hello");
+    const t0 = Date.now();
+    for (let i = 0; i < 5; i++) {
+      link.push(sample("drone_a"));
+      link.push(sample("drone_b"));
+    }
+    const { updates } = await nextBatch(conn);
+    const a = updates.filter((u) => u.drone_id === "drone_a").map((u) => u.seq);
+    const b = updates.filter((u) => u.drone_id === "drone_b").map((u) => u.seq);
+    expect(a).toEqual([future + 1, future + 2, future + 3, future + 4, future + 5]);
+    expect(b[0]).toBeGreaterThanOrEqual(t0);
+    for (let i = 1; i < b.length; i++) expect(b[i]).toBeGreaterThan(b[i - 1] ?? Infinity);
+  });
+
+  it("holds latest-per-drone while offline, counts overflow, and delivers on (re)start of the edge", async () => {
+    const port = await freePort();
+    const link = makeLink(`http://127.0.0.1:${port}`, { outboxMax: 3 });
+    link.start(); // nothing listens yet: connection refused, backoff
+    for (let i = 0; i < 5; i++) {
+      link.push(sample("drone_a", { battery_pct: 90 - i }));
+      link.push(sample("drone_b", { battery_pct: 80 - i }));
+    }
+    link.push(sample("drone_c", { battery_pct: 70 }));
+    link.push(sample("drone_d", { battery_pct: 60 })); // outbox full: dropped
+    link.push(sample("drone_a", { battery_pct: 42 }));
+    expect(link.stats()).toMatchObject({ outboxDepth: 3, droppedUpdates: 1, connected: false, updatesSent: 0 });
+
+    const edge = await EdgeDouble.start({ port });
+    const conn = await edge.conns.next(3000, "reconnection");
+    await nextOf(conn, "relay_hello");
+    const { updates } = await nextBatch(conn);
+    const byDrone = Object.fromEntries(updates.map((u) => [u.drone_id, u.battery_pct]));
+    expect(byDrone).toEqual({ drone_a: 42, drone_b: 76, drone_c: 70 });
+    expect(link.stats().outboxDepth).toBe(0);
+    expect(link.stats().reconnects).toBeGreaterThanOrEqual(1);
+  });
+
+  it("reconnects after the edge drops the socket and after an edge restart; no seq goes backwards", async () => {
+    const edge1 = await EdgeDouble.start({ ack: false });
+    const port = edge1.port;
+    const link = makeLink(edge1.url);
+    const seen = new Map<string, number[]>();
+    const record = (us: TelemetrySample[]): void => {
+      for (const u of us) seen.set(u.drone_id, [...(seen.get(u.drone_id) ?? []), u.seq]);
+    };
+    link.start();
+    const c1 = await edge1.conns.next();
+    await nextOf(c1, "relay_hello");
+    await once(link, "connected");
+    link.push(sample("drone_a", { battery_pct: 70 }));
+    link.push(sample("drone_b", { battery_pct: 60 }));
+    const first = await nextBatch(c1);
+    record(first.updates);
+
+    // 1) The edge drops the socket. The batch above was never acked, so it is re-sent.
+    const down = once(link, "disconnected");
+    c1.ws.terminate();
+    await down;
+    link.push(sample("drone_a", { battery_pct: 69 }));
+    const c2 = await edge1.conns.next(3000, "reconnection");
+    await nextOf(c2, "relay_hello");
+    const second = await nextBatch(c2);
+    record(second.updates);
+    const a2 = second.updates.find((u) => u.drone_id === "drone_a");
+    const b2 = second.updates.find((u) => u.drone_id === "drone_b");
+    expect(a2?.battery_pct).toBe(69); // latest state, freshly sequenced
+    expect(b2?.battery_pct).toBe(60); // unacknowledged sample re-sent...
+    expect(b2?.seq).toBe(first.updates.find((u) => u.drone_id === "drone_b")?.seq); // ...with the same seq
+
+    // 2) The edge restarts on the same port; it remembers drone_b's seq from before.
+    const lastB = Math.max(...(seen.get("drone_b") ?? [0]));
+    const down2 = once(link, "disconnected");
+    await edge1.close();
+    await down2;
+    link.push(sample("drone_a", { battery_pct: 68 }));
+    link.push(sample("drone_b", { battery_pct: 59 }));
+    const edge2 = await EdgeDouble.start({ port, lastSeq: { drone_b: lastB } });
+    const c3 = await edge2.conns.next(3000, "reconnection after restart");
+    await nextOf(c3, "relay_hello");
+    const third = await nextBatch(c3);
+    record(third.updates);
+    expect(Object.fromEntries(third.updates.map((u) => [u.drone_id, u.battery_pct]))).toEqual({ drone_a: 68, drone_b: 59 });
+    for (const [, seqs] of seen) {
+      for (let i = 1; i < seqs.length; i++) expect(seqs[i]).toBeGreaterThanOrEqual(seqs[i - 1] ?? Infinity);
+    }
+    expect(third.updates.find((u) => u.drone_id === "drone_b")?.seq).toBeGreaterThan(lastB);
+    expect(link.stats().reconnects).toBe(2);
+  });
+
+  it("terminates a socket whose peer stops answering pings, then reconnects", async () => {
+    const edge = await EdgeDouble.start({ autoPong: false });
+    const link = makeLink(edge.url, { heartbeatMs: 100 });
+    link.start();
+    const c1 = await edge.conns.next();
+    await once(link, "connected");
+    const t0 = Date.now();
+    const info = await once<{ code: number }>(link, "disconnected", 2000);
+    expect(Date.now() - t0).toBeLessThan(1000); // within ~2 heartbeat intervals
+    expect(info.code).toBe(1006); // terminated, no close handshake
+    await expect(c1.closed).resolves.toBeTypeOf("number");
+    await edge.conns.next(2000, "reconnection");
+  });
+
+  it("waits the maximum backoff after a 401 instead of spinning, and says why", async () => {
+    const edge = await EdgeDouble.start({ refuse: 401 });
+    const lines: string[] = [];
+    const link = makeLink(edge.url, {
+      backoff: { initialMs: 5, maxMs: 300 },
+      random: () => 0, // ordinary backoff would retry at once
+      log: createLogger("debug", (l) => lines.push(l)),
+    });
+    link.start();
+    await new Promise((r) => setTimeout(r, 700));
+    await link.stop();
+    expect(edge.attempts).toBeGreaterThanOrEqual(2);
+    expect(edge.attempts).toBeLessThanOrEqual(4);
+    const errors = lines.map((l) => JSON.parse(l) as Json).filter((l) => l.level === "error");
+    expect(errors.length).toBeGreaterThanOrEqual(1);
+    expect(errors[0]).toMatchObject({ status: 401 });
+    expect(String(errors[0]?.msg)).toMatch(/token/);
+    expect(lines.join("\n")).not.toContain("secret-token");
+  });
+
+  it("holds samples latest-per-drone while the socket is backpressured", async () => {
+    const edge = await EdgeDouble.start();
+    const link = makeLink(edge.url, { maxBufferedBytes: -1 }); // always "over the bound"
+    link.start();
+    const conn = await edge.conns.next();
+    await nextOf(conn, "relay_hello");
+    await once(link, "connected");
+    for (let i = 0; i < 20; i++) link.push(sample(i % 2 ? "drone_a" : "drone_b"));
+    expect(link.stats()).toMatchObject({ outboxDepth: 2, updatesSent: 0, framesSent: 0 });
+  });
+
+  it("emits every server frame as 'message' and ignores malformed ones", async () => {
+    const edge = await EdgeDouble.start();
+    const link = makeLink(edge.url);
+    const frames: EdgeFrame[] = [];
+    link.on("message", (f) => frames.push(f));
+    link.start();
+    const conn = await edge.conns.next();
+    await once(link, "connected");
+    conn.ws.send("not json");
+    conn.ws.send(JSON.stringify([1, 2]));
+    conn.ws.send(JSON.stringify({ type: "command", command_id: "c1" }));
+    await expect.poll(() => frames.map((f) => f.type), { timeout: 1000 }).toEqual(["hello_ack", "command"]);
+  });
+
+  it("stop() flushes pending samples, closes with 1000 and resolves within the grace", async () => {
+    const edge = await EdgeDouble.start();
+    const link = makeLink(edge.url);
+    link.start();
+    const conn = await edge.conns.next();
+    await nextOf(conn, "relay_hello");
+    await once(link, "connected");
+    link.push(sample("drone_a"));
+    link.push(sample("drone_b"));
+    const t0 = Date.now();
+    await link.stop();
+    expect(Date.now() - t0).toBeLessThan(1500);
+    const { updates } = await nextBatch(conn, 500);
+    expect(updates).toHaveLength(2);
+    await expect(conn.closed).resolves.toBe(1000);
+    expect(link.stats().connected).toBe(false);
+    link.push(sample("drone_a")); // ignored after stop
+    expect(link.stats().outboxDepth).toBe(0);
+  });
+});
