@@ -15,7 +15,7 @@ import type {
   CommandResponse,
   CommandState,
   CommandStatusFrame,
-  CommandType,
+  LedgerCommand,
   MissionUpdate,
   RelayCommand,
   ServerMessage,
@@ -190,6 +190,30 @@ export class CommandDesk {
     this.finish(msg.command_id, "acked", null, r.message);
   }
 
+  /**
+   * A command the edge issues itself (collision avoidance), ledgered under `by` with role
+   * `system`. The resolution was already checked against the position rules and re-predicted,
+   * so the operator-facing safety validation and rate limit do not apply. Returns true if sent.
+   */
+  system(cmd: { drone_id: string; command: "modify_waypoint"; new_waypoint: Waypoint; reason: string } | { drone_id: string; command: "hold"; duration_s: number; reason: string }, by: string): boolean {
+    const now = this.ports.now();
+    const commandId = `sys-${now.toString(36)}-${crypto.randomUUID().slice(0, 12)}`;
+    const params = cmd.command === "hold" ? { drone_id: cmd.drone_id, duration_s: cmd.duration_s, reason: cmd.reason } : { drone_id: cmd.drone_id, new_waypoint: cmd.new_waypoint, modification_reason: cmd.reason };
+    this.ledger.create({ command_id: commandId, command: cmd.command, drone_id: cmd.drone_id, sub: by, role: "system", params: JSON.stringify(params), received_at: now });
+    const relay = this.ports.relayFor(cmd.drone_id);
+    const body = cmd.command === "hold" ? { command: "hold" as const, duration_s: cmd.duration_s } : { command: "modify_waypoint" as const, new_waypoint: cmd.new_waypoint, modification_reason: cmd.reason };
+    const frame = { type: "command", command_id: commandId, drone_id: cmd.drone_id, timeout_ms: COMMAND_TIMEOUT_MS - 500, ...body } as RelayCommand;
+    if (!relay || !relay.send(frame)) {
+      this.finish(commandId, "rejected", "relay_offline", `no relay is connected for ${cmd.drone_id}`);
+      return false;
+    }
+    const deadline = now + COMMAND_TIMEOUT_MS;
+    this.ledger.markSent(commandId, relay.relayId, now, deadline);
+    this.ports.deadlineAdded(deadline);
+    this.status(commandId, cmd.command, cmd.drone_id, "sent");
+    return true;
+  }
+
   // ------------------------------------------------------------------ ledger transitions
 
   /** Send to the relay serving the drone, or fail fast with relay_offline. */
@@ -282,7 +306,7 @@ export class CommandDesk {
     return m ? { mission_id: m.mission_id } : {};
   }
 
-  private status(commandId: string, command: CommandType, droneId: string | null, status: CommandState, code?: string, message?: string): void {
+  private status(commandId: string, command: LedgerCommand, droneId: string | null, status: CommandState, code?: string, message?: string): void {
     const row = this.ledger.get(commandId);
     const frame: CommandStatusFrame = { type: "command_status", command_id: commandId, command, drone_id: droneId, status, by: row?.sub ?? "unknown", ts: this.ports.now() };
     if (code) frame.code = code;
@@ -372,5 +396,7 @@ function buildResponse(row: LedgerRow, status: CommandState, code: string | null
       return { ...base, type: "emergency_land_response", drone_id: row.drone_id ?? "" };
     case "coordination_override":
       return { ...base, type: "coordination_override_response", event_id: String(params.event_id ?? ""), action: String(params.action ?? "") };
+    case "hold":
+      return { ...base, type: "hold_response", drone_id: row.drone_id ?? "" };
   }
 }

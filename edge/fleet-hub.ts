@@ -12,6 +12,8 @@ import { DurableObject } from "cloudflare:workers";
 import { IDENTITY_HEADERS, type Env } from "./env";
 import { CommandDesk, type HubPorts } from "./command-desk";
 import { defaultFleetConfig, parseFleetConfig, type FleetConfig } from "./fleet-config";
+import { Coordinator, DETECT_INTERVAL_MS } from "./coordinator";
+import type { CoordinationDrone } from "./coordination";
 import { CommandLedger } from "./ledger";
 import { LiveState } from "./live-state";
 import { MissionStore } from "./missions";
@@ -62,6 +64,9 @@ export class FleetHub extends DurableObject<Env> {
   private readonly ledger: CommandLedger;
   private readonly missions: MissionStore;
   private readonly desk: CommandDesk;
+  private readonly coordinator: Coordinator;
+  /** When the next detection pass is due. */
+  private detectDueAt: number | null = null;
   /** drone → relay_id of the relay that last reported it (commands go there). */
   private readonly relayOf = new Map<string, string>();
   private config: FleetConfig = defaultFleetConfig();
@@ -74,6 +79,12 @@ export class FleetHub extends DurableObject<Env> {
     this.ledger = new CommandLedger(this.sql);
     this.missions = new MissionStore(this.sql);
     this.desk = new CommandDesk(this.ports(), this.ledger, this.missions);
+    this.coordinator = new Coordinator(this.sql, {
+      config: () => this.config,
+      drones: () => this.coordinationDrones(Date.now()),
+      issue: (commands, eventId) => commands.filter((c) => this.desk.system(c, `coordinator:${eventId}`)).length,
+      changed: (event) => this.broadcast({ type: "coordination_event", event }),
+    });
     ctx.blockConcurrencyWhile(async () => {
       this.migrate();
       this.load();
@@ -96,7 +107,43 @@ export class FleetHub extends DurableObject<Env> {
       reply: (ws, frame) => this.send(ws, frame),
       broadcast: (frame) => this.broadcast(frame),
       deadlineAdded: () => this.ctx.waitUntil(this.scheduleAlarm()),
+      override: (eventId, action, by, reason) => this.coordinator.override(eventId, action, by, reason, Date.now()),
     };
+  }
+
+  /** Live drones as the collision-avoidance code sees them: position, plan, priority, hold. */
+  private coordinationDrones(now: number): CoordinationDrone[] {
+    const busy = this.missions.busy();
+    const rank: Record<string, number> = { low: 1, normal: 2, high: 3, critical: 4 };
+    const out: CoordinationDrone[] = [];
+    for (const rec of this.live.records()) {
+      if (rec.link !== "live") continue;
+      const s = rec.sample;
+      const hold = this.coordinator.holdFor(s.drone_id, now);
+      out.push({
+        drone_id: s.drone_id,
+        lat: s.lat,
+        lon: s.lon,
+        alt_m: s.alt_m,
+        heading_deg: s.heading_deg,
+        speed_mps: s.speed_mps,
+        ...(s.climb_mps !== undefined ? { climb_mps: s.climb_mps } : {}),
+        status: s.status,
+        armed: s.armed,
+        path: this.missions.plan(s.drone_id),
+        priority: rank[busy.get(s.drone_id) ?? ""] ?? 0,
+        ...(hold !== undefined ? { hold_s: hold } : {}),
+      });
+    }
+    return out;
+  }
+
+  /** Whether any live drone is in the air (detection runs only then). */
+  private anyAirborne(): boolean {
+    for (const rec of this.live.records()) {
+      if (rec.link === "live" && rec.sample.armed && rec.sample.status !== "landed" && rec.sample.status !== "idle" && rec.sample.status !== "charging") return true;
+    }
+    return false;
   }
 
   // ------------------------------------------------------------------ lifecycle entry points
@@ -116,6 +163,10 @@ export class FleetHub extends DurableObject<Env> {
           const before = q.get("before") ? Number(q.get("before")) : undefined;
           return Response.json({ commands: this.ledger.list(limit, before) });
         }
+        case "/coordination": {
+          const limit = Math.min(Math.max(Number(new URL(req.url).searchParams.get("limit") ?? 100) || 100, 1), 1000);
+          return Response.json({ events: this.coordinator.list(limit), last_pass: this.coordinator.lastPass });
+        }
         case "/missions": {
           const limit = Math.min(Math.max(Number(new URL(req.url).searchParams.get("limit") ?? 100) || 100, 1), 1000);
           return Response.json({ missions: this.missions.list(limit) });
@@ -124,8 +175,16 @@ export class FleetHub extends DurableObject<Env> {
           return this.acceptDashboard(req);
         case "/relay":
           return this.acceptRelay(req);
-        default:
+        default: {
+          const m = /^\/coordination\/([A-Za-z0-9_-]{1,64})$/.exec(path);
+          if (m) {
+            const r = this.coordinator.replay(m[1]!);
+            return r
+              ? Response.json(r)
+              : Response.json({ error: { code: "unknown_event", message: `no coordination event ${m[1]}` } }, { status: 404 });
+          }
           return Response.json({ error: { code: "not_found", message: `no route ${path}` } }, { status: 404 });
+        }
       }
     } catch (err) {
       console.error(`FleetHub(${this.fleet}) fetch failed`, err);
@@ -167,9 +226,14 @@ export class FleetHub extends DurableObject<Env> {
   override async alarm(): Promise<void> {
     try {
       const now = Date.now();
-      const expired = this.desk.expire(now);
-      // An alarm that fired only for a command deadline does not broadcast status early.
-      if (expired === 0 || this.statusDueAt === null || now >= this.statusDueAt - 100) {
+      this.desk.expire(now);
+      // Each clock runs when due; an alarm set for a command deadline does not run the others early.
+      const due = (at: number | null) => at === null || now >= at - 20;
+      if (due(this.detectDueAt) && this.anyAirborne()) {
+        this.coordinator.pass(now);
+        this.detectDueAt = now + DETECT_INTERVAL_MS;
+      }
+      if (due(this.statusDueAt)) {
         for (const rec of this.live.sweepStale(now)) {
           this.broadcast({
             type: "link_status",
@@ -418,6 +482,7 @@ export class FleetHub extends DurableObject<Env> {
       else {
         ack.accepted++;
         accepted.push(r.data);
+        this.coordinator.recordTrack(r.data.drone_id, { t: now, lat: r.data.lat, lon: r.data.lon, alt_m: r.data.alt_m });
         if (becameLive) {
           this.broadcast({ type: "link_status", scope: "drone", drone_id: r.data.drone_id, state: "live", ts: now, last_seen: now });
         }
@@ -426,6 +491,7 @@ export class FleetHub extends DurableObject<Env> {
     if (accepted.length) {
       this.persist(accepted, now, att.relayId ?? att.sub);
       this.fanOut(accepted);
+      if (this.detectDueAt === null) this.ctx.waitUntil(this.scheduleAlarm());
     }
     return ack;
   }
@@ -511,7 +577,7 @@ export class FleetHub extends DurableObject<Env> {
   // ------------------------------------------------------------------ status and alarms
 
   private statusSnapshot(now = Date.now()): FleetStatus {
-    return this.live.status(this.fleet, this.relayConnected(), now);
+    return { ...this.live.status(this.fleet, this.relayConnected(), now), coordination_events: this.coordinator.activeEvents() };
   }
 
   private relayConnected(): boolean {
@@ -560,6 +626,10 @@ export class FleetHub extends DurableObject<Env> {
     }
     const deadline = this.ledger.earliestDeadline();
     if (deadline !== null) wants.push(deadline);
+    if (this.anyAirborne()) {
+      this.detectDueAt ??= Date.now() + DETECT_INTERVAL_MS;
+      wants.push(this.detectDueAt);
+    }
     if (!wants.length) return;
     const want = Math.min(...wants);
     const current = await this.ctx.storage.getAlarm();
@@ -621,6 +691,7 @@ export class FleetHub extends DurableObject<Env> {
     );
     this.ledger.migrate();
     this.missions.migrate();
+    this.coordinator.migrate();
   }
 
   private load(): void {
@@ -639,6 +710,7 @@ export class FleetHub extends DurableObject<Env> {
       if (parsed.ok) this.config = { ...parsed.config, version: (JSON.parse(cfg.body) as { version: number }).version };
     }
     this.missions.load();
+    this.coordinator.load(now);
     // Hibernated sockets come back with the object; relay count is derived, not stored.
     this.relayCount = this.ctx.getWebSockets("relay").length;
   }

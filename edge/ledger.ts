@@ -3,12 +3,12 @@
  * each state it went through and its final answer. It is the idempotency record (a command_id is
  * stored once and answered from here forever after) and the audit trail.
  */
-import type { CommandResponse, CommandState, CommandType } from "./protocol";
+import type { CommandResponse, CommandState, LedgerCommand } from "./protocol";
 import { FINAL_STATES } from "./protocol";
 
 export type LedgerRow = {
   command_id: string;
-  command: CommandType;
+  command: LedgerCommand;
   drone_id: string | null;
   sub: string;
   role: string;

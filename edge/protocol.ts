@@ -250,6 +250,11 @@ export type FleetStatus = {
   relay_connected: boolean;
   counts: { total: number; live: number; stale: number; armed: number; flying: number; charging: number };
   drones: DroneState[];
+  /** Coordination events still active. */
+  coordination_events?: CoordinationEventView[];
+  /** Present when the drone list is split over several frames (fleets over 1,000 drones). */
+  part?: number;
+  parts?: number;
 };
 export type TelemetryFrame = { type: "telemetry" } & TelemetrySample;
 export type TelemetryBatchFrame = { type: "telemetry_batch"; updates: TelemetrySample[] };
@@ -284,16 +289,21 @@ export type MissionAssignmentResponse = CommandAnswer & {
 };
 export type EmergencyLandResponse = CommandAnswer & { type: "emergency_land_response"; drone_id: string };
 export type CoordinationOverrideResponse = CommandAnswer & { type: "coordination_override_response"; event_id: string; action: string };
+/** Answer to a `hold` the edge issued itself (collision avoidance); stored in the ledger only. */
+export type HoldResponse = CommandAnswer & { type: "hold_response"; drone_id: string };
 export type CommandResponse =
   | WaypointModificationResponse
   | MissionAssignmentResponse
   | EmergencyLandResponse
-  | CoordinationOverrideResponse;
+  | CoordinationOverrideResponse
+  | HoldResponse;
+/** Everything the ledger records: operator commands plus the edge's own holds. */
+export type LedgerCommand = CommandType | "hold";
 /** E→D: a ledger state change, sent to every dashboard so operators see commands until final. */
 export type CommandStatusFrame = {
   type: "command_status";
   command_id: string;
-  command: CommandType;
+  command: LedgerCommand;
   drone_id: string | null;
   status: CommandState;
   code?: string;
@@ -311,6 +321,30 @@ export type MissionUpdate = {
     | { type: "emergency_land"; drone_id: string; reason: string; timestamp: string }
     | { type: "mission_status"; drone_id: string; mission_id: string; status: string; timestamp: string; message?: string };
 };
+export const COORDINATION_EVENT_TYPES = ["head_on", "crossing", "overtaking", "converging", "geofence_proximity", "no_fly_proximity"] as const;
+/** A coordination (collision-avoidance) event as dashboards see it. */
+export type CoordinationEventView = {
+  event_id: string;
+  key: string;
+  event_type: (typeof COORDINATION_EVENT_TYPES)[number];
+  drone_ids: string[];
+  detected_at: number;
+  /** When the first resolution command left for the relay. */
+  first_command_at: number | null;
+  resolved_at: number | null;
+  resolution_time_ms: number | null;
+  strategy: "vertical_separation" | "hold" | "lateral_reroute" | "return_inside" | "dismissed";
+  status: "active" | "resolved" | "dismissed" | "expired";
+  overridden_by: string | null;
+  override_reason: string | null;
+  time_to_conflict_s: number;
+  min_horizontal_m: number;
+  min_vertical_m: number;
+  attempts: number;
+  last_attempt_at: number;
+};
+/** E→D: a coordination event opened, changed strategy or closed. */
+export type CoordinationEventFrame = { type: "coordination_event"; event: CoordinationEventView };
 export type Subscribed = { type: "subscribed"; request_id?: string; drone_ids: "all" | string[]; batch: boolean };
 
 export const ERROR_CODES = [
@@ -345,6 +379,7 @@ export type ServerMessage =
   | CommandResponse
   | CommandStatusFrame
   | MissionUpdate
+  | CoordinationEventFrame
   | ErrorFrame;
 export type EdgeToRelay = HelloAck | BatchAck | Pong | RelayCommand | CommandResultAck | ErrorFrame;
 

@@ -84,3 +84,15 @@ fleets.get("/missions", (c) => {
   requireRole(c.get("claims").role, DASHBOARD_ROLES, "read missions");
   return toFleet(c, `/missions${new URL(c.req.url).search}`);
 });
+
+fleets.get("/coordination", (c) => {
+  requireRole(c.get("claims").role, DASHBOARD_ROLES, "read coordination events");
+  return toFleet(c, `/coordination${new URL(c.req.url).search}`);
+});
+
+fleets.get("/coordination/:event_id", (c) => {
+  requireRole(c.get("claims").role, DASHBOARD_ROLES, "read coordination events");
+  const id = c.req.param("event_id");
+  if (!/^[A-Za-z0-9_-]{1,64}$/.test(id)) throw httpError(400, "bad_event_id", "event id: 1-64 of A-Z a-z 0-9 _ -");
+  return toFleet(c, `/coordination/${id}`);
+});

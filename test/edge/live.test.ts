@@ -134,8 +134,9 @@ describe("live loop", () => {
     await d.next((f) => f.type === "link_status" && f.drone_id === "d2" && f.state === "live");
     // Age d1's last report past the 15 s bound without sleeping.
     await runInDurableObject(stubFor(fleet), (hub: FleetHub) => {
-      const rec = (hub as unknown as { live: { get(id: string): { receivedAt: number } } }).live.get("d1")!;
-      rec.receivedAt -= 16_000;
+      const h = hub as unknown as { live: { get(id: string): { receivedAt: number } }; statusDueAt: number | null };
+      h.live.get("d1")!.receivedAt -= 16_000;
+      h.statusDueAt = 0; // the 5 s tick is due now
     });
     expect(await runDurableObjectAlarm(stubFor(fleet))).toBe(true);
     expect(await d.next((f) => f.type === "link_status" && f.state === "stale")).toMatchObject({ drone_id: "d1" });
@@ -144,6 +145,7 @@ describe("live loop", () => {
     expect(st).toMatchObject({ relay_connected: true, counts: { total: 2, live: 1, stale: 1 } });
     // The alarm re-arms itself while sockets are open.
     expect(await runDurableObjectAlarm(stubFor(fleet))).toBe(true);
+    expect(await runInDurableObject(stubFor(fleet), async (_h, state) => state.storage.getAlarm())).not.toBeNull();
     // A new report brings the drone back.
     d.frames.splice(0);
     await sendBatch(r, [sample("d1")]);

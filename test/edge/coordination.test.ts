@@ -1,0 +1,318 @@
+import { describe, expect, it } from "vitest";
+import {
+  applyResolution,
+  chooseResolution,
+  detectConflicts,
+  detectionBenchmark,
+  isResolved,
+  parseConflictKey,
+  patrolScenario,
+  type Conflict,
+  type CoordinationDrone,
+  type WaypointCommand,
+} from "../../edge/coordination";
+import { defaultFleetConfig, type FleetConfig } from "../../edge/fleet-config";
+import { makeLocalFrame, type LatLon } from "../../edge/geo";
+import { checkPosition } from "../../edge/safety";
+
+// Scenarios are laid out in metres east/north of home, in the same fixed-scale frame the module
+// predicts in, so expected times follow from plain kinematics.
+const config = defaultFleetConfig(); // separation 30 m / 10 m, floor 5, ceiling 120, fence ±1500 m
+const frame = makeLocalFrame(config.home);
+const at = (x: number, y: number): LatLon => ({
+  lat: config.home.lat + y / frame.lat_m,
+  lon: config.home.lon + x / frame.lon_m,
+});
+const local = (p: LatLon) => ({ x: frame.x(p.lon), y: frame.y(p.lat) });
+
+function drone(id: string, x: number, y: number, alt: number, heading: number, speed: number, extra: Partial<CoordinationDrone> = {}): CoordinationDrone {
+  return { drone_id: id, ...at(x, y), alt_m: alt, heading_deg: heading, speed_mps: speed, status: "flying", armed: true, path: [], ...extra };
+}
+
+function detect(drones: CoordinationDrone[], cfg: FleetConfig = config): Conflict[] {
+  return detectConflicts({ drones, config: cfg, now: 1_000 });
+}
+
+const headOn = () => [drone("a", -200, 0, 50, 90, 10), drone("b", 200, 0, 50, 270, 10)];
+const crossing = () => [drone("a", -200, 0, 50, 90, 10), drone("b", 0, -200, 50, 0, 10)];
+
+describe("detectConflicts: encounter types", () => {
+  it("head-on: closing at 20 m/s from 400 m, inside 30 m after 18.5 s", () => {
+    const [c, ...rest] = detect(headOn());
+    expect(rest).toEqual([]);
+    expect(c).toMatchObject({ key: "a|b", event_type: "head_on", drone_ids: ["a", "b"], detected_at: 1_000 });
+    expect(c!.time_to_conflict_s).toBeCloseTo(18.5, 3);
+    expect(c!.min_horizontal_m).toBeLessThan(1);
+    expect(c!.min_vertical_m).toBe(0);
+    const p = local(c!.at);
+    expect(Math.hypot(p.x, p.y)).toBeLessThan(1);
+    expect(c!.at.alt_m).toBeCloseTo(50, 6);
+  });
+
+  it("crossing at right angles: 200 m each from the crossing point", () => {
+    const [c, ...rest] = detect(crossing());
+    expect(rest).toEqual([]);
+    expect(c!.event_type).toBe("crossing");
+    // Inside 30 m when √2·(200 − 10t) < 30.
+    expect(c!.time_to_conflict_s).toBeCloseTo(20 - 30 / Math.SQRT2 / 10, 3);
+  });
+
+  it("overtaking: 15 m/s behind 5 m/s on the same course, 150 m apart", () => {
+    const [c] = detect([drone("fast", 0, 0, 50, 90, 15), drone("slow", 150, 0, 50, 90, 5)]);
+    expect(c!.event_type).toBe("overtaking");
+    expect(c!.time_to_conflict_s).toBeCloseTo(12, 3);
+  });
+
+  it("converging: a drone flying at a hovering one, and a drone descending onto another", () => {
+    const [c] = detect([drone("hover", 0, 0, 50, 0, 0), drone("mover", -200, 0, 50, 90, 10)]);
+    expect(c!.event_type).toBe("converging");
+    expect(c!.time_to_conflict_s).toBeCloseTo(17, 3);
+
+    const [v] = detect([drone("top", 0, 0, 80, 0, 0, { climb_mps: -2 }), drone("low", 10, 0, 50, 0, 0)]);
+    expect(v!.event_type).toBe("converging");
+    expect(v!.time_to_conflict_s).toBeCloseTo(10, 3);
+    expect(v!.min_horizontal_m).toBeCloseTo(10, 3);
+  });
+
+  it("follows planned paths, not just headings", () => {
+    // Heading says north, but the plan turns east along y = 0 into a drone coming west.
+    const a = drone("a", -200, 0, 50, 0, 10, { path: [{ ...at(100, 0), alt_m: 50 }] });
+    const b = drone("b", 200, 0, 50, 270, 10);
+    const [c] = detect([a, b]);
+    expect(c!.event_type).toBe("head_on");
+    expect(c!.time_to_conflict_s).toBeCloseTo(18.5, 3);
+  });
+
+  it("an already lost separation is reported at t = 0", () => {
+    const [c] = detect([drone("a", 0, 0, 50, 0, 0), drone("b", 10, 0, 55, 0, 0)]);
+    expect(c!.time_to_conflict_s).toBe(0);
+  });
+});
+
+describe("detectConflicts: what must not raise anything", () => {
+  it("parallel tracks 50 m apart (separation 30 m), same or opposite direction", () => {
+    expect(detect([drone("a", -200, 0, 50, 90, 10), drone("b", 200, 50, 50, 270, 10)])).toEqual([]);
+    expect(detect([drone("a", -200, 0, 50, 90, 10), drone("b", -200, 50, 50, 90, 10)])).toEqual([]);
+  });
+
+  it("the same track 20 m apart vertically (vertical minimum 10 m)", () => {
+    expect(detect([drone("a", -200, 0, 50, 90, 10), drone("b", 200, 0, 70, 270, 10)])).toEqual([]);
+  });
+
+  it("grounded drones: disarmed, idle, landed or charging", () => {
+    const flying = drone("f", 0, 0, 0, 0, 0);
+    for (const g of [
+      drone("g", 5, 0, 0, 0, 0, { armed: false }),
+      drone("g", 5, 0, 0, 0, 0, { status: "idle" }),
+      drone("g", 5, 0, 0, 0, 0, { status: "landed" }),
+      drone("g", 5, 0, 0, 0, 0, { status: "charging" }),
+    ]) {
+      expect(detect([flying, g])).toEqual([]);
+    }
+    // Both airborne at the same spot: a conflict, so the cases above were ignored, not missed.
+    expect(detect([flying, drone("g", 5, 0, 0, 0, 0)])).toHaveLength(1);
+  });
+
+  it("beyond the horizon", () => {
+    expect(detect([drone("a", -400, 0, 50, 90, 5), drone("b", 400, 0, 50, 270, 5)])).toEqual([]);
+  });
+});
+
+describe("detectConflicts: geofence and no-fly zones", () => {
+  it("flags a drone heading out of the geofence within the horizon", () => {
+    const [c, ...rest] = detect([drone("out", 1400, 0, 50, 90, 10)]);
+    expect(rest).toEqual([]);
+    expect(c).toMatchObject({ key: "out|@geofence", event_type: "geofence_proximity", drone_ids: ["out"] });
+    // The default fence is 1500 m east of home (to ~0.1 %).
+    expect(c!.time_to_conflict_s).toBeCloseTo(10, 0);
+    expect(c!.min_horizontal_m).toBeCloseTo(100, -1);
+    expect(local(c!.at).x).toBeCloseTo(1500, -1);
+  });
+
+  it("flags a planned waypoint beyond the fence and a climb through the ceiling", () => {
+    const viaPath = drone("p", 1300, 0, 50, 0, 10, { path: [{ ...at(1700, 0), alt_m: 50 }] });
+    expect(detect([viaPath]).map((c) => c.key)).toEqual(["p|@geofence"]);
+    const climbing = drone("up", 0, 0, 100, 0, 0, { climb_mps: 2 });
+    const [c] = detect([climbing]);
+    expect(c!.event_type).toBe("geofence_proximity");
+    expect(c!.time_to_conflict_s).toBeCloseTo(10, 3);
+    expect(c!.min_vertical_m).toBeCloseTo(20, 3);
+  });
+
+  it("flags entry into a no-fly zone, respecting the zone's altitude band", () => {
+    const zoneCfg: FleetConfig = {
+      ...config,
+      no_fly_zones: [{ id: "z1", name: "Stadium", polygon: [at(500, -100), at(700, -100), at(700, 100), at(500, 100)], ceiling_m: 80 }],
+    };
+    const [c] = detect([drone("n", 300, 0, 50, 90, 10)], zoneCfg);
+    expect(c).toMatchObject({ key: "n|@no_fly:z1", event_type: "no_fly_proximity", zone_id: "z1" });
+    expect(c!.time_to_conflict_s).toBeCloseTo(20, 1);
+    // Above the zone's ceiling the same course is fine.
+    expect(detect([drone("n", 300, 0, 90, 90, 10)], zoneCfg)).toEqual([]);
+    // Starting inside: at t = 0.
+    expect(detect([drone("n", 600, 0, 50, 0, 0)], zoneCfg)[0]!.time_to_conflict_s).toBe(0);
+  });
+});
+
+describe("detectConflicts: grid index", () => {
+  it("gives the same conflicts as the all-pairs reference on 300 random drones", () => {
+    for (const seed of [7, 8, 9]) {
+      const { drones, config: cfg } = patrolScenario(300, seed);
+      const grid = detectConflicts({ drones, config: cfg, now: 0 });
+      const all = detectConflicts({ drones, config: cfg, now: 0, index: "all_pairs" });
+      expect(grid.length).toBeGreaterThan(5);
+      expect(grid).toEqual(all);
+    }
+  });
+
+  it("also with another horizon and step", () => {
+    const { drones, config: cfg } = patrolScenario(300, 11);
+    const opts = { drones, config: cfg, now: 0, horizonS: 47, stepS: 0.7 };
+    expect(detectConflicts(opts)).toEqual(detectConflicts({ ...opts, index: "all_pairs" }));
+  });
+
+  it("detectionBenchmark runs one pass and reports what it did", () => {
+    const r = detectionBenchmark(200);
+    expect(r.ms).toBeGreaterThanOrEqual(0);
+    expect(r.pairsChecked).toBeGreaterThan(0);
+    expect(r.pairsChecked).toBeLessThan((200 * 199) / 2);
+    expect(r.conflicts).toBeGreaterThan(0);
+  });
+});
+
+/** Every new waypoint passes the command desk's position rules. */
+function expectWaypointsValid(commands: readonly { command: string }[], cfg: FleetConfig): void {
+  for (const c of commands) {
+    if (c.command !== "modify_waypoint") continue;
+    const wp = (c as WaypointCommand).new_waypoint;
+    expect(checkPosition(wp, cfg, { suggest: false }).ok).toBe(true);
+    expect(wp.alt_m).toBeGreaterThanOrEqual(cfg.floor_m);
+    expect(wp.alt_m).toBeLessThanOrEqual(cfg.ceiling_m);
+  }
+}
+
+describe("chooseResolution", () => {
+  it("head-on: the larger id changes altitude by at least vertical_m + 5 m, and the conflict is gone", () => {
+    const drones = headOn();
+    const [c] = detect(drones);
+    const r = chooseResolution(c!, drones, config);
+    expect(r.strategy).toBe("vertical_separation");
+    expect(r.verified).toBe(true);
+    expect(r.commands).toHaveLength(1);
+    const cmd = r.commands[0] as WaypointCommand;
+    expect(cmd.drone_id).toBe("b");
+    expect(cmd.command).toBe("modify_waypoint");
+    expect(Math.abs(cmd.new_waypoint.alt_m - 50)).toBeGreaterThanOrEqual(15);
+    expect(cmd.reason).toContain("a|b");
+    expectWaypointsValid(r.commands, config);
+
+    const resolved = applyResolution(drones, r);
+    expect(detect(resolved).map((x) => x.key)).not.toContain("a|b");
+    expect(isResolved("a|b", drones, config, { horizonS: 30 })).toBe(false);
+    expect(isResolved("a|b", resolved, config, { horizonS: 30 })).toBe(true);
+  });
+
+  it("the lower-priority drone yields", () => {
+    const drones = headOn().map((d) => ({ ...d, priority: d.drone_id === "a" ? 0 : 2 }));
+    const r = chooseResolution(detect(drones)[0]!, drones, config);
+    expect(r.commands.map((c) => c.drone_id)).toEqual(["a"]);
+  });
+
+  it("crossing with no vertical room: the yielder holds, and the pair no longer conflicts", () => {
+    const tight: FleetConfig = { ...config, floor_m: 40, ceiling_m: 60 };
+    const drones = crossing();
+    const [c] = detect(drones, tight);
+    const r = chooseResolution(c!, drones, tight);
+    expect(r.strategy).toBe("hold");
+    expect(r.verified).toBe(true);
+    expect(r.commands).toHaveLength(1);
+    expect(r.commands[0]).toMatchObject({ drone_id: "b", command: "hold" });
+    const resolved = applyResolution(drones, r);
+    expect(detect(resolved, tight)).toEqual([]);
+  });
+
+  it("an override to lateral_reroute sidesteps by more than the horizontal minimum", () => {
+    const drones = headOn();
+    const [c] = detect(drones);
+    const r = chooseResolution(c!, drones, config, "lateral_reroute");
+    expect(r.strategy).toBe("lateral_reroute");
+    expect(r.verified).toBe(true);
+    const cmd = r.commands[0] as WaypointCommand;
+    expect(cmd.command).toBe("modify_waypoint");
+    expect(cmd.new_waypoint.alt_m).toBe(50);
+    // Off the shared course (y = 0) by at least horizontal_m.
+    expect(Math.abs(local(cmd.new_waypoint).y)).toBeGreaterThanOrEqual(30);
+    expectWaypointsValid(r.commands, config);
+    expect(detect(applyResolution(drones, r))).toEqual([]);
+  });
+
+  it("an override to hold holds", () => {
+    const drones = crossing();
+    const r = chooseResolution(detect(drones)[0]!, drones, config, "hold");
+    expect(r.strategy).toBe("hold");
+    expect(r.commands[0]!.command).toBe("hold");
+  });
+
+  it("geofence: return_inside to a point inside the fence, and the breach is no longer predicted", () => {
+    const drones = [drone("out", 1400, 0, 50, 90, 10)];
+    const [c] = detect(drones);
+    const r = chooseResolution(c!, drones, config);
+    expect(r.strategy).toBe("return_inside");
+    expect(r.verified).toBe(true);
+    expectWaypointsValid(r.commands, config);
+    expect(local((r.commands[0] as WaypointCommand).new_waypoint).x).toBeLessThan(1500 - 30);
+    const resolved = applyResolution(drones, r);
+    expect(detect(resolved)).toEqual([]);
+    expect(isResolved("out|@geofence", resolved, config)).toBe(true);
+  });
+
+  it("no-fly zone: a waypoint outside the zone", () => {
+    const zoneCfg: FleetConfig = {
+      ...config,
+      no_fly_zones: [{ id: "z1", name: "Stadium", polygon: [at(500, -100), at(700, -100), at(700, 100), at(500, 100)] }],
+    };
+    const drones = [drone("n", 300, 0, 50, 90, 10)];
+    const r = chooseResolution(detect(drones, zoneCfg)[0]!, drones, zoneCfg);
+    expect(r.strategy).toBe("return_inside");
+    expect(r.verified).toBe(true);
+    expectWaypointsValid(r.commands, zoneCfg);
+    expect(detect(applyResolution(drones, r), zoneCfg)).toEqual([]);
+  });
+
+  it("in a dense random fleet, each resolution keeps limits and clears its conflict", () => {
+    const { drones, config: cfg } = patrolScenario(300, 7);
+    const conflicts = detectConflicts({ drones, config: cfg, now: 0 }).filter((c) => c.time_to_conflict_s > 0).slice(0, 12);
+    expect(conflicts.length).toBeGreaterThan(5);
+    let verified = 0;
+    for (const c of conflicts) {
+      const r = chooseResolution(c, drones, cfg);
+      expectWaypointsValid(r.commands, cfg);
+      if (!r.verified) continue;
+      verified++;
+      const after = detectConflicts({ drones: applyResolution(drones, r), config: cfg, now: 0 });
+      expect(after.map((x) => x.key)).not.toContain(c.key);
+    }
+    expect(verified).toBe(conflicts.length);
+  });
+});
+
+describe("isResolved and keys", () => {
+  it("parses keys", () => {
+    expect(parseConflictKey("a|b")).toEqual({ kind: "pair", drone_ids: ["a", "b"] });
+    expect(parseConflictKey("a|@geofence")).toEqual({ kind: "geofence", drone_id: "a" });
+    expect(parseConflictKey("a|@no_fly:z|1")).toEqual({ kind: "no_fly", drone_id: "a", zone_id: "z|1" });
+    expect(parseConflictKey("nonsense")).toBeNull();
+  });
+
+  it("a grounded drone ends its conflicts; a missing one does not", () => {
+    const [a, b] = headOn();
+    expect(isResolved("a|b", [a!, { ...b!, status: "landed" }], config, { horizonS: 30 })).toBe(true);
+    expect(isResolved("a|b", [a!], config)).toBe(false);
+  });
+
+  it("looks only a short horizon ahead by default", () => {
+    // The head-on pair conflicts in 18.5 s: not within the default 10 s.
+    expect(isResolved("a|b", headOn(), config)).toBe(true);
+    expect(isResolved("a|b", [drone("a", 0, 0, 50, 0, 0), drone("b", 10, 0, 50, 0, 0)], config)).toBe(false);
+  });
+});
