@@ -163,14 +163,22 @@ export class Coordinator {
       return { ok: true, message: `event ${eventId} dismissed by ${by}` };
     }
     const drones = this.ports.drones();
-    const conflict = detectConflicts({ drones: drones.filter((d) => e.drone_ids.includes(d.drone_id)), config: this.ports.config(), now }).find(
-      (c) => c.key === e.key,
-    );
-    if (!conflict) {
-      this.close(e, "resolved", now);
-      return { ok: true, message: `event ${eventId} no longer predicted; closed as resolved` };
-    }
-    const sent = this.resolve(e, conflict, drones, this.ports.config(), now, action as OverrideStrategy);
+    const config = this.ports.config();
+    // The operator's choice applies even when the current plan already avoids the conflict: use
+    // the predicted conflict when there is one, else the event as it was detected.
+    const predicted = detectConflicts({ drones: drones.filter((d) => e.drone_ids.includes(d.drone_id)), config, now }).find((c) => c.key === e.key);
+    const conflict: Conflict = predicted ?? {
+      key: e.key,
+      event_type: e.event_type,
+      drone_ids: e.drone_ids,
+      time_to_conflict_s: e.time_to_conflict_s,
+      min_horizontal_m: e.min_horizontal_m,
+      min_vertical_m: e.min_vertical_m,
+      at: midpoint(drones.filter((d) => e.drone_ids.includes(d.drone_id))),
+      detected_at: e.detected_at,
+      ...(e.key.includes("@no_fly:") ? { zone_id: e.key.slice(e.key.indexOf("@no_fly:") + 8) } : {}),
+    };
+    const sent = this.resolve(e, conflict, drones, config, now, action as OverrideStrategy);
     return { ok: true, message: `strategy ${e.strategy} applied by ${by}: ${sent} command(s) sent` };
   }
 
@@ -292,6 +300,15 @@ export class Coordinator {
 
 function fromRow(r: EventRow): CoordinationEvent {
   return { ...r, drone_ids: JSON.parse(r.drone_ids) as string[] };
+}
+
+function midpoint(ds: readonly CoordinationDrone[]): { lat: number; lon: number; alt_m: number } {
+  const n = Math.max(ds.length, 1);
+  return {
+    lat: ds.reduce((a, d) => a + d.lat, 0) / n,
+    lon: ds.reduce((a, d) => a + d.lon, 0) / n,
+    alt_m: ds.reduce((a, d) => a + d.alt_m, 0) / n,
+  };
 }
 
 function round(x: number): number {

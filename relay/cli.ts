@@ -38,6 +38,7 @@ function createSource(cfg: RelayConfig, log: Logger): DroneSource {
         droneIds: cfg.droneIds ?? Array.from({ length: cfg.drones }, (_, i) => `drone_${i}`),
         rateHz: cfg.rateHz,
         topics: cfg.topics,
+        services: cfg.services,
         log,
       });
     default: {
@@ -81,8 +82,11 @@ async function main(argv: string[]): Promise<number> {
     source: cfg.source,
     version: readVersion(),
     droneIds: () => source.droneIds(),
+    // Commands from the edge run at the source; mission progress goes back through the link.
+    execute: (command, signal) => source.execute(command, signal),
     log,
   });
+  source.onMissionProgress = (p) => link.pushProgress(p);
   // The token is deliberately absent from this line (and from every other).
   log.info("relay starting", {
     url: link.url,

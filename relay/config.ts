@@ -9,7 +9,7 @@
 import { parseArgs } from "node:util";
 import { DRONE_ID_RE, FLEET_ID_RE } from "../edge/protocol";
 import { isLogLevel, type LogLevel } from "./log";
-import { DEFAULT_TOPICS, type TopicTemplates } from "./ros2";
+import { DEFAULT_SERVICES, DEFAULT_TOPICS, type ServiceTemplates, type TopicTemplates } from "./ros2";
 import type { SourceKind } from "./source";
 
 export interface RelayConfig {
@@ -26,6 +26,8 @@ export interface RelayConfig {
   droneIds: string[] | undefined;
   seed: number | undefined;
   topics: Partial<TopicTemplates> | undefined;
+  /** ros2: service name templates (config file only). */
+  services: Partial<ServiceTemplates> | undefined;
   logLevel: LogLevel;
 }
 
@@ -55,7 +57,8 @@ Options:
   --seed N            sim: random seed (default 1)
   --log-level L       debug|info|warn|error (default info)
   --config FILE       JSON file with the same keys as the flags, e.g. {"edge": "...", "token-file": "..."},
-                      plus "topics": {"fix": "/{drone}/fix", ...} for ros2
+                      plus "topics": {"fix": "/{drone}/fix", ...} and
+                      "services": {"modify_waypoint": "/{drone}/modify_waypoint", ...} for ros2
   -h, --help          show this help
 
 Precedence: flags > environment > config file > defaults.
@@ -103,12 +106,12 @@ export function parseRelayArgs(argv: string[], deps: ParseDeps): ParseResult {
       const v = values[k];
       if (typeof v === "string") flags[k] = v;
     }
-    const file = typeof values.config === "string" ? readConfigFile(values.config, deps.readFile) : { layer: {}, topics: undefined };
+    const file = typeof values.config === "string" ? readConfigFile(values.config, deps.readFile) : { layer: {}, topics: undefined, services: undefined };
     const env: Layer = {};
     if (deps.env.RELAY_EDGE) env.edge = deps.env.RELAY_EDGE;
     if (deps.env.RELAY_FLEET) env.fleet = deps.env.RELAY_FLEET;
     if (deps.env.RELAY_TOKEN) env.token = deps.env.RELAY_TOKEN;
-    return { kind: "ok", config: resolve([flags, env, file.layer], file.topics, deps) };
+    return { kind: "ok", config: { ...resolve([flags, env, file.layer], file.topics, deps), services: file.services } };
   } catch (err) {
     if (err instanceof UsageError) return { kind: "error", message: err.message };
     // node:util parseArgs reports unknown flags and missing values as TypeErrors with a code.
@@ -119,7 +122,10 @@ export function parseRelayArgs(argv: string[], deps: ParseDeps): ParseResult {
   }
 }
 
-function readConfigFile(path: string, readFile: (p: string) => string): { layer: Layer; topics: Partial<TopicTemplates> | undefined } {
+function readConfigFile(
+  path: string,
+  readFile: (p: string) => string,
+): { layer: Layer; topics: Partial<TopicTemplates> | undefined; services: Partial<ServiceTemplates> | undefined } {
   let text: string;
   try {
     text = readFile(path);
@@ -135,9 +141,14 @@ function readConfigFile(path: string, readFile: (p: string) => string): { layer:
   if (typeof data !== "object" || data === null || Array.isArray(data)) throw new UsageError(`--config ${path} must hold a JSON object`);
   const layer: Layer = {};
   let topics: Partial<TopicTemplates> | undefined;
+  let services: Partial<ServiceTemplates> | undefined;
   for (const [k, v] of Object.entries(data)) {
     if (k === "topics") {
-      topics = readTopics(v, path);
+      topics = readTemplates(v, path, "topic", DEFAULT_TOPICS);
+      continue;
+    }
+    if (k === "services") {
+      services = readTemplates(v, path, "service", DEFAULT_SERVICES);
       continue;
     }
     if (!(FLAG_KEYS as readonly string[]).includes(k)) throw new UsageError(`--config ${path}: unknown key "${k}"`);
@@ -147,23 +158,24 @@ function readConfigFile(path: string, readFile: (p: string) => string): { layer:
     else if (key === "drone-ids" && Array.isArray(v) && v.every((x) => typeof x === "string")) layer[key] = v.join(",");
     else throw new UsageError(`--config ${path}: "${k}" must be a ${key === "drone-ids" ? "list of strings" : "string or number"}`);
   }
-  return { layer, topics };
+  return { layer, topics, services };
 }
 
-function readTopics(v: unknown, path: string): Partial<TopicTemplates> {
-  if (typeof v !== "object" || v === null || Array.isArray(v)) throw new UsageError(`--config ${path}: "topics" must be an object`);
-  const out: Partial<TopicTemplates> = {};
+/** `topics` or `services` of the config file: known keys, strings containing {drone}. */
+function readTemplates<K extends string>(v: unknown, path: string, what: "topic" | "service", defaults: Record<K, string>): Partial<Record<K, string>> {
+  if (typeof v !== "object" || v === null || Array.isArray(v)) throw new UsageError(`--config ${path}: "${what}s" must be an object`);
+  const out: Partial<Record<K, string>> = {};
   for (const [k, t] of Object.entries(v)) {
-    if (!Object.hasOwn(DEFAULT_TOPICS, k)) {
-      throw new UsageError(`--config ${path}: unknown topic "${k}" (expected ${Object.keys(DEFAULT_TOPICS).join(", ")})`);
+    if (!Object.hasOwn(defaults, k)) {
+      throw new UsageError(`--config ${path}: unknown ${what} "${k}" (expected ${Object.keys(defaults).join(", ")})`);
     }
-    if (typeof t !== "string" || !t.includes("{drone}")) throw new UsageError(`--config ${path}: topic "${k}" must be a string containing {drone}`);
-    out[k as keyof TopicTemplates] = t;
+    if (typeof t !== "string" || !t.includes("{drone}")) throw new UsageError(`--config ${path}: ${what} "${k}" must be a string containing {drone}`);
+    out[k as K] = t;
   }
   return out;
 }
 
-function resolve(layers: Layer[], topics: Partial<TopicTemplates> | undefined, deps: ParseDeps): RelayConfig {
+function resolve(layers: Layer[], topics: Partial<TopicTemplates> | undefined, deps: ParseDeps): Omit<RelayConfig, "services"> {
   const pick = (k: FlagKey): string | undefined => {
     for (const l of layers) if (l[k] !== undefined) return l[k];
     return undefined;

@@ -12,13 +12,30 @@
  * - Never spins: capped exponential backoff with full jitter; a 401/403 handshake waits the
  *   maximum delay every time, since only a human fixing the token can help.
  * - Dead sockets are noticed: a ws-level ping each `heartbeatMs`; no pong by the next one ends it.
+ *
+ * Commands (E→R `command`, answered by R→E `command_result`):
+ * - Each runs through `execute` (the source's) with the relay's own deadline: `timeout_ms` from the
+ *   frame clamped to [500, 30000] ms. A source that throws → `failed` with its message; one that
+ *   never answers → `failed` "timeout at the relay after N ms" (and its signal is aborted).
+ * - Commands run concurrently, so an emergency land never waits behind a slow command. At most
+ *   `maxInflightCommands` run at once; beyond that a command fails at once ("relay busy"), except
+ *   emergency_land, which always runs.
+ * - A result stays in `unackedResults` until the edge's `command_result_ack`, and every one of them
+ *   is re-sent after each reconnect (after hello_ack), so a result is not lost because the uplink
+ *   dropped while the drone was acting. Bounded by `maxPendingResults` (oldest dropped, counted).
+ * - The same command_id again (an edge retry) never executes twice: while it runs, the one result
+ *   to come answers both; once answered, the cached result is sent again.
+ * - `mission_progress` frames from the source (`pushProgress`) wait in an ordered, bounded queue
+ *   until the edge has answered our hello; progress of a mission whose assign_mission command is
+ *   still executing waits for that command's result, so the edge sees the ack first.
  */
 import { EventEmitter } from "node:events";
 import type { IncomingMessage } from "node:http";
 import WebSocket from "ws";
-import { DRONE_ID_RE, LIMITS, type TelemetrySample } from "../edge/protocol";
+import { DRONE_ID_RE, LIMITS, type RelayCommand, type TelemetrySample } from "../edge/protocol";
+import { errorMessage, parseRelayCommand, runWithTimeout } from "./commands";
 import { silentLogger, type Logger } from "./log";
-import type { SourceKind, SourceSample } from "./source";
+import type { CommandOutcome, MissionProgressEvent, SourceKind, SourceSample } from "./source";
 
 export interface BackoffOptions {
   initialMs: number;
@@ -60,6 +77,20 @@ export interface LinkStats {
   lastAckAt: number | null;
   rejectedByEdge: number;
   duplicatesAtEdge: number;
+  /** `command` frames received (duplicates included). */
+  commandsReceived: number;
+  /** `command` frames whose command_id was already running or answered (not executed again). */
+  duplicateCommands: number;
+  /** Commands executing now. */
+  commandsInFlight: number;
+  /** Results the edge has not acknowledged yet. */
+  pendingResults: number;
+  /** Unacknowledged results forgotten because `maxPendingResults` was reached. */
+  droppedResults: number;
+  /** mission_progress frames waiting for the socket. */
+  progressQueued: number;
+  /** mission_progress frames dropped because the queue was full. */
+  droppedProgress: number;
 }
 
 export type LinkEvents = {
@@ -107,7 +138,24 @@ export interface EdgeLinkOptions {
   now?: () => number;
   /** For backoff jitter. Default Math.random. */
   random?: () => number;
+  /**
+   * Runs a command at the drone (the source's `execute`). Without it every command is answered
+   * `failed` "this relay does not execute commands".
+   */
+  execute?: (command: RelayCommand, signal: AbortSignal) => Promise<CommandOutcome>;
+  /** Most commands executing at once; emergency_land is exempt. Default 256. */
+  maxInflightCommands?: number;
+  /** Most unacknowledged results held for re-sending. Default 1,000. */
+  maxPendingResults?: number;
+  /** Acknowledged results remembered to answer a repeated command_id. Default 1,000. */
+  maxRecentResults?: number;
+  /** Most mission_progress frames queued while offline. Default 1,000. */
+  maxProgressQueue?: number;
 }
+
+export type CommandResultFrame = { type: "command_result"; command_id: string; status: "acked" | "failed"; message?: string };
+export type MissionProgressFrame = { type: "mission_progress" } & MissionProgressEvent;
+type RunningCommand = { controller: AbortController; command: RelayCommand["command"]; missionId?: string };
 
 /** A sample waiting in the outbox; `seq` is set when it was already sent once (re-send). */
 type Held = { sample: SourceSample; seq?: number };
@@ -134,10 +182,11 @@ export function relayUrl(edge: string, fleet: string): string {
  */
 export class EdgeLink extends EventEmitter<LinkEvents> {
   readonly url: string;
-  private readonly o: Required<Omit<EdgeLinkOptions, "backoff" | "version" | "log">> & {
+  private readonly o: Required<Omit<EdgeLinkOptions, "backoff" | "version" | "log" | "execute">> & {
     backoff: BackoffOptions;
     version?: string;
     log: Logger;
+    execute?: EdgeLinkOptions["execute"];
   };
   private phase: Phase = "idle";
   private ws: WebSocket | null = null;
@@ -164,6 +213,17 @@ export class EdgeLink extends EventEmitter<LinkEvents> {
   private stableTimer: NodeJS.Timeout | null = null;
   private stopping: Promise<void> | null = null;
 
+  /** Commands executing, by command_id. */
+  private readonly running = new Map<string, RunningCommand>();
+  /** Results sent (or waiting to be) that the edge has not acknowledged; insertion order. */
+  private readonly unackedResults = new Map<string, CommandResultFrame>();
+  /** Acknowledged results, newest last, to answer a repeated command_id without executing. */
+  private readonly recentResults = new Map<string, CommandResultFrame>();
+  private progressQueue: MissionProgressFrame[] = [];
+  /** Missions whose assign_mission is still executing: their progress waits for the result. */
+  private readonly heldMissions = new Map<string, number>();
+  private progressDropWarned = false;
+
   private readonly counters = {
     updatesSent: 0,
     framesSent: 0,
@@ -171,6 +231,10 @@ export class EdgeLink extends EventEmitter<LinkEvents> {
     rejectedByEdge: 0,
     duplicatesAtEdge: 0,
     lastAckAt: null as number | null,
+    commandsReceived: 0,
+    duplicateCommands: 0,
+    droppedResults: 0,
+    droppedProgress: 0,
   };
 
   constructor(opts: EdgeLinkOptions) {
@@ -199,6 +263,11 @@ export class EdgeLink extends EventEmitter<LinkEvents> {
       log: opts.log ?? silentLogger,
       now: opts.now ?? Date.now,
       random: opts.random ?? Math.random,
+      execute: opts.execute,
+      maxInflightCommands: opts.maxInflightCommands ?? 256,
+      maxPendingResults: Math.max(1, opts.maxPendingResults ?? 1000),
+      maxRecentResults: Math.max(0, opts.maxRecentResults ?? 1000),
+      maxProgressQueue: Math.max(1, opts.maxProgressQueue ?? 1000),
     };
   }
 
@@ -215,7 +284,43 @@ export class EdgeLink extends EventEmitter<LinkEvents> {
       reconnects: Math.max(0, this.connectCount - 1),
       outboxDepth: this.outbox.size,
       connected: this.phase === "ready",
+      commandsInFlight: this.running.size,
+      pendingResults: this.unackedResults.size,
+      progressQueued: this.progressQueue.length,
     };
+  }
+
+  /**
+   * Queue a mission's progress for the edge (a source's `onMissionProgress`). Sent at once when
+   * connected, otherwise after the next hello_ack, in order. When the queue is full the oldest
+   * `active` report goes first (a later one supersedes it), else the oldest of all.
+   */
+  pushProgress(p: MissionProgressEvent): void {
+    if (this.phase === "stopped") return;
+    if (typeof p.mission_id !== "string" || p.mission_id.length < 1 || p.mission_id.length > 64 || !DRONE_ID_RE.test(p.drone_id)) {
+      this.o.log.warn("ignoring malformed mission progress", { mission_id: String(p.mission_id).slice(0, 64) });
+      return;
+    }
+    const frame: MissionProgressFrame = {
+      type: "mission_progress",
+      mission_id: p.mission_id,
+      drone_id: p.drone_id,
+      state: p.state,
+      ...(p.waypoint_index !== undefined ? { waypoint_index: Math.max(0, Math.floor(p.waypoint_index)) } : {}),
+      ...(p.message ? { message: p.message.slice(0, 500) } : {}),
+      ts: Math.max(0, Math.round(p.ts)),
+    };
+    if (this.progressQueue.length >= this.o.maxProgressQueue) {
+      const i = this.progressQueue.findIndex((f) => f.state === "active");
+      this.progressQueue.splice(Math.max(0, i), 1);
+      this.counters.droppedProgress++;
+      if (!this.progressDropWarned) {
+        this.progressDropWarned = true;
+        this.o.log.warn("mission progress queue full; dropping the oldest reports", { max: this.o.maxProgressQueue });
+      }
+    }
+    this.progressQueue.push(frame);
+    this.flushProgress();
   }
 
   /**
@@ -358,6 +463,12 @@ export class EdgeLink extends EventEmitter<LinkEvents> {
       case "batch_ack":
         this.onBatchAck(frame);
         break;
+      case "command":
+        this.onCommand(frame);
+        break;
+      case "command_result_ack":
+        this.onResultAck(frame);
+        break;
       case "error":
         this.o.log.warn("edge reported an error", {
           code: typeof frame.code === "string" ? frame.code : undefined,
@@ -365,7 +476,7 @@ export class EdgeLink extends EventEmitter<LinkEvents> {
         });
         break;
       default:
-        // pong and frames for later features (commands) are for listeners of 'message'.
+        // pong and frames for later features are for listeners of 'message'.
         break;
     }
     this.emit("message", frame);
@@ -396,7 +507,144 @@ export class EdgeLink extends EventEmitter<LinkEvents> {
     const fleet = typeof frame.fleet === "string" ? frame.fleet : this.o.fleet;
     this.o.log.info("connected to edge", { url: this.url, fleet, outbox: this.outbox.size, reconnects: this.connectCount - 1 });
     this.emit("connected", { fleet, url: this.url });
+    // Results first (the edge must see a command's ack before its mission's progress), then
+    // progress in order, then telemetry.
+    for (const r of this.unackedResults.values()) this.send(ws, r);
+    if (this.unackedResults.size > 0) this.o.log.info("re-sent unacknowledged command results", { count: this.unackedResults.size });
+    this.flushProgress();
     this.drainOutbox();
+  }
+
+  // ------------------------------------------------------------------ commands
+
+  private onCommand(frame: EdgeFrame): void {
+    this.counters.commandsReceived++;
+    const id = typeof frame.command_id === "string" ? frame.command_id : null;
+    if (id !== null && this.answerDuplicate(id)) return;
+    const parsed = parseRelayCommand(frame);
+    if (!parsed.ok) {
+      if (parsed.command_id === null) {
+        this.o.log.warn("ignoring a command frame without a usable command_id", { message: parsed.message });
+        return;
+      }
+      this.o.log.warn("rejecting a malformed command", { command_id: parsed.command_id, message: parsed.message });
+      this.finishCommand(parsed.command_id, { ok: false, message: parsed.message });
+      return;
+    }
+    this.startCommand(parsed.command);
+  }
+
+  /** A command_id seen before: never execute again. Returns false when it is new. */
+  private answerDuplicate(id: string): boolean {
+    if (this.running.has(id)) {
+      // The one result to come answers the retry too.
+      this.counters.duplicateCommands++;
+      this.o.log.debug("command already executing; not running it twice", { command_id: id });
+      return true;
+    }
+    const result = this.unackedResults.get(id) ?? this.recentResults.get(id);
+    if (!result) return false;
+    this.counters.duplicateCommands++;
+    this.o.log.debug("repeated command; answering with the first result", { command_id: id, status: result.status });
+    this.recentResults.delete(id);
+    this.unackedResults.delete(id);
+    this.unackedResults.set(id, result);
+    this.sendResult(result);
+    return true;
+  }
+
+  private startCommand(cmd: RelayCommand): void {
+    const id = cmd.command_id;
+    if (cmd.command !== "emergency_land" && this.running.size >= this.o.maxInflightCommands) {
+      this.finishCommand(id, { ok: false, message: `relay busy: ${this.running.size} commands in flight` });
+      return;
+    }
+    const controller = new AbortController();
+    const missionId = cmd.command === "assign_mission" ? cmd.mission_id : undefined;
+    if (missionId !== undefined) this.heldMissions.set(missionId, (this.heldMissions.get(missionId) ?? 0) + 1);
+    this.running.set(id, { controller, command: cmd.command, missionId });
+    const t0 = Date.now();
+    const execute = this.o.execute ?? (async () => ({ ok: false as const, message: "this relay does not execute commands" }));
+    this.o.log.debug("executing command", { command_id: id, command: cmd.command, drone_id: cmd.drone_id, timeout_ms: cmd.timeout_ms });
+    void runWithTimeout(execute, cmd, cmd.timeout_ms, controller).then(
+      (outcome) => {
+        if (this.running.get(id)?.controller !== controller) return; // stopped meanwhile
+        this.running.delete(id);
+        this.releaseMission(missionId);
+        const fields = { command_id: id, command: cmd.command, drone_id: cmd.drone_id, ok: outcome.ok, message: outcome.message, ms: Date.now() - t0 };
+        if (outcome.ok) this.o.log.info("command acked", fields);
+        else this.o.log.warn("command failed", fields);
+        this.finishCommand(id, outcome);
+        this.flushProgress();
+      },
+      (err: unknown) => {
+        // runWithTimeout never rejects; this only guards against a bug turning into a lost result.
+        this.running.delete(id);
+        this.releaseMission(missionId);
+        this.finishCommand(id, { ok: false, message: errorMessage(err) });
+      },
+    );
+  }
+
+  private releaseMission(missionId: string | undefined): void {
+    if (missionId === undefined) return;
+    const n = (this.heldMissions.get(missionId) ?? 1) - 1;
+    if (n > 0) this.heldMissions.set(missionId, n);
+    else this.heldMissions.delete(missionId);
+  }
+
+  /** Record the result until acknowledged and send it if we can. */
+  private finishCommand(id: string, outcome: CommandOutcome): void {
+    if (this.phase === "stopped") return;
+    const frame: CommandResultFrame = {
+      type: "command_result",
+      command_id: id,
+      status: outcome.ok ? "acked" : "failed",
+      ...(outcome.message ? { message: outcome.message.slice(0, 1000) } : {}),
+    };
+    this.unackedResults.delete(id);
+    if (this.unackedResults.size >= this.o.maxPendingResults) {
+      const oldest = this.unackedResults.keys().next();
+      if (!oldest.done) {
+        this.unackedResults.delete(oldest.value);
+        this.counters.droppedResults++;
+        this.o.log.warn("too many unacknowledged command results; forgetting the oldest", { command_id: oldest.value, max: this.o.maxPendingResults });
+      }
+    }
+    this.unackedResults.set(id, frame);
+    this.sendResult(frame);
+  }
+
+  private sendResult(frame: CommandResultFrame): void {
+    // Results ignore telemetry backpressure: they are small and an operator is waiting.
+    if (this.ws && this.phase === "ready") this.send(this.ws, frame);
+  }
+
+  private onResultAck(frame: EdgeFrame): void {
+    const id = frame.command_id;
+    if (typeof id !== "string") return;
+    const result = this.unackedResults.get(id);
+    if (!result) return;
+    this.unackedResults.delete(id);
+    if (this.o.maxRecentResults === 0) return;
+    this.recentResults.delete(id);
+    this.recentResults.set(id, result);
+    if (this.recentResults.size > this.o.maxRecentResults) {
+      const oldest = this.recentResults.keys().next();
+      if (!oldest.done) this.recentResults.delete(oldest.value);
+    }
+  }
+
+  /** Send queued progress in order; a mission whose assign_mission still runs keeps its reports. */
+  private flushProgress(): void {
+    const ws = this.ws;
+    if (!ws || this.phase !== "ready" || this.progressQueue.length === 0) return;
+    const kept: MissionProgressFrame[] = [];
+    for (const f of this.progressQueue) {
+      if (this.heldMissions.has(f.mission_id) || !this.send(ws, f)) kept.push(f);
+    }
+    this.progressQueue = kept;
+    if (kept.length === 0) this.progressDropWarned = false;
   }
 
   private onBatchAck(frame: EdgeFrame): void {
@@ -478,6 +726,7 @@ export class EdgeLink extends EventEmitter<LinkEvents> {
       if (this.reconnectTimer) clearTimeout(this.reconnectTimer);
       this.reconnectTimer = null;
       if (ws && this.phase === "ready") {
+        this.flushProgress();
         this.flushPending();
         this.drainOutbox();
         await waitUntil(() => ws.bufferedAmount === 0 || ws.readyState !== WebSocket.OPEN, deadline, this.o.now);
@@ -485,6 +734,11 @@ export class EdgeLink extends EventEmitter<LinkEvents> {
     } finally {
       this.phase = "stopped";
       this.clearConnectionTimers();
+      // Whatever still runs is abandoned; its result could not reach the edge any more.
+      for (const r of this.running.values()) r.controller.abort(new Error("relay stopping"));
+      if (this.running.size > 0) this.o.log.warn("stopped with commands still executing", { count: this.running.size });
+      this.running.clear();
+      if (this.unackedResults.size > 0) this.o.log.warn("stopped with unacknowledged command results", { count: this.unackedResults.size });
       if (ws) await closeSocket(ws, Math.max(100, deadline - this.o.now()));
       this.ws = null;
       if (this.outbox.size > 0) this.o.log.warn("stopped with undelivered telemetry", { outbox: this.outbox.size });

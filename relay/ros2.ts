@@ -18,11 +18,26 @@
  * std_msgs/String carrying `{"armed":bool,"mode":str,"status":str,"heading_deg":num}` (every
  * field optional; optional `rel_alt_m` too) is one small adapter node away from any autopilot
  * stack and needs no code generation.
+ *
+ * Commands are ROS 2 service calls, one client per (drone, service), names configurable like the
+ * topics (`{drone}` replaced by the drone id):
+ *   /{drone}/modify_waypoint  dronefleet_interfaces/srv/ModifyWaypoint
+ *   /{drone}/assign_mission   dronefleet_interfaces/srv/AssignMission
+ *   /{drone}/emergency_land   std_srvs/srv/Trigger
+ *   /{drone}/hold             std_srvs/srv/Trigger   (duration_s is NOT carried: Trigger has no
+ *                                                    fields; the drone's node decides how long)
+ * The two custom types are in relay/interfaces/dronefleet_interfaces (build it with colcon and
+ * regenerate rclnodejs's messages, see its README). A call waits at most `serviceWaitMs` for the
+ * server to appear ("service … not available"), then at most `serviceTimeoutMs` (and never past
+ * the link's deadline, the abort signal) for the response: rclnodejs's sendRequest has no timeout
+ * of its own, and a server whose callback throws never answers. `success: false` → failed with
+ * the service's message. Mission progress is not reported by this source (no standard topic).
  */
-import { DRONE_STATUSES } from "../edge/protocol";
+import { DRONE_STATUSES, type RelayCommand } from "../edge/protocol";
+import { errorMessage } from "./commands";
 import { silentLogger, type Logger } from "./log";
 import { compassDeg } from "./geo";
-import type { DroneSource, DroneStatus, SourceSample } from "./source";
+import type { CommandOutcome, DroneSource, DroneStatus, MissionProgressEvent, SourceSample } from "./source";
 
 // ------------------------------------------------------------------ the rclnodejs surface we use
 
@@ -33,11 +48,22 @@ export interface RclTimerLike {
   cancel(): void;
 }
 
+/** A service client (rclnodejs Client). */
+export interface RclClientLike {
+  /** Resolves true once a server is available, false after `timeoutMs` without one. */
+  waitForService(timeoutMs?: number): Promise<boolean>;
+  /** Plain-object request; the callback gets the plain-object response. No timeout of its own. */
+  sendRequest(request: object, callback: (response: unknown) => void): void;
+}
+
 export interface RclNodeLike {
   /** Callback gets a plain JS object shaped like the message (rclnodejs's default delivery). */
   createSubscription(typeClass: string, topic: string, callback: (msg: unknown) => void): RclSubscriptionLike;
   /** Period in nanoseconds as a BigInt, as rclnodejs requires. */
   createTimer(periodNs: bigint, callback: () => void): RclTimerLike;
+  /** A client for `serviceName` of type `typeClass` (e.g. "std_srvs/srv/Trigger"). */
+  createClient(typeClass: string, serviceName: string): RclClientLike;
+  destroyClient(client: RclClientLike): void;
   destroy(): void;
 }
 
@@ -88,6 +114,67 @@ export const ROS_TYPES = {
   velocity: "geometry_msgs/msg/TwistStamped",
   state: "std_msgs/msg/String",
 } as const;
+
+export const ROS_SERVICE_TYPES = {
+  modify_waypoint: "dronefleet_interfaces/srv/ModifyWaypoint",
+  assign_mission: "dronefleet_interfaces/srv/AssignMission",
+  emergency_land: "std_srvs/srv/Trigger",
+  hold: "std_srvs/srv/Trigger",
+} as const;
+
+export type ServiceKey = keyof typeof ROS_SERVICE_TYPES;
+export type ServiceTemplates = Record<ServiceKey, string>;
+
+export const DEFAULT_SERVICES: ServiceTemplates = {
+  modify_waypoint: "/{drone}/modify_waypoint",
+  assign_mission: "/{drone}/assign_mission",
+  emergency_land: "/{drone}/emergency_land",
+  hold: "/{drone}/hold",
+};
+
+/** The service request for a command (field names of the .srv files and std_srvs/Trigger). */
+export function serviceRequest(c: RelayCommand): { key: ServiceKey; request: Record<string, unknown> } {
+  switch (c.command) {
+    case "modify_waypoint":
+      return {
+        key: "modify_waypoint",
+        request: {
+          drone_id: c.drone_id,
+          latitude: c.new_waypoint.lat,
+          longitude: c.new_waypoint.lon,
+          altitude: c.new_waypoint.alt_m,
+          modification_reason: c.modification_reason,
+        },
+      };
+    case "assign_mission":
+      return {
+        key: "assign_mission",
+        request: {
+          mission_id: c.mission_id,
+          latitudes: c.waypoints.map((w) => w.lat),
+          longitudes: c.waypoints.map((w) => w.lon),
+          altitudes: c.waypoints.map((w) => w.alt_m),
+          priority: c.priority,
+        },
+      };
+    case "emergency_land":
+      return { key: "emergency_land", request: {} };
+    case "hold":
+      return { key: "hold", request: {} };
+    default: {
+      const never: never = c;
+      throw new Error(`unknown command ${JSON.stringify((never as { command?: unknown }).command ?? null)}`);
+    }
+  }
+}
+
+/** A service response (`bool success, string message`) → outcome. */
+export function readServiceResponse(service: string, response: unknown): CommandOutcome {
+  if (!isObj(response) || typeof response.success !== "boolean") return { ok: false, message: `service ${service} returned a malformed response` };
+  const message = typeof response.message === "string" && response.message.length > 0 ? response.message.slice(0, 1000) : undefined;
+  if (response.success) return message === undefined ? { ok: true } : { ok: true, message };
+  return { ok: false, message: message ?? `service ${service} reported failure` };
+}
 
 export type TopicKey = keyof typeof ROS_TYPES;
 export type TopicTemplates = Record<TopicKey, string>;
@@ -248,12 +335,22 @@ export interface Ros2SourceOptions {
   log?: Logger;
   /** Clock for sample timestamps, ms. Default Date.now. */
   now?: () => number;
+  /** Service name templates with `{drone}`; defaults in DEFAULT_SERVICES. */
+  services?: Partial<ServiceTemplates>;
+  /** Longest wait for a service server to be available, ms. Default 1,000. */
+  serviceWaitMs?: number;
+  /** Longest wait for a service response, ms (the link's own deadline may end it sooner). Default 5,000. */
+  serviceTimeoutMs?: number;
 }
 
 export class Ros2Source implements DroneSource {
   readonly kind = "ros2" as const;
   private readonly ids: string[];
   private readonly topics: TopicTemplates;
+  private readonly services: ServiceTemplates;
+  private readonly clients = new Map<string, RclClientLike>();
+  /** Not used: this source reports no mission progress (see the module comment). */
+  onMissionProgress: ((p: MissionProgressEvent) => void) | null = null;
   private readonly latest = new Map<string, Latest>();
   private readonly log: Logger;
   private readonly now: () => number;
@@ -271,6 +368,7 @@ export class Ros2Source implements DroneSource {
     }
     this.ids = [...new Set(opts.droneIds)];
     this.topics = { ...DEFAULT_TOPICS, ...opts.topics };
+    this.services = { ...DEFAULT_SERVICES, ...opts.services };
     this.log = opts.log ?? silentLogger;
     this.now = opts.now ?? Date.now;
     for (const id of this.ids) this.latest.set(id, emptyLatest());
@@ -283,6 +381,50 @@ export class Ros2Source implements DroneSource {
   /** Topic name for one drone, e.g. topicFor("fix", "drone_0") → "/drone_0/fix". */
   topicFor(key: TopicKey, droneId: string): string {
     return this.topics[key].replaceAll("{drone}", droneId);
+  }
+
+  /** Service name for one drone, e.g. serviceFor("hold", "uav1") → "/uav1/hold". */
+  serviceFor(key: ServiceKey, droneId: string): string {
+    return this.services[key].replaceAll("{drone}", droneId);
+  }
+
+  /** Call the drone's service for `command`; see the module comment. Never rejects. */
+  async execute(command: RelayCommand, signal: AbortSignal): Promise<CommandOutcome> {
+    if (!this.latest.has(command.drone_id)) return { ok: false, message: "unknown drone" };
+    const node = this.node;
+    if (!node) return { ok: false, message: "ros2 source is not running" };
+    if (signal.aborted) return { ok: false, message: "aborted before the service call" };
+    let key: ServiceKey;
+    let request: Record<string, unknown>;
+    try {
+      ({ key, request } = serviceRequest(command));
+    } catch (err) {
+      return { ok: false, message: errorMessage(err) };
+    }
+    const name = this.serviceFor(key, command.drone_id);
+    try {
+      let client = this.clients.get(name);
+      if (!client) {
+        client = node.createClient(ROS_SERVICE_TYPES[key], name);
+        this.clients.set(name, client);
+      }
+      const waitMs = this.opts.serviceWaitMs ?? 1000;
+      const available = await abortable(client.waitForService(waitMs), signal);
+      if (available === ABORTED) return { ok: false, message: `aborted waiting for service ${name}` };
+      if (!available) return { ok: false, message: `service ${name} not available after ${waitMs} ms` };
+      const timeoutMs = this.opts.serviceTimeoutMs ?? 5000;
+      const c = client;
+      const response = await withTimeout(
+        new Promise<unknown>((resolve) => c.sendRequest(request, resolve)),
+        timeoutMs,
+        signal,
+      );
+      if (response === ABORTED) return { ok: false, message: `aborted waiting for service ${name}` };
+      if (response === TIMED_OUT) return { ok: false, message: `service ${name} did not answer within ${timeoutMs} ms` };
+      return readServiceResponse(name, response);
+    } catch (err) {
+      return { ok: false, message: `service ${name}: ${errorMessage(err)}` };
+    }
   }
 
   async start(onSample: (s: SourceSample) => void): Promise<void> {
@@ -311,8 +453,17 @@ export class Ros2Source implements DroneSource {
     this.onSample = null;
     const { rcl, node, timer } = this;
     this.rcl = this.node = this.timer = null;
+    const clients = [...this.clients.values()];
+    this.clients.clear();
     try {
       timer?.cancel();
+      for (const c of clients) {
+        try {
+          node?.destroyClient(c);
+        } catch (err) {
+          this.log.debug("destroyClient failed", { error: err });
+        }
+      }
       node?.destroy();
     } finally {
       if (rcl) await rcl.shutdown();
@@ -385,5 +536,40 @@ export class Ros2Source implements DroneSource {
     if (this.warned.has(key)) return;
     this.warned.add(key);
     this.log.warn(msg, fields);
+  }
+}
+
+const ABORTED: unique symbol = Symbol("aborted");
+const TIMED_OUT: unique symbol = Symbol("timed out");
+
+/** `p`, or ABORTED as soon as `signal` aborts. */
+function abortable<T>(p: Promise<T>, signal: AbortSignal): Promise<T | typeof ABORTED> {
+  if (signal.aborted) return Promise.resolve(ABORTED);
+  return new Promise((resolve, reject) => {
+    const onAbort = (): void => resolve(ABORTED);
+    signal.addEventListener("abort", onAbort, { once: true });
+    p.then(
+      (v) => {
+        signal.removeEventListener("abort", onAbort);
+        resolve(v);
+      },
+      (err: unknown) => {
+        signal.removeEventListener("abort", onAbort);
+        reject(err instanceof Error ? err : new Error(String(err)));
+      },
+    );
+  });
+}
+
+/** `p`, TIMED_OUT after `ms`, or ABORTED when `signal` aborts first. Clears its timer. */
+async function withTimeout<T>(p: Promise<T>, ms: number, signal: AbortSignal): Promise<T | typeof ABORTED | typeof TIMED_OUT> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<typeof TIMED_OUT>((resolve) => {
+    timer = setTimeout(() => resolve(TIMED_OUT), ms);
+  });
+  try {
+    return await abortable(Promise.race([p, timeout]), signal);
+  } finally {
+    clearTimeout(timer);
   }
 }

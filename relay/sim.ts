@@ -9,10 +9,30 @@
  * 1,000 drones at 1 Hz spread over the second instead of firing in the same millisecond, and a
  * drone's physics advances only when it is due (O(N) per period, nothing per idle tick).
  * The physics step is a pure function (`stepDrone`), tested without timers.
+ *
+ * Operator commands (`execute`) act on the same state through another pure function,
+ * `applyCommand`, after bringing the drone up to the present. What they do:
+ * - modify_waypoint: fly to the point at cruise speed, then loiter there (status flying, mode
+ *   AUTO.LOITER) until the next command or low battery. On a mission, it replaces the waypoint
+ *   being flown to and the mission goes on afterwards. A drone on the ground (idle, landed,
+ *   charging) takes off to fly there when its battery is at least `minTakeoffPct` (30 %),
+ *   otherwise the command is rejected; so is one to an airborne drone below the RTL threshold or
+ *   during an emergency landing. Acked once accepted, like a ROS service returning success.
+ * - assign_mission: fly the waypoints in order at cruise speed, reporting mission_progress
+ *   `active` (with the index being flown to) on acceptance and at each waypoint, `completed` at
+ *   the last, then return to the pad. Same acceptance rules as modify_waypoint; a mission already
+ *   being flown is `aborted` (superseded). Low battery on the way: `failed`, and the drone returns.
+ *   Priority is not used by the simulator.
+ * - emergency_land: descend where the drone is at `emergencyDescentMps` (2 m/s), status
+ *   landing → landed, disarm, abort any mission; the drone then stays on the ground (no charging,
+ *   no automatic take-off) until a modify_waypoint or assign_mission sends it up again.
+ * - hold: loiter in place (mode AUTO.LOITER) for duration_s, then resume what it was doing.
+ *   Rejected on the ground and during an emergency landing.
  */
-import { compassDeg, toLatLon, type LatLon } from "./geo";
+import type { RelayCommand } from "../edge/protocol";
+import { compassDeg, toLatLon, toLocal, type LatLon } from "./geo";
 import { silentLogger, type Logger } from "./log";
-import type { DroneSource, DroneStatus, SourceSample } from "./source";
+import type { CommandOutcome, DroneSource, DroneStatus, MissionProgressEvent, SourceSample } from "./source";
 
 /** A point in the local east-north-up frame centred on home, metres. */
 export type Waypoint = { x: number; y: number; alt: number };
@@ -37,6 +57,10 @@ export interface SimPhysics {
   loiterSeconds: number;
   /** Seconds a drone sits disarmed on the pad after touchdown before charging starts. */
   settleSeconds: number;
+  /** Descent rate of an emergency landing, m/s. */
+  emergencyDescentMps: number;
+  /** A drone on the ground takes off for a command only with at least this battery, %. */
+  minTakeoffPct: number;
 }
 
 export const DEFAULT_PHYSICS: SimPhysics = {
@@ -50,6 +74,8 @@ export const DEFAULT_PHYSICS: SimPhysics = {
   descentMps: 1.5,
   loiterSeconds: 8,
   settleSeconds: 3,
+  emergencyDescentMps: 2,
+  minTakeoffPct: 30,
 };
 
 /** PX4 flight mode names, as MAVROS reports them. */
@@ -60,6 +86,28 @@ export const SIM_MODES = {
   rtl: "AUTO.RTL",
   land: "AUTO.LAND",
 } as const;
+
+/**
+ * What a drone does besides its patrol, set by operator commands. Plain data, replaced (never
+ * mutated) when it changes, so `stepDrone` stays pure.
+ */
+export type SimTask =
+  /** Fly to `target`, then loiter there. */
+  | { kind: "goto"; target: Waypoint }
+  /** Fly `waypoints` in order; `index` is the one being flown to. */
+  | { kind: "mission"; missionId: string; waypoints: readonly Waypoint[]; index: number }
+  /** Emergency landing in place. */
+  | { kind: "land" };
+
+/** A mission report produced by the pure functions; the fleet adds drone_id and ts. */
+export type SimEvent = Omit<MissionProgressEvent, "drone_id" | "ts">;
+
+/** An operator command in the local frame (what `applyCommand` takes). */
+export type SimCommand =
+  | { kind: "goto"; target: Waypoint }
+  | { kind: "mission"; missionId: string; waypoints: readonly Waypoint[] }
+  | { kind: "land"; reason?: string }
+  | { kind: "hold"; durationS: number };
 
 /** The complete state of one simulated drone: plain data, so the step function can be pure. */
 export interface SimDrone {
@@ -87,6 +135,12 @@ export interface SimDrone {
   armed: boolean;
   /** Seconds left in a timed phase (idle before take-off, loiter, settle after landing). */
   holdS: number;
+  /** Operator command being carried out; null on patrol. */
+  task: SimTask | null;
+  /** Seconds left of a `hold` command (loitering in place); 0 when none. */
+  pauseS: number;
+  /** Mode to restore when the hold ends. */
+  resumeMode: string;
 }
 
 const ARRIVE_M = 0.5;
@@ -102,7 +156,7 @@ const MAX_SUBSTEP_S = 1;
  * Long steps are integrated in ≤1 s slices so waypoints, the RTL threshold and landing are never
  * stepped over, whatever the time scale.
  */
-export function stepDrone(d: SimDrone, dtS: number, physics: SimPhysics = DEFAULT_PHYSICS): SimDrone {
+export function stepDrone(d: SimDrone, dtS: number, physics: SimPhysics = DEFAULT_PHYSICS, events?: SimEvent[]): SimDrone {
   const s: SimDrone = { ...d };
   let left = Math.max(0, dtS);
   if (left === 0) return s;
@@ -113,7 +167,7 @@ export function stepDrone(d: SimDrone, dtS: number, physics: SimPhysics = DEFAUL
   const alt0 = s.alt;
   while (left > 1e-9) {
     const dt = Math.min(left, MAX_SUBSTEP_S);
-    substep(s, dt, physics);
+    substep(s, dt, physics, events);
     left -= dt;
   }
   const dx = s.x - x0;
@@ -125,8 +179,27 @@ export function stepDrone(d: SimDrone, dtS: number, physics: SimPhysics = DEFAUL
   return s;
 }
 
-/** One slice of the phase machine; mutates the copy `stepDrone` owns. */
-function substep(s: SimDrone, dt: number, p: SimPhysics): void {
+/** Airborne and able to hold: everything in the air except an emergency landing. */
+function canHold(s: SimDrone): boolean {
+  return s.status === "taking_off" || s.status === "flying" || s.status === "returning" || (s.status === "landing" && s.task?.kind !== "land");
+}
+
+/**
+ * One slice of the phase machine; mutates the copy `stepDrone` owns. Mission reports go to
+ * `events` (also pushed when the caller passes none: they are simply dropped then).
+ */
+function substep(s: SimDrone, dt: number, p: SimPhysics, events: SimEvent[] = []): void {
+  if (s.pauseS > 0) {
+    // A hold command: hover in place. Low battery ends it (the flying case below returns home).
+    if (canHold(s) && !(s.status === "flying" && s.battery < p.rtlBelowPct)) {
+      drain(s, p, dt, 0, 0);
+      s.pauseS = Math.max(0, s.pauseS - dt);
+      if (s.pauseS === 0) s.mode = s.resumeMode;
+      return;
+    }
+    s.pauseS = 0;
+    s.mode = s.resumeMode;
+  }
   switch (s.status) {
     case "idle":
     case "landed": {
@@ -145,7 +218,7 @@ function substep(s: SimDrone, dt: number, p: SimPhysics): void {
       return;
     }
     case "taking_off": {
-      const target = currentWaypoint(s).alt;
+      const target = currentTarget(s).alt;
       const climbed = moveVertical(s, target, p.climbMps * dt);
       drain(s, p, dt, 0, climbed);
       if (Math.abs(s.alt - target) < ARRIVE_M) {
@@ -156,29 +229,28 @@ function substep(s: SimDrone, dt: number, p: SimPhysics): void {
     }
     case "flying": {
       if (s.battery < p.rtlBelowPct) {
+        const task = s.task;
+        if (task?.kind === "mission") {
+          events.push({ mission_id: task.missionId, state: "failed", waypoint_index: task.index, message: `battery ${s.battery.toFixed(1)} % below ${p.rtlBelowPct} %: returning home` });
+        }
+        s.task = null;
         s.status = "returning";
         s.mode = SIM_MODES.rtl;
         s.holdS = 0;
         return;
       }
       if (s.mode === SIM_MODES.loiter) {
+        // End-of-lap loiter (holdS seconds) or loitering at a commanded waypoint (holdS = ∞).
         drain(s, p, dt, 0, 0);
         s.holdS -= dt;
         if (s.holdS <= 0) s.mode = SIM_MODES.mission;
         return;
       }
-      const wp = currentWaypoint(s);
+      const wp = currentTarget(s);
       const moved = moveHorizontal(s, wp.x, wp.y, s.cruiseMps * dt);
       const climbed = moveVertical(s, wp.alt, p.climbMps * dt);
       drain(s, p, dt, moved, climbed);
-      if (Math.hypot(wp.x - s.x, wp.y - s.y) < ARRIVE_M && Math.abs(wp.alt - s.alt) < ARRIVE_M) {
-        s.wp = (s.wp + 1) % s.route.length;
-        if (s.wp === 0) {
-          // End of a lap: hover a moment, as survey patrols do before the next pass.
-          s.mode = SIM_MODES.loiter;
-          s.holdS = p.loiterSeconds;
-        }
-      }
+      if (Math.hypot(wp.x - s.x, wp.y - s.y) < ARRIVE_M && Math.abs(wp.alt - s.alt) < ARRIVE_M) arrive(s, p, events);
       return;
     }
     case "returning": {
@@ -193,23 +265,55 @@ function substep(s: SimDrone, dt: number, p: SimPhysics): void {
       return;
     }
     case "landing": {
-      moveVertical(s, 0, p.descentMps * dt);
+      const emergency = s.task?.kind === "land";
+      moveVertical(s, 0, (emergency ? p.emergencyDescentMps : p.descentMps) * dt);
       drain(s, p, dt, 0, 0);
       if (s.alt <= 1e-6) {
         s.alt = 0;
         s.status = "landed";
         s.armed = false;
-        s.holdS = p.settleSeconds;
+        // After an emergency landing the drone stays down until a command sends it up again.
+        s.holdS = emergency ? Number.POSITIVE_INFINITY : p.settleSeconds;
+        s.task = null;
       }
       return;
     }
     case "emergency":
-      // Not produced by the simulation itself; a later command issue drives it.
+      // Not produced by the simulation itself (emergency landings report landing → landed).
       return;
     default: {
       const never: never = s.status;
       throw new Error(`unhandled status ${String(never)}`);
     }
+  }
+}
+
+/** Reached the current target: next patrol corner, loiter at a commanded point, or next mission leg. */
+function arrive(s: SimDrone, p: SimPhysics, events: SimEvent[]): void {
+  const task = s.task;
+  if (task?.kind === "goto") {
+    s.mode = SIM_MODES.loiter;
+    s.holdS = Number.POSITIVE_INFINITY;
+    return;
+  }
+  if (task?.kind === "mission") {
+    const next = task.index + 1;
+    if (next >= task.waypoints.length) {
+      events.push({ mission_id: task.missionId, state: "completed", waypoint_index: task.index });
+      s.task = null;
+      s.status = "returning";
+      s.mode = SIM_MODES.rtl;
+      return;
+    }
+    s.task = { ...task, index: next };
+    events.push({ mission_id: task.missionId, state: "active", waypoint_index: next });
+    return;
+  }
+  s.wp = (s.wp + 1) % s.route.length;
+  if (s.wp === 0) {
+    // End of a lap: hover a moment, as survey patrols do before the next pass.
+    s.mode = SIM_MODES.loiter;
+    s.holdS = p.loiterSeconds;
   }
 }
 
@@ -220,7 +324,14 @@ function takeOff(s: SimDrone): void {
   s.holdS = 0;
 }
 
-function currentWaypoint(s: SimDrone): Waypoint {
+/** Where the drone is flying to: a commanded point, the mission's leg, or the patrol corner. */
+function currentTarget(s: SimDrone): Waypoint {
+  const task = s.task;
+  if (task?.kind === "goto") return task.target;
+  if (task?.kind === "mission") {
+    const wp = task.waypoints[Math.min(task.index, task.waypoints.length - 1)];
+    if (wp) return wp;
+  }
   const wp = s.route[s.wp % s.route.length];
   if (!wp) throw new Error(`drone ${s.id} has an empty route`);
   return wp;
@@ -251,6 +362,112 @@ function moveVertical(s: SimDrone, target: number, maxM: number): number {
 
 function drain(s: SimDrone, p: SimPhysics, dt: number, movedM: number, climbedM: number): void {
   s.battery = Math.max(0, s.battery - p.drainPerSecond * dt - p.drainPerMetre * movedM - p.drainPerMetreClimb * climbedM);
+}
+
+// ------------------------------------------------------------------ operator commands (pure)
+
+export type ApplyResult = { ok: boolean; message: string; drone: SimDrone; events: SimEvent[] };
+
+const onGround = (s: SimDrone): boolean => s.status === "idle" || s.status === "landed" || s.status === "charging";
+
+/**
+ * Apply an operator command to a drone (see the module comment for the rules). Pure: returns the
+ * new state, the mission reports it causes and whether it was accepted; `d` is not touched.
+ */
+export function applyCommand(d: SimDrone, cmd: SimCommand, p: SimPhysics = DEFAULT_PHYSICS): ApplyResult {
+  const s: SimDrone = { ...d };
+  const events: SimEvent[] = [];
+  const reject = (message: string): ApplyResult => ({ ok: false, message, drone: d, events: [] });
+  const accept = (message: string): ApplyResult => ({ ok: true, message, drone: s, events });
+  const emergencyLanding = s.status === "landing" && s.task?.kind === "land";
+  const battery = `battery ${s.battery.toFixed(1)} %`;
+  const abortMission = (why: string): void => {
+    if (s.task?.kind === "mission") events.push({ mission_id: s.task.missionId, state: "aborted", waypoint_index: s.task.index, message: why });
+  };
+
+  if (cmd.kind === "land") {
+    const why = `emergency land${cmd.reason ? `: ${cmd.reason}` : ""}`;
+    if (emergencyLanding) return accept("already landing in place");
+    abortMission(why);
+    s.pauseS = 0;
+    if (onGround(s)) {
+      // Keep it down: no take-off after charging until a command sends it up.
+      Object.assign(s, { status: "landed", mode: SIM_MODES.land, armed: false, holdS: Number.POSITIVE_INFINITY, task: null } satisfies Partial<SimDrone>);
+      return accept("already on the ground; disarmed and grounded until the next command");
+    }
+    Object.assign(s, { status: "landing", mode: SIM_MODES.land, task: { kind: "land" } } satisfies Partial<SimDrone>);
+    return accept(`landing in place from ${s.alt.toFixed(1)} m`);
+  }
+
+  if (emergencyLanding) return reject("emergency landing in progress");
+
+  if (cmd.kind === "hold") {
+    if (!canHold(s)) return reject(`drone is ${s.status}, not airborne: nothing to hold`);
+    if (s.pauseS === 0) s.resumeMode = s.mode;
+    s.pauseS = cmd.durationS;
+    s.mode = cmd.durationS > 0 ? SIM_MODES.loiter : s.resumeMode;
+    return accept(`holding position for ${cmd.durationS} s`);
+  }
+
+  // goto and mission: the drone must be able to fly there.
+  if (onGround(s)) {
+    if (s.battery < p.minTakeoffPct) return reject(`${battery} is below the ${p.minTakeoffPct} % needed to take off${s.status === "charging" ? " (charging)" : ""}`);
+  } else if (s.battery < p.rtlBelowPct) {
+    return reject(`${battery} is below the ${p.rtlBelowPct} % return threshold${s.status === "returning" ? "; returning home" : ""}`);
+  }
+  s.pauseS = 0;
+  let message: string;
+  if (cmd.kind === "goto") {
+    const target = { ...cmd.target, alt: Math.max(1, cmd.target.alt) };
+    if (s.task?.kind === "mission") {
+      // On a mission: the leg being flown now goes to the new point; the mission continues after.
+      const waypoints = [...s.task.waypoints];
+      waypoints[s.task.index] = target;
+      s.task = { ...s.task, waypoints };
+      message = `mission ${s.task.missionId}: waypoint ${s.task.index} moved`;
+    } else {
+      s.task = { kind: "goto", target };
+      message = "flying to the new waypoint";
+    }
+  } else {
+    if (cmd.waypoints.length === 0) return reject("mission has no waypoints");
+    abortMission(`superseded by mission ${cmd.missionId}`);
+    s.task = { kind: "mission", missionId: cmd.missionId, waypoints: cmd.waypoints.map((w) => ({ ...w, alt: Math.max(1, w.alt) })), index: 0 };
+    events.push({ mission_id: cmd.missionId, state: "active", waypoint_index: 0 });
+    message = `mission ${cmd.missionId} accepted: ${cmd.waypoints.length} waypoint${cmd.waypoints.length === 1 ? "" : "s"}`;
+  }
+  if (onGround(s)) {
+    takeOff(s);
+    message += "; taking off";
+  } else if (s.status !== "taking_off") {
+    // Flying, returning or landing at the pad: turn towards the new target now.
+    s.status = "flying";
+    s.mode = SIM_MODES.mission;
+    s.holdS = 0;
+  }
+  return accept(message);
+}
+
+/** A relay command in the simulator's local frame, or an error message. */
+export function toSimCommand(c: RelayCommand, home: LatLon): SimCommand | string {
+  const local = (w: { lat: number; lon: number; alt_m: number }): Waypoint => {
+    const { east, north } = toLocal(home, w);
+    return { x: east, y: north, alt: w.alt_m };
+  };
+  switch (c.command) {
+    case "modify_waypoint":
+      return { kind: "goto", target: local(c.new_waypoint) };
+    case "assign_mission":
+      return { kind: "mission", missionId: c.mission_id, waypoints: c.waypoints.map(local) };
+    case "emergency_land":
+      return c.reason === undefined ? { kind: "land" } : { kind: "land", reason: c.reason };
+    case "hold":
+      return { kind: "hold", durationS: c.duration_s };
+    default: {
+      const never: never = c;
+      return `unknown command ${JSON.stringify((never as { command?: unknown }).command ?? null)}`;
+    }
+  }
 }
 
 const round = (v: number, digits: number): number => {
@@ -343,6 +560,9 @@ export function createDrone(i: number, n: number, rand: () => number): SimDrone 
     mode: SIM_MODES.loiter,
     armed: false,
     holdS: 0,
+    task: null,
+    pauseS: 0,
+    resumeMode: SIM_MODES.mission,
   };
   // Start the fleet mid-day rather than all on the pads: most drones already on patrol with mixed
   // batteries, some charging, a few waiting to take off, so every status shows up at once.
@@ -400,7 +620,10 @@ export class SimFleet implements DroneSource {
   private readonly lastStepAt: Float64Array;
   private readonly now: () => number;
   private readonly log: Logger;
+  private readonly indexOf = new Map<string, number>();
   private onSample: ((s: SourceSample) => void) | null = null;
+  /** Mission reports go here (the link's `pushProgress`); set by the wiring code. */
+  onMissionProgress: ((p: MissionProgressEvent) => void) | null = null;
   private timer: NodeJS.Timeout | null = null;
   private cycleStart = 0;
   private cursor = 0;
@@ -421,7 +644,29 @@ export class SimFleet implements DroneSource {
     this.log = opts.log ?? silentLogger;
     const rand = seededRandom(opts.seed ?? 1);
     this.drones = Array.from({ length: n }, (_, i) => createDrone(i, n, rand));
-    this.lastStepAt = new Float64Array(n);
+    this.drones.forEach((d, i) => this.indexOf.set(d.id, i));
+    // Commands may arrive before start(): they step from construction time, not from the epoch.
+    this.lastStepAt = new Float64Array(n).fill(this.now());
+  }
+
+  /**
+   * Execute an operator command: bring the drone up to now, then apply it (`applyCommand`).
+   * Answers at once (accepted or rejected); progress follows through `onMissionProgress`.
+   */
+  async execute(command: RelayCommand, signal: AbortSignal): Promise<CommandOutcome> {
+    if (signal.aborted) return { ok: false, message: "aborted before execution" };
+    const i = this.indexOf.get(command.drone_id);
+    const d = i === undefined ? undefined : this.drones[i];
+    if (i === undefined || !d) return { ok: false, message: "unknown drone" };
+    const cmd = toSimCommand(command, this.home);
+    if (typeof cmd === "string") return { ok: false, message: cmd };
+    const now = this.now();
+    const current = this.advance(i, now);
+    const r = applyCommand(current, cmd, this.physics);
+    this.drones[i] = r.drone;
+    this.report(current.id, r.events, now);
+    this.log.debug("sim command", { drone_id: current.id, command: command.command, ok: r.ok, message: r.message });
+    return r.ok ? { ok: true, message: r.message } : { ok: false, message: r.message };
   }
 
   droneIds(): string[] {
@@ -493,12 +738,8 @@ export class SimFleet implements DroneSource {
     const cb = this.onSample;
     let count = 0;
     for (let i = from; i < to; i++) {
-      const d = this.drones[i];
-      if (!d) continue;
-      const last = this.lastStepAt[i] ?? now;
-      const next = stepDrone(d, ((now - last) / 1000) * this.timeScale, this.physics);
-      this.drones[i] = next;
-      this.lastStepAt[i] = now;
+      if (!this.drones[i]) continue;
+      const next = this.advance(i, now);
       if (!cb) continue;
       try {
         cb(toSample(next, this.home, now));
@@ -511,5 +752,29 @@ export class SimFleet implements DroneSource {
       }
     }
     return count;
+  }
+
+  /** Step drone `i` from its last step to `now`, store it, report its mission events. */
+  private advance(i: number, now: number): SimDrone {
+    const d = this.drones[i]!;
+    const last = this.lastStepAt[i] ?? now;
+    const events: SimEvent[] = [];
+    const next = stepDrone(d, (Math.max(0, now - last) / 1000) * this.timeScale, this.physics, events);
+    this.drones[i] = next;
+    this.lastStepAt[i] = now;
+    this.report(d.id, events, now);
+    return next;
+  }
+
+  private report(droneId: string, events: readonly SimEvent[], now: number): void {
+    const cb = this.onMissionProgress;
+    if (!cb || events.length === 0) return;
+    for (const e of events) {
+      try {
+        cb({ ...e, drone_id: droneId, ts: Math.round(now) });
+      } catch (err) {
+        this.log.error("mission progress callback threw", { error: err });
+      }
+    }
   }
 }

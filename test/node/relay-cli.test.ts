@@ -80,6 +80,19 @@ describe("parseRelayArgs", () => {
     expect(withFlags).toMatchObject({ kind: "ok", config: { edge: "http://from-flag", drones: 3 } });
   });
 
+  it("reads ros2 service name templates from the config file and rejects bad ones", () => {
+    files["/svc.json"] = JSON.stringify({ services: { emergency_land: "/{drone}/px4/land", hold: "/{drone}/hold" }, topics: { fix: "/{drone}/gps" } });
+    expect(parseRelayArgs([...BASE, "--config", "/svc.json"], deps())).toMatchObject({
+      kind: "ok",
+      config: { services: { emergency_land: "/{drone}/px4/land", hold: "/{drone}/hold" }, topics: { fix: "/{drone}/gps" } },
+    });
+    files["/svc-bad.json"] = JSON.stringify({ services: { takeoff: "/{drone}/takeoff" } });
+    expect(errorOf(parseRelayArgs([...BASE, "--config", "/svc-bad.json"], deps()))).toMatch(/unknown service "takeoff"/);
+    files["/svc-nodrone.json"] = JSON.stringify({ services: { hold: "/hold" } });
+    expect(errorOf(parseRelayArgs([...BASE, "--config", "/svc-nodrone.json"], deps()))).toMatch(/service "hold" must be a string containing \{drone\}/);
+    expect(parseRelayArgs(BASE, deps())).toMatchObject({ kind: "ok", config: { services: undefined } });
+  });
+
   it("reports config file problems as usage errors", () => {
     files["/bad.json"] = "{ nope";
     files["/unknown.json"] = JSON.stringify({ edgee: "x" });

@@ -6,10 +6,12 @@ import type { IncomingMessage } from "node:http";
 import type { AddressInfo } from "node:net";
 import { afterEach, describe, expect, it } from "vitest";
 import { WebSocket, WebSocketServer } from "ws";
-import { RelayHello, TelemetryBatch, TelemetrySample } from "../../edge/protocol";
+import { CommandResult, MissionProgress, RelayHello, TelemetryBatch, TelemetrySample, type RelayCommand } from "../../edge/protocol";
 import { backoffDelay, EdgeLink, relayUrl, type EdgeLinkOptions, type EdgeFrame } from "../../relay/link";
+import { toLatLon } from "../../relay/geo";
 import { createLogger } from "../../relay/log";
-import type { SourceSample } from "../../relay/source";
+import { SimFleet } from "../../relay/sim";
+import type { CommandOutcome, MissionProgressEvent, SourceSample } from "../../relay/source";
 
 type Json = Record<string, unknown>;
 
@@ -55,6 +57,8 @@ interface EdgeDoubleOptions {
   ack?: boolean;
   /** Refuse the upgrade with this HTTP status. */
   refuse?: number;
+  /** Answer command_result with command_result_ack (default true); may be changed mid-test. */
+  ackResults?: boolean;
 }
 
 /** The edge, as far as the relay can tell: hello → hello_ack, batch → batch_ack. */
@@ -107,6 +111,8 @@ class EdgeDouble {
       } else if (frame.type === "telemetry_batch" && this.opts.ack !== false) {
         const n = Array.isArray(frame.updates) ? frame.updates.length : 0;
         ws.send(JSON.stringify({ type: "batch_ack", batch_id: frame.batch_id, accepted: n, duplicates: 0, rejected: 0, errors: [] }));
+      } else if (frame.type === "command_result" && this.opts.ackResults !== false) {
+        ws.send(JSON.stringify({ type: "command_result_ack", command_id: frame.command_id }));
       }
       frames.push(frame);
     });
@@ -455,5 +461,286 @@ describe("EdgeLink", () => {
     expect(link.stats().connected).toBe(false);
     link.push(sample("drone_a")); // ignored after stop
     expect(link.stats().outboxDepth).toBe(0);
+  });
+});
+
+// ---------------------------------------------------------------- commands
+
+type Exec = (command: RelayCommand, signal: AbortSignal) => Promise<CommandOutcome>;
+
+/** A promise with its resolve, to hold a command "at the drone" until the test lets it go. */
+function deferred<T>(): { promise: Promise<T>; resolve: (v: T) => void } {
+  let resolve!: (v: T) => void;
+  const promise = new Promise<T>((r) => (resolve = r));
+  return { promise, resolve };
+}
+
+let commandSeq = 0;
+function commandFrame(command: Record<string, unknown> & { command: string }, patch: Record<string, unknown> = {}): RelayCommand {
+  return { type: "command", command_id: `cmd-${String(++commandSeq).padStart(6, "0")}`, drone_id: "drone_a", timeout_ms: 4500, ...command, ...patch } as RelayCommand;
+}
+const modify = (patch: Record<string, unknown> = {}) =>
+  commandFrame({ command: "modify_waypoint", new_waypoint: { lat: 47.398, lon: 8.546, alt_m: 40 }, modification_reason: "test" }, patch);
+const land = (patch: Record<string, unknown> = {}) => commandFrame({ command: "emergency_land", reason: "test" }, patch);
+
+/** A connected link with `execute`; returns the edge's view of the connection. */
+async function connectedLink(execute: Exec, opts: Partial<EdgeLinkOptions> = {}, edgeOpts: EdgeDoubleOptions = {}) {
+  const edge = await EdgeDouble.start(edgeOpts);
+  const link = makeLink(edge.url, { execute, ...opts });
+  link.start();
+  const conn = await edge.conns.next(2000, "connection");
+  await nextOf(conn, "relay_hello");
+  await once(link, "connected");
+  return { edge, link, conn };
+}
+
+async function nextResult(conn: Conn, timeoutMs = 2000) {
+  return CommandResult.parse(await nextOf(conn, "command_result", timeoutMs));
+}
+
+/** No frame arrives within `ms`. */
+async function silence(conn: Conn, ms: number): Promise<void> {
+  await expect(conn.frames.next(ms, "silence")).rejects.toThrow(/timed out/);
+}
+
+describe("EdgeLink commands", () => {
+  it("executes a command at the source and answers command_result acked with its message", async () => {
+    const seen: RelayCommand[] = [];
+    const { conn } = await connectedLink(async (c) => {
+      seen.push(c);
+      return { ok: true, message: "flying to the new waypoint" };
+    });
+    const cmd = modify();
+    conn.ws.send(JSON.stringify(cmd));
+    expect(await nextResult(conn)).toEqual({ type: "command_result", command_id: cmd.command_id, status: "acked", message: "flying to the new waypoint" });
+    expect(seen).toEqual([cmd]);
+  });
+
+  it("answers failed with the error message when the source throws, or rejects the command", async () => {
+    const { conn } = await connectedLink(async (c) => {
+      if (c.command === "hold") return { ok: false, message: "drone is landed, not airborne" };
+      throw new Error("autopilot link lost");
+    });
+    const a = modify();
+    conn.ws.send(JSON.stringify(a));
+    expect(await nextResult(conn)).toMatchObject({ command_id: a.command_id, status: "failed", message: "autopilot link lost" });
+    const b = commandFrame({ command: "hold", duration_s: 5 });
+    conn.ws.send(JSON.stringify(b));
+    expect(await nextResult(conn)).toMatchObject({ command_id: b.command_id, status: "failed", message: "drone is landed, not airborne" });
+    // A malformed command is answered too (failed), without reaching the source.
+    const c = commandFrame({ command: "barrel_roll" });
+    conn.ws.send(JSON.stringify(c));
+    expect(await nextResult(conn)).toMatchObject({ command_id: c.command_id, status: "failed", message: expect.stringMatching(/invalid command: unknown command "barrel_roll"/) });
+  });
+
+  it("answers failed after its own timeout (clamped to ≥500 ms) when the source never answers, and aborts the signal", async () => {
+    let signal: AbortSignal | null = null;
+    const { conn, link } = await connectedLink((_c, s) => {
+      signal = s;
+      return new Promise<CommandOutcome>(() => {}); // never settles
+    });
+    const cmd = modify({ timeout_ms: 50 }); // below the floor: 500 ms
+    const t0 = Date.now();
+    conn.ws.send(JSON.stringify(cmd));
+    await expect.poll(() => link.stats().commandsInFlight, { timeout: 1000 }).toBe(1);
+    const r = await nextResult(conn, 2000);
+    const elapsed = Date.now() - t0;
+    expect(r).toMatchObject({ command_id: cmd.command_id, status: "failed", message: "timeout at the relay after 500 ms" });
+    expect(elapsed).toBeGreaterThanOrEqual(480);
+    expect(elapsed).toBeLessThan(1200);
+    expect((signal as AbortSignal | null)?.aborted).toBe(true);
+    expect(link.stats().commandsInFlight).toBe(0);
+  });
+
+  it("keeps a result until command_result_ack and re-sends it after every reconnect", async () => {
+    const gate = deferred<CommandOutcome>();
+    const { edge, link, conn: c1 } = await connectedLink(() => gate.promise, {}, { ackResults: false });
+    const cmd = modify();
+    c1.ws.send(JSON.stringify(cmd));
+    await expect.poll(() => link.stats().commandsInFlight, { timeout: 1000 }).toBe(1);
+
+    // The uplink drops while the drone is acting; the drone finishes while the relay is offline.
+    const down = once(link, "disconnected");
+    c1.ws.terminate();
+    await down;
+    gate.resolve({ ok: true, message: "done while offline" });
+    await expect.poll(() => link.stats().pendingResults, { timeout: 1000 }).toBe(1);
+
+    // Reconnect: the result follows the hello. The edge does not ack it...
+    const c2 = await edge.conns.next(3000, "reconnection");
+    await nextOf(c2, "relay_hello");
+    expect(await nextResult(c2)).toMatchObject({ command_id: cmd.command_id, status: "acked", message: "done while offline" });
+    // ...so after the next drop it comes again, and this time the edge acknowledges it.
+    edge.opts.ackResults = true;
+    const down2 = once(link, "disconnected");
+    c2.ws.terminate();
+    await down2;
+    const c3 = await edge.conns.next(3000, "second reconnection");
+    await nextOf(c3, "relay_hello");
+    expect(await nextResult(c3)).toMatchObject({ command_id: cmd.command_id, status: "acked" });
+    await expect.poll(() => link.stats().pendingResults, { timeout: 1000 }).toBe(0);
+    // Acknowledged: not sent again after another reconnect.
+    const down3 = once(link, "disconnected");
+    c3.ws.terminate();
+    await down3;
+    const c4 = await edge.conns.next(3000, "third reconnection");
+    await nextOf(c4, "relay_hello");
+    await silence(c4, 300);
+  });
+
+  it("executes a repeated command_id once: waits for the in-flight run, then answers from the cached result", async () => {
+    let calls = 0;
+    const gate = deferred<CommandOutcome>();
+    const { conn, link } = await connectedLink(() => {
+      calls++;
+      return gate.promise;
+    });
+    const cmd = modify();
+    conn.ws.send(JSON.stringify(cmd));
+    conn.ws.send(JSON.stringify(cmd)); // edge retry while it runs
+    await expect.poll(() => link.stats().duplicateCommands, { timeout: 1000 }).toBe(1);
+    gate.resolve({ ok: true, message: "accepted" });
+    expect(await nextResult(conn)).toMatchObject({ command_id: cmd.command_id, status: "acked", message: "accepted" });
+    await silence(conn, 200); // one result for both frames
+    await expect.poll(() => link.stats().pendingResults, { timeout: 1000 }).toBe(0); // acked by the edge
+    conn.ws.send(JSON.stringify(cmd)); // and again after it was acknowledged
+    expect(await nextResult(conn)).toMatchObject({ command_id: cmd.command_id, status: "acked", message: "accepted" });
+    expect(calls).toBe(1);
+    expect(link.stats()).toMatchObject({ commandsReceived: 3, duplicateCommands: 2 });
+  });
+
+  it("runs an emergency_land while a slow modify_waypoint is still in flight at the same drone", async () => {
+    const slow = deferred<CommandOutcome>();
+    const order: string[] = [];
+    const { conn } = await connectedLink(async (c) => {
+      order.push(`start ${c.command}`);
+      if (c.command === "modify_waypoint") return slow.promise;
+      return { ok: true, message: "landing in place" };
+    });
+    const m = modify();
+    const l = land();
+    conn.ws.send(JSON.stringify(m));
+    conn.ws.send(JSON.stringify(l));
+    const first = await nextResult(conn);
+    expect(first).toMatchObject({ command_id: l.command_id, status: "acked", message: "landing in place" });
+    expect(order).toEqual(["start modify_waypoint", "start emergency_land"]);
+    slow.resolve({ ok: true });
+    expect(await nextResult(conn)).toMatchObject({ command_id: m.command_id, status: "acked" });
+  });
+
+  it("refuses commands beyond maxInflightCommands at once, but never an emergency_land", async () => {
+    const gate = deferred<CommandOutcome>();
+    const { conn } = await connectedLink(async (c) => (c.command === "emergency_land" ? { ok: true } : gate.promise), { maxInflightCommands: 1 });
+    const a = modify();
+    const b = modify();
+    const l = land();
+    for (const f of [a, b, l]) conn.ws.send(JSON.stringify(f));
+    expect(await nextResult(conn)).toMatchObject({ command_id: b.command_id, status: "failed", message: expect.stringMatching(/relay busy/) });
+    expect(await nextResult(conn)).toMatchObject({ command_id: l.command_id, status: "acked" });
+    gate.resolve({ ok: true });
+    expect(await nextResult(conn)).toMatchObject({ command_id: a.command_id, status: "acked" });
+  });
+
+  it("sends an assign_mission's result before the progress the source reports while executing it", async () => {
+    let link!: EdgeLink;
+    const ctx = await connectedLink(async (c) => {
+      if (c.command !== "assign_mission") return { ok: false, message: "unexpected" };
+      link.pushProgress({ mission_id: c.mission_id, drone_id: c.drone_id, state: "active", waypoint_index: 0, ts: Date.now() });
+      link.pushProgress({ mission_id: "m-other", drone_id: "drone_b", state: "completed", ts: Date.now() }); // not held
+      await new Promise((r) => setTimeout(r, 50));
+      return { ok: true, message: "mission accepted" };
+    });
+    link = ctx.link;
+    const cmd = commandFrame({ command: "assign_mission", mission_id: "m-1", waypoints: [{ lat: 47.4, lon: 8.55, alt_m: 40 }], priority: "high" });
+    ctx.conn.ws.send(JSON.stringify(cmd));
+    expect(MissionProgress.parse(await nextOf(ctx.conn, "mission_progress"))).toMatchObject({ mission_id: "m-other" });
+    expect(await nextResult(ctx.conn)).toMatchObject({ command_id: cmd.command_id, status: "acked" });
+    expect(MissionProgress.parse(await nextOf(ctx.conn, "mission_progress"))).toMatchObject({ mission_id: "m-1", state: "active", waypoint_index: 0 });
+  });
+
+  it("queues mission_progress while offline (bounded, oldest `active` dropped first) and delivers it in order after reconnecting", async () => {
+    const port = await freePort();
+    const link = makeLink(`http://127.0.0.1:${port}`, { maxProgressQueue: 4 });
+    link.start(); // nothing listens yet
+    const ts = Date.now();
+    const p = (state: MissionProgressEvent["state"], waypoint_index?: number): MissionProgressEvent => ({ mission_id: "m-1", drone_id: "drone_a", state, ts, ...(waypoint_index !== undefined ? { waypoint_index } : {}) });
+    for (const e of [p("active", 0), p("active", 1), p("active", 2), p("active", 3), p("completed", 3)]) link.pushProgress(e);
+    expect(link.stats()).toMatchObject({ progressQueued: 4, droppedProgress: 1, connected: false });
+
+    const edge = await EdgeDouble.start({ port });
+    const conn = await edge.conns.next(3000, "connection");
+    await nextOf(conn, "relay_hello");
+    const got: Json[] = [];
+    for (let i = 0; i < 4; i++) got.push(MissionProgress.parse(await nextOf(conn, "mission_progress")));
+    expect(got.map((f) => [f.state, f.waypoint_index])).toEqual([
+      ["active", 1],
+      ["active", 2],
+      ["active", 3],
+      ["completed", 3],
+    ]);
+    expect(link.stats().progressQueued).toBe(0);
+  });
+
+  it("answers failed when no executor is configured, and stop() abandons running commands cleanly", async () => {
+    const edge = await EdgeDouble.start();
+    const bare = makeLink(edge.url);
+    bare.start();
+    const c1 = await edge.conns.next();
+    await nextOf(c1, "relay_hello");
+    await once(bare, "connected");
+    const cmd = modify();
+    c1.ws.send(JSON.stringify(cmd));
+    expect(await nextResult(c1)).toMatchObject({ status: "failed", message: "this relay does not execute commands" });
+
+    let aborted = false;
+    const { conn, link } = await connectedLink((_c, signal) => new Promise<CommandOutcome>(() => signal.addEventListener("abort", () => (aborted = true))));
+    conn.ws.send(JSON.stringify(modify()));
+    await expect.poll(() => link.stats().commandsInFlight, { timeout: 1000 }).toBe(1);
+    const t0 = Date.now();
+    await link.stop();
+    expect(Date.now() - t0).toBeLessThan(1500);
+    expect(aborted).toBe(true);
+    expect(link.stats().commandsInFlight).toBe(0);
+  });
+});
+
+describe("EdgeLink + SimFleet (wired as cli.ts does)", () => {
+  it("runs an assign_mission at the simulator: result acked, then progress active → completed, schema-valid", async () => {
+    const home = { lat: 47.3977, lon: 8.5456 };
+    const fleet = new SimFleet({ drones: 5, rateHz: 10, timeScale: 20, home });
+    const target = fleet.snapshot().find((d) => d.status === "flying" && d.battery > 40)!;
+    expect(target).toBeDefined();
+    const { conn, link } = await connectedLink((c, sig) => fleet.execute(c, sig), { droneIds: () => fleet.droneIds() });
+    fleet.onMissionProgress = (p) => link.pushProgress(p);
+    await fleet.start((smp) => link.push(smp));
+    try {
+      const cmd = commandFrame(
+        { command: "assign_mission", mission_id: "m-e2e", waypoints: [{ ...toLatLon(home, target.x + 15, target.y), alt_m: target.alt }], priority: "normal" },
+        { drone_id: target.id },
+      );
+      conn.ws.send(JSON.stringify(cmd));
+      const unknown = commandFrame({ command: "emergency_land" }, { drone_id: "drone_404" });
+      conn.ws.send(JSON.stringify(unknown));
+      const frames: Json[] = [];
+      const deadline = Date.now() + 5000;
+      while (!frames.some((f) => f.type === "mission_progress" && f.state === "completed") && Date.now() < deadline) {
+        const f = await conn.frames.next(5000, "mission frames");
+        if (f.type !== "telemetry_batch") frames.push(f);
+      }
+      const results = frames.filter((f) => f.type === "command_result").map((f) => CommandResult.parse(f));
+      expect(results).toEqual([
+        { type: "command_result", command_id: cmd.command_id, status: "acked", message: "mission m-e2e accepted: 1 waypoint" },
+        { type: "command_result", command_id: unknown.command_id, status: "failed", message: "unknown drone" },
+      ]);
+      const progress = frames.filter((f) => f.type === "mission_progress").map((f) => MissionProgress.parse(f));
+      expect(progress.map((p) => [p.state, p.waypoint_index])).toEqual([
+        ["active", 0],
+        ["completed", 0],
+      ]);
+      // The edge saw the ack before any progress of that mission.
+      expect(frames.findIndex((f) => f.command_id === cmd.command_id)).toBeLessThan(frames.findIndex((f) => f.type === "mission_progress"));
+    } finally {
+      await fleet.stop();
+    }
   });
 });

@@ -7,7 +7,17 @@
 import { afterEach, describe, expect, it } from "vitest";
 import { TelemetrySample } from "../../edge/protocol";
 import { createLogger } from "../../relay/log";
-import { loadRclnodejs, Ros2Source, ROS_TYPES, type RclLike, type RclNodeLike, type RclTimerLike } from "../../relay/ros2";
+import type { RelayCommand } from "../../edge/protocol";
+import {
+  loadRclnodejs,
+  Ros2Source,
+  ROS_SERVICE_TYPES,
+  ROS_TYPES,
+  type RclClientLike,
+  type RclLike,
+  type RclNodeLike,
+  type RclTimerLike,
+} from "../../relay/ros2";
 import type { SourceSample } from "../../relay/source";
 
 type Callback = (msg: unknown) => void;
@@ -32,10 +42,67 @@ class FakeTimer implements RclTimerLike {
 }
 
 const KNOWN_TYPES = new Set<string>(Object.values(ROS_TYPES));
+/** Service types rclnodejs has generated bindings for (custom ones after generate_messages.js). */
+const KNOWN_SERVICE_TYPES = new Set<string>(Object.values(ROS_SERVICE_TYPES));
+/** Request fields per service type, as the .srv files define them (rclnodejs rejects others). */
+const REQUEST_FIELDS: Record<string, string[]> = {
+  "dronefleet_interfaces/srv/ModifyWaypoint": ["drone_id", "latitude", "longitude", "altitude", "modification_reason"],
+  "dronefleet_interfaces/srv/AssignMission": ["mission_id", "latitudes", "longitudes", "altitudes", "priority"],
+  "std_srvs/srv/Trigger": [],
+};
+
+/** A service server on the fake graph: returns the response, or throws (then never answers). */
+type Handler = (request: Record<string, unknown>) => { success: boolean; message: string };
+type Server = { typeClass: string; handler: Handler; requests: Record<string, unknown>[] };
+
+/**
+ * rclnodejs Client: waitForService polls the graph until the timeout and resolves a boolean;
+ * sendRequest(request, callback) has no timeout and calls back only if the server answers (a
+ * server whose callback throws sends nothing). The response arrives asynchronously.
+ */
+class FakeClient implements RclClientLike {
+  destroyed = false;
+  constructor(
+    readonly rcl: FakeRcl,
+    readonly typeClass: string,
+    readonly serviceName: string,
+  ) {}
+  async waitForService(timeoutMs?: number): Promise<boolean> {
+    if (this.destroyed) throw new Error("client destroyed");
+    const deadline = Date.now() + (timeoutMs ?? Infinity);
+    for (;;) {
+      if (this.server()) return true;
+      if (Date.now() >= deadline) return false;
+      await new Promise((r) => setTimeout(r, Math.min(10, Math.max(1, deadline - Date.now()))));
+    }
+  }
+  sendRequest(request: object, callback: (response: unknown) => void): void {
+    if (this.destroyed) throw new Error("client destroyed");
+    const fields = REQUEST_FIELDS[this.typeClass] ?? [];
+    for (const k of Object.keys(request)) if (!fields.includes(k)) throw new TypeError(`${this.typeClass} request has no field ${k}`);
+    const server = this.server();
+    if (!server || server.typeClass !== this.typeClass) return; // lost in the graph: no answer, ever
+    const req = { ...(request as Record<string, unknown>) };
+    server.requests.push(req);
+    setImmediate(() => {
+      let response: unknown;
+      try {
+        response = server.handler(req);
+      } catch {
+        return; // the server's callback threw: rclnodejs sends no response
+      }
+      if (!this.destroyed) callback(response);
+    });
+  }
+  private server(): Server | undefined {
+    return this.rcl.servers.get(this.serviceName);
+  }
+}
 
 class FakeNode implements RclNodeLike {
   readonly subscriptions: FakeSubscription[] = [];
   readonly timers: FakeTimer[] = [];
+  readonly clients: FakeClient[] = [];
   destroyed = false;
   constructor(
     readonly rcl: FakeRcl,
@@ -56,8 +123,21 @@ class FakeNode implements RclNodeLike {
     this.timers.push(t);
     return t;
   }
+  createClient(typeClass: string, serviceName: string): FakeClient {
+    if (this.destroyed) throw new Error("node destroyed");
+    if (!KNOWN_SERVICE_TYPES.has(typeClass)) throw new Error(`The service requested does not exist: ${typeClass}`);
+    if (!serviceName.startsWith("/")) throw new Error(`expected an absolute service name, got ${serviceName}`);
+    const c = new FakeClient(this.rcl, typeClass, serviceName);
+    this.clients.push(c);
+    return c;
+  }
+  destroyClient(client: RclClientLike): void {
+    if (!(client instanceof FakeClient) || !this.clients.includes(client)) throw new TypeError("Invalid argument: not a client of this node");
+    client.destroyed = true;
+  }
   destroy(): void {
     this.destroyed = true;
+    for (const c of this.clients) c.destroyed = true;
   }
 }
 
@@ -66,6 +146,7 @@ class FakeRcl implements RclLike {
   shutDown = false;
   readonly nodes: FakeNode[] = [];
   readonly spinning = new Set<FakeNode>();
+  readonly servers = new Map<string, Server>();
   async init(): Promise<void> {
     if (this.initialized) throw new Error("The context has already been initialized.");
     this.initialized = true;
@@ -90,6 +171,11 @@ class FakeRcl implements RclLike {
     const subs = this.nodes.flatMap((n) => (n.destroyed ? [] : n.subscriptions.filter((s) => s.topic === topic)));
     if (subs.length === 0) throw new Error(`nobody subscribes to ${topic}`);
     for (const s of subs) s.callback(msg);
+  }
+  serve(name: string, typeClass: string, handler: Handler): Server {
+    const server = { typeClass, handler, requests: [] };
+    this.servers.set(name, server);
+    return server;
   }
   fireTimers(): void {
     for (const n of this.nodes) for (const t of n.timers) if (!t.canceled) t.callback();
@@ -287,5 +373,95 @@ describe("loading rclnodejs", () => {
 
   it("rejects a module without the rclnodejs surface", async () => {
     await expect(loadRclnodejs("node:path")).rejects.toThrow(/lacks init/);
+  });
+});
+
+describe("Ros2Source commands (service calls)", () => {
+  let seq = 0;
+  const cmd = (body: Record<string, unknown> & { command: string }, drone = "uav1"): RelayCommand =>
+    ({ type: "command", command_id: `ros-cmd-${++seq}`, drone_id: drone, timeout_ms: 4500, ...body }) as RelayCommand;
+  const never = new AbortController().signal;
+  const fast = { serviceWaitMs: 50, serviceTimeoutMs: 200 };
+
+  it("modify_waypoint calls /<drone>/modify_waypoint with the .srv fields; success → ok with the message", async () => {
+    const { rcl, src } = await started(fast);
+    const server = rcl.serve("/uav1/modify_waypoint", "dronefleet_interfaces/srv/ModifyWaypoint", () => ({ success: true, message: "new target accepted" }));
+    const r = await src.execute(cmd({ command: "modify_waypoint", new_waypoint: { lat: 47.4, lon: 8.55, alt_m: 42 }, modification_reason: "crane" }), never);
+    expect(r).toEqual({ ok: true, message: "new target accepted" });
+    expect(server.requests).toEqual([{ drone_id: "uav1", latitude: 47.4, longitude: 8.55, altitude: 42, modification_reason: "crane" }]);
+    expect(rcl.nodes[0]?.clients.map((c) => [c.serviceName, c.typeClass])).toEqual([["/uav1/modify_waypoint", "dronefleet_interfaces/srv/ModifyWaypoint"]]);
+    // The client is reused for the next call.
+    await src.execute(cmd({ command: "modify_waypoint", new_waypoint: { lat: 47.4, lon: 8.55, alt_m: 43 }, modification_reason: "" }), never);
+    expect(rcl.nodes[0]?.clients).toHaveLength(1);
+  });
+
+  it("assign_mission sends parallel arrays; emergency_land and hold are Triggers (hold's duration is not carried)", async () => {
+    const { rcl, src } = await started(fast);
+    const mission = rcl.serve("/uav2/assign_mission", "dronefleet_interfaces/srv/AssignMission", () => ({ success: true, message: "" }));
+    const landing = rcl.serve("/uav2/emergency_land", "std_srvs/srv/Trigger", () => ({ success: true, message: "landing" }));
+    const hold = rcl.serve("/uav2/hold", "std_srvs/srv/Trigger", () => ({ success: true, message: "holding" }));
+    const waypoints = [
+      { lat: 1, lon: 2, alt_m: 30 },
+      { lat: 1.1, lon: 2.1, alt_m: 35 },
+    ];
+    expect(await src.execute(cmd({ command: "assign_mission", mission_id: "m-1", waypoints, priority: "critical" }, "uav2"), never)).toEqual({ ok: true });
+    expect(mission.requests).toEqual([{ mission_id: "m-1", latitudes: [1, 1.1], longitudes: [2, 2.1], altitudes: [30, 35], priority: "critical" }]);
+    expect(await src.execute(cmd({ command: "emergency_land", reason: "x" }, "uav2"), never)).toEqual({ ok: true, message: "landing" });
+    expect(await src.execute(cmd({ command: "hold", duration_s: 30 }, "uav2"), never)).toEqual({ ok: true, message: "holding" });
+    expect(landing.requests).toEqual([{}]);
+    expect(hold.requests).toEqual([{}]);
+  });
+
+  it("success: false → failed with the service's message (or a default)", async () => {
+    const { rcl, src } = await started(fast);
+    rcl.serve("/uav1/emergency_land", "std_srvs/srv/Trigger", () => ({ success: false, message: "not armed" }));
+    rcl.serve("/uav1/hold", "std_srvs/srv/Trigger", () => ({ success: false, message: "" }));
+    expect(await src.execute(cmd({ command: "emergency_land" }), never)).toEqual({ ok: false, message: "not armed" });
+    expect(await src.execute(cmd({ command: "hold", duration_s: 1 }), never)).toEqual({ ok: false, message: "service /uav1/hold reported failure" });
+  });
+
+  it("a service with no server → failed 'service … not available'", async () => {
+    const { src } = await started(fast);
+    const t0 = Date.now();
+    const r = await src.execute(cmd({ command: "emergency_land" }), never);
+    expect(r).toEqual({ ok: false, message: "service /uav1/emergency_land not available after 50 ms" });
+    expect(Date.now() - t0).toBeLessThan(500);
+  });
+
+  it("a server that never answers (its callback throws) → failed after the service timeout", async () => {
+    const { rcl, src } = await started(fast);
+    rcl.serve("/uav1/modify_waypoint", "dronefleet_interfaces/srv/ModifyWaypoint", () => {
+      throw new Error("boom in the drone's node");
+    });
+    const t0 = Date.now();
+    const r = await src.execute(cmd({ command: "modify_waypoint", new_waypoint: { lat: 1, lon: 1, alt_m: 10 }, modification_reason: "" }), never);
+    expect(r).toEqual({ ok: false, message: "service /uav1/modify_waypoint did not answer within 200 ms" });
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(190);
+    expect(Date.now() - t0).toBeLessThan(1000);
+  });
+
+  it("stops waiting when the link's signal aborts, before its own timeout", async () => {
+    const { rcl, src } = await started({ serviceWaitMs: 50, serviceTimeoutMs: 5000 });
+    rcl.serve("/uav1/hold", "std_srvs/srv/Trigger", () => {
+      throw new Error("never answers");
+    });
+    const ac = new AbortController();
+    setTimeout(() => ac.abort(new Error("timeout at the relay")), 100);
+    const t0 = Date.now();
+    expect(await src.execute(cmd({ command: "hold", duration_s: 3 }), ac.signal)).toEqual({ ok: false, message: "aborted waiting for service /uav1/hold" });
+    expect(Date.now() - t0).toBeLessThan(1000);
+  });
+
+  it("unknown drone, configured service names, and clients destroyed on stop", async () => {
+    const { rcl, src } = await started({ ...fast, services: { emergency_land: "/{drone}/px4/land_now" } });
+    expect(await src.execute(cmd({ command: "emergency_land" }, "uav9"), never)).toEqual({ ok: false, message: "unknown drone" });
+    rcl.serve("/uav1/px4/land_now", "std_srvs/srv/Trigger", () => ({ success: true, message: "ok" }));
+    expect(await src.execute(cmd({ command: "emergency_land" }), never)).toEqual({ ok: true, message: "ok" });
+    expect(src.serviceFor("emergency_land", "uav1")).toBe("/uav1/px4/land_now");
+    const clients = [...(rcl.nodes[0]?.clients ?? [])];
+    expect(clients).toHaveLength(1);
+    await src.stop();
+    expect(clients.every((c) => c.destroyed)).toBe(true);
+    expect(await src.execute(cmd({ command: "emergency_land" }), never)).toEqual({ ok: false, message: "ros2 source is not running" });
   });
 });

@@ -1,17 +1,19 @@
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { TelemetrySample } from "../../edge/protocol";
-import { toLocal } from "../../relay/geo";
+import { MissionProgress, TelemetrySample, type RelayCommand } from "../../edge/protocol";
+import { toLatLon, toLocal } from "../../relay/geo";
 import {
   DEFAULT_PHYSICS,
   SIM_MODES,
   SimFleet,
+  applyCommand,
   createDrone,
   seededRandom,
   stepDrone,
   toSample,
   type SimDrone,
+  type SimEvent,
 } from "../../relay/sim";
-import type { SourceSample } from "../../relay/source";
+import type { MissionProgressEvent, SourceSample } from "../../relay/source";
 
 const HOME = { lat: 47.3977, lon: 8.5456 };
 
@@ -254,5 +256,199 @@ describe("SimFleet emission (one timer for the fleet)", () => {
     expect(got.length).toBe(n); // nothing after stop()
     expect(n).toBeGreaterThanOrEqual(30);
     for (const s of got) expect(TelemetrySample.safeParse({ ...s, seq: 0 }).success).toBe(true);
+  });
+});
+
+// ---------------------------------------------------------------- operator commands
+
+const signal = new AbortController().signal;
+let cmdSeq = 0;
+function cmd(droneId: string, body: Record<string, unknown> & { command: string }): RelayCommand {
+  return { type: "command", command_id: `sim-cmd-${++cmdSeq}`, drone_id: droneId, timeout_ms: 4500, ...body } as RelayCommand;
+}
+/** WGS84 point `east`/`north` metres from HOME at `alt` m. */
+const at = (east: number, north: number, alt: number) => ({ ...toLatLon(HOME, east, north), alt_m: alt });
+
+/** A fleet on a fake clock (never started: the test drives emitDue), with progress collected. */
+function fakeFleet(opts: { drones?: number; seed?: number } = {}) {
+  let clock = 1_700_000_000_000;
+  const fleet = new SimFleet({ drones: opts.drones ?? 3, seed: opts.seed ?? 1, rateHz: 1, home: HOME, now: () => clock });
+  const progress: MissionProgressEvent[] = [];
+  fleet.onMissionProgress = (p) => progress.push(p);
+  const byId = (id: string): SimDrone => fleet.snapshot().find((d) => d.id === id)!;
+  /** Advance the clock by `seconds`, one emitDue per simulated second. */
+  const advance = (seconds: number, until?: (d: SimDrone) => boolean, id = "drone_0"): number => {
+    for (let t = 1; t <= seconds; t++) {
+      clock += 1000;
+      fleet.emitDue(clock);
+      if (until?.(byId(id))) return t;
+    }
+    return -1;
+  };
+  return { fleet, progress, byId, advance, now: () => clock };
+}
+
+/** Put drone_0 into a given state through the pure functions' data (a test-only shortcut). */
+function setDrone(fleet: SimFleet, patch: Partial<SimDrone>): void {
+  const drones = (fleet as unknown as { drones: SimDrone[] }).drones;
+  drones[0] = { ...drones[0]!, ...patch };
+}
+
+const FLYING: Partial<SimDrone> = { status: "flying", mode: SIM_MODES.mission, armed: true, alt: 50, battery: 90, x: 0, y: 0, holdS: 0 };
+
+describe("SimFleet.execute (commands executed for real)", () => {
+  it("modify_waypoint: acks at once, flies to the point at cruise speed, then loiters there", async () => {
+    const { fleet, byId, advance, progress } = fakeFleet();
+    setDrone(fleet, FLYING);
+    const r = await fleet.execute(cmd("drone_0", { command: "modify_waypoint", new_waypoint: at(200, -150, 40), modification_reason: "avoid crane" }), signal);
+    expect(r).toEqual({ ok: true, message: "flying to the new waypoint" });
+    expect(byId("drone_0").task).toMatchObject({ kind: "goto" });
+    const d0 = byId("drone_0");
+    const travel = Math.hypot(200, 150) / d0.cruiseMps;
+    const arrivedAfter = advance(120, (d) => d.mode === SIM_MODES.loiter);
+    expect(arrivedAfter).toBeGreaterThanOrEqual(Math.floor(travel));
+    expect(arrivedAfter).toBeLessThanOrEqual(Math.ceil(travel) + 5); // the 10 m descent at 3 m/s overlaps
+    advance(60); // and stays there, hovering
+    const d = byId("drone_0");
+    expect(d).toMatchObject({ status: "flying", mode: SIM_MODES.loiter, armed: true });
+    expect(d.x).toBeCloseTo(200, 3);
+    expect(d.y).toBeCloseTo(-150, 3);
+    expect(d.alt).toBeCloseTo(40, 3);
+    expect(progress).toEqual([]);
+    const sample = toSample(d, HOME, 1);
+    expect(sample.speed_mps).toBe(0);
+  });
+
+  it("modify_waypoint on the ground: rejected while charging below 30 %, takes off when the battery allows", async () => {
+    const { fleet, byId, advance } = fakeFleet();
+    const pad = byId("drone_0").pad;
+    const ground = { x: pad.x, y: pad.y, alt: 0, armed: false, holdS: 0 };
+    setDrone(fleet, { ...ground, status: "charging", mode: SIM_MODES.loiter, battery: 22 });
+    const wp = at(100, 100, 35);
+    const rejected = await fleet.execute(cmd("drone_0", { command: "modify_waypoint", new_waypoint: wp, modification_reason: "" }), signal);
+    expect(rejected).toEqual({ ok: false, message: expect.stringMatching(/battery 22\.0 % is below the 30 % needed to take off \(charging\)/) });
+    expect(byId("drone_0").task).toBeNull();
+
+    setDrone(fleet, { ...ground, status: "landed", mode: SIM_MODES.land, battery: 60, holdS: 3 });
+    const ok = await fleet.execute(cmd("drone_0", { command: "modify_waypoint", new_waypoint: wp, modification_reason: "" }), signal);
+    expect(ok).toMatchObject({ ok: true, message: expect.stringMatching(/taking off/) });
+    expect(byId("drone_0")).toMatchObject({ status: "taking_off", armed: true });
+    advance(120, (d) => d.mode === SIM_MODES.loiter);
+    expect(byId("drone_0")).toMatchObject({ status: "flying", mode: SIM_MODES.loiter });
+    expect(Math.hypot(byId("drone_0").x - 100, byId("drone_0").y - 100)).toBeLessThan(0.5);
+
+    expect(await fleet.execute(cmd("drone_99", { command: "hold", duration_s: 5 }), signal)).toEqual({ ok: false, message: "unknown drone" });
+  });
+
+  it("assign_mission: flies the waypoints in order, reporting active → completed, then returns to its pad", async () => {
+    const { fleet, byId, advance, progress } = fakeFleet();
+    setDrone(fleet, FLYING);
+    const waypoints = [at(100, 0, 40), at(100, 100, 50), at(0, 100, 45)];
+    const r = await fleet.execute(cmd("drone_0", { command: "assign_mission", mission_id: "m-7", waypoints, priority: "high" }), signal);
+    expect(r).toEqual({ ok: true, message: "mission m-7 accepted: 3 waypoints" });
+    expect(progress.map((p) => p.state)).toEqual(["active"]);
+    advance(300, (d) => d.status === "returning");
+    expect(progress.map((p) => [p.state, p.waypoint_index])).toEqual([
+      ["active", 0],
+      ["active", 1],
+      ["active", 2],
+      ["completed", 2],
+    ]);
+    for (const p of progress) {
+      expect(MissionProgress.safeParse({ type: "mission_progress", ...p }).success).toBe(true);
+      expect(p).toMatchObject({ mission_id: "m-7", drone_id: "drone_0" });
+    }
+    // Timestamps follow the fake clock and grow.
+    for (let i = 1; i < progress.length; i++) expect(progress[i]!.ts).toBeGreaterThan(progress[i - 1]!.ts);
+    const d = byId("drone_0");
+    expect(d.task).toBeNull();
+    expect(Math.hypot(d.x, d.y - 100)).toBeLessThan(1); // returning starts at the last waypoint
+    advance(300, (s) => s.status === "landed");
+    expect(byId("drone_0")).toMatchObject({ status: "landed", armed: false, alt: 0 });
+    expect(byId("drone_0").x).toBeCloseTo(d.pad.x, 3);
+  });
+
+  it("emergency_land: aborts the mission, descends in place at ~2 m/s, lands, disarms and stays down", async () => {
+    const { fleet, byId, advance, progress } = fakeFleet();
+    setDrone(fleet, { ...FLYING, alt: 60 });
+    await fleet.execute(cmd("drone_0", { command: "assign_mission", mission_id: "m-8", waypoints: [at(300, 0, 60)], priority: "normal" }), signal);
+    advance(3);
+    const before = byId("drone_0");
+    const r = await fleet.execute(cmd("drone_0", { command: "emergency_land", reason: "intruder aircraft" }), signal);
+    expect(r).toMatchObject({ ok: true, message: "landing in place from 60.0 m" });
+    expect(progress.at(-1)).toMatchObject({ mission_id: "m-8", state: "aborted", message: "emergency land: intruder aircraft" });
+    expect(byId("drone_0")).toMatchObject({ status: "landing", mode: SIM_MODES.land });
+    advance(5);
+    expect(byId("drone_0").alt).toBeCloseTo(50, 1); // 2 m/s
+    // Other commands are refused while it comes down; another emergency_land is fine.
+    expect(await fleet.execute(cmd("drone_0", { command: "hold", duration_s: 10 }), signal)).toEqual({ ok: false, message: "emergency landing in progress" });
+    expect((await fleet.execute(cmd("drone_0", { command: "emergency_land" }), signal)).ok).toBe(true);
+    const touchdown = advance(60, (d) => d.status === "landed");
+    expect(touchdown).toBeGreaterThanOrEqual(24);
+    expect(touchdown).toBeLessThanOrEqual(26);
+    const d = byId("drone_0");
+    expect(d).toMatchObject({ status: "landed", armed: false, alt: 0, task: null });
+    expect(d.x).toBeCloseTo(before.x, 6); // straight down
+    expect(d.y).toBeCloseTo(before.y, 6);
+    advance(600);
+    expect(byId("drone_0")).toMatchObject({ status: "landed", armed: false }); // grounded until commanded
+    expect(progress.filter((p) => p.state === "completed")).toEqual([]);
+  });
+
+  it("hold: loiters in place for duration_s, then resumes what it was doing; refused on the ground", async () => {
+    const { fleet, byId, advance } = fakeFleet();
+    setDrone(fleet, FLYING);
+    await fleet.execute(cmd("drone_0", { command: "modify_waypoint", new_waypoint: at(400, 0, 50), modification_reason: "" }), signal);
+    advance(2);
+    const x0 = byId("drone_0").x;
+    expect(await fleet.execute(cmd("drone_0", { command: "hold", duration_s: 10 }), signal)).toEqual({ ok: true, message: "holding position for 10 s" });
+    advance(9);
+    expect(byId("drone_0")).toMatchObject({ status: "flying", mode: SIM_MODES.loiter });
+    expect(byId("drone_0").x).toBeCloseTo(x0, 6);
+    advance(3);
+    expect(byId("drone_0").mode).toBe(SIM_MODES.mission);
+    expect(byId("drone_0").x).toBeGreaterThan(x0 + 5);
+    setDrone(fleet, { status: "charging", alt: 0, armed: false, battery: 50, task: null, pauseS: 0 });
+    expect(await fleet.execute(cmd("drone_0", { command: "hold", duration_s: 10 }), signal)).toMatchObject({ ok: false, message: expect.stringMatching(/charging, not airborne/) });
+  });
+
+  it("applyCommand and stepDrone stay pure with tasks: inputs untouched, events returned", () => {
+    const d = drone({ ...FLYING });
+    const frozen = structuredClone(d);
+    const r = applyCommand(d, { kind: "mission", missionId: "m-9", waypoints: [{ x: 5, y: 0, alt: 50 }, { x: 5, y: 5, alt: 50 }] });
+    expect(d).toEqual(frozen);
+    expect(r.events).toEqual([{ mission_id: "m-9", state: "active", waypoint_index: 0 }]);
+    const withTask = structuredClone(r.drone);
+    const events: SimEvent[] = [];
+    const after = stepDrone(r.drone, 5, DEFAULT_PHYSICS, events);
+    expect(r.drone).toEqual(withTask);
+    expect(events.map((e) => [e.state, e.waypoint_index])).toEqual([
+      ["active", 1],
+      ["completed", 1],
+    ]);
+    expect(after.task).toBeNull();
+    expect(["returning", "landing"]).toContain(after.status); // home is close to the last waypoint
+    // A low battery on the way fails the mission and sends the drone home.
+    const low = applyCommand(drone({ ...FLYING, battery: 25.01 }), { kind: "mission", missionId: "m-10", waypoints: [{ x: 900, y: 0, alt: 50 }] });
+    const ev: SimEvent[] = [];
+    let s = low.drone;
+    for (let i = 0; i < 10 && s.status === "flying"; i++) s = stepDrone(s, 1, DEFAULT_PHYSICS, ev);
+    expect(s.status).toBe("returning");
+    expect(ev).toEqual([expect.objectContaining({ mission_id: "m-10", state: "failed", message: expect.stringMatching(/battery/) })]);
+    // A returning drone below the threshold refuses new work.
+    expect(applyCommand(s, { kind: "goto", target: { x: 0, y: 0, alt: 40 } })).toMatchObject({ ok: false, message: expect.stringMatching(/return threshold; returning home/) });
+  });
+
+  it("modify_waypoint during a mission moves the leg being flown; the mission goes on afterwards", () => {
+    const start = applyCommand(drone({ ...FLYING }), { kind: "mission", missionId: "m-11", waypoints: [{ x: 50, y: 0, alt: 50 }, { x: 50, y: 50, alt: 50 }] }).drone;
+    const r = applyCommand(start, { kind: "goto", target: { x: 0, y: 60, alt: 50 } });
+    expect(r).toMatchObject({ ok: true, message: "mission m-11: waypoint 0 moved", events: [] });
+    const events: SimEvent[] = [];
+    let s = r.drone;
+    for (let i = 0; i < 60 && s.status === "flying"; i++) s = stepDrone(s, 1, DEFAULT_PHYSICS, events);
+    expect(events.map((e) => [e.state, e.waypoint_index])).toEqual([
+      ["active", 1],
+      ["completed", 1],
+    ]);
   });
 });
