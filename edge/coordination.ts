@@ -137,6 +137,8 @@ export const DEFAULT_STEP_S = 1;
 export const RESOLVED_HORIZON_S = 10;
 /** Added to every separation a resolution creates, metres: keeps new plans off the exact limit. */
 export const SAFETY_MARGIN_M = 5;
+/** How long a drone without a plan is assumed to keep its current climb rate. */
+export const CLIMB_EXTRAPOLATION_S = 5;
 /** A drone slower than this with a plan is about to fly it: predict it at cruise speed, as the
  * safety checks do (a drone turning at a waypoint or just commanded is momentarily slow). */
 const MIN_MOVING_SPEED_MPS = 0.5;
@@ -318,7 +320,9 @@ function predictInto(d: CoordinationDrone, prep: Prepared, cruise: number, tr: T
     const t = Math.max(0, times[k]! - hold);
     X[off + k] = x0 + vx * t;
     Y[off + k] = y0 + vy * t;
-    Z[off + k] = z0 + vz * t;
+    // A climb or descent levels off: projecting it over the whole horizon would send every
+    // take-off "through the ceiling" and raise false geofence events.
+    Z[off + k] = z0 + vz * Math.min(t, CLIMB_EXTRAPOLATION_S);
   }
 }
 

@@ -6,6 +6,7 @@
  * pure functions of coordination.ts.
  */
 import {
+  applyResolution,
   chooseResolution,
   detectConflicts,
   isResolved,
@@ -25,6 +26,8 @@ export const REPLAY_WINDOW_MS = 30_000;
 /** A still-unresolved event gets a new resolution this long after its last one. */
 const RETRY_AFTER_MS = 5_000;
 const MAX_ATTEMPTS = 3;
+/** How long a sent-but-unacknowledged resolution waypoint overrides the drone's known plan. */
+const PENDING_PLAN_MS = 6_000;
 /** One track point per drone per second is plenty for replay. */
 const TRACK_EVERY_MS = 1_000;
 
@@ -55,6 +58,8 @@ export class Coordinator {
   private readonly recording = new Map<string, { until: number; drones: string[] }>();
   /** Drones holding position until this time (from hold commands), for prediction. */
   private readonly holdUntil = new Map<string, number>();
+  /** New waypoints sent to drones and not yet acknowledged (the mission plan updates on ack). */
+  private readonly pendingPlans = new Map<string, { path: CoordinationDrone["path"]; at: number }>();
   lastPass = { ms: 0, drones: 0, conflicts: 0, at: 0 };
 
   constructor(
@@ -119,18 +124,21 @@ export class Coordinator {
   /** One detection pass: open events for new conflicts, follow and close the others. */
   pass(now: number, clock: () => number = () => performance.now()): void {
     const t0 = clock();
-    const drones = this.ports.drones();
+    // Resolutions sent but not yet acknowledged are part of the picture, and so is every
+    // resolution chosen earlier in this same pass: otherwise two resolutions can send two
+    // conflicting drones to the same new altitude.
+    let drones = this.withPendingPlans(this.ports.drones(), now);
     const config = this.ports.config();
     const conflicts = detectConflicts({ drones, config, now });
     const seen = new Set<string>();
     for (const c of conflicts) {
       seen.add(c.key);
       const existing = this.active.get(c.key);
-      if (!existing) this.open(c, drones, config, now);
+      if (!existing) drones = this.open(c, drones, config, now);
       else if (existing.strategy !== "dismissed" && now - existing.last_attempt_at > RETRY_AFTER_MS && existing.attempts < MAX_ATTEMPTS) {
         // Still predicted after the last resolution had time to act: try again (the
         // resolution chooser escalates to holds when re-routing does not verify).
-        this.resolve(existing, c, drones, config, now);
+        drones = this.resolve(existing, c, drones, config, now).drones;
       }
     }
     for (const e of [...this.active.values()]) {
@@ -178,7 +186,7 @@ export class Coordinator {
       detected_at: e.detected_at,
       ...(e.key.includes("@no_fly:") ? { zone_id: e.key.slice(e.key.indexOf("@no_fly:") + 8) } : {}),
     };
-    const sent = this.resolve(e, conflict, drones, config, now, action as OverrideStrategy);
+    const { sent } = this.resolve(e, conflict, this.withPendingPlans(drones, now), config, now, action as OverrideStrategy);
     return { ok: true, message: `strategy ${e.strategy} applied by ${by}: ${sent} command(s) sent` };
   }
 
@@ -205,7 +213,7 @@ export class Coordinator {
 
   // ------------------------------------------------------------------ internals
 
-  private open(c: Conflict, drones: CoordinationDrone[], config: FleetConfig, now: number): void {
+  private open(c: Conflict, drones: CoordinationDrone[], config: FleetConfig, now: number): CoordinationDrone[] {
     const e: CoordinationEvent = {
       event_id: `ev-${now.toString(36)}-${crypto.randomUUID().slice(0, 8)}`,
       key: c.key,
@@ -229,20 +237,40 @@ export class Coordinator {
     this.recording.set(e.event_id, { until: Infinity, drones: e.drone_ids });
     // The 30 s before detection, from the in-memory rings.
     for (const id of e.drone_ids) for (const p of this.rings.get(id) ?? []) this.insertTrack(e.event_id, id, p);
-    this.resolve(e, c, drones, config, now);
+    return this.resolve(e, c, drones, config, now).drones;
   }
 
-  private resolve(e: CoordinationEvent, c: Conflict, drones: CoordinationDrone[], config: FleetConfig, now: number, override?: OverrideStrategy): number {
+  /** Overlay the plans of resolution commands still waiting for their ack. */
+  private withPendingPlans(drones: CoordinationDrone[], now: number): CoordinationDrone[] {
+    if (this.pendingPlans.size === 0) return drones;
+    for (const [id, p] of this.pendingPlans) if (now - p.at > PENDING_PLAN_MS) this.pendingPlans.delete(id);
+    return drones.map((d) => {
+      const p = this.pendingPlans.get(d.drone_id);
+      return p ? { ...d, path: p.path } : d;
+    });
+  }
+
+  private resolve(
+    e: CoordinationEvent,
+    c: Conflict,
+    drones: CoordinationDrone[],
+    config: FleetConfig,
+    now: number,
+    override?: OverrideStrategy,
+  ): { sent: number; drones: CoordinationDrone[] } {
     const r = chooseResolution(c, drones, config, override);
     e.strategy = r.strategy;
     e.attempts++;
     e.last_attempt_at = now;
     const sent = this.ports.issue(r.commands, e.event_id);
-    for (const cmd of r.commands) if (cmd.command === "hold") this.holdUntil.set(cmd.drone_id, now + cmd.duration_s * 1000);
+    for (const cmd of r.commands) {
+      if (cmd.command === "hold") this.holdUntil.set(cmd.drone_id, now + cmd.duration_s * 1000);
+      else this.pendingPlans.set(cmd.drone_id, { path: [cmd.new_waypoint], at: now });
+    }
     if (sent > 0 && e.first_command_at === null) e.first_command_at = now;
     this.save(e);
     this.ports.changed(e);
-    return sent;
+    return { sent, drones: applyResolution(drones, r) };
   }
 
   private close(e: CoordinationEvent, status: Exclude<EventState, "active">, now: number): void {

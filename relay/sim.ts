@@ -32,6 +32,7 @@
 import type { RelayCommand } from "../edge/protocol";
 import { compassDeg, toLatLon, toLocal, type LatLon } from "./geo";
 import { silentLogger, type Logger } from "./log";
+import { SCENARIO_DEFAULT_DRONES, scenarioDrones, type ScenarioDrone, type ScenarioName } from "./scenarios";
 import type { CommandOutcome, DroneSource, DroneStatus, MissionProgressEvent, SourceSample } from "./source";
 
 /** A point in the local east-north-up frame centred on home, metres. */
@@ -591,9 +592,93 @@ export function createDrone(i: number, n: number, rand: () => number): SimDrone 
   return drone;
 }
 
+/**
+ * Build drone `i` of a conflict scenario (relay/scenarios.ts): airborne on its leg, full
+ * battery, pad on the same 4 m grid as `createDrone`.
+ */
+export function createScenarioDrone(i: number, n: number, spec: ScenarioDrone): SimDrone {
+  const side = Math.ceil(Math.sqrt(n));
+  const next = spec.route[0];
+  return {
+    id: `drone_${i}`,
+    route: spec.route.map((w) => ({ ...w })),
+    pad: {
+      x: ((i % side) - (side - 1) / 2) * PAD_SPACING_M,
+      y: (Math.floor(i / side) - (side - 1) / 2) * PAD_SPACING_M,
+    },
+    cruiseMps: spec.cruiseMps,
+    wp: 0,
+    x: spec.start.x,
+    y: spec.start.y,
+    alt: spec.start.alt,
+    vx: 0,
+    vy: 0,
+    vz: 0,
+    heading: compassDeg(next.x - spec.start.x, next.y - spec.start.y),
+    battery: 100,
+    status: "flying",
+    mode: SIM_MODES.mission,
+    armed: true,
+    holdS: 0,
+    task: null,
+    pauseS: 0,
+    resumeMode: SIM_MODES.mission,
+  };
+}
+
+/** Separation minima the monitor measures against; the edge's defaults. */
+export interface SeparationMinima {
+  horizontalM: number;
+  verticalM: number;
+}
+export const DEFAULT_SEPARATION: SeparationMinima = { horizontalM: 30, verticalM: 10 };
+
+/** A stretch of time a pair spent closer than both minima at once. */
+export interface SeparationLoss {
+  /** First and last instant seen below both minima, clock ms. */
+  from: number;
+  to: number;
+  /** Least horizontal distance during the loss, and the vertical distance at that instant. */
+  horizontal_m: number;
+  vertical_m: number;
+}
+
+/** What a pair of drones actually flew, measured at common instants (see `SimFleet.separationReport`). */
+export interface PairSeparation {
+  drone_ids: [string, string];
+  /** Least horizontal distance between the two, and the vertical distance at that same instant. */
+  min_horizontal_m: number;
+  vertical_at_min_horizontal_m: number;
+  /** Least horizontal distance at an instant when they were within the vertical minimum; null
+   * if they never were. */
+  min_horizontal_within_vertical_m: number | null;
+  /** Every loss of separation (both minima broken at the same instant), in order. */
+  losses: SeparationLoss[];
+}
+
+type PairState = {
+  minH: number;
+  vAtMinH: number;
+  minHWithinV: number;
+  losses: SeparationLoss[];
+  /** The loss in progress, if the last measurement was one. */
+  open: SeparationLoss | null;
+};
+
 export interface SimFleetOptions {
-  /** Number of drones, ids `drone_0`..`drone_{N-1}`. Default 5. */
+  /** Number of drones, ids `drone_0`..`drone_{N-1}`. Default 5 (a scenario's own default with
+   * `scenario`: 2, swarm 12). */
   drones?: number;
+  /**
+   * Fly a conflict scenario (relay/scenarios.ts) instead of patrol loops, or an explicit layout
+   * (then `drones` is its length). Turns the separation monitor on.
+   */
+  scenario?: ScenarioName | readonly ScenarioDrone[];
+  /** Measure the separation every pair actually flies (`separationReport`). Default: on with a
+   * scenario, off otherwise. Costs a step of every drone and O(N²) per timer tick. */
+  monitorSeparation?: boolean;
+  /** Minima the monitor counts losses against. Default 30 m / 10 m. */
+  separation?: SeparationMinima;
   /** Samples per drone per second, 1–10. Default 1. */
   rateHz?: number;
   /** PRNG seed: the same seed builds the same routes and starting states. Default 1. */
@@ -628,9 +713,21 @@ export class SimFleet implements DroneSource {
   private cycleStart = 0;
   private cursor = 0;
   private callbackErrors = 0;
+  /** Separation monitor: null when off. Pair (i, j), i < j, lives at i * n + j. */
+  private readonly monitor: {
+    minima: SeparationMinima;
+    pairs: Map<number, PairState>;
+    /** Positions at the previous measurement (NaN: not airborne then). */
+    px: Float64Array;
+    py: Float64Array;
+    pz: Float64Array;
+    prevAt: number;
+  } | null;
 
   constructor(opts: SimFleetOptions = {}) {
-    const n = opts.drones ?? 5;
+    const named = typeof opts.scenario === "string" ? opts.scenario : undefined;
+    const layout = typeof opts.scenario === "string" ? undefined : opts.scenario;
+    const n = layout ? layout.length : (opts.drones ?? (named ? SCENARIO_DEFAULT_DRONES[named] : 5));
     if (!Number.isInteger(n) || n < 1) throw new RangeError(`drones must be a positive integer, got ${n}`);
     const rate = opts.rateHz ?? 1;
     if (!(rate >= 1 && rate <= 10)) throw new RangeError(`rateHz must be within 1..10, got ${rate}`);
@@ -643,7 +740,19 @@ export class SimFleet implements DroneSource {
     this.now = opts.now ?? Date.now;
     this.log = opts.log ?? silentLogger;
     const rand = seededRandom(opts.seed ?? 1);
-    this.drones = Array.from({ length: n }, (_, i) => createDrone(i, n, rand));
+    const specs = named ? scenarioDrones(named, n) : layout;
+    this.drones = specs ? specs.map((spec, i) => createScenarioDrone(i, n, spec)) : Array.from({ length: n }, (_, i) => createDrone(i, n, rand));
+    const monitorOn = opts.monitorSeparation ?? opts.scenario !== undefined;
+    this.monitor = monitorOn
+      ? {
+          minima: opts.separation ?? DEFAULT_SEPARATION,
+          pairs: new Map(),
+          px: new Float64Array(n).fill(Number.NaN),
+          py: new Float64Array(n).fill(Number.NaN),
+          pz: new Float64Array(n).fill(Number.NaN),
+          prevAt: Number.NaN,
+        }
+      : null;
     this.drones.forEach((d, i) => this.indexOf.set(d.id, i));
     // Commands may arrive before start(): they step from construction time, not from the epoch.
     this.lastStepAt = new Float64Array(n).fill(this.now());
@@ -731,7 +840,104 @@ export class SimFleet implements DroneSource {
       this.cursor = Math.max(this.cursor, due);
       break;
     }
+    if (this.monitor) this.measureSeparation(now);
     return emitted;
+  }
+
+  /**
+   * Per pair of drones, the separation they actually flew since construction: least horizontal
+   * distance (with the vertical distance at that instant) and every loss of separation (closer
+   * than both minima at the same instant). Empty unless the monitor is on (it is with a scenario).
+   * Measured at every timer tick (every drone stepped to the same instant), plus the exact
+   * closest approach between two ticks assuming straight flight in between; only pairs that are
+   * both airborne count (pads are 4 m apart).
+   */
+  separationReport(): PairSeparation[] {
+    const m = this.monitor;
+    if (!m) return [];
+    const n = this.drones.length;
+    const out: PairSeparation[] = [];
+    for (const [k, p] of [...m.pairs].sort((a, b) => a[0] - b[0])) {
+      const i = Math.floor(k / n);
+      const j = k - i * n;
+      out.push({
+        drone_ids: [this.drones[i]!.id, this.drones[j]!.id],
+        min_horizontal_m: p.minH,
+        vertical_at_min_horizontal_m: p.vAtMinH,
+        min_horizontal_within_vertical_m: Number.isFinite(p.minHWithinV) ? p.minHWithinV : null,
+        losses: p.losses.map((l) => ({ ...l })),
+      });
+    }
+    return out;
+  }
+
+  /** Step every drone to `now` and update the separation of every airborne pair. */
+  private measureSeparation(now: number): void {
+    const m = this.monitor!;
+    if (now <= m.prevAt) return;
+    const n = this.drones.length;
+    const { horizontalM: H, verticalM: V } = m.minima;
+    const x = new Float64Array(n);
+    const y = new Float64Array(n);
+    const z = new Float64Array(n);
+    for (let i = 0; i < n; i++) {
+      const d = (this.lastStepAt[i] ?? now) < now ? this.advance(i, now) : this.drones[i]!;
+      const up = d.armed && d.status !== "idle" && d.status !== "landed" && d.status !== "charging";
+      x[i] = up ? d.x : Number.NaN;
+      y[i] = d.y;
+      z[i] = d.alt;
+    }
+    const record = (p: PairState, h: number, v: number, at: number): void => {
+      if (h < p.minH) {
+        p.minH = h;
+        p.vAtMinH = v;
+      }
+      if (v < V && h < p.minHWithinV) p.minHWithinV = h;
+      if (h < H && v < V) {
+        if (p.open) {
+          p.open.to = at;
+          if (h < p.open.horizontal_m) Object.assign(p.open, { horizontal_m: h, vertical_m: v });
+        } else {
+          p.open = { from: at, to: at, horizontal_m: h, vertical_m: v };
+          p.losses.push(p.open);
+        }
+      }
+    };
+    const span = now - m.prevAt;
+    for (let i = 0; i < n; i++) {
+      if (Number.isNaN(x[i]!)) continue;
+      for (let j = i + 1; j < n; j++) {
+        if (Number.isNaN(x[j]!)) continue;
+        const key = i * n + j;
+        let p = m.pairs.get(key);
+        if (!p) m.pairs.set(key, (p = { minH: Infinity, vAtMinH: Infinity, minHWithinV: Infinity, losses: [], open: null }));
+        const rx1 = x[j]! - x[i]!;
+        const ry1 = y[j]! - y[i]!;
+        const rz1 = z[j]! - z[i]!;
+        // Closest approach since the last measurement, if both were airborne then too.
+        const rx0 = m.px[j]! - m.px[i]!;
+        const ry0 = m.py[j]! - m.py[i]!;
+        const rz0 = m.pz[j]! - m.pz[i]!;
+        if (Number.isFinite(rx0)) {
+          const dx = rx1 - rx0;
+          const dy = ry1 - ry0;
+          const q = dx * dx + dy * dy;
+          const tau = q > 1e-12 ? Math.min(1, Math.max(0, -(rx0 * dx + ry0 * dy) / q)) : 1;
+          if (tau > 0 && tau < 1) {
+            record(p, Math.hypot(rx0 + dx * tau, ry0 + dy * tau), Math.abs(rz0 + (rz1 - rz0) * tau), m.prevAt + span * tau);
+          }
+        }
+        const h = Math.hypot(rx1, ry1);
+        const v = Math.abs(rz1);
+        record(p, h, v, now);
+        // A loss ends at the first measurement that is not one.
+        if (!(h < H && v < V)) p.open = null;
+      }
+    }
+    m.px.set(x);
+    m.py.set(y);
+    m.pz.set(z);
+    m.prevAt = now;
   }
 
   private emitRange(from: number, to: number, now: number): number {

@@ -68,9 +68,13 @@ describe("detectConflicts: encounter types", () => {
     expect(c!.event_type).toBe("converging");
     expect(c!.time_to_conflict_s).toBeCloseTo(17, 3);
 
-    const [v] = detect([drone("top", 0, 0, 80, 0, 0, { climb_mps: -2 }), drone("low", 10, 0, 50, 0, 0)]);
+    // A climb or descent is projected for 5 s only (CLIMB_EXTRAPOLATION_S): 65 m at -2 m/s
+    // comes within 10 m of the drone at 50 m after 2.5 s.
+    const [v] = detect([drone("top", 0, 0, 65, 0, 0, { climb_mps: -2 }), drone("low", 10, 0, 50, 0, 0)]);
     expect(v!.event_type).toBe("converging");
-    expect(v!.time_to_conflict_s).toBeCloseTo(10, 3);
+    expect(v!.time_to_conflict_s).toBeCloseTo(2.5, 3);
+    // From 80 m the same descent levels off at 70 m: no conflict.
+    expect(detect([drone("top", 0, 0, 80, 0, 0, { climb_mps: -2 }), drone("low", 10, 0, 50, 0, 0)])).toEqual([]);
     expect(v!.min_horizontal_m).toBeCloseTo(10, 3);
   });
 
@@ -132,11 +136,14 @@ describe("detectConflicts: geofence and no-fly zones", () => {
   it("flags a planned waypoint beyond the fence and a climb through the ceiling", () => {
     const viaPath = drone("p", 1300, 0, 50, 0, 10, { path: [{ ...at(1700, 0), alt_m: 50 }] });
     expect(detect([viaPath]).map((c) => c.key)).toEqual(["p|@geofence"]);
-    const climbing = drone("up", 0, 0, 100, 0, 0, { climb_mps: 2 });
+    // Climbs are projected 5 s ahead: from 112 m at 2 m/s the 120 m ceiling is reached at 4 s,
+    // while a take-off climbing from 100 m raises nothing.
+    expect(detect([drone("up", 0, 0, 100, 0, 0, { climb_mps: 2 })])).toEqual([]);
+    const climbing = drone("up", 0, 0, 112, 0, 0, { climb_mps: 2 });
     const [c] = detect([climbing]);
     expect(c!.event_type).toBe("geofence_proximity");
-    expect(c!.time_to_conflict_s).toBeCloseTo(10, 3);
-    expect(c!.min_vertical_m).toBeCloseTo(20, 3);
+    expect(c!.time_to_conflict_s).toBeCloseTo(4, 3);
+    expect(c!.min_vertical_m).toBeCloseTo(8, 3);
   });
 
   it("flags entry into a no-fly zone, respecting the zone's altitude band", () => {
