@@ -27,7 +27,7 @@ function b64url(bytes: Uint8Array): string {
   for (const b of bytes) s += String.fromCharCode(b);
   return btoa(s).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
 }
-function b64urlDecode(s: string): Uint8Array {
+function b64urlDecode(s: string): Uint8Array<ArrayBuffer> {
   if (!/^[A-Za-z0-9_-]*$/.test(s)) throw new Error("not base64url");
   const pad = s.length % 4 === 0 ? "" : "=".repeat(4 - (s.length % 4));
   const bin = atob(s.replace(/-/g, "+").replace(/_/g, "/") + pad);
@@ -75,7 +75,7 @@ export async function verifyToken(secret: string, token: string, nowMs = Date.no
   const [h, p, s] = parts as [string, string, string];
   let header: unknown;
   let payload: unknown;
-  let sig: Uint8Array;
+  let sig: Uint8Array<ArrayBuffer>;
   try {
     header = JSON.parse(new TextDecoder().decode(b64urlDecode(h)));
     payload = JSON.parse(new TextDecoder().decode(b64urlDecode(p)));

@@ -1,0 +1,426 @@
+/**
+ * The operator dashboard: sign in, then one fleet's live picture over the edge WebSocket (map,
+ * drone table, analytics, alerts, coordination) and, for operators and admins, commands.
+ *
+ * Data flow: server frames → FleetModel / CommandLog (plain data) → views, redrawn at most once
+ * per animation frame; REST for what a socket does not carry (config, missions, coordination
+ * history, command audit, hourly analytics, insights, alert history).
+ */
+import "uplot/dist/uPlot.min.css";
+import "./styles.css";
+import type { FleetConfig } from "../../edge/fleet-config";
+import type { CoordinationEventView, ServerMessage, Waypoint } from "../../edge/protocol";
+import { AlertsFeed, HourlyCharts, InsightsList, LiveCards } from "./analytics";
+import { Api } from "./api";
+import { CommandCenter, initialUiState } from "./commands";
+import { FleetSocket, type ConnState } from "./connection";
+import { byId, formatAge, formatClock, h, setClass, setText } from "./dom";
+import { MapView, STATUS_COLORS, type MapScene } from "./map";
+import { CommandLog, FleetModel, isFinal, type AuditLike } from "./model";
+import { DroneTable } from "./table";
+import { canCommand, isSession, loadSession, saveSignIn, signOut, type Session, type SessionProblem } from "./session";
+
+const TILE_KEY = "dronefleet.tileTemplate";
+/** Why the last session ended, shown on the sign-in form after the reload. */
+const PROBLEM_KEY = "dronefleet.signin-problem";
+
+function showSignIn(p: SessionProblem): void {
+  byId("app").hidden = true;
+  byId("signin").hidden = false;
+  const token = byId<HTMLTextAreaElement>("signin-token");
+  const fleet = byId<HTMLInputElement>("signin-fleet");
+  if (p.token) token.value = p.token;
+  setText(byId("signin-error"), p.problem);
+  byId<HTMLFormElement>("signin-form").onsubmit = (ev) => {
+    ev.preventDefault();
+    saveSignIn(token.value, fleet.value);
+    const s = loadSession();
+    if (isSession(s)) {
+      byId("signin").hidden = true;
+      runDashboard(s);
+    } else {
+      setText(byId("signin-error"), s.problem || "Paste a token.");
+    }
+  };
+  token.focus();
+}
+
+function toast(text: string, tone: "info" | "bad" = "info"): void {
+  let box = document.getElementById("toasts");
+  if (!box) {
+    box = h("div", { id: "toasts", class: "toasts", "aria-live": "polite" });
+    document.body.append(box);
+  }
+  const t = h("div", { class: `toast ${tone}` }, text);
+  box.append(t);
+  while (box.children.length > 4) box.firstElementChild?.remove();
+  setTimeout(() => t.remove(), 6_000);
+}
+
+type MissionEntry = { drone_id: string; mission_id: string; status: string; waypoints: Waypoint[]; waypoint_index: number };
+
+function isMissionEntry(x: unknown): x is MissionEntry {
+  const m = x as Partial<MissionEntry> | null;
+  return !!m && typeof m.drone_id === "string" && typeof m.mission_id === "string" && typeof m.status === "string" && Array.isArray(m.waypoints) && typeof m.waypoint_index === "number";
+}
+
+function runDashboard(session: Session): void {
+  const api = new Api(session.token, session.fleet);
+  const model = new FleetModel();
+  const log = new CommandLog();
+  const ui = initialUiState();
+  const commanding = canCommand(session.claims);
+  let config: FleetConfig | null = null;
+  let tileTemplate = localStorage.getItem(TILE_KEY) ?? "";
+  let showTrails = true;
+
+  byId("app").hidden = false;
+  document.body.classList.add(`role-${session.claims.role}`);
+  // A viewer gets no command controls at all, not hidden ones.
+  if (!commanding) byId("land-dialog").remove();
+  document.title = `${session.fleet} · DroneFleet`;
+  setText(byId("fleet-name"), session.fleet);
+  const fleets = session.claims.fleets;
+  if (Array.isArray(fleets) && fleets.length > 1) {
+    // The token grants several fleets: switch between them (one socket per page).
+    const pick = h("select", { class: "fleet-pick", "aria-label": "Fleet" }, ...fleets.map((f) => h("option", { value: f, selected: f === session.fleet }, f)));
+    pick.addEventListener("change", () => {
+      socket.stop();
+      saveSignIn(session.token, pick.value);
+      location.reload();
+    });
+    byId("fleet-name").replaceChildren(pick);
+  }
+  setText(byId("who"), `${session.claims.sub} · ${session.claims.role}`);
+  byId("who").title = `token valid until ${new Date(session.claims.exp * 1000).toLocaleString()}`;
+  byId("map-legend").append(
+    ...Object.entries(STATUS_COLORS).map(([s, c]) => h("span", { class: "legend-item" }, h("i", { style: `background:${c}` }), s.replace(/_/g, " "))),
+  );
+
+  const select = (id: string | null) => {
+    ui.selected = id;
+    commands.setMode(ui.mode); // refresh the hint, which names the drone
+    commands.renderMission();
+    scheduleRender();
+  };
+
+  const map = new MapView(
+    byId("map"),
+    (c) => commands.mapClick(c),
+    (text) => setText(byId("map-cursor"), text),
+  );
+  const table = new DroneTable(byId("table"), (id) => select(id));
+  const cards = new LiveCards(byId("kpis"));
+  const alerts = new AlertsFeed(byId("alerts"), (id) => {
+    select(id);
+    const d = model.drones.get(id);
+    if (d) map.centerOn(d.sample);
+  });
+  const charts = new HourlyCharts(byId("charts"), byId("hourly-status"));
+  const insights = new InsightsList(byId("insights"));
+
+  const socket = new FleetSocket({
+    url: () => api.socketUrl(),
+    onFrame,
+    onOpen,
+    onState: renderConn,
+    checkAuth: async () => {
+      const r = await api.get("/status", 5_000);
+      if (!r.ok && (r.status === 401 || r.status === 403)) return { ok: false, message: r.message };
+      return { ok: true };
+    },
+  });
+
+  const commands = new CommandCenter({
+    canCommand: commanding,
+    model,
+    log,
+    ui,
+    send: (msg) => socket.send(msg),
+    changed: () => scheduleRender(),
+    select: (id) => select(id),
+    center: (p) => map.centerOn(p),
+    now: () => Date.now(),
+  });
+
+  // ---------------------------------------------------------------- frames
+
+  function onFrame(msg: ServerMessage): void {
+    const now = Date.now();
+    switch (msg.type) {
+      case "fleet_status":
+        model.applyStatus(msg, now);
+        break;
+      case "telemetry": {
+        const { type: _t, ...sample } = msg;
+        model.applySample(sample, now);
+        break;
+      }
+      case "telemetry_batch":
+        for (const s of msg.updates) model.applySample(s, now);
+        break;
+      case "link_status":
+        model.applyLink(msg, now);
+        if (msg.scope === "relay") toast(msg.state === "up" ? "Relay connected" : "Relay disconnected", msg.state === "up" ? "info" : "bad");
+        break;
+      case "mission_update":
+        model.applyMissionUpdate(msg, now);
+        break;
+      case "coordination_event":
+        model.applyEvent(msg.event);
+        break;
+      case "command_status":
+        log.applyStatus(msg, now);
+        if (ui.pendingTarget?.command_id === msg.command_id && msg.status !== "sent" && msg.status !== "received") ui.pendingTarget = null;
+        break;
+      case "waypoint_modification_response":
+      case "mission_assignment_response":
+      case "emergency_land_response":
+      case "coordination_override_response":
+      case "hold_response":
+        commands.onResponse(msg, log.applyResponse(msg, now));
+        break;
+      case "analytics_live":
+        cards.applyLive(msg, now);
+        break;
+      case "alert":
+        alerts.apply(msg);
+        if (msg.state === "raised") toast(msg.alert.message, msg.alert.severity === "critical" ? "bad" : "info");
+        break;
+      case "error":
+        toast(`${msg.code}: ${msg.message}`, "bad");
+        break;
+      case "pong":
+      case "subscribed":
+        break;
+      default: {
+        const never: never = msg;
+        void never;
+      }
+    }
+    scheduleRender();
+  }
+
+  function onOpen(reconnect: boolean): void {
+    socket.send({ type: "subscribe_telemetry", request_id: "subscribe", drone_ids: "all", batch: true });
+    // After an outage, catch up with what frames would have said.
+    if (reconnect) void loadSideData();
+  }
+
+  // ---------------------------------------------------------------- REST
+
+  async function loadConfig(): Promise<void> {
+    const r = await api.get<FleetConfig>("/config");
+    if (r.ok) {
+      config = r.data;
+      commands.configLoaded(r.data);
+      scheduleRender();
+      return;
+    }
+    if (r.status === 401 || r.status === 403) return deny(r.message);
+    toast(`Fleet configuration: ${r.message}; retrying`, "bad");
+    setTimeout(() => void loadConfig(), 5_000);
+  }
+
+  async function loadSideData(): Promise<void> {
+    const now = Date.now();
+    const [missions, coordination, audit] = await Promise.all([
+      api.get<{ missions?: unknown }>("/missions?limit=200"),
+      api.get<{ events?: CoordinationEventView[] }>("/coordination?limit=50"),
+      api.get<{ commands?: AuditLike[] }>("/commands?limit=50"),
+    ]);
+    if (missions.ok && Array.isArray(missions.data.missions)) model.setMissionPlans(missions.data.missions.filter(isMissionEntry), now);
+    if (coordination.ok && Array.isArray(coordination.data.events)) for (const e of coordination.data.events.slice().reverse()) model.applyEvent(e);
+    if (audit.ok && Array.isArray(audit.data.commands)) {
+      log.mergeAudit(audit.data.commands, now);
+      model.setWaypointPlansFromAudit(audit.data.commands, now);
+    }
+    await alerts.load(api, cards);
+    scheduleRender();
+  }
+
+  async function loadAnalytics(): Promise<void> {
+    await Promise.all([charts.load(api), insights.load(api)]);
+  }
+
+  /** The edge refused the token (expired, revoked secret, wrong fleet): back to sign-in. */
+  function deny(message: string): void {
+    socket.stop();
+    signOut();
+    sessionStorage.setItem(PROBLEM_KEY, `The edge refused the token: ${message}`);
+    location.reload();
+  }
+
+  // ---------------------------------------------------------------- rendering
+
+  function renderConn(s: ConnState): void {
+    const pill = byId("conn");
+    let text: string;
+    let tone: string;
+    switch (s.kind) {
+      case "open":
+        text = "● live";
+        tone = "ok";
+        break;
+      case "connecting":
+        text = s.attempt ? `connecting (attempt ${s.attempt + 1})…` : "connecting…";
+        tone = "warn";
+        break;
+      case "waiting":
+        text = `reconnecting in ${Math.max(0, Math.ceil((s.retryAt - Date.now()) / 1000))} s`;
+        tone = "warn";
+        pill.title = `${s.reason}; attempt ${s.attempt}`;
+        break;
+      case "denied":
+        text = "token refused";
+        tone = "bad";
+        deny(s.message);
+        break;
+      case "stopped":
+        text = "signed out";
+        tone = "bad";
+        break;
+      default: {
+        const never: never = s;
+        return void never;
+      }
+    }
+    setText(pill, text);
+    pill.dataset.state = s.kind;
+    for (const t of ["ok", "warn", "bad"]) setClass(pill, t, t === tone);
+    scheduleRender();
+  }
+
+  function renderBanner(now: number): void {
+    const banner = byId("relay-banner");
+    const relay = byId("relay");
+    const conn = socket.state;
+    let text = "";
+    if (conn.kind === "waiting" || (conn.kind === "connecting" && conn.attempt > 0)) {
+      text = `Connection to the edge lost — the data below is frozen. ${conn.kind === "waiting" ? `Reconnecting in ${Math.max(0, Math.ceil((conn.retryAt - now) / 1000))} s (attempt ${conn.attempt}).` : "Reconnecting…"}`;
+      banner.dataset.kind = "edge";
+    } else if (model.relayConnected === false) {
+      text = `Relay offline since ${formatClock(model.relayChangedAt)} (${formatAge(now - model.relayChangedAt)}) — no telemetry from the site; commands are refused (relay_offline) until it reconnects.`;
+      banner.dataset.kind = "relay";
+    }
+    banner.hidden = !text;
+    setText(banner, text);
+    setText(relay, model.relayConnected === null ? "relay …" : model.relayConnected ? "relay online" : "relay OFFLINE");
+    relay.dataset.state = model.relayConnected === null ? "unknown" : model.relayConnected ? "up" : "down";
+    setClass(relay, "ok", model.relayConnected === true);
+    setClass(relay, "bad", model.relayConnected === false);
+  }
+
+  let raf = 0;
+  let lastTable = 0;
+  let tableTimer: ReturnType<typeof setTimeout> | undefined;
+  function scheduleRender(): void {
+    if (!raf) raf = requestAnimationFrame(render);
+  }
+
+  function render(): void {
+    raf = 0;
+    const now = Date.now();
+    // A sent waypoint's marker goes once its command is final, however that was learnt.
+    const pending = ui.pendingTarget && log.items.get(ui.pendingTarget.command_id);
+    if (pending && isFinal(pending.status)) ui.pendingTarget = null;
+    const scene: MapScene = {
+      config,
+      model,
+      selected: ui.selected,
+      mode: ui.mode,
+      draft: ui.draft,
+      pendingTarget: ui.pendingTarget,
+      rejected: ui.rejected ? { target: ui.rejected.target, suggestions: ui.rejected.suggestions } : null,
+      showTrails,
+      tileTemplate,
+      now,
+    };
+    map.draw(scene);
+    // The table is the costliest view with many drones: at most 5 times a second.
+    if (now - lastTable >= 200) {
+      lastTable = now;
+      table.render(model, config, ui.selected, now);
+      setText(byId("drone-count"), `${model.drones.size} drone${model.drones.size === 1 ? "" : "s"}`);
+    } else if (!tableTimer) {
+      tableTimer = setTimeout(() => {
+        tableTimer = undefined;
+        scheduleRender();
+      }, 200 - (now - lastTable));
+    }
+    commands.renderSelected(now);
+    commands.renderLedger();
+    commands.renderEvents();
+    alerts.render();
+    cards.render(model, now);
+    renderBanner(now);
+  }
+
+  // Ages, staleness and countdowns move without frames.
+  setInterval(() => {
+    model.pruneTrails(Date.now());
+    if (socket.state.kind === "waiting") renderConn(socket.state);
+    scheduleRender();
+  }, 1_000);
+  // Hourly data changes once an hour; insights with it.
+  setInterval(() => void loadAnalytics(), 5 * 60_000);
+  // The configuration has no change frame; an admin's edit shows within a minute.
+  setInterval(() => void loadConfig(), 60_000);
+
+  // ---------------------------------------------------------------- controls
+
+  byId("signout").addEventListener("click", () => {
+    socket.stop();
+    signOut();
+    location.reload();
+  });
+  byId("zoom-in").addEventListener("click", () => map.zoomBy(1.5));
+  byId("zoom-out").addEventListener("click", () => map.zoomBy(1 / 1.5));
+  byId("fit-fleet").addEventListener("click", () => map.fitFleet());
+  byId("fit-fence").addEventListener("click", () => map.fitGeofence());
+  byId<HTMLInputElement>("trails").addEventListener("change", (ev) => {
+    showTrails = (ev.target as HTMLInputElement).checked;
+    scheduleRender();
+  });
+  byId("hourly-refresh").addEventListener("click", () => void loadAnalytics());
+  const settings = byId<HTMLDialogElement>("settings-dialog");
+  const tileInput = byId<HTMLInputElement>("tile-url");
+  byId("settings-open").addEventListener("click", () => {
+    tileInput.value = tileTemplate;
+    settings.returnValue = "";
+    settings.showModal();
+  });
+  settings.addEventListener("close", () => {
+    if (settings.returnValue !== "save") return;
+    const v = tileInput.value.trim();
+    if (v && !(/^(https?:\/\/|\/)/.test(v) && v.includes("{z}") && v.includes("{x}") && v.includes("{y}"))) {
+      toast("Tile URL must be http(s) or a path and contain {z}, {x} and {y}", "bad");
+      return;
+    }
+    tileTemplate = v;
+    if (v) localStorage.setItem(TILE_KEY, v);
+    else localStorage.removeItem(TILE_KEY);
+    scheduleRender();
+  });
+
+  socket.start();
+  void loadConfig();
+  void loadSideData();
+  void loadAnalytics();
+  commands.renderLedger(true);
+  commands.renderResult();
+  scheduleRender();
+}
+
+function main(): void {
+  const s = loadSession();
+  if (isSession(s)) {
+    runDashboard(s);
+    return;
+  }
+  const carried = sessionStorage.getItem(PROBLEM_KEY);
+  sessionStorage.removeItem(PROBLEM_KEY);
+  showSignIn(carried ? { ...s, problem: carried } : s);
+}
+
+main();

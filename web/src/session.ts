@@ -1,0 +1,84 @@
+/**
+ * Sign-in state: the token (pasted, or from `?token=` in the link `npm start` prints) and the
+ * fleet. The token lives in sessionStorage only (gone when the tab closes) and is stripped from
+ * the address bar at once, so it does not stay in history, bookmarks or screenshots.
+ *
+ * The payload is decoded here for display and to decide which controls to draw; it is never
+ * trusted: the edge verifies the signature and enforces the role on every request and command.
+ */
+import { Claims } from "../../edge/auth";
+import { FLEET_ID_RE } from "../../edge/protocol";
+
+export type Session = { token: string; fleet: string; claims: Claims };
+export type SessionProblem = { problem: string; token?: string; claims?: Claims };
+
+const TOKEN_KEY = "dronefleet.token";
+const FLEET_KEY = "dronefleet.fleet";
+
+/** Decode a JWT's payload and check its shape (not its signature). */
+export function decodeClaims(token: string): { ok: true; claims: Claims } | { ok: false; problem: string } {
+  const parts = token.trim().split(".");
+  if (parts.length !== 3 || !parts[1]) return { ok: false, problem: "That is not a token (expected three dot-separated parts)." };
+  let payload: unknown;
+  try {
+    const b64 = parts[1].replace(/-/g, "+").replace(/_/g, "/");
+    const bin = atob(b64 + "=".repeat((4 - (b64.length % 4)) % 4));
+    payload = JSON.parse(new TextDecoder().decode(Uint8Array.from(bin, (c) => c.charCodeAt(0))));
+  } catch {
+    return { ok: false, problem: "The token's payload cannot be read." };
+  }
+  const r = Claims.safeParse(payload);
+  if (!r.success) return { ok: false, problem: "The token's claims are not ones this dashboard understands." };
+  if (r.data.role === "relay") return { ok: false, problem: "That is a relay token; sign in with a viewer, operator or admin token." };
+  return { ok: true, claims: r.data };
+}
+
+/**
+ * Read the session from the URL (taking `?token=` out of it) and sessionStorage. Returns the
+ * session, or why there is none (shown on the sign-in form).
+ */
+export function loadSession(loc: Location = location, hist: History = history, store: Storage = sessionStorage): Session | SessionProblem {
+  const url = new URL(loc.href);
+  const fromUrl = url.searchParams.get("token");
+  if (fromUrl !== null) {
+    url.searchParams.delete("token");
+    hist.replaceState(hist.state, "", url.pathname + url.search + url.hash);
+    if (fromUrl) store.setItem(TOKEN_KEY, fromUrl.trim());
+  }
+  const fleetParam = url.searchParams.get("fleet");
+  if (fleetParam) store.setItem(FLEET_KEY, fleetParam);
+
+  const token = store.getItem(TOKEN_KEY);
+  if (!token) return { problem: "" };
+  const decoded = decodeClaims(token);
+  if (!decoded.ok) return { problem: decoded.problem, token };
+  const claims = decoded.claims;
+  if (claims.exp * 1000 <= Date.now()) return { problem: `This token expired at ${new Date(claims.exp * 1000).toLocaleString()}.`, token, claims };
+
+  const granted = claims.fleets;
+  let fleet = store.getItem(FLEET_KEY) ?? "";
+  if (!fleet && granted !== "*" && granted.length >= 1) fleet = granted[0]!;
+  if (!fleet) return { problem: "This token grants every fleet: enter the fleet to open.", token, claims };
+  if (!FLEET_ID_RE.test(fleet)) return { problem: `"${fleet}" is not a fleet id.`, token, claims };
+  if (granted !== "*" && !granted.includes(fleet)) {
+    return { problem: `This token does not grant fleet "${fleet}" (it grants ${granted.join(", ")}).`, token, claims };
+  }
+  return { token, fleet, claims };
+}
+
+/** Store a pasted token and optional fleet; loadSession() then says whether they work. */
+export function saveSignIn(token: string, fleet: string, store: Storage = sessionStorage): void {
+  store.setItem(TOKEN_KEY, token.trim());
+  if (fleet.trim()) store.setItem(FLEET_KEY, fleet.trim());
+  else store.removeItem(FLEET_KEY);
+}
+
+export function signOut(store: Storage = sessionStorage): void {
+  store.removeItem(TOKEN_KEY);
+  store.removeItem(FLEET_KEY);
+}
+
+export const isSession = (s: Session | SessionProblem): s is Session => "fleet" in s;
+
+/** Whether the role may send commands (the edge enforces the same rule). */
+export const canCommand = (claims: Claims) => claims.role === "operator" || claims.role === "admin";
