@@ -1,15 +1,22 @@
 /**
- * `npm run relay -- --edge URL --fleet F --token T --source sim|ros2 [...]` (see USAGE).
+ * `npm run relay -- --edge URL --fleet F --token T --source sim|ros2 [...]` (see USAGE), and
+ * `npm run relay -- doctor [--config FILE]` (see doctor.ts).
  *
- * Wires a DroneSource to an EdgeLink and owns the process: JSON logs on stderr, a stats line
- * every 10 s, clean shutdown on SIGINT/SIGTERM. Exit codes: 0 clean stop or --help, 1 runtime
- * failure (e.g. rclnodejs missing), 2 bad arguments.
+ * Wires a DroneSource to an EdgeLink (with a disk outbox when configured) and owns the process:
+ * JSON logs on stderr, a stats line every 10 s, the health endpoint, clean shutdown on
+ * SIGINT/SIGTERM. Exit codes: 0 clean stop, --help or --print-config; 1 runtime failure (e.g.
+ * rclnodejs missing, outbox directory locked) or a failed doctor check; 2 bad arguments.
  */
 import { readFileSync } from "node:fs";
 import { hostname } from "node:os";
-import { parseRelayArgs, USAGE, type RelayConfig } from "./config";
+import { formatConfig, parseRelayArgs, USAGE, type ParseDeps, type RelayConfig } from "./config";
+import { DiskOutbox } from "./disk-outbox";
+import { formatReport, runDoctor } from "./doctor";
+import { startHealthServer, type HealthServer } from "./health";
 import { EdgeLink } from "./link";
 import { createLogger, type Logger } from "./log";
+import { RelayMetrics } from "./metrics";
+import { getProfile } from "./profiles";
 import { Ros2Source } from "./ros2";
 import { SimFleet } from "./sim";
 import type { DroneSource } from "./source";
@@ -32,13 +39,15 @@ function readVersion(): string | undefined {
 function createSource(cfg: RelayConfig, log: Logger): DroneSource {
   switch (cfg.source) {
     case "sim":
-      return new SimFleet({ drones: cfg.drones, rateHz: cfg.rateHz ?? 1, seed: cfg.seed, log });
+      return new SimFleet({ drones: cfg.drones, rateHz: cfg.rateHz ?? 1, seed: cfg.seed, scenario: cfg.scenario, log });
     case "ros2":
       return new Ros2Source({
         droneIds: cfg.droneIds ?? Array.from({ length: cfg.drones }, (_, i) => `drone_${i}`),
         rateHz: cfg.rateHz,
         topics: cfg.topics,
         services: cfg.services,
+        profile: getProfile(cfg.profile, { autopilot: cfg.mavros.autopilot, holdMode: cfg.mavros.holdMode }),
+        perDrone: cfg.perDrone,
         log,
       });
     default: {
@@ -48,12 +57,26 @@ function createSource(cfg: RelayConfig, log: Logger): DroneSource {
   }
 }
 
+const parseDeps: ParseDeps = {
+  env: process.env,
+  readFile: (p) => readFileSync(p, "utf8"),
+  defaultRelayId: `${hostname()}-${process.pid}`,
+};
+
+async function doctor(argv: string[]): Promise<number> {
+  const parsed = parseRelayArgs(argv, parseDeps);
+  if (parsed.kind === "help") {
+    process.stdout.write("Usage: npm run relay -- doctor [--config FILE] [flags as for the relay]\n");
+    return 0;
+  }
+  const results = await runDoctor({ env: process.env, parsed });
+  process.stdout.write(formatReport(results));
+  return results.some((r) => r.status === "fail") ? 1 : 0;
+}
+
 async function main(argv: string[]): Promise<number> {
-  const parsed = parseRelayArgs(argv, {
-    env: process.env,
-    readFile: (p) => readFileSync(p, "utf8"),
-    defaultRelayId: `${hostname()}-${process.pid}`,
-  });
+  if (argv[0] === "doctor") return doctor(argv.slice(1));
+  const parsed = parseRelayArgs(argv, parseDeps);
   if (parsed.kind === "help") {
     process.stdout.write(USAGE + "\n");
     return 0;
@@ -61,6 +84,10 @@ async function main(argv: string[]): Promise<number> {
   if (parsed.kind === "error") {
     process.stderr.write(`relay: ${parsed.message}\nRun with --help for usage.\n`);
     return 2;
+  }
+  if (parsed.kind === "print-config") {
+    process.stdout.write(formatConfig(parsed.config));
+    return 0;
   }
   const cfg = parsed.config;
   const log = createLogger(cfg.logLevel, undefined, { relay_id: cfg.relayId });
@@ -73,6 +100,18 @@ async function main(argv: string[]): Promise<number> {
     process.exit(1);
   });
 
+  let store: DiskOutbox | undefined;
+  if (cfg.outbox.dir !== null) {
+    try {
+      store = new DiskOutbox({ dir: cfg.outbox.dir, maxBytes: cfg.outbox.maxBytes, fsyncMs: cfg.outbox.fsyncMs, log });
+    } catch (err) {
+      log.error("cannot open the outbox directory", { dir: cfg.outbox.dir, error: err });
+      return 1;
+    }
+  } else {
+    log.info("outbox in memory only: set link.outbox.dir (or --outbox-dir) to keep unacknowledged telemetry and results across restarts");
+  }
+
   const source = createSource(cfg, log);
   const link = new EdgeLink({
     edge: cfg.edge,
@@ -84,9 +123,25 @@ async function main(argv: string[]): Promise<number> {
     droneIds: () => source.droneIds(),
     // Commands from the edge run at the source; mission progress goes back through the link.
     execute: (command, signal) => source.execute(command, signal),
+    store,
     log,
   });
   source.onMissionProgress = (p) => link.pushProgress(p);
+  let totalSamples = 0;
+  const metrics = new RelayMetrics({
+    link,
+    samples: () => totalSamples,
+    ...(source.rosMessageCounts ? { rosMessages: () => source.rosMessageCounts?.() ?? {} } : {}),
+  });
+  let health: HealthServer | null = null;
+  if (cfg.health.enabled) {
+    try {
+      health = await startHealthServer({ host: cfg.health.host, port: cfg.health.port, graceMs: cfg.health.graceMs, link, metrics, log });
+    } catch (err) {
+      // Monitoring must not take the relay down with it: run on, loudly.
+      log.error("health endpoint could not start; running without it", { host: cfg.health.host, port: cfg.health.port, error: err });
+    }
+  }
   // The token is deliberately absent from this line (and from every other).
   log.info("relay starting", {
     url: link.url,
@@ -94,6 +149,8 @@ async function main(argv: string[]): Promise<number> {
     source: cfg.source,
     drones: source.droneIds().length,
     rate_hz: cfg.rateHz ?? "on_fix",
+    outbox: cfg.outbox.dir ?? "memory",
+    health: health ? `http://${cfg.health.host}:${health.port}` : "off",
   });
 
   let samples = 0;
@@ -122,6 +179,12 @@ async function main(argv: string[]): Promise<number> {
         log.warn("source did not stop cleanly", { error: err });
       }
       await link.stop();
+      try {
+        store?.close();
+      } catch (err) {
+        log.error("outbox did not close cleanly", { error: err });
+      }
+      await health?.close();
       clearTimeout(force);
       log.info("relay stopped", { ...link.stats() });
       return 0;
@@ -133,8 +196,11 @@ async function main(argv: string[]): Promise<number> {
     const onSignal = (sig: NodeJS.Signals): void => {
       void shutdown(sig).then(resolve);
     };
-    process.once("SIGINT", onSignal);
-    process.once("SIGTERM", onSignal);
+    // `on`, not `once`: systemd signals every process of the unit and a wrapper may forward the
+    // same SIGTERM; a second signal must not kill the process halfway through its shutdown (the
+    // shutdown deadline still bounds it).
+    process.on("SIGINT", onSignal);
+    process.on("SIGTERM", onSignal);
   });
 
   // Source first: if it cannot start (rclnodejs missing, ROS not sourced) there is nothing to
@@ -142,6 +208,7 @@ async function main(argv: string[]): Promise<number> {
   try {
     await source.start((s) => {
       samples++;
+      totalSamples++;
       link.push(s);
     });
   } catch (err) {

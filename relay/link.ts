@@ -28,12 +28,20 @@
  * - `mission_progress` frames from the source (`pushProgress`) wait in an ordered, bounded queue
  *   until the edge has answered our hello; progress of a mission whose assign_mission command is
  *   still executing waits for that command's result, so the edge sees the ack first.
+ *
+ * With a persistent `store` (DiskOutbox) the outbox changes shape: every sample is given its seq
+ * when pushed and appended to the store's log, and frames are read from the log in order (at most
+ * `maxInflightBatches` unacknowledged), so while offline the whole history is kept (bounded in
+ * bytes by the store) instead of the latest sample per drone, and it survives a restart. Results
+ * and progress are mirrored into the store until acknowledged (results) or sent (progress). After
+ * a restart, what the store holds is delivered first, in order, with its original seqs.
  */
 import { EventEmitter } from "node:events";
 import type { IncomingMessage } from "node:http";
 import WebSocket from "ws";
 import { DRONE_ID_RE, LIMITS, type RelayCommand, type TelemetrySample } from "../edge/protocol";
 import { errorMessage, parseRelayCommand, runWithTimeout } from "./commands";
+import type { OutboxStore } from "./disk-outbox";
 import { silentLogger, type Logger } from "./log";
 import type { CommandOutcome, MissionProgressEvent, SourceKind, SourceSample } from "./source";
 
@@ -69,8 +77,12 @@ export interface LinkStats {
   droppedUpdates: number;
   /** Connection attempts after the first one. */
   reconnects: number;
-  /** Drones waiting in the outbox. */
+  /** Drones waiting in the outbox (in memory), or records not yet acknowledged (with a store). */
   outboxDepth: number;
+  /** Bytes the store holds on disk; 0 without a store. */
+  outboxBytes: number;
+  /** Stored records not sent because the edge's hello_ack said it already held that seq or newer. */
+  staleSkipped: number;
   /** True between `hello_ack` and the socket closing. */
   connected: boolean;
   /** Relay clock (ms) when the last `hello_ack` or `batch_ack` arrived; null before any. */
@@ -100,6 +112,8 @@ export type LinkEvents = {
   connected: [info: { fleet: string; url: string }];
   /** The socket closed after having been connected. */
   disconnected: [info: { code: number; reason: string }];
+  /** A command executed here ended (not emitted for duplicates or malformed frames). */
+  command: [info: { command: RelayCommand["command"]; status: "acked" | "failed"; seconds: number }];
 };
 
 export interface EdgeLinkOptions {
@@ -151,6 +165,12 @@ export interface EdgeLinkOptions {
   maxRecentResults?: number;
   /** Most mission_progress frames queued while offline. Default 1,000. */
   maxProgressQueue?: number;
+  /**
+   * Persistent outbox (see the module comment). The link reads what it holds at construction
+   * (results, progress, seq floors) and sends it after the first hello_ack; the caller owns it
+   * and closes it after `stop()`.
+   */
+  store?: OutboxStore;
 }
 
 export type CommandResultFrame = { type: "command_result"; command_id: string; status: "acked" | "failed"; message?: string };
@@ -159,7 +179,8 @@ type RunningCommand = { controller: AbortController; command: RelayCommand["comm
 
 /** A sample waiting in the outbox; `seq` is set when it was already sent once (re-send). */
 type Held = { sample: SourceSample; seq?: number };
-type Inflight = { updates: TelemetrySample[] };
+/** A sent frame awaiting batch_ack; `range` is its LSN range in the store. */
+type Inflight = { updates: TelemetrySample[]; range?: { from: number; to: number } };
 type Phase = "idle" | "connecting" | "open" | "ready" | "stopped";
 
 const MiB = 1024 * 1024;
@@ -182,12 +203,15 @@ export function relayUrl(edge: string, fleet: string): string {
  */
 export class EdgeLink extends EventEmitter<LinkEvents> {
   readonly url: string;
-  private readonly o: Required<Omit<EdgeLinkOptions, "backoff" | "version" | "log" | "execute">> & {
+  private readonly o: Required<Omit<EdgeLinkOptions, "backoff" | "version" | "log" | "execute" | "store">> & {
     backoff: BackoffOptions;
     version?: string;
     log: Logger;
     execute?: EdgeLinkOptions["execute"];
   };
+  private readonly store: OutboxStore | undefined;
+  /** Store ids of queued progress frames. */
+  private readonly progressIds = new WeakMap<MissionProgressFrame, number>();
   private phase: Phase = "idle";
   private ws: WebSocket | null = null;
   private attempt = 0;
@@ -235,6 +259,7 @@ export class EdgeLink extends EventEmitter<LinkEvents> {
     duplicateCommands: 0,
     droppedResults: 0,
     droppedProgress: 0,
+    staleSkipped: 0,
   };
 
   constructor(opts: EdgeLinkOptions) {
@@ -269,6 +294,17 @@ export class EdgeLink extends EventEmitter<LinkEvents> {
       maxRecentResults: Math.max(0, opts.maxRecentResults ?? 1000),
       maxProgressQueue: Math.max(1, opts.maxProgressQueue ?? 1000),
     };
+    this.store = opts.store;
+    if (this.store) {
+      // What a previous run left: seq floors (so new samples sort after its history), results
+      // the edge never acknowledged, progress never sent. All go out after the first hello_ack.
+      for (const [drone, seq] of this.store.lastSeqs()) this.lastSeq.set(drone, Math.max(this.lastSeq.get(drone) ?? -1, seq));
+      for (const r of this.store.pendingResults()) this.unackedResults.set(r.command_id, r);
+      for (const { id, frame } of this.store.pendingProgress()) {
+        this.progressIds.set(frame, id);
+        this.progressQueue.push(frame);
+      }
+    }
   }
 
   /** Open the link; reconnects on its own until `stop()`. A no-op once stopped. */
@@ -282,7 +318,9 @@ export class EdgeLink extends EventEmitter<LinkEvents> {
     return {
       ...this.counters,
       reconnects: Math.max(0, this.connectCount - 1),
-      outboxDepth: this.outbox.size,
+      droppedUpdates: this.counters.droppedUpdates + (this.store?.dropped() ?? 0),
+      outboxDepth: this.store ? this.store.depth() : this.outbox.size,
+      outboxBytes: this.store?.bytes() ?? 0,
       connected: this.phase === "ready",
       commandsInFlight: this.running.size,
       pendingResults: this.unackedResults.size,
@@ -312,15 +350,22 @@ export class EdgeLink extends EventEmitter<LinkEvents> {
     };
     if (this.progressQueue.length >= this.o.maxProgressQueue) {
       const i = this.progressQueue.findIndex((f) => f.state === "active");
-      this.progressQueue.splice(Math.max(0, i), 1);
+      const [gone] = this.progressQueue.splice(Math.max(0, i), 1);
+      if (gone) this.forgetProgress(gone);
       this.counters.droppedProgress++;
       if (!this.progressDropWarned) {
         this.progressDropWarned = true;
         this.o.log.warn("mission progress queue full; dropping the oldest reports", { max: this.o.maxProgressQueue });
       }
     }
+    if (this.store) this.progressIds.set(frame, this.store.queueProgress(frame));
     this.progressQueue.push(frame);
     this.flushProgress();
+  }
+
+  private forgetProgress(f: MissionProgressFrame): void {
+    const id = this.progressIds.get(f);
+    if (id !== undefined) this.store?.progressDone(id);
   }
 
   /**
@@ -329,6 +374,12 @@ export class EdgeLink extends EventEmitter<LinkEvents> {
    */
   push(sample: SourceSample): void {
     if (this.phase === "stopped") return;
+    if (this.store) {
+      // Sequenced now, so the stored record is exactly what will be sent, after a restart too.
+      this.store.appendTelemetry({ ...sample, seq: this.nextSeq(sample.drone_id) });
+      if (this.phase === "ready") this.scheduleStoreDrain();
+      return;
+    }
     // While the outbox drains, new samples join it too: a fresh sample sent ahead of an older held
     // one for the same drone would get the lower seq and be overwritten by the stale one.
     if (this.phase !== "ready" || this.outbox.size > 0 || this.backpressured()) {
@@ -512,7 +563,13 @@ export class EdgeLink extends EventEmitter<LinkEvents> {
     for (const r of this.unackedResults.values()) this.send(ws, r);
     if (this.unackedResults.size > 0) this.o.log.info("re-sent unacknowledged command results", { count: this.unackedResults.size });
     this.flushProgress();
-    this.drainOutbox();
+    if (this.store) {
+      const held = this.store.depth();
+      if (held > 0) this.o.log.info("delivering buffered telemetry in order", { records: held });
+      this.drainStore();
+    } else {
+      this.drainOutbox();
+    }
   }
 
   // ------------------------------------------------------------------ commands
@@ -544,6 +601,8 @@ export class EdgeLink extends EventEmitter<LinkEvents> {
     }
     const result = this.unackedResults.get(id) ?? this.recentResults.get(id);
     if (!result) return false;
+    // An acknowledged result is owed again until this repeat is acknowledged too.
+    if (!this.unackedResults.has(id)) this.store?.recordResult(result);
     this.counters.duplicateCommands++;
     this.o.log.debug("repeated command; answering with the first result", { command_id: id, status: result.status });
     this.recentResults.delete(id);
@@ -571,9 +630,11 @@ export class EdgeLink extends EventEmitter<LinkEvents> {
         if (this.running.get(id)?.controller !== controller) return; // stopped meanwhile
         this.running.delete(id);
         this.releaseMission(missionId);
-        const fields = { command_id: id, command: cmd.command, drone_id: cmd.drone_id, ok: outcome.ok, message: outcome.message, ms: Date.now() - t0 };
+        const ms = Date.now() - t0;
+        const fields = { command_id: id, command: cmd.command, drone_id: cmd.drone_id, ok: outcome.ok, message: outcome.message, ms };
         if (outcome.ok) this.o.log.info("command acked", fields);
         else this.o.log.warn("command failed", fields);
+        this.emit("command", { command: cmd.command, status: outcome.ok ? "acked" : "failed", seconds: ms / 1000 });
         this.finishCommand(id, outcome);
         this.flushProgress();
       },
@@ -607,11 +668,13 @@ export class EdgeLink extends EventEmitter<LinkEvents> {
       const oldest = this.unackedResults.keys().next();
       if (!oldest.done) {
         this.unackedResults.delete(oldest.value);
+        this.store?.ackResult(oldest.value);
         this.counters.droppedResults++;
         this.o.log.warn("too many unacknowledged command results; forgetting the oldest", { command_id: oldest.value, max: this.o.maxPendingResults });
       }
     }
     this.unackedResults.set(id, frame);
+    this.store?.recordResult(frame);
     this.sendResult(frame);
   }
 
@@ -626,6 +689,7 @@ export class EdgeLink extends EventEmitter<LinkEvents> {
     const result = this.unackedResults.get(id);
     if (!result) return;
     this.unackedResults.delete(id);
+    this.store?.ackResult(id);
     if (this.o.maxRecentResults === 0) return;
     this.recentResults.delete(id);
     this.recentResults.set(id, result);
@@ -642,6 +706,7 @@ export class EdgeLink extends EventEmitter<LinkEvents> {
     const kept: MissionProgressFrame[] = [];
     for (const f of this.progressQueue) {
       if (this.heldMissions.has(f.mission_id) || !this.send(ws, f)) kept.push(f);
+      else this.forgetProgress(f);
     }
     this.progressQueue = kept;
     if (kept.length === 0) this.progressDropWarned = false;
@@ -649,7 +714,14 @@ export class EdgeLink extends EventEmitter<LinkEvents> {
 
   private onBatchAck(frame: EdgeFrame): void {
     const id = frame.batch_id;
-    if (typeof id === "number") this.inflight.delete(id);
+    if (typeof id === "number") {
+      const range = this.inflight.get(id)?.range;
+      this.inflight.delete(id);
+      if (range && this.store) {
+        this.store.ackTelemetry(range.from, range.to);
+        if (this.phase === "ready") this.scheduleStoreDrain();
+      }
+    }
     this.counters.lastAckAt = this.o.now();
     const rejected = typeof frame.rejected === "number" ? frame.rejected : 0;
     this.counters.duplicatesAtEdge += typeof frame.duplicates === "number" ? frame.duplicates : 0;
@@ -668,9 +740,14 @@ export class EdgeLink extends EventEmitter<LinkEvents> {
     this.clearConnectionTimers();
     // Nothing may be lost silently: unsent updates and unacknowledged frames go back to the outbox
     // (latest per drone), keeping the seq they were given so a re-send is a duplicate, not a fork.
-    this.requeue(this.pending);
+    if (this.store) {
+      // Everything unacknowledged is read again, in order, from the oldest unacknowledged record.
+      this.store.rewind();
+    } else {
+      this.requeue(this.pending);
+      for (const b of [...this.inflight.values()].reverse()) this.requeue(b.updates);
+    }
     this.pending = [];
-    for (const b of [...this.inflight.values()].reverse()) this.requeue(b.updates);
     this.inflight.clear();
     if (wasReady) {
       const fields = { url: this.url, code, reason: reason.slice(0, 123), outbox: this.outbox.size };
@@ -727,9 +804,15 @@ export class EdgeLink extends EventEmitter<LinkEvents> {
       this.reconnectTimer = null;
       if (ws && this.phase === "ready") {
         this.flushProgress();
-        this.flushPending();
-        this.drainOutbox();
-        await waitUntil(() => ws.bufferedAmount === 0 || ws.readyState !== WebSocket.OPEN, deadline, this.o.now);
+        if (this.store) {
+          // Acks matter here: whatever is not acknowledged is sent again by the next run.
+          this.drainStore();
+          await waitUntil(() => (this.inflight.size === 0 && this.store?.unread() === 0) || ws.readyState !== WebSocket.OPEN, deadline, this.o.now);
+        } else {
+          this.flushPending();
+          this.drainOutbox();
+          await waitUntil(() => ws.bufferedAmount === 0 || ws.readyState !== WebSocket.OPEN, deadline, this.o.now);
+        }
       }
     } finally {
       this.phase = "stopped";
@@ -742,6 +825,9 @@ export class EdgeLink extends EventEmitter<LinkEvents> {
       if (ws) await closeSocket(ws, Math.max(100, deadline - this.o.now()));
       this.ws = null;
       if (this.outbox.size > 0) this.o.log.warn("stopped with undelivered telemetry", { outbox: this.outbox.size });
+      if (this.store && this.store.depth() > 0) {
+        this.o.log.info("stopped with telemetry kept on disk for the next run", { records: this.store.depth(), bytes: this.store.bytes() });
+      }
     }
   }
 
@@ -810,22 +896,55 @@ export class EdgeLink extends EventEmitter<LinkEvents> {
   }
 
 
-  private sendBatch(ws: WebSocket, updates: TelemetrySample[]): void {
+  /** Send the store's unread records soon (a full batch now, else after the batch window). */
+  private scheduleStoreDrain(): void {
+    const store = this.store;
+    if (!store || this.phase !== "ready" || store.unread() === 0) return;
+    if (this.inflight.size >= this.o.maxInflightBatches || this.backpressured()) return; // an ack or a write resumes
+    if (store.unread() >= this.o.batchMax) this.drainStore();
+    else this.batchTimer ??= setTimeout(() => this.drainStore(), this.o.batchWindowMs);
+  }
+
+  /** Send stored records in order while the socket has room and fewer than the inflight cap wait. */
+  private drainStore(): void {
+    if (this.batchTimer) clearTimeout(this.batchTimer);
+    this.batchTimer = null;
+    const ws = this.ws;
+    const store = this.store;
+    if (!ws || !store || this.phase !== "ready") return;
+    while (!this.backpressured() && this.inflight.size < this.o.maxInflightBatches) {
+      const read = store.readTelemetry(this.o.batchMax);
+      if (!read) break;
+      // The edge's hello_ack says what it already holds; older records would only be counted as
+      // duplicates there, so they are acknowledged here without being sent.
+      const updates = read.updates.filter((u) => (this.edgeLastSeq.get(u.drone_id) ?? -1) < u.seq);
+      this.counters.staleSkipped += read.updates.length - updates.length;
+      if (updates.length === 0) {
+        store.ackTelemetry(read.from, read.to);
+        continue;
+      }
+      if (!this.sendBatch(ws, updates, { from: read.from, to: read.to })) break;
+    }
+  }
+
+  private sendBatch(ws: WebSocket, updates: TelemetrySample[], range?: { from: number; to: number }): boolean {
     const batchId = this.nextBatchId++;
     // 500 updates of ~250 bytes is ~125 KiB, well under LIMITS.relayFrameBytes (1 MiB).
     const ok = this.send(ws, { type: "telemetry_batch", batch_id: batchId, sent_at: this.o.now(), updates });
     if (!ok) {
-      this.requeue(updates);
-      return;
+      // With a store the records stay in it; 'close' rewinds the read cursor.
+      if (!range) this.requeue(updates);
+      return false;
     }
     this.counters.framesSent++;
     this.counters.updatesSent += updates.length;
-    this.inflight.set(batchId, { updates });
+    this.inflight.set(batchId, range ? { updates, range } : { updates });
     if (this.inflight.size > this.o.maxInflightBatches) {
       // An edge that never acks must not grow memory: forget the oldest (Maps iterate in order).
       const oldest = this.inflight.keys().next();
       if (!oldest.done) this.inflight.delete(oldest.value);
     }
+    return true;
   }
 
   private send(ws: WebSocket, frame: object): boolean {
@@ -837,7 +956,12 @@ export class EdgeLink extends EventEmitter<LinkEvents> {
         return;
       }
       // Written to the kernel: if sends were held for backpressure, this is when room appears.
-      if (ws === this.ws && this.outbox.size > 0 && this.phase === "ready") this.drainOutbox();
+      if (ws !== this.ws || this.phase !== "ready") return;
+      if (this.store) {
+        if (this.store.unread() > 0) this.scheduleStoreDrain();
+      } else if (this.outbox.size > 0) {
+        this.drainOutbox();
+      }
     });
     return true;
   }

@@ -6,7 +6,14 @@
  * it is imported lazily and only here, behind `RclLike`: the subset of its API this file uses.
  * Tests inject a double with the same surface.
  *
- * Topics per drone (templates, `{drone}` replaced by the drone id; all configurable):
+ * Which topics and services, of which types, is a `RosProfile`. What follows is the `default`
+ * profile, the project's own layout; `mavros` (relay/profiles/mavros.ts) reads MAVROS's standard
+ * topics and calls its services instead. At start every interface type the profile uses is
+ * loaded through rclnodejs.require, and the missing ones are named in one error log line (with
+ * how to install them); their topics are skipped and their commands fail with that explanation,
+ * and only a missing position type stops the source.
+ *
+ * Topics per drone (templates, `{drone}` replaced by the drone id; all configurable, per drone too):
  *   /{drone}/fix       sensor_msgs/msg/NavSatFix       → lat, lon, alt_m
  *   /{drone}/battery   sensor_msgs/msg/BatteryState    → battery_pct
  *   /{drone}/velocity  geometry_msgs/msg/TwistStamped  → speed_mps, climb_mps, course
@@ -56,18 +63,37 @@ export interface RclClientLike {
   sendRequest(request: object, callback: (response: unknown) => void): void;
 }
 
+/** Subscription options as rclnodejs takes them; `qos` is a profile name such as "qos_profile_sensor_data". */
+export type RclSubscriptionOptions = { qos?: string };
+
 export interface RclNodeLike {
-  /** Callback gets a plain JS object shaped like the message (rclnodejs's default delivery). */
-  createSubscription(typeClass: string, topic: string, callback: (msg: unknown) => void): RclSubscriptionLike;
+  /**
+   * Callback gets a plain JS object shaped like the message (rclnodejs's default delivery). Like
+   * rclnodejs, options may be left out: `(type, topic, callback)`.
+   */
+  createSubscription(
+    typeClass: string,
+    topic: string,
+    optionsOrCallback: RclSubscriptionOptions | ((msg: unknown) => void),
+    callback?: (msg: unknown) => void,
+  ): RclSubscriptionLike;
   /** Period in nanoseconds as a BigInt, as rclnodejs requires. */
   createTimer(periodNs: bigint, callback: () => void): RclTimerLike;
   /** A client for `serviceName` of type `typeClass` (e.g. "std_srvs/srv/Trigger"). */
   createClient(typeClass: string, serviceName: string): RclClientLike;
   destroyClient(client: RclClientLike): void;
   destroy(): void;
+  /** The ROS graph as this node sees it (rclnodejs Node#getTopicNamesAndTypes). */
+  getTopicNamesAndTypes?(): { name: string; types: string[] }[];
+  getServiceNamesAndTypes?(): { name: string; types: string[] }[];
 }
 
 export interface RclLike {
+  /**
+   * rclnodejs.require("pkg/msg/Name"): the generated interface class; throws when the interface
+   * is not installed or its JavaScript was never generated. Used to name missing types up front.
+   */
+  require?(name: string): unknown;
   init(): Promise<void>;
   createNode(name: string): RclNodeLike;
   spin(node: RclNodeLike): void;
@@ -186,6 +212,85 @@ export const DEFAULT_TOPICS: TopicTemplates = {
   state: "/{drone}/state",
 };
 
+/** Which topic and service layout a ground station uses; see relay/profiles. */
+export type ProfileName = "default" | "mavros";
+
+/** Context a profile may use to build a service request. */
+export type RequestContext = {
+  /** The drone's last good fix, null before the first one. */
+  lastFix: Fix | null;
+};
+
+/**
+ * A ground station's ROS layout: message and service types per key, default names, how to read
+ * its state topic and how to turn commands into service requests. The keys (fix, battery,
+ * velocity, state; modify_waypoint, assign_mission, emergency_land, hold) are the same for every
+ * profile, so topic/service name overrides in the config work the same way.
+ */
+export interface RosProfile {
+  readonly name: ProfileName;
+  readonly topicTypes: Readonly<Record<TopicKey, string>>;
+  readonly defaultTopics: Readonly<TopicTemplates>;
+  readonly serviceTypes: Readonly<Record<ServiceKey, string>>;
+  readonly defaultServices: Readonly<ServiceTemplates>;
+  /** rclnodejs QoS profile name for subscriptions; undefined: rclnodejs's default (reliable). */
+  readonly qos?: string;
+  /** Interface types used inside others (e.g. a message inside a service), checked up front too. */
+  readonly extraTypes?: readonly string[];
+  readState(msg: unknown): StateUpdate | null;
+  request(c: RelayCommand, ctx: RequestContext): { key: ServiceKey; request: Record<string, unknown> };
+  readResponse(service: string, key: ServiceKey, response: unknown): CommandOutcome;
+  /** Where the interface types come from, for "missing type" messages. */
+  installHint(type: string): string;
+}
+
+/** Every interface type a profile needs, deduplicated. */
+export function profileTypes(p: RosProfile): string[] {
+  return [...new Set([...Object.values(p.topicTypes), ...Object.values(p.serviceTypes), ...(p.extraTypes ?? [])])];
+}
+
+/** How to get a missing interface type installed (shared by the profiles and the doctor). */
+export function defaultInstallHint(type: string): string {
+  const pkg = type.split("/")[0] ?? type;
+  if (pkg === "dronefleet_interfaces") {
+    return "build relay/interfaces with colcon, source its install/setup.bash, then regenerate rclnodejs's messages (node node_modules/rclnodejs/scripts/generate_messages.js)";
+  }
+  const apt = `ros-$ROS_DISTRO-${pkg.replaceAll("_", "-")}`;
+  return `install it (sudo apt install ${apt}), source ROS 2 again, then regenerate rclnodejs's messages (node node_modules/rclnodejs/scripts/generate_messages.js)`;
+}
+
+/**
+ * Which of `types` rclnodejs cannot load (rclnodejs.require throws for them). When the module has
+ * no `require` (a test double, an old version) nothing can be checked and [] is returned.
+ */
+export function missingInterfaces(rcl: RclLike, types: readonly string[]): string[] {
+  const req = rcl.require;
+  if (typeof req !== "function") return [];
+  const missing: string[] = [];
+  for (const t of types) {
+    try {
+      if (req.call(rcl, t) === undefined) missing.push(t);
+    } catch {
+      // rclnodejs throws "The message requested does not exist" (or similar) for these.
+      missing.push(t);
+    }
+  }
+  return missing;
+}
+
+/** The project's own layout (see the module comment). */
+export const DEFAULT_PROFILE: RosProfile = {
+  name: "default",
+  topicTypes: ROS_TYPES,
+  defaultTopics: DEFAULT_TOPICS,
+  serviceTypes: ROS_SERVICE_TYPES,
+  defaultServices: DEFAULT_SERVICES,
+  readState: (msg) => readState(msg),
+  request: (c) => serviceRequest(c),
+  readResponse: (service, _key, response) => readServiceResponse(service, response),
+  installHint: defaultInstallHint,
+};
+
 /** sensor_msgs/NavSatStatus.STATUS_NO_FIX */
 const STATUS_NO_FIX = -1;
 /** Below this ground speed the velocity's direction is noise, so it does not set the heading. */
@@ -213,7 +318,8 @@ export function readNavSatFix(msg: unknown): Fix | null {
 export function readBatteryPct(msg: unknown): number | undefined {
   if (!isObj(msg)) return undefined;
   const p = finiteNum(msg.percentage);
-  if (p === undefined) return undefined;
+  // NaN is "unknown" by the message's definition; MAVROS publishes -1 % (as -0.01) for the same.
+  if (p === undefined || p < 0) return undefined;
   return Math.min(100, Math.max(0, p * 100));
 }
 
@@ -341,13 +447,24 @@ export interface Ros2SourceOptions {
   serviceWaitMs?: number;
   /** Longest wait for a service response, ms (the link's own deadline may end it sooner). Default 5,000. */
   serviceTimeoutMs?: number;
+  /** Topic layout and command mapping; default DEFAULT_PROFILE. */
+  profile?: RosProfile;
+  /** Full names for single drones, overriding the templates (no `{drone}` needed). */
+  perDrone?: Record<string, DroneNames>;
 }
+
+/** Per-drone topic and service names. */
+export type DroneNames = { topics?: Partial<TopicTemplates>; services?: Partial<ServiceTemplates> };
 
 export class Ros2Source implements DroneSource {
   readonly kind = "ros2" as const;
   private readonly ids: string[];
   private readonly topics: TopicTemplates;
   private readonly services: ServiceTemplates;
+  readonly profile: RosProfile;
+  /** Interface types rclnodejs could not load at start (see missingInterfaces). */
+  private missing: string[] = [];
+  private readonly messageCounts: Record<TopicKey, number> = { fix: 0, battery: 0, velocity: 0, state: 0 };
   private readonly clients = new Map<string, RclClientLike>();
   /** Not used: this source reports no mission progress (see the module comment). */
   onMissionProgress: ((p: MissionProgressEvent) => void) | null = null;
@@ -367,8 +484,9 @@ export class Ros2Source implements DroneSource {
       throw new RangeError(`rateHz must be within 1..10, got ${opts.rateHz}`);
     }
     this.ids = [...new Set(opts.droneIds)];
-    this.topics = { ...DEFAULT_TOPICS, ...opts.topics };
-    this.services = { ...DEFAULT_SERVICES, ...opts.services };
+    this.profile = opts.profile ?? DEFAULT_PROFILE;
+    this.topics = { ...this.profile.defaultTopics, ...opts.topics };
+    this.services = { ...this.profile.defaultServices, ...opts.services };
     this.log = opts.log ?? silentLogger;
     this.now = opts.now ?? Date.now;
     for (const id of this.ids) this.latest.set(id, emptyLatest());
@@ -380,12 +498,22 @@ export class Ros2Source implements DroneSource {
 
   /** Topic name for one drone, e.g. topicFor("fix", "drone_0") → "/drone_0/fix". */
   topicFor(key: TopicKey, droneId: string): string {
-    return this.topics[key].replaceAll("{drone}", droneId);
+    return this.opts.perDrone?.[droneId]?.topics?.[key] ?? this.topics[key].replaceAll("{drone}", droneId);
   }
 
   /** Service name for one drone, e.g. serviceFor("hold", "uav1") → "/uav1/hold". */
   serviceFor(key: ServiceKey, droneId: string): string {
-    return this.services[key].replaceAll("{drone}", droneId);
+    return this.opts.perDrone?.[droneId]?.services?.[key] ?? this.services[key].replaceAll("{drone}", droneId);
+  }
+
+  /** Interface types rclnodejs could not load when the source started. */
+  missingInterfaces(): string[] {
+    return [...this.missing];
+  }
+
+  /** ROS messages received per topic kind, for metrics. */
+  rosMessageCounts(): Readonly<Record<TopicKey, number>> {
+    return this.messageCounts;
   }
 
   /** Call the drone's service for `command`; see the module comment. Never rejects. */
@@ -397,15 +525,19 @@ export class Ros2Source implements DroneSource {
     let key: ServiceKey;
     let request: Record<string, unknown>;
     try {
-      ({ key, request } = serviceRequest(command));
+      ({ key, request } = this.profile.request(command, { lastFix: this.latest.get(command.drone_id)?.fix ?? null }));
     } catch (err) {
       return { ok: false, message: errorMessage(err) };
     }
     const name = this.serviceFor(key, command.drone_id);
+    const type = this.profile.serviceTypes[key];
+    if (this.missing.includes(type)) {
+      return { ok: false, message: `interface ${type} is not installed on the relay host: ${this.profile.installHint(type)}` };
+    }
     try {
       let client = this.clients.get(name);
       if (!client) {
-        client = node.createClient(ROS_SERVICE_TYPES[key], name);
+        client = node.createClient(type, name);
         this.clients.set(name, client);
       }
       const waitMs = this.opts.serviceWaitMs ?? 1000;
@@ -421,7 +553,7 @@ export class Ros2Source implements DroneSource {
       );
       if (response === ABORTED) return { ok: false, message: `aborted waiting for service ${name}` };
       if (response === TIMED_OUT) return { ok: false, message: `service ${name} did not answer within ${timeoutMs} ms` };
-      return readServiceResponse(name, response);
+      return this.profile.readResponse(name, key, response);
     } catch (err) {
       return { ok: false, message: `service ${name}: ${errorMessage(err)}` };
     }
@@ -430,6 +562,21 @@ export class Ros2Source implements DroneSource {
   async start(onSample: (s: SourceSample) => void): Promise<void> {
     if (this.node) throw new Error("Ros2Source already started");
     const rcl = this.opts.rcl ?? (await loadRclnodejs());
+    // Name every interface type that is not installed, rather than failing on the first one deep
+    // inside rclnodejs. Without positions there is nothing to relay; anything else only disables
+    // its topic or command (which then fails with this explanation).
+    this.missing = missingInterfaces(rcl, profileTypes(this.profile));
+    if (this.missing.length > 0) {
+      this.log.error("ROS 2 interface types missing; the topics and commands using them are disabled", {
+        profile: this.profile.name,
+        missing: this.missing,
+        fix: [...new Set(this.missing.map((t) => `${t}: ${this.profile.installHint(t)}`))],
+      });
+      const fixType = this.profile.topicTypes.fix;
+      if (this.missing.includes(fixType)) {
+        throw new Error(`cannot relay without ${fixType} (positions): ${this.profile.installHint(fixType)}`);
+      }
+    }
     await rcl.init();
     this.rcl = rcl;
     this.onSample = onSample;
@@ -446,7 +593,7 @@ export class Ros2Source implements DroneSource {
       await this.stop();
       throw err;
     }
-    this.log.info("ros2 source started", { drones: this.ids.length, rate_hz: this.opts.rateHz ?? "on_fix" });
+    this.log.info("ros2 source started", { drones: this.ids.length, rate_hz: this.opts.rateHz ?? "on_fix", profile: this.profile.name });
   }
 
   async stop(): Promise<void> {
@@ -475,13 +622,19 @@ export class Ros2Source implements DroneSource {
     if (!l) return;
     const on = (key: TopicKey, handle: (msg: unknown) => void): void => {
       const topic = this.topicFor(key, id);
-      node.createSubscription(ROS_TYPES[key], topic, (msg) => {
+      const type = this.profile.topicTypes[key];
+      if (this.missing.includes(type)) return; // reported once at start
+      const callback = (msg: unknown): void => {
+        this.messageCounts[key]++;
         try {
           handle(msg);
         } catch (err) {
           this.warnOnce(`${id}:${key}:throw`, "ros2 message handler failed", { drone_id: id, topic, error: err });
         }
-      });
+      };
+      // MAVROS publishes sensor topics best-effort; a reliable subscription would never match them.
+      if (this.profile.qos !== undefined) node.createSubscription(type, topic, { qos: this.profile.qos }, callback);
+      else node.createSubscription(type, topic, callback);
     };
     on("fix", (msg) => {
       const fix = readNavSatFix(msg);
@@ -508,8 +661,8 @@ export class Ros2Source implements DroneSource {
       l.dirty = true;
     });
     on("state", (msg) => {
-      const st = readState(msg);
-      if (!st) return this.warnOnce(`${id}:state`, "state topic is not a JSON object string", { drone_id: id });
+      const st = this.profile.readState(msg);
+      if (!st) return this.warnOnce(`${id}:state`, `unreadable ${this.profile.topicTypes.state} on the state topic`, { drone_id: id });
       if (st.armed !== undefined) l.armed = st.armed;
       if (st.mode !== undefined) l.mode = st.mode;
       if (st.status !== undefined) l.status = st.status;

@@ -774,7 +774,9 @@ export class SimFleet implements DroneSource {
     const r = applyCommand(current, cmd, this.physics);
     this.drones[i] = r.drone;
     this.report(current.id, r.events, now);
-    this.log.debug("sim command", { drone_id: current.id, command: command.command, ok: r.ok, message: r.message });
+    // One line per execution, with the command_id: the chaos run (chaos/) counts these to prove
+    // that no command ran twice, across relay restarts too.
+    this.log.debug("sim command", { command_id: command.command_id, drone_id: current.id, command: command.command, ok: r.ok, message: r.message });
     return r.ok ? { ok: true, message: r.message } : { ok: false, message: r.message };
   }
 

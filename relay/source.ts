@@ -55,4 +55,6 @@ export interface DroneSource {
    * calls it as they advance. Must not throw.
    */
   onMissionProgress?: ((p: MissionProgressEvent) => void) | null;
+  /** ROS messages received per topic kind, for metrics (ROS sources only). */
+  rosMessageCounts?(): Readonly<Record<string, number>>;
 }

@@ -41,6 +41,11 @@ export interface StackOptions {
   authSecret?: string;
   /** Start the relay (default true). */
   relay?: boolean;
+  /** Base URL the relay connects to instead of the edge itself (the chaos run puts a fault proxy
+   * in between, chaos/fault-proxy.ts). */
+  relayEdgeUrl?: string;
+  /** Extra environment for the relay process (e.g. RELAY_LOG_LEVEL, RELAY_HEALTH_PORT). */
+  relayEnv?: Record<string, string>;
   /** Fire the cron triggers every minute (default true). */
   cron?: boolean;
   /** Longest to wait for GET /health after starting wrangler (default 120 s). */
@@ -85,6 +90,13 @@ export interface Stack {
   killRelay(signal?: NodeJS.Signals): Promise<void>;
   restartRelay(): Promise<void>;
   relayRunning(): boolean;
+  /**
+   * Stop wrangler dev (whole process group, SIGTERM then SIGKILL), wait `downMs`, start it again
+   * on the same port with the same --persist-to directory, and resolve once /health answers. The
+   * fleet objects' SQLite storage and alarms survive; their in-memory state does not: this is how
+   * a fleet object is evicted locally (wrangler dev has no evict call).
+   */
+  restartEdge(downMs?: number): Promise<void>;
   /** Stop everything; safe to call twice. */
   stop(): Promise<void>;
 }
@@ -310,7 +322,7 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
     "tsx",
     resolve(REPO_ROOT, "relay/cli.ts"),
     "--edge",
-    edgeUrl(),
+    opts.relayEdgeUrl ?? edgeUrl(),
     "--fleet",
     fleet,
     "--source",
@@ -319,12 +331,25 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
     String(drones),
     "--rate",
     String(rate),
+    // Several local stacks may run at once: let each relay's health endpoint pick a free port.
+    "--health-port",
+    "0",
   ];
 
   async function startRelay(): Promise<void> {
     if (children.has("relay")) throw new Error("relay is already running");
     // The token goes in RELAY_TOKEN rather than --token: command lines are visible in ps.
-    launch("relay", process.execPath, relayArgs(), { ...process.env, RELAY_TOKEN: tokens.relay, NO_COLOR: "1" });
+    launch("relay", process.execPath, relayArgs(), { ...process.env, ...opts.relayEnv, RELAY_TOKEN: tokens.relay, NO_COLOR: "1" });
+  }
+
+  /** Starts wrangler dev with this stack's arguments; set once they are known. */
+  let launchEdge: (() => Managed) | undefined;
+  async function restartEdge(downMs = 0): Promise<void> {
+    if (stopping || !launchEdge) throw new Error("the stack is stopping or the edge was never started");
+    await stopChild("edge");
+    if (downMs > 0) await sleep(downMs);
+    const edge = launchEdge();
+    await waitForHealth(edgeUrl(), opts.healthTimeoutMs ?? 120_000, edge, () => recent.get("edge")!, opts.signal);
   }
 
   let stopped: Promise<void> | undefined;
@@ -419,15 +444,17 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
     // secret (env or option) is it passed explicitly, so tokens and edge always agree.
     if (readDevVars().AUTH_SECRET !== secret) wranglerArgs.push("--var", `AUTH_SECRET:${secret}`);
     log(`starting wrangler dev on ${edgeUrl()} (persist ${persistTo})`);
-    const edge = launch("edge", process.execPath, wranglerArgs, {
-      ...process.env,
-      WRANGLER_SEND_METRICS: "false",
-      // Miniflare otherwise fetches Request.cf from workers.cloudflare.com on every start (3 s
-      // timeout and a stack trace when offline); local development does not need real cf data.
-      CLOUDFLARE_CF_FETCH_ENABLED: process.env.CLOUDFLARE_CF_FETCH_ENABLED ?? "false",
-      NO_COLOR: "1",
-      FORCE_COLOR: "0",
-    });
+    launchEdge = () =>
+      launch("edge", process.execPath, wranglerArgs, {
+        ...process.env,
+        WRANGLER_SEND_METRICS: "false",
+        // Miniflare otherwise fetches Request.cf from workers.cloudflare.com on every start (3 s
+        // timeout and a stack trace when offline); local development does not need real cf data.
+        CLOUDFLARE_CF_FETCH_ENABLED: process.env.CLOUDFLARE_CF_FETCH_ENABLED ?? "false",
+        NO_COLOR: "1",
+        FORCE_COLOR: "0",
+      });
+    const edge = launchEdge();
     await waitForHealth(edgeUrl(), opts.healthTimeoutMs ?? 120_000, edge, () => recent.get("edge")!, opts.signal);
     log(`edge ready on ${edgeUrl()}`);
 
@@ -459,6 +486,7 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
       await startRelay();
     },
     relayRunning: () => children.has("relay"),
+    restartEdge,
     stop,
   };
   return stack;

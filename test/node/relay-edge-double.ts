@@ -1,0 +1,127 @@
+/**
+ * An edge double for relay tests that behaves like the fleet object where it matters for
+ * delivery: a real `ws` server on a loopback port that answers relay_hello with hello_ack and the
+ * highest seq it holds per drone, accepts a telemetry update only when its seq is above that
+ * drone's last (latest-wins, like the edge; older or equal ones are counted as duplicates), acks
+ * every batch and, unless told not to, every command_result. `accepted` is what dashboards would
+ * have been sent: each sample at most once, in order per drone.
+ *
+ * `stop()` is an outage (every socket terminated, the port closed); `start({ port })` brings the
+ * same edge back on the same port, keeping its state, as the fleet object keeps its storage.
+ */
+import type { AddressInfo } from "node:net";
+import { WebSocketServer, type WebSocket } from "ws";
+
+type Json = Record<string, unknown>;
+export type Update = { drone_id: string; seq: number; ts: number } & Json;
+
+export class DedupEdge {
+  server: WebSocketServer | null = null;
+  port = 0;
+  readonly lastSeq = new Map<string, number>();
+  /** Updates applied, in arrival order. */
+  readonly accepted: Update[] = [];
+  duplicates = 0;
+  batches = 0;
+  readonly results: Json[] = [];
+  readonly progress: Json[] = [];
+  readonly hellos: Json[] = [];
+  ackResults = true;
+  /** false: apply batches but never send batch_ack (acks lost on the way back). */
+  ackBatches = true;
+  private waiters: { cond: () => boolean; resolve: () => void }[] = [];
+
+  get url(): string {
+    return `http://127.0.0.1:${this.port}`;
+  }
+
+  get sockets(): WebSocket[] {
+    return this.server ? [...this.server.clients] : [];
+  }
+
+  async start(port = this.port): Promise<this> {
+    const server = new WebSocketServer({ port, host: "127.0.0.1" });
+    await new Promise<void>((resolve, reject) => {
+      server.once("listening", resolve);
+      server.once("error", reject);
+    });
+    this.server = server;
+    this.port = (server.address() as AddressInfo).port;
+    server.on("connection", (ws) => ws.on("message", (data) => this.onFrame(ws, JSON.parse(String(data)) as Json)));
+    return this;
+  }
+
+  /** An outage: drop every connection and stop listening. */
+  async stop(): Promise<void> {
+    const server = this.server;
+    if (!server) return;
+    this.server = null;
+    for (const c of server.clients) c.terminate();
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+  }
+
+  /** Send a frame to every connected relay. */
+  send(frame: Json): void {
+    for (const ws of this.sockets) ws.send(JSON.stringify(frame));
+  }
+
+  /** Resolves once `cond()` holds after some frame, or rejects after `timeoutMs`. */
+  until(cond: () => boolean, timeoutMs = 5000, what = "condition"): Promise<void> {
+    if (cond()) return Promise.resolve();
+    return new Promise((resolve, reject) => {
+      const w = {
+        cond,
+        resolve: () => {
+          clearTimeout(timer);
+          resolve();
+        },
+      };
+      const timer = setTimeout(() => {
+        this.waiters = this.waiters.filter((x) => x !== w);
+        reject(new Error(`timed out after ${timeoutMs} ms waiting for ${what} (accepted ${this.accepted.length}, duplicates ${this.duplicates})`));
+      }, timeoutMs);
+      this.waiters.push(w);
+    });
+  }
+
+  private onFrame(ws: WebSocket, f: Json): void {
+    switch (f.type) {
+      case "relay_hello":
+        this.hellos.push(f);
+        ws.send(JSON.stringify({ type: "hello_ack", fleet: "f1", last_seq: Object.fromEntries(this.lastSeq) }));
+        break;
+      case "telemetry_batch": {
+        this.batches++;
+        let accepted = 0;
+        let duplicates = 0;
+        for (const u of f.updates as Update[]) {
+          if ((this.lastSeq.get(u.drone_id) ?? -1) >= u.seq) {
+            duplicates++;
+            continue;
+          }
+          this.lastSeq.set(u.drone_id, u.seq);
+          this.accepted.push(u);
+          accepted++;
+        }
+        this.duplicates += duplicates;
+        if (this.ackBatches) ws.send(JSON.stringify({ type: "batch_ack", batch_id: f.batch_id, accepted, duplicates, rejected: 0, errors: [] }));
+        break;
+      }
+      case "command_result":
+        this.results.push(f);
+        if (this.ackResults) ws.send(JSON.stringify({ type: "command_result_ack", command_id: f.command_id }));
+        break;
+      case "mission_progress":
+        this.progress.push(f);
+        break;
+      default:
+        break;
+    }
+    for (const w of [...this.waiters]) {
+      if (w.cond()) {
+        this.waiters = this.waiters.filter((x) => x !== w);
+        w.resolve();
+      }
+    }
+  }
+}

@@ -1,0 +1,120 @@
+/**
+ * The relay's health endpoint and metrics against a real link and an edge double: /metrics in
+ * Prometheus text format reflects a forced disconnect (link_up 0, then reconnects_total up) and
+ * commands (counts and the latency histogram); /healthz applies its grace period.
+ */
+import { afterEach, describe, expect, it } from "vitest";
+import { startHealthServer, type HealthServer } from "../../relay/health";
+import { EdgeLink } from "../../relay/link";
+import { RelayMetrics } from "../../relay/metrics";
+import { DedupEdge } from "./relay-edge-double";
+
+const cleanups: (() => Promise<void> | void)[] = [];
+afterEach(async () => {
+  for (const c of cleanups.splice(0).reverse()) await c();
+});
+
+async function setup(graceMs: number) {
+  const edge = await new DedupEdge().start();
+  cleanups.push(() => edge.stop());
+  const link = new EdgeLink({
+    edge: edge.url,
+    fleet: "f1",
+    token: "t",
+    relayId: "health-test",
+    source: "sim",
+    droneIds: () => ["d0"],
+    // A fixed 300 ms reconnect delay (no jitter), so the test sees the link down before it returns.
+    backoff: { initialMs: 300, maxMs: 300 },
+    random: () => 1,
+    heartbeatMs: 60_000,
+    batchWindowMs: 5,
+    execute: async () => ({ ok: true, message: "holding" }),
+  });
+  cleanups.push(() => link.stop());
+  const metrics = new RelayMetrics({ link, samples: () => 7, rosMessages: () => ({ fix: 3, state: 1 }) });
+  const server: HealthServer = await startHealthServer({ host: "127.0.0.1", port: 0, graceMs, link, metrics });
+  cleanups.push(() => server.close());
+  const base = `http://127.0.0.1:${server.port}`;
+  const get = async (path: string) => {
+    const res = await fetch(base + path);
+    return { status: res.status, type: res.headers.get("content-type") ?? "", text: await res.text() };
+  };
+  /** `name{labels}` → value from the exposition text. */
+  const metric = async (series: string): Promise<number | undefined> => {
+    const { text } = await get("/metrics");
+    const line = text.split("\n").find((l) => l.startsWith(`dronefleet_relay_${series} `));
+    return line === undefined ? undefined : Number(line.slice(line.lastIndexOf(" ") + 1));
+  };
+  const connected = (): Promise<void> => new Promise((r) => link.once("connected", () => r()));
+  const disconnected = (): Promise<void> => new Promise((r) => link.once("disconnected", () => r()));
+  return { edge, link, get, metric, connected, disconnected };
+}
+
+describe("relay health endpoint", () => {
+  it("metrics reflect a forced disconnect: link_up 0, then reconnects_total increments", async () => {
+    const { edge, link, get, metric, connected, disconnected } = await setup(60_000);
+    const up = connected();
+    link.start();
+    await up;
+    link.push({ drone_id: "d0", ts: 1, lat: 1, lon: 1, alt_m: 1, heading_deg: 0, speed_mps: 0, battery_pct: 90, armed: false, mode: "IDLE", status: "idle" });
+    await edge.until(() => edge.accepted.length === 1);
+
+    const m = await get("/metrics");
+    expect(m.status).toBe(200);
+    expect(m.type).toMatch(/^text\/plain; version=0\.0\.4/);
+    expect(m.text).toContain("# TYPE dronefleet_relay_link_up gauge");
+    expect(m.text).toContain("# TYPE dronefleet_relay_reconnects_total counter");
+    expect(m.text).toContain('dronefleet_relay_ros_messages_total{topic="fix"} 3');
+    expect(await metric("link_up")).toBe(1);
+    expect(await metric("reconnects_total")).toBe(0);
+    expect(await metric("frames_sent_total")).toBe(1);
+    expect(await metric("updates_sent_total")).toBe(1);
+    expect(await metric("source_samples_total")).toBe(7);
+    expect((await get("/healthz")).status).toBe(200);
+
+    // Force a disconnect from the edge's side; the relay notices and reconnects by itself.
+    const down = disconnected();
+    const back = connected();
+    for (const ws of edge.sockets) ws.terminate();
+    await down;
+    expect(await metric("link_up")).toBe(0);
+    const h = await get("/healthz");
+    expect(h.status).toBe(200); // within the grace period
+    expect(JSON.parse(h.text)).toMatchObject({ status: "degraded", link_up: false });
+    await back;
+    expect(await metric("link_up")).toBe(1);
+    expect(await metric("reconnects_total")).toBe(1);
+    expect(JSON.parse((await get("/healthz")).text)).toMatchObject({ status: "ok", link_up: true, reconnects: 1 });
+  });
+
+  it("/healthz is 503 once the link has been down longer than the grace period", async () => {
+    const { edge, link, get, connected, disconnected } = await setup(0);
+    const up = connected();
+    link.start();
+    await up;
+    const down = disconnected();
+    await edge.stop();
+    await down;
+    const h = await get("/healthz");
+    expect(h.status).toBe(503);
+    expect(JSON.parse(h.text)).toMatchObject({ status: "down", link_up: false, grace_s: 0 });
+    expect((await get("/nope")).status).toBe(404);
+  });
+
+  it("counts commands by outcome and records their latency in a histogram", async () => {
+    const { edge, link, get, metric, connected } = await setup(60_000);
+    const up = connected();
+    link.start();
+    await up;
+    edge.send({ type: "command", command_id: "cmd-metrics-1", drone_id: "d0", timeout_ms: 2000, command: "hold", duration_s: 5 });
+    await edge.until(() => edge.results.length === 1);
+    expect(await metric('commands_total{command="hold",status="acked"}')).toBe(1);
+    expect(await metric('command_latency_seconds_count{command="hold"}')).toBe(1);
+    expect(await metric('command_latency_seconds_bucket{command="hold",le="+Inf"}')).toBe(1);
+    expect(await metric('command_latency_seconds_bucket{command="hold",le="0.1"}')).toBe(1);
+    const { text } = await get("/metrics");
+    expect(text).toContain("# TYPE dronefleet_relay_command_latency_seconds histogram");
+    expect(text.endsWith("\n")).toBe(true);
+  });
+});
