@@ -1,0 +1,520 @@
+/**
+ * What `npm run bench` measures, one function per phase: a telemetry sweep point, the commands
+ * round trips, the end-to-end coordination scenario. Each phase opens its own sockets and closes
+ * them in `finally`, so an abort or an error leaves nothing connected.
+ */
+import { monitorEventLoopDelay } from "node:perf_hooks";
+import { randomUUID } from "node:crypto";
+import { offsetM, type LatLon } from "../../edge/geo";
+import { LIMITS, type RelayCommand, type TelemetrySample } from "../../edge/protocol";
+import { Dashboard, droneId, Generator, gridPosition, hoverSample, RelayConn, Tracker } from "./loadgen";
+import type { ProcMeter, ProcUsage } from "./proc";
+import { nowMs, Samples, sleep, summarize, type Summary } from "./stats";
+
+export type Design = "ours" | "baseline";
+export type Mode = "per_update" | "batch";
+
+/** How to reach one design. */
+export interface Target {
+  design: Design;
+  relayUrl(fleet: string): string;
+  dashboardUrl(fleet: string): string;
+  /** The server side's processes (workerd; or the Node server). */
+  server: ProcMeter;
+  /** Other processes the design needs (redis-server for the baseline). */
+  extra?: ProcMeter;
+  /** Send the drones to the ground after a point so the fleet object stops its detection passes. */
+  landAfter: boolean;
+}
+
+export interface PointSpec {
+  drones: number;
+  dashboards: number;
+  mode: Mode;
+  /** Updates per second per drone. */
+  hz: number;
+  fleet: string;
+  warmMs: number;
+  measureMs: number;
+  drainMs: number;
+}
+
+export type Verdict = { ok: boolean; severe: boolean; reasons: string[] };
+
+export interface PointResult {
+  design: Design;
+  drones: number;
+  dashboards: number;
+  mode: Mode;
+  hz: number;
+  offered_per_s: number;
+  /** Updates the server acknowledged as accepted, per second of the measured window. */
+  ingested_per_s: number;
+  /** Updates sent in the measured window, and how many of them the server acknowledged as accepted. */
+  sent: number;
+  accepted: number;
+  latency_ms: Summary;
+  /** Measured updates × dashboards that never arrived within the drain window. */
+  dropped: number;
+  expected_deliveries: number;
+  ack_rtt_ms: Summary;
+  unacked_batches: number;
+  frames_sent: number;
+  server: ProcUsage | null;
+  extra: ProcUsage | null;
+  client_cpu_pct: number;
+  client_loop_delay_p99_ms: number;
+  verdict: Verdict;
+  error?: string;
+}
+
+/** Open `items` with at most `limit` handshakes in flight. */
+async function openAll<T>(items: T[], open: (t: T) => Promise<unknown>, limit = 20): Promise<void> {
+  let i = 0;
+  const workers = Array.from({ length: Math.min(limit, items.length) }, async () => {
+    while (i < items.length) await open(items[i++]!);
+  });
+  await Promise.all(workers);
+}
+
+/** Split drones over relays of ≤1,000 drones each, as one site relay would serve them. */
+function relaysFor(drones: number): number[][] {
+  const out: number[][] = [];
+  for (let s = 0; s < drones; s += 1000) out.push(Array.from({ length: Math.min(1000, drones - s) }, (_, k) => s + k));
+  return out;
+}
+
+export function judge(r: Pick<PointResult, "latency_ms" | "dropped" | "expected_deliveries" | "sent" | "accepted">, drainMs: number): Verdict {
+  const reasons: string[] = [];
+  if (!(r.latency_ms.p99 <= 100)) reasons.push(Number.isNaN(r.latency_ms.p99) ? "nothing received" : `p99 ${Math.round(r.latency_ms.p99)} ms > 100`);
+  if (r.dropped > 0) reasons.push(`${r.dropped.toLocaleString("en-US")} not delivered (lost, or > ${drainMs / 1000} s late)`);
+  if (r.accepted < 0.97 * r.sent) reasons.push(`acks lag (${Math.round((100 * r.accepted) / Math.max(r.sent, 1))} % acked in time)`);
+  const severe = !(r.latency_ms.p99 <= 1000) || r.dropped > 0.01 * r.expected_deliveries || r.accepted < 0.9 * r.sent;
+  return { ok: reasons.length === 0, severe, reasons };
+}
+
+/** Wait (bounded) until the server side is quiet again, so one point's backlog does not spill into the next. */
+export async function settle(t: Target, maxMs = 4000): Promise<void> {
+  const until = performance.now() + maxMs;
+  while (performance.now() < until) {
+    if ((await t.server.cpuNow(150)) < 25) return;
+  }
+}
+
+/** One sweep point: N dashboards, D drones at `hz`, measured over `measureMs`. */
+export async function runPoint(t: Target, spec: PointSpec, home: LatLon, aborted: () => boolean): Promise<PointResult> {
+  const totalS = (spec.warmMs + spec.measureMs + spec.drainMs) / 1000 + 2;
+  const tracker = new Tracker(spec.drones, Math.ceil(spec.hz * totalS) + 8);
+  const positions = Array.from({ length: spec.drones }, (_, i) => gridPosition(home, i));
+  const groups = relaysFor(spec.drones);
+  const relays = groups.map((g, r) => new RelayConn(t.relayUrl(spec.fleet), `bench-relay-${r}`, g.map(droneId)));
+  const dashboards = Array.from({ length: spec.dashboards }, () => new Dashboard(t.dashboardUrl(spec.fleet), tracker, spec.mode === "batch"));
+  const sample = (idx: number, seq: number, ts: number) => hoverSample(positions[idx]!, droneId(idx), seq, ts);
+  const gen = new Generator(relays, groups, spec.hz, tracker, sample);
+  const loop = monitorEventLoopDelay({ resolution: 5 });
+  const offered = spec.drones * spec.hz;
+  const base = {
+    design: t.design,
+    drones: spec.drones,
+    dashboards: spec.dashboards,
+    mode: spec.mode,
+    hz: spec.hz,
+    offered_per_s: offered,
+  };
+  try {
+    await openAll(dashboards, (d) => d.open());
+    await openAll(relays, (r) => r.open(), 4);
+    gen.start();
+    await sleep(spec.warmMs);
+    if (aborted()) throw new Error("aborted");
+    gen.measuring = true;
+    t.server.start();
+    t.extra?.start();
+    const cpu0 = process.cpuUsage();
+    loop.enable();
+    const m0 = performance.now();
+    await sleep(spec.measureMs);
+    gen.measuring = false;
+    const wall = (performance.now() - m0) / 1000;
+    const server = t.server.stop();
+    const extra = t.extra?.stop() ?? null;
+    const cpu = process.cpuUsage(cpu0);
+    loop.disable();
+    gen.stop();
+    // Drain: every measured update at every dashboard, every measured batch acknowledged.
+    const expected = tracker.sentMeasured * spec.dashboards;
+    const drainUntil = performance.now() + spec.drainMs;
+    while (performance.now() < drainUntil && !aborted()) {
+      if (tracker.delivered >= expected && relays.every((r) => r.unacked() === 0)) break;
+      await sleep(20);
+    }
+    const accepted = relays.reduce((a, r) => a + r.acceptedMeasured, 0);
+    const ackRtt = new Samples();
+    for (const r of relays) for (const v of r.ackRtt.view()) ackRtt.push(v);
+    const partial = {
+      ...base,
+      ingested_per_s: accepted / wall,
+      sent: tracker.sentMeasured,
+      accepted,
+      latency_ms: tracker.latency.summary(),
+      dropped: tracker.missing(spec.dashboards),
+      expected_deliveries: expected,
+      ack_rtt_ms: ackRtt.summary(),
+      unacked_batches: relays.reduce((a, r) => a + r.unacked(), 0),
+      frames_sent: relays.reduce((a, r) => a + r.framesSent, 0),
+    };
+    const verdict = judge(partial, spec.drainMs);
+    const lost = [...relays, ...dashboards].filter((c) => c.closedUnexpectedly).length;
+    if (lost) {
+      verdict.ok = false;
+      verdict.reasons.push(`${lost} socket(s) closed by the server`);
+    }
+    return {
+      ...partial,
+      server,
+      extra,
+      client_cpu_pct: Math.round(((cpu.user + cpu.system) / 1e6 / wall) * 100),
+      client_loop_delay_p99_ms: loop.percentile(99) / 1e6,
+      verdict,
+    };
+  } catch (err) {
+    const empty = summarize([]);
+    return {
+      ...base,
+      ingested_per_s: 0,
+      sent: 0,
+      accepted: 0,
+      latency_ms: empty,
+      dropped: 0,
+      expected_deliveries: 0,
+      ack_rtt_ms: empty,
+      unacked_batches: 0,
+      frames_sent: 0,
+      server: null,
+      extra: null,
+      client_cpu_pct: 0,
+      client_loop_delay_p99_ms: 0,
+      verdict: { ok: false, severe: true, reasons: [`error: ${(err as Error).message}`] },
+      error: (err as Error).message,
+    };
+  } finally {
+    gen.stop();
+    for (const d of dashboards) d.close();
+    if (t.landAfter) await landAll(relays, groups, positions).catch(() => {});
+    for (const r of relays) r.close();
+  }
+}
+
+/** One last sample per drone, landed and disarmed: the fleet object stops detecting over them. */
+async function landAll(relays: RelayConn[], groups: number[][], positions: { lat: number; lon: number }[]): Promise<void> {
+  const ts = Date.now();
+  for (let r = 0; r < relays.length; r++) {
+    const ids = groups[r]!;
+    for (let s = 0; s < ids.length; s += LIMITS.batchUpdates) {
+      const updates = ids.slice(s, s + LIMITS.batchUpdates).map((i) => ({
+        ...hoverSample({ ...positions[i]!, alt_m: 0 }, droneId(i), 1_000_000_000, ts),
+        armed: false,
+        status: "landed" as const,
+        mode: "MANUAL",
+      }));
+      relays[r]!.sendBatch(updates, false);
+    }
+  }
+  // Let the batches reach the object before the sockets close (bounded).
+  const until = performance.now() + 1500;
+  while (performance.now() < until && relays.some((r) => r.pendingAcks() > 0)) await sleep(20);
+}
+
+// ------------------------------------------------------------------ commands and coordination
+
+type Frame = { type?: string } & Record<string, unknown>;
+
+/** A dashboard used as an operator console: send a command, await its final answer. */
+class Console {
+  private readonly waiting = new Map<string, (f: Frame, t: number) => void>();
+  private ws: Awaited<ReturnType<Dashboard["open"]>> | null = null;
+
+  constructor(private readonly url: string) {}
+
+  async open(): Promise<void> {
+    const d = new Dashboard(this.url, null, false);
+    this.ws = await d.open(10_000, false);
+    this.ws.on("message", (data) => {
+      const t = nowMs();
+      const s = data.toString();
+      if (!s.includes('"command_id"') || s.startsWith('{"type":"command_status"')) return;
+      const f = JSON.parse(s) as Frame;
+      const id = f.command_id as string | undefined;
+      const w = id ? this.waiting.get(id) : undefined;
+      if (w) {
+        this.waiting.delete(id!);
+        w(f, t);
+      }
+    });
+  }
+
+  /** Send and wait for the `responseType` frame for this command (bounded). */
+  send(msg: Frame & { command_id: string }, responseType: string, timeoutMs = 5000): Promise<{ frame: Frame; sentAt: number; at: number }> {
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.waiting.delete(msg.command_id);
+        reject(new Error(`${msg.type}: no ${responseType} within ${timeoutMs} ms`));
+      }, timeoutMs);
+      const sentAt = nowMs();
+      this.waiting.set(msg.command_id, (frame, at) => {
+        clearTimeout(timer);
+        if (frame.type !== responseType) reject(new Error(`${msg.type}: got ${frame.type} (${String(frame.message ?? "")})`));
+        else resolve({ frame, sentAt, at });
+      });
+      this.ws!.send(JSON.stringify(msg));
+    });
+  }
+
+  close(): void {
+    this.ws?.close();
+    this.ws = null;
+  }
+}
+
+export interface CommandsResult {
+  drones: number;
+  dashboards: number;
+  modify_waypoint: { rtt_ms: Summary; edge_to_relay_ms: Summary; relay_to_answer_ms: Summary; ok: number; failed: number; failures: string[] };
+  assign_mission: { rtt_ms: Summary; ok: number; failed: number; failures: string[] };
+  telemetry_latency_ms: Summary;
+  coordination: CoordinationResult;
+}
+
+export interface CoordinationResult {
+  runs: number;
+  /** First closing telemetry frame sent → first resolution `command` at our relay. */
+  frame_to_command_ms: Summary;
+  /** Edge clock: event detected_at → first_command_at. */
+  detect_to_command_edge_ms: Summary;
+  /** detected_at (edge clock) → command received at the relay (Date.now here): same machine. */
+  detect_to_relay_ms: Summary;
+  /** First closing frame sent (Date.now) → detected_at (edge clock): includes waiting for the next pass. */
+  frame_to_detect_ms: Summary;
+  missed: number;
+  event_types: string[];
+  strategies: string[];
+}
+
+export interface CommandsSpec {
+  fleet: string;
+  drones: number;
+  dashboards: number;
+  waypointCommands: number;
+  assignCommands: number;
+  coordinationRuns: number;
+  edgeUrl: string;
+  adminToken: string;
+}
+
+async function api(url: string, token: string, init: RequestInit = {}): Promise<unknown> {
+  const res = await fetch(url, { ...init, headers: { authorization: `Bearer ${token}`, "content-type": "application/json", ...(init.headers ?? {}) }, signal: AbortSignal.timeout(10_000) });
+  const body = (await res.json()) as unknown;
+  if (!res.ok) throw new Error(`${init.method ?? "GET"} ${new URL(url).pathname}: HTTP ${res.status} ${JSON.stringify(body).slice(0, 200)}`);
+  return body;
+}
+
+/**
+ * Commands while `drones` stream at 1 Hz to `dashboards` viewers: modify_waypoint and
+ * assign_mission round trips from an operator socket, then the head-on coordination scenario.
+ */
+export async function runCommands(t: Target, spec: CommandsSpec, aborted: () => boolean, progress: (s: string) => void): Promise<CommandsResult> {
+  const base = `${spec.edgeUrl}/v1/fleets/${spec.fleet}`;
+  // The fleet's configuration: home and geofence for valid waypoints; a rate limit that lets one
+  // console send the whole series (the default is 20 commands per 10 s per connection).
+  const config = (await api(`${base}/config`, spec.adminToken)) as { home: LatLon; version?: number } & Record<string, unknown>;
+  const { version: _v, ...rest } = config;
+  await api(`${base}/config`, spec.adminToken, { method: "PUT", body: JSON.stringify({ ...rest, max_commands_per_10s: 10_000 }) });
+  const home = config.home;
+
+  const tracker = new Tracker(spec.drones, 64);
+  const positions = Array.from({ length: spec.drones }, (_, i) => gridPosition(home, i));
+  const groups = relaysFor(spec.drones);
+  const relays = groups.map((g, r) => new RelayConn(t.relayUrl(spec.fleet), `bench-relay-${r}`, g.map(droneId)));
+  const commandSeenAt = new Map<string, number>();
+  for (const r of relays) r.onCommand = (cmd, at) => commandSeenAt.set(cmd.command_id, at);
+  const viewers = Array.from({ length: spec.dashboards }, () => new Dashboard(t.dashboardUrl(spec.fleet), tracker, false));
+  const op = new Console(t.dashboardUrl(spec.fleet));
+  const gen = new Generator(relays, groups, 1, tracker, (idx, seq, ts) => hoverSample(positions[idx]!, droneId(idx), seq, ts));
+  const pair = new RelayConn(t.relayUrl(spec.fleet), "bench-pair-relay", Array.from({ length: spec.coordinationRuns }, (_, k) => [`pair${k}-a`, `pair${k}-b`]).flat());
+  const wp = { rtt: new Samples(), toRelay: new Samples(), back: new Samples(), ok: 0, failed: 0, failures: [] as string[] };
+  const am = { rtt: new Samples(), ok: 0, failed: 0, failures: [] as string[] };
+  try {
+    await openAll(viewers, (d) => d.open());
+    await openAll(relays, (r) => r.open(), 4);
+    await op.open();
+    gen.start();
+    // Every drone must be known and live before it can be commanded; their first sighting (a
+    // link_status per drone to every dashboard) is not part of the telemetry figure.
+    await sleep(1500);
+    gen.measuring = true;
+
+    // Drones nearest home, each moved 10 m inside its own 60 m grid cell at its own altitude:
+    // inside the geofence, below the ceiling, clear of every neighbour.
+    const near = positions
+      .map((p, i) => ({ i, d: Math.hypot(p.east, p.north) }))
+      .filter((x) => positions[x.i]!.alt_m === 40)
+      .sort((a, b) => a.d - b.d)
+      .slice(0, 200)
+      .map((x) => x.i);
+    for (let k = 0; k < spec.waypointCommands && !aborted(); k++) {
+      const i = near[k % near.length]!;
+      const p = positions[i]!;
+      const target = { ...offsetM(p, k % 2 ? 10 : 0, k % 2 ? 0 : 10), alt_m: 40 + (k % 3) * 5 };
+      const id = `bench-wp-${randomUUID()}`;
+      progress(`commands: modify_waypoint ${k + 1}/${spec.waypointCommands}`);
+      try {
+        const r = await op.send(
+          { type: "modify_waypoint", command_id: id, drone_id: droneId(i), new_waypoint: target, modification_reason: "bench" },
+          "waypoint_modification_response",
+        );
+        if (r.frame.success) {
+          wp.ok++;
+          wp.rtt.push(r.at - r.sentAt);
+          const seen = commandSeenAt.get(id);
+          if (seen !== undefined) {
+            wp.toRelay.push(seen - r.sentAt);
+            wp.back.push(r.at - seen);
+          }
+        } else {
+          wp.failed++;
+          if (wp.failures.length < 5) wp.failures.push(`${String(r.frame.code)}: ${String(r.frame.message)}`);
+        }
+      } catch (err) {
+        wp.failed++;
+        if (wp.failures.length < 5) wp.failures.push((err as Error).message);
+      }
+    }
+    for (let k = 0; k < spec.assignCommands && !aborted(); k++) {
+      progress(`commands: assign_mission ${k + 1}/${spec.assignCommands}`);
+      const id = `bench-am-${randomUUID()}`;
+      const w = (e: number, n: number) => ({ ...offsetM(home, e, n), alt_m: 70 });
+      try {
+        const r = await op.send(
+          { type: "assign_mission", command_id: id, mission: { waypoints: [w(100 + 5 * k, 100), w(200, 150 + 5 * k)], priority: "normal" } },
+          "mission_assignment_response",
+        );
+        if (r.frame.success) {
+          am.ok++;
+          am.rtt.push(r.at - r.sentAt);
+        } else {
+          am.failed++;
+          if (am.failures.length < 5) am.failures.push(`${String(r.frame.code)}: ${String(r.frame.message)}`);
+        }
+      } catch (err) {
+        am.failed++;
+        if (am.failures.length < 5) am.failures.push((err as Error).message);
+      }
+    }
+
+    const coordination = await headOn(pair, spec, base, aborted, progress);
+    return {
+      drones: spec.drones,
+      dashboards: spec.dashboards,
+      modify_waypoint: { rtt_ms: wp.rtt.summary(), edge_to_relay_ms: wp.toRelay.summary(), relay_to_answer_ms: wp.back.summary(), ok: wp.ok, failed: wp.failed, failures: wp.failures },
+      assign_mission: { rtt_ms: am.rtt.summary(), ok: am.ok, failed: am.failed, failures: am.failures },
+      telemetry_latency_ms: tracker.latency.summary(),
+      coordination,
+    };
+  } finally {
+    gen.stop();
+    op.close();
+    for (const d of viewers) d.close();
+    if (t.landAfter) await landAll(relays, groups, positions).catch(() => {});
+    for (const r of relays) r.close();
+    pair.close();
+  }
+}
+
+/**
+ * Two drones 300 m apart at the same altitude hover, then turn towards each other at 10 m/s each
+ * (a head-on conflict 13 s ahead, inside the 30 s horizon). Measured: that first closing frame →
+ * the first resolution `command` at the relay, and the edge's own detected_at → first_command_at.
+ */
+async function headOn(pair: RelayConn, spec: CommandsSpec, base: string, aborted: () => boolean, progress: (s: string) => void): Promise<CoordinationResult> {
+  const config = (await api(`${base}/config`, spec.adminToken)) as { home: LatLon };
+  const home = config.home;
+  await pair.open();
+  let firstCommand: { at: number; atDate: number } | null = null;
+  let watch = new Set<string>();
+  pair.onCommand = (cmd: RelayCommand, at: number) => {
+    if (watch.has(cmd.drone_id) && !firstCommand) firstCommand = { at, atDate: Date.now() };
+  };
+  const seq = new Map<string, number>();
+  const sampleAt = (id: string, east: number, north: number, heading: number, speed: number): TelemetrySample => {
+    const s = (seq.get(id) ?? 0) + 1;
+    seq.set(id, s);
+    return { ...hoverSample({ ...offsetM(home, east, north), alt_m: 100 }, id, s, Date.now()), heading_deg: heading, speed_mps: speed };
+  };
+  const e2e = new Samples();
+  const runs: { a: string; b: string; t0Date: number; cmdDate: number | null }[] = [];
+  let missed = 0;
+  for (let k = 0; k < spec.coordinationRuns && !aborted(); k++) {
+    progress(`coordination: head-on run ${k + 1}/${spec.coordinationRuns}`);
+    const a = `pair${k}-a`;
+    const b = `pair${k}-b`;
+    const north = -700 + k * 150;
+    let ea = -150;
+    let eb = 150;
+    watch = new Set([a, b]);
+    firstCommand = null;
+    // Hover first, so the conflict starts with the closing frame and not with the first sighting.
+    for (let h = 0; h < 3; h++) {
+      pair.sendBatch([sampleAt(a, ea, north, 90, 0), sampleAt(b, eb, north, 270, 0)], false);
+      await sleep(400);
+    }
+    const t0Date = Date.now();
+    const t0 = pair.sendBatch([sampleAt(a, ea, north, 90, 10), sampleAt(b, eb, north, 270, 10)], false);
+    const until = performance.now() + 4000;
+    let last = performance.now();
+    while (!firstCommand && performance.now() < until && !aborted()) {
+      await sleep(10);
+      if (performance.now() - last >= 1000) {
+        // Keep flying the course at 1 Hz until the edge acts.
+        const dt = (performance.now() - last) / 1000;
+        last = performance.now();
+        ea += 10 * dt;
+        eb -= 10 * dt;
+        pair.sendBatch([sampleAt(a, ea, north, 90, 10), sampleAt(b, eb, north, 270, 10)], false);
+      }
+    }
+    const fc = firstCommand as { at: number; atDate: number } | null;
+    if (fc) e2e.push(fc.at - t0);
+    else missed++;
+    runs.push({ a, b, t0Date, cmdDate: fc?.atDate ?? null });
+    // The drones obey: they stop and hover where they are.
+    pair.sendBatch([sampleAt(a, ea, north, 90, 0), sampleAt(b, eb, north, 270, 0)], false);
+    await sleep(300);
+  }
+  const events = ((await api(`${base}/coordination?limit=200`, spec.adminToken)) as { events: { drone_ids: string[]; detected_at: number; first_command_at: number | null; event_type: string; strategy: string }[] }).events;
+  const edge = new Samples();
+  const toRelay = new Samples();
+  const toDetect = new Samples();
+  const types = new Set<string>();
+  const strategies = new Set<string>();
+  for (const run of runs) {
+    const ev = events
+      .filter((e) => e.drone_ids.includes(run.a) && e.drone_ids.includes(run.b))
+      .sort((x, y) => x.detected_at - y.detected_at)[0];
+    if (!ev) continue;
+    types.add(ev.event_type);
+    strategies.add(ev.strategy);
+    toDetect.push(ev.detected_at - run.t0Date);
+    if (ev.first_command_at !== null) edge.push(ev.first_command_at - ev.detected_at);
+    if (run.cmdDate !== null) toRelay.push(run.cmdDate - ev.detected_at);
+  }
+  return {
+    runs: runs.length,
+    frame_to_command_ms: e2e.summary(),
+    detect_to_command_edge_ms: edge.summary(),
+    detect_to_relay_ms: toRelay.summary(),
+    frame_to_detect_ms: toDetect.summary(),
+    missed,
+    event_types: [...types],
+    strategies: [...strategies],
+  };
+}

@@ -1,0 +1,520 @@
+/**
+ * `npm run bench [-- --quick] [--drones 10,100,1000,5000] [--dashboards 1,10,100] [--only ours|baseline]`
+ *
+ * Starts the local stack once (wrangler dev + embedded Postgres, no simulated relay) and the
+ * seed-style baseline (bench/baseline/server.ts, Node ws + Redis pub/sub), then drives both with
+ * the same load generator (bench/lib/loadgen.ts) in this process: a telemetry sweep, a rate ramp,
+ * command round trips and the head-on coordination scenario (ours only), plus in-process timings
+ * of detection and ranking. A progress line on stderr; a markdown report on stdout; JSON and
+ * markdown under bench/results/. Bounded in time; every child process group is killed in
+ * `finally`, also on Ctrl-C.
+ */
+import { spawn, execFileSync, type ChildProcess } from "node:child_process";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { cpus, loadavg } from "node:os";
+import { join, resolve } from "node:path";
+import { createInterface } from "node:readline";
+import { parseArgs } from "node:util";
+import { rankBenchmarkCase } from "../edge/assign";
+import { signToken } from "../edge/auth";
+import { detectionBenchmark } from "../edge/coordination";
+import { defaultFleetConfig } from "../edge/fleet-config";
+import { REPO_ROOT, resolveAuthSecret } from "../scripts/dev-vars";
+import { killProcessGroup, startStack, type Stack } from "../scripts/stack";
+import { runCommands, runPoint, settle, type Design, type Mode, type Target } from "./lib/phases";
+import { findByName, findDescendants, ProcMeter } from "./lib/proc";
+import { breakPoints, renderMarkdown, type AnalyticsResult, type BenchReport, type MicroResult, type RampStep } from "./lib/report";
+import { RespClient } from "./lib/resp";
+import { Samples, sleep } from "./lib/stats";
+
+const USAGE = `Usage: npm run bench [-- --quick] [--drones 10,100,1000,5000] [--dashboards 1,10,100] [--only ours|baseline]
+
+  --quick           drones 10,100,1000 × dashboards 1,10, short windows (< 1 min)
+  --drones LIST     sweep drone counts (1 Hz each); default 10,100,1000,5000
+  --dashboards LIST sweep dashboard counts; default 1,10,100
+  --only DESIGN     run only ours (the edge) or only the baseline (seed design: Node ws + Redis)
+  -h, --help        this help
+
+Needs Redis at 127.0.0.1:6379 for the baseline (skipped with a message when absent).
+Writes bench/results/latest.{json,md} and a timestamped copy.`;
+
+type Options = {
+  quick: boolean;
+  drones: number[];
+  dashboards: number[];
+  only: Design | null;
+};
+
+function parseList(v: string, what: string, max: number): number[] {
+  const out = v.split(",").map((x) => Number(x.trim()));
+  if (!out.length || out.some((n) => !Number.isInteger(n) || n < 1 || n > max)) fail(`bad --${what} "${v}" (comma-separated integers 1..${max})`);
+  return [...new Set(out)].sort((a, b) => a - b);
+}
+
+function fail(msg: string): never {
+  process.stderr.write(`bench: ${msg}\n\n${USAGE}\n`);
+  process.exit(2);
+}
+
+function parse(): Options {
+  let values;
+  try {
+    ({ values } = parseArgs({
+      args: process.argv.slice(2),
+      options: {
+        quick: { type: "boolean", default: false },
+        drones: { type: "string" },
+        dashboards: { type: "string" },
+        only: { type: "string" },
+        help: { type: "boolean", short: "h" },
+      },
+      strict: true,
+    }));
+  } catch (err) {
+    fail((err as Error).message);
+  }
+  if (values.help) {
+    process.stdout.write(`${USAGE}\n`);
+    process.exit(0);
+  }
+  if (values.only !== undefined && values.only !== "ours" && values.only !== "baseline") fail(`bad --only "${values.only}"`);
+  const quick = values.quick ?? false;
+  return {
+    quick,
+    drones: values.drones ? parseList(values.drones, "drones", 10_000) : quick ? [10, 100, 1000] : [10, 100, 1000, 5000],
+    dashboards: values.dashboards ? parseList(values.dashboards, "dashboards", 500) : quick ? [1, 10] : [1, 10, 100],
+    only: (values.only as Design | undefined) ?? null,
+  };
+}
+
+/** Windows and counts: --quick fits in a minute, the full run in ten. */
+function plan(o: Options) {
+  return o.quick
+    ? { warmMs: 400, measureMs: 1200, drainMs: 1000, budgetMs: 75_000, ramp: [2500, 5000], rampModes: ["batch"] as Mode[], waypoint: 30, assign: 10, coordRuns: 2, detectRuns: 10, rankIters: 200, analyticsRuns: 1 }
+    : { warmMs: 1500, measureMs: 5000, drainMs: 3000, budgetMs: 540_000, ramp: [2500, 5000, 10_000, 15_000, 20_000, 30_000], rampModes: ["batch", "per_update"] as Mode[], waypoint: 200, assign: 30, coordRuns: 5, detectRuns: 30, rankIters: 1000, analyticsRuns: 3 };
+}
+
+/** One stderr line, rewritten in place on a terminal; plain lines (phase changes only) otherwise. */
+class Progress {
+  private readonly t0 = performance.now();
+  private last = "";
+  private readonly tty = process.stderr.isTTY === true;
+  set(text: string): void {
+    const s = Math.round((performance.now() - this.t0) / 1000);
+    const line = `[bench ${String(Math.floor(s / 60))}:${String(s % 60).padStart(2, "0")}] ${text}`;
+    if (this.tty) process.stderr.write(`\r\x1b[2K${line.slice(0, (process.stderr.columns ?? 120) - 1)}`);
+    else if (text.split(":")[0] !== this.last.split(":")[0]) process.stderr.write(`${line}\n`);
+    this.last = text;
+  }
+  note(text: string): void {
+    if (this.tty) process.stderr.write("\r\x1b[2K");
+    process.stderr.write(`bench: ${text}\n`);
+    if (this.tty && this.last) this.set(this.last);
+  }
+  done(): void {
+    if (this.tty) process.stderr.write("\r\x1b[2K");
+  }
+}
+
+function micro(p: ReturnType<typeof plan>): MicroResult {
+  for (let i = 0; i < 3; i++) detectionBenchmark(1000);
+  const det = new Samples();
+  let last = { ms: 0, pairsChecked: 0, conflicts: 0 };
+  for (let i = 0; i < p.detectRuns; i++) {
+    last = detectionBenchmark(1000);
+    det.push(last.ms);
+  }
+  const { run } = rankBenchmarkCase(defaultFleetConfig(), 1000);
+  for (let i = 0; i < 50; i++) run();
+  const rank = new Samples();
+  for (let i = 0; i < p.rankIters; i++) {
+    const t = performance.now();
+    run();
+    rank.push(performance.now() - t);
+  }
+  return {
+    detection_1000: { ...det.summary(), pairs_checked: last.pairsChecked, conflicts: last.conflicts, runs: p.detectRuns },
+    rank_1000: { ...rank.summary(), iterations: p.rankIters },
+  };
+}
+
+async function redisReachable(): Promise<string | null> {
+  try {
+    const c = await RespClient.connect("127.0.0.1", 6379, 1000);
+    const pong = await Promise.race([c.command("PING"), sleep(1000).then(() => "timeout")]);
+    c.close();
+    return pong === "PONG" ? null : `PING answered ${String(pong)}`;
+  } catch (err) {
+    return (err as Error).message;
+  }
+}
+
+/** Start the baseline server as its own process group; resolves with its port. */
+async function startBaseline(children: ChildProcess[]): Promise<{ proc: ChildProcess; port: number }> {
+  const proc = spawn(process.execPath, ["--import", "tsx", resolve(REPO_ROOT, "bench/baseline/server.ts"), "--port", "0"], {
+    cwd: REPO_ROOT,
+    detached: true,
+    stdio: ["pipe", "pipe", "pipe"],
+  });
+  children.push(proc);
+  const stderr: string[] = [];
+  createInterface({ input: proc.stderr! }).on("line", (l) => {
+    stderr.push(l);
+    if (stderr.length > 50) stderr.shift();
+  });
+  const port = await new Promise<number>((ok, no) => {
+    const timer = setTimeout(() => no(new Error(`baseline server did not start within 20 s: ${stderr.join(" | ")}`)), 20_000);
+    proc.once("exit", (code) => {
+      clearTimeout(timer);
+      no(new Error(`baseline server exited (${code}): ${stderr.join(" | ")}`));
+    });
+    createInterface({ input: proc.stdout! }).on("line", (l) => {
+      const m = /^LISTENING (\d+)/.exec(l);
+      if (m) {
+        clearTimeout(timer);
+        ok(Number(m[1]));
+      }
+    });
+  });
+  return { proc, port };
+}
+
+function gitCommit(): string | null {
+  try {
+    return execFileSync("git", ["rev-parse", "HEAD"], { cwd: REPO_ROOT, encoding: "utf8", stdio: ["ignore", "pipe", "ignore"] }).trim();
+  } catch {
+    return null;
+  }
+}
+
+async function main(): Promise<number> {
+  const opts = parse();
+  const p = plan(opts);
+  const progress = new Progress();
+  const started = new Date();
+  const t0 = performance.now();
+  const abort = new AbortController();
+  const aborted = () => abort.signal.aborted;
+  const children: ChildProcess[] = [];
+  let stack: Stack | undefined;
+  let persistDir: string | undefined;
+  const report: BenchReport = {
+    meta: {
+      started_at: started.toISOString(),
+      duration_s: 0,
+      quick: opts.quick,
+      args: process.argv.slice(2),
+      node: process.version,
+      cpus: cpus()[0]?.model.trim() ?? "unknown",
+      cores: cpus().length,
+      loadavg_at_start: loadavg(),
+      git_commit: gitCommit(),
+      notes: [],
+    },
+    micro: null,
+    sweep: [],
+    skipped: [],
+    ramp: [],
+    max_sustained_per_s: {},
+    commands: null,
+    analytics: null,
+    breaks: [],
+    errors: [],
+  };
+
+  let interrupts = 0;
+  const onSignal = (sig: NodeJS.Signals) => {
+    interrupts++;
+    progress.note(`${sig}: stopping${interrupts > 1 ? " now" : " after cleaning up (again to force)"}`);
+    abort.abort(new Error(sig));
+    if (interrupts > 1) {
+      for (const c of children) if (c.pid) try { process.kill(-c.pid, "SIGKILL"); } catch { /* already gone */ }
+      void stack?.stop().finally(() => process.exit(130));
+    }
+  };
+  process.on("SIGINT", onSignal);
+  process.on("SIGTERM", onSignal);
+  // Bounded: starting is bounded by startStack's health timeout; once both designs are up, the
+  // measuring phases get `budgetMs`, after which the rest is skipped and what was measured reported.
+  let watchdog: NodeJS.Timeout | undefined;
+  const startBudget = () => {
+    watchdog = setTimeout(() => {
+      report.errors.push(`time budget of ${p.budgetMs / 1000} s reached: remaining phases skipped`);
+      abort.abort(new Error("budget"));
+    }, p.budgetMs);
+  };
+
+  try {
+    progress.set("in-process: detection and ranking over 1,000 drones");
+    report.micro = micro(p);
+
+    const wantOurs = opts.only !== "baseline";
+    let wantBaseline = opts.only !== "ours";
+    if (wantBaseline) {
+      const why = await redisReachable();
+      if (why) {
+        progress.note(`no Redis at 127.0.0.1:6379 (${why}): the baseline (seed design) is skipped`);
+        report.meta.notes.push(`Baseline skipped: no Redis at 127.0.0.1:6379 (${why}).`);
+        wantBaseline = false;
+      }
+    }
+
+    const found = resolveAuthSecret();
+    if (!found) throw new Error("no AUTH_SECRET: add it to .dev.vars or set AUTH_SECRET");
+    const targets: Target[] = [];
+    let edgeUrl = "";
+    let adminToken = "";
+    if (wantOurs && !aborted()) {
+      progress.set("starting the local stack (wrangler dev + Postgres)");
+      const edgeOut: string[] = [];
+      // The fleet objects' SQLite on tmpfs when there is one: local-disk fsync on every output
+      // gate is a wrangler-dev artefact (deployed objects replicate instead), and the baseline's
+      // Redis does not fsync either.
+      if (existsSync("/dev/shm")) {
+        persistDir = mkdtempSync("/dev/shm/dronefleet-bench-");
+        report.meta.notes.push("wrangler dev --persist-to on tmpfs (/dev/shm).");
+      }
+      stack = await startStack({
+        ...(persistDir ? { persistTo: persistDir } : {}),
+        relay: false,
+        cron: false,
+        // DATABASE_URL: that Postgres (as npm start does); otherwise embedded PGlite in memory, so
+        // the bench never touches .data/ of a running `npm start`.
+        ...(process.env.DATABASE_URL ? { databaseUrl: process.env.DATABASE_URL } : { pgliteDir: "memory://" }),
+        authSecret: found.secret,
+        signal: abort.signal,
+        log: (l) => edgeOut.push(`[stack] ${l}`),
+        onUnexpectedExit: (child, code, sig) => {
+          const msg = `${child} exited during the run (${sig ?? `code ${code}`}); last output: ${edgeOut.slice(-5).join(" | ")}`;
+          report.errors.push(msg);
+          progress.note(msg);
+        },
+        output: (_c, l) => {
+          edgeOut.push(l);
+          if (edgeOut.length > 200) edgeOut.shift();
+        },
+      });
+      edgeUrl = stack.edgeUrl;
+      const sign = (role: "relay" | "viewer" | "operator" | "admin") => signToken(found.secret, { sub: `bench-${role}`, role, fleets: "*" }, 3600);
+      const relayTok = await sign("relay");
+      const opTok = await sign("operator");
+      adminToken = await sign("admin");
+      // wrangler dev runs two workerd processes: its dev proxy (listening on the edge port) in
+      // front of the runtime that hosts our Worker and the fleet objects. Measured separately.
+      const port = stack.port;
+      const split = () => {
+        const all = findDescendants(process.pid, "workerd");
+        const proxy = all.filter((pid) => cmdline(pid).includes(`entry=127.0.0.1:${port}`));
+        return { runtime: all.filter((pid) => !proxy.includes(pid)), proxy };
+      };
+      let procs = split();
+      const refresh = () => {
+        if (![...procs.runtime, ...procs.proxy].every(isAlive)) procs = split();
+        return procs;
+      };
+      if (!procs.runtime.length) report.meta.notes.push("workerd process not found under this process: no CPU/RSS for ours.");
+      const ws = edgeUrl.replace(/^http/, "ws");
+      targets.push({
+        design: "ours",
+        relayUrl: (f) => `${ws}/v1/fleets/${f}/relay?access_token=${relayTok}`,
+        // Operator tokens: the same socket serves the viewers and the commands console.
+        dashboardUrl: (f) => `${ws}/v1/fleets/${f}/ws?access_token=${opTok}`,
+        server: new ProcMeter(() => refresh().runtime),
+        extra: new ProcMeter(() => refresh().proxy),
+        landAfter: true,
+      });
+    }
+    if (wantBaseline && !aborted()) {
+      progress.set("starting the baseline (Node ws + Redis pub/sub)");
+      const b = await startBaseline(children);
+      const redisPids = findByName("redis-server");
+      targets.push({
+        design: "baseline",
+        relayUrl: () => `ws://127.0.0.1:${b.port}/relay`,
+        dashboardUrl: () => `ws://127.0.0.1:${b.port}/ws`,
+        server: new ProcMeter(() => (b.proc.exitCode === null ? [b.proc.pid!] : [])),
+        ...(redisPids.length ? { extra: new ProcMeter(() => redisPids) } : {}),
+        landAfter: false,
+      });
+    }
+
+    startBudget();
+    const runId = `b${Date.now().toString(36)}`;
+    // Every bench fleet is new, so it has the default configuration (home, geofence).
+    const home = defaultFleetConfig().home;
+    const severe: { design: Design; mode: Mode; drones: number; dashboards: number }[] = [];
+    const modesFor = (t: Target, drones: number): Mode[] => (t.design === "ours" && drones >= 1000 ? ["per_update", "batch"] : ["per_update"]);
+    const points: { t: Target; mode: Mode; drones: number; dashboards: number }[] = [];
+    for (const drones of opts.drones)
+      for (const dashboards of opts.dashboards)
+        for (const t of targets)
+          for (const mode of modesFor(t, drones)) {
+            // In --quick, batch mode only where it matters most: the headline point.
+            if (opts.quick && mode === "batch" && !(drones === 1000 && dashboards === 10)) continue;
+            points.push({ t, mode, drones, dashboards });
+          }
+
+    // 1. Sweep.
+    for (const [i, pt] of points.entries()) {
+      if (aborted()) break;
+      const dominated = severe.find((s) => s.design === pt.t.design && s.mode === pt.mode && s.drones <= pt.drones && s.dashboards <= pt.dashboards);
+      if (dominated) {
+        report.skipped.push({ design: pt.t.design, mode: pt.mode, drones: pt.drones, dashboards: pt.dashboards, why: `broke badly at ${dominated.drones} × ${dominated.dashboards}` });
+        continue;
+      }
+      progress.set(`sweep ${i + 1}/${points.length}: ${pt.t.design} ${pt.drones} drones × ${pt.dashboards} dashboards ${pt.mode === "batch" ? "batch" : "per-update"}`);
+      const r = await runPoint(pt.t, { drones: pt.drones, dashboards: pt.dashboards, mode: pt.mode, hz: 1, fleet: `${runId}-${pt.drones}-${pt.dashboards}-${pt.mode === "batch" ? "b" : "u"}`, warmMs: p.warmMs, measureMs: p.measureMs, drainMs: p.drainMs }, home, aborted);
+      report.sweep.push(r);
+      if (r.error) report.errors.push(`${pt.t.design} ${pt.drones}×${pt.dashboards}: ${r.error}`);
+      if (r.verdict.severe) severe.push({ design: pt.t.design, mode: pt.mode, drones: pt.drones, dashboards: pt.dashboards });
+      await settle(pt.t);
+    }
+
+    // 2. Ramp: the most updates/s one fleet object (or the baseline server) sustains with 10 dashboards.
+    const ramps: { t: Target; mode: Mode }[] = [];
+    for (const t of targets) for (const mode of t.design === "ours" ? p.rampModes : (["per_update"] as Mode[])) ramps.push({ t, mode });
+    for (const { t, mode } of ramps) {
+      const key = `${t.design}|${mode}`;
+      report.max_sustained_per_s[key] = null;
+      for (const rate of p.ramp) {
+        if (aborted()) break;
+        progress.set(`ramp: ${t.design} ${mode === "batch" ? "batch" : "per-update"} ${rate.toLocaleString("en-US")} updates/s`);
+        const r = await runPoint(t, { drones: 1000, dashboards: 10, mode, hz: rate / 1000, fleet: `${runId}-ramp-${rate}-${mode === "batch" ? "b" : "u"}`, warmMs: p.warmMs, measureMs: Math.min(p.measureMs, 3000), drainMs: p.drainMs }, home, aborted);
+        const step: RampStep = { design: t.design, mode, rate, result: r };
+        report.ramp.push(step);
+        await settle(t);
+        if (!r.verdict.ok) break;
+        report.max_sustained_per_s[key] = rate;
+      }
+    }
+
+    // 3. Commands and coordination while 1,000 drones stream (ours).
+    const ours = targets.find((t) => t.design === "ours");
+    if (ours && !aborted()) {
+      progress.set("commands: starting 1,000 drones");
+      try {
+        report.commands = await runCommands(
+          ours,
+          { fleet: `${runId}-cmd`, drones: 1000, dashboards: 10, waypointCommands: p.waypoint, assignCommands: p.assign, coordinationRuns: p.coordRuns, edgeUrl, adminToken },
+          aborted,
+          (s) => progress.set(s),
+        );
+      } catch (err) {
+        report.errors.push(`commands: ${(err as Error).message}`);
+      }
+    }
+
+    // 4. Analytics: the analytics hook's flush of 1,000 drones × 6 snapshots plus events into the
+    // stack's Postgres, then the hourly aggregation of that hour.
+    if (stack && !aborted()) {
+      progress.set("analytics: flush into Postgres and hourly aggregation");
+      report.analytics = await analytics(stack, p.analyticsRuns, runId).catch((err: Error) => ({
+        flush_rows_per_s: null,
+        flush_ms: null,
+        flush_rows: null,
+        hourly_ms: null,
+        note: `failed: ${err.message.slice(0, 200)}`,
+      }));
+    }
+
+    report.breaks = breakPoints(report.sweep, report.skipped);
+    return 0;
+  } catch (err) {
+    if (!aborted()) report.errors.push((err as Error).message);
+    else report.errors.push(`stopped: ${(abort.signal.reason as Error)?.message ?? "aborted"}`);
+    return 1;
+  } finally {
+    clearTimeout(watchdog);
+    progress.set("stopping the stack and the baseline");
+    for (const c of children) await killProcessGroup(c).catch(() => {});
+    await stack?.stop().catch(() => {});
+    if (persistDir) rmSync(persistDir, { recursive: true, force: true });
+    report.meta.duration_s = Math.round((performance.now() - t0) / 1000);
+    if (!report.breaks.length) report.breaks = breakPoints(report.sweep, report.skipped);
+    progress.done();
+    const md = renderMarkdown(report);
+    const dir = join(REPO_ROOT, "bench/results");
+    mkdirSync(dir, { recursive: true });
+    const stamp = started.toISOString().replace(/[:.]/g, "-");
+    const json = `${JSON.stringify(report, null, 2)}\n`;
+    writeFileSync(join(dir, "latest.json"), json);
+    writeFileSync(join(dir, "latest.md"), md);
+    writeFileSync(join(dir, `${stamp}${opts.quick ? "-quick" : ""}.json`), json);
+    writeFileSync(join(dir, `${stamp}${opts.quick ? "-quick" : ""}.md`), md);
+    process.stdout.write(md);
+    process.stderr.write(`bench: results in bench/results/latest.{json,md} (${report.meta.duration_s} s)\n`);
+    process.off("SIGINT", onSignal);
+    process.off("SIGTERM", onSignal);
+  }
+}
+
+/** The shape of edge/pg/bench.ts's hook, as far as the bench uses it. */
+type AnalyticsHook = {
+  benchAnalytics(db: unknown, opts: { fleet: string; drones: number; snapshotsPerDrone: number }): Promise<{ flush: { rows: number; ms: number }; hourly: { ms: number } }>;
+};
+
+/**
+ * edge/pg/bench.ts (the analytics hook), loaded lazily by URL: a broken or missing hook costs only
+ * its rows, and the edge's workerd-typed modules stay out of the bench's Node type check.
+ */
+async function analytics(stack: Stack, runs: number, runId: string): Promise<AnalyticsResult> {
+  const at = (path: string) => new URL(path, import.meta.url).href;
+  const [hook, client, { applyNeonLocalConfig }, { Pool }] = await Promise.all([
+    import(at("../edge/pg/bench.ts")) as Promise<AnalyticsHook>,
+    import(at("../edge/pg/client.ts")) as Promise<{ drizzleFor(pool: unknown): unknown }>,
+    import("../scripts/db"),
+    import("@neondatabase/serverless"),
+  ]);
+  const { benchAnalytics } = hook;
+  const { drizzleFor } = client;
+  applyNeonLocalConfig(stack.proxyPort);
+  const pool = new Pool({ connectionString: stack.databaseUrl, max: 1, connectionTimeoutMillis: 15_000 });
+  pool.on("error", () => {});
+  try {
+    const flush = new Samples();
+    const hourly = new Samples();
+    let rows = 0;
+    for (let i = 0; i < runs; i++) {
+      const r = await benchAnalytics(drizzleFor(pool), { fleet: `${runId}-analytics-${i}`, drones: 1000, snapshotsPerDrone: 6 });
+      flush.push(r.flush.ms);
+      hourly.push(r.hourly.ms);
+      rows = r.flush.rows;
+    }
+    const f = flush.summary();
+    return {
+      flush_rows: rows,
+      flush_ms: f.p50,
+      flush_rows_per_s: rows / (f.p50 / 1000),
+      hourly_ms: hourly.summary().p50,
+      note: `${rows.toLocaleString("en-US")} rows per flush, median of ${runs}, ${stack.databaseKind === "pglite" ? "embedded PGlite" : "DATABASE_URL"}`,
+    };
+  } finally {
+    await pool.end().catch(() => {});
+  }
+}
+
+function cmdline(pid: number): string {
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, "utf8").replace(/\0/g, " ");
+  } catch {
+    return "";
+  }
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+main().then(
+  (code) => process.exit(code),
+  (err: Error) => {
+    process.stderr.write(`bench: ${err.stack ?? err.message}\n`);
+    process.exit(1);
+  },
+);
+
