@@ -8,16 +8,23 @@ export default defineConfig({
     projects: [
       {
         plugins: [
-          cloudflareTest({
+          // A function so that the Postgres started by test/edge/pg-setup.ts (globalSetup) reaches
+          // the Worker as DATABASE_URL / NEON_WS_PROXY, as `npm start` passes them to wrangler dev.
+          cloudflareTest(({ inject }) => ({
             wrangler: { configPath: "./wrangler.toml" },
             miniflare: {
-              bindings: { AUTH_SECRET: "test-secret-0123456789abcdef" },
+              bindings: {
+                AUTH_SECRET: "test-secret-0123456789abcdef",
+                DATABASE_URL: inject("edgePgUrl"),
+                NEON_WS_PROXY: inject("edgePgProxy"),
+              },
             },
-          }),
+          })),
         ],
         test: {
           name: "edge",
           include: ["test/edge/**/*.test.ts"],
+          globalSetup: ["test/edge/pg-setup.ts"],
           testTimeout: 20_000,
         },
       },

@@ -17,6 +17,9 @@ import type { CoordinationDrone } from "./coordination";
 import { CommandLedger } from "./ledger";
 import { LiveState } from "./live-state";
 import { MissionStore } from "./missions";
+import { FleetAnalytics, type AnalyticsLiveView } from "./fleet-analytics";
+import { MessageLimiter, socketsPerToken } from "./limits";
+import type { FlushResult } from "./pg/flush";
 import {
   LIMITS,
   RELAY_TYPES,
@@ -65,6 +68,8 @@ export class FleetHub extends DurableObject<Env> {
   private readonly missions: MissionStore;
   private readonly desk: CommandDesk;
   private readonly coordinator: Coordinator;
+  /** Analytics hooks: live metrics, alerts, outbox, flush (edge/fleet-analytics.ts). */
+  private readonly analytics: FleetAnalytics;
   /** When the next detection pass is due. */
   private detectDueAt: number | null = null;
   /** drone → relay_id of the relay that last reported it (commands go there). */
@@ -72,18 +77,33 @@ export class FleetHub extends DurableObject<Env> {
   private config: FleetConfig = defaultFleetConfig();
   /** When the next fleet_status is due; null until the first alarm is set. */
   private statusDueAt: number | null = null;
+  /** Abuse limits (edge/limits.ts): messages per dashboard socket. */
+  private readonly messageLimiter = new MessageLimiter<WebSocket>();
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
     this.sql = ctx.storage.sql;
-    this.ledger = new CommandLedger(this.sql);
-    this.missions = new MissionStore(this.sql);
+    this.analytics = new FleetAnalytics(this.sql, env, {
+      fleet: () => this.fleet,
+      config: () => this.config,
+      drones: () => this.live.records(),
+      activeMissions: () => this.missions.activeCount(),
+      activeCoordinationEvents: () => this.coordinator.activeEvents().length,
+      broadcast: (frame) => this.broadcast(frame),
+      waitUntil: (p) => this.ctx.waitUntil(p),
+    });
+    // Analytics hooks: final command states and mission changes go to the outbox.
+    this.ledger = new CommandLedger(this.sql, (row) => this.analytics.onCommandFinal(row));
+    this.missions = new MissionStore(this.sql, (m, now) => this.analytics.onMission(m, now));
     this.desk = new CommandDesk(this.ports(), this.ledger, this.missions);
     this.coordinator = new Coordinator(this.sql, {
       config: () => this.config,
       drones: () => this.coordinationDrones(Date.now()),
       issue: (commands, eventId) => commands.filter((c) => this.desk.system(c, `coordinator:${eventId}`)).length,
-      changed: (event) => this.broadcast({ type: "coordination_event", event }),
+      changed: (event) => {
+        this.broadcast({ type: "coordination_event", event });
+        this.analytics.onCoordinationEvent(event, Date.now()); // analytics hook: outbox
+      },
     });
     ctx.blockConcurrencyWhile(async () => {
       this.migrate();
@@ -144,6 +164,20 @@ export class FleetHub extends DurableObject<Env> {
       if (rec.link === "live" && rec.sample.armed && rec.sample.status !== "landed" && rec.sample.status !== "idle" && rec.sample.status !== "charging") return true;
     }
     return false;
+  }
+
+  // ------------------------------------------------------------------ analytics RPC (cron, REST)
+
+  /** Drain this fleet's outbox into Postgres (the cron trigger and the recompute route call it). */
+  async flushOutbox(fleet?: string): Promise<FlushResult> {
+    this.rememberFleet(fleet ?? null);
+    return this.analytics.flush();
+  }
+
+  /** GET /analytics/live: the live metrics now, active alerts and the outbox's state. */
+  async analyticsLive(fleet?: string): Promise<AnalyticsLiveView> {
+    this.rememberFleet(fleet ?? null);
+    return this.analytics.liveView(Date.now());
   }
 
   // ------------------------------------------------------------------ lifecycle entry points
@@ -246,6 +280,7 @@ export class FleetHub extends DurableObject<Env> {
         }
         this.broadcastStatus(now);
         this.statusDueAt = now + LIMITS.statusIntervalMs;
+        this.analytics.tick(now); // analytics hook: analytics_live, alerts, performance_metrics
       }
     } catch (err) {
       console.error(`FleetHub(${this.fleet}) alarm failed`, err);
@@ -260,11 +295,16 @@ export class FleetHub extends DurableObject<Env> {
     if (req.headers.get("upgrade")?.toLowerCase() !== "websocket") {
       return Response.json({ error: { code: "upgrade_required", message: "expected a WebSocket upgrade" } }, { status: 426 });
     }
+    const sub = req.headers.get(IDENTITY_HEADERS.sub) ?? "unknown";
+    const limit = this.tooManySockets(sub);
+    if (limit !== null) {
+      return Response.json({ error: { code: "too_many_connections", message: `at most ${limit} dashboard sockets per token subject in a fleet` } }, { status: 429 });
+    }
     const pair = new WebSocketPair();
     const server = pair[1];
     const att: DashboardAttachment = {
       kind: "dashboard",
-      sub: req.headers.get(IDENTITY_HEADERS.sub) ?? "unknown",
+      sub,
       role: req.headers.get(IDENTITY_HEADERS.role) ?? "viewer",
       subs: null,
       batch: false,
@@ -310,6 +350,17 @@ export class FleetHub extends DurableObject<Env> {
     }
   }
 
+  /** The limit when `sub` already holds MAX_DASHBOARD_SOCKETS_PER_TOKEN open dashboard sockets here. */
+  private tooManySockets(sub: string): number | null {
+    const limit = socketsPerToken(this.env.MAX_DASHBOARD_SOCKETS_PER_TOKEN);
+    let n = 0;
+    for (const ws of this.ctx.getWebSockets("dashboard")) {
+      const c = this.conn(ws);
+      if (c?.att.sub === sub && ws.readyState === WebSocket.OPEN && ++n >= limit) return limit;
+    }
+    return null;
+  }
+
   /** The socket's state, rebuilt from its attachment after the object woke from hibernation. */
   private conn(ws: WebSocket): Conn | undefined {
     let c = this.conns.get(ws);
@@ -325,6 +376,16 @@ export class FleetHub extends DurableObject<Env> {
   // ------------------------------------------------------------------ dashboard frames
 
   private onDashboardFrame(ws: WebSocket, conn: Conn, message: string | ArrayBuffer): void {
+    const verdict = this.messageLimiter.take(ws, Date.now());
+    if (verdict !== "ok") {
+      if (verdict === "close") {
+        ws.close(1008, "rate_limited: too many messages");
+        this.dropSocket(ws);
+      } else {
+        this.send(ws, { type: "error", code: "rate_limited", message: "too many messages on this socket; slow down or it will be closed" });
+      }
+      return;
+    }
     if (typeof message !== "string") {
       this.send(ws, { type: "error", code: "binary_not_supported", message: "send JSON text frames" });
       return;
@@ -490,6 +551,7 @@ export class FleetHub extends DurableObject<Env> {
     }
     if (accepted.length) {
       this.persist(accepted, now, att.relayId ?? att.sub);
+      this.analytics.onTelemetry(accepted, now); // analytics hook: snapshots, charging sessions
       this.fanOut(accepted);
       if (this.detectDueAt === null) this.ctx.waitUntil(this.scheduleAlarm());
     }
@@ -693,6 +755,7 @@ export class FleetHub extends DurableObject<Env> {
     this.ledger.migrate();
     this.missions.migrate();
     this.coordinator.migrate();
+    this.analytics.migrate();
   }
 
   private load(): void {
@@ -712,6 +775,7 @@ export class FleetHub extends DurableObject<Env> {
     }
     this.missions.load();
     this.coordinator.load(now);
+    this.analytics.load();
     // Hibernated sockets come back with the object; relay count is derived, not stored.
     this.relayCount = this.ctx.getWebSockets("relay").length;
   }

@@ -4,8 +4,10 @@ import { HTTPException } from "hono/http-exception";
 import type { Env } from "./env";
 import type { AppEnv } from "./http";
 import { fleets } from "./routes/fleets";
+import { runScheduled } from "./cron";
 
 export { FleetHub } from "./fleet-hub";
+export { Directory } from "./directory";
 
 export const app = new Hono<AppEnv>();
 
@@ -21,4 +23,6 @@ app.onError((err, c) => {
 
 export default {
   fetch: app.fetch,
+  // Cron triggers: outbox flush every minute, hourly aggregation at :02 (edge/cron.ts).
+  scheduled: (controller, env, ctx) => runScheduled(controller, env, ctx),
 } satisfies ExportedHandler<Env>;

@@ -31,7 +31,11 @@ export type AuditEntry = Omit<LedgerRow, "params" | "response"> & {
 };
 
 export class CommandLedger {
-  constructor(private readonly sql: SqlStorage) {}
+  constructor(
+    private readonly sql: SqlStorage,
+    /** Analytics hook: a command reached its final state (command_audit in Postgres). */
+    private readonly onFinal: (row: LedgerRow) => void = () => {},
+  ) {}
 
   migrate(): void {
     this.sql.exec(`CREATE TABLE IF NOT EXISTS commands (
@@ -78,9 +82,9 @@ export class CommandLedger {
   finish(commandId: string, status: CommandState, code: string | null, message: string, response: CommandResponse, now: number): boolean {
     if (!FINAL_STATES.includes(status)) throw new Error(`${status} is not a final state`);
     const cur = this.sql
-      .exec<{ n: number }>(
+      .exec<LedgerRow>(
         `UPDATE commands SET status = ?, code = ?, message = ?, response = ?, finished_at = ?
-         WHERE command_id = ? AND status IN ('received', 'sent') RETURNING 1 AS n`,
+         WHERE command_id = ? AND status IN ('received', 'sent') RETURNING *`,
         status,
         code,
         message,
@@ -89,7 +93,9 @@ export class CommandLedger {
         commandId,
       )
       .toArray();
-    return cur.length === 1;
+    if (cur.length !== 1) return false;
+    this.onFinal(cur[0]!);
+    return true;
   }
 
   /** Commands in flight whose deadline has passed. */

@@ -28,7 +28,11 @@ export class MissionStore {
   /** drone → waypoints still to fly (in memory, mirrored in the plans table). */
   private readonly plans = new Map<string, Waypoint[]>();
 
-  constructor(private readonly sql: SqlStorage) {}
+  constructor(
+    private readonly sql: SqlStorage,
+    /** Analytics hook: every created or changed mission (the outbox keeps the newest revision). */
+    private readonly onChange: (m: MissionRow, now: number) => void = () => {},
+  ) {}
 
   migrate(): void {
     this.sql.exec(`CREATE TABLE IF NOT EXISTS missions (
@@ -55,6 +59,7 @@ export class MissionStore {
       JSON.stringify(m.waypoints),
       now,
     );
+    this.onChange(this.get(m.mission_id)!, now);
   }
 
   get(missionId: string): MissionRow | null {
@@ -76,6 +81,7 @@ export class MissionStore {
       ...([to, opts.waypointIndex ?? null, opts.message ?? null, ...(col ? [now] : []), missionId] as (string | number | null)[]),
     );
     const after = this.get(missionId)!;
+    this.onChange(after, now);
     if (TERMINAL.includes(to)) {
       if (this.activeFor(m.drone_id).length === 0) this.clearPlan(m.drone_id);
     } else if (to === "active" || to === "assigned") {
@@ -90,6 +96,11 @@ export class MissionStore {
     return this.sql
       .exec<MissionRow>(`SELECT * FROM missions WHERE drone_id = ? AND status IN ('pending', 'assigned', 'active')`, droneId)
       .toArray();
+  }
+
+  /** Missions handed to a drone and not finished (live analytics). */
+  activeCount(): number {
+    return this.sql.exec<{ n: number }>(`SELECT COUNT(*) AS n FROM missions WHERE status IN ('assigned', 'active')`).one().n;
   }
 
   /** Number of unfinished missions per drone and their best priority. */

@@ -347,6 +347,55 @@ export type CoordinationEventView = {
 export type CoordinationEventFrame = { type: "coordination_event"; event: CoordinationEventView };
 export type Subscribed = { type: "subscribed"; request_id?: string; drone_ids: "all" | string[]; batch: boolean };
 
+// ---------------------------------------------------------------- analytics (E→D)
+
+/** How bad things are right now: emergency (a drone in emergency or at critical battery), warning
+ * (any other alert active), normal. */
+export type EmergencyStatus = "normal" | "warning" | "emergency";
+/** The seed's live metrics, computed every 5 s with the fleet's real size. */
+export type LiveAnalytics = {
+  fleet: string;
+  /** Edge clock, ms since the epoch, and the same instant as ISO 8601 (the seed's `timestamp`). */
+  ts: number;
+  timestamp: string;
+  /** Live drones that are armed. */
+  active_drones: number;
+  /** Every drone the fleet object knows (live or stale): the fleet's size. */
+  total_drones: number;
+  live_drones: number;
+  /** Mean battery of the live drones, 2 decimals (0 when none is live). */
+  fleet_battery_average: number;
+  /** Missions assigned to a drone or being flown. */
+  active_missions: number;
+  coordination_events_active: number;
+  /** active_drones / total_drones × 100, 2 decimals. */
+  fleet_utilization_percentage: number;
+  emergency_status: EmergencyStatus;
+  alerts_active: number;
+};
+/** E→D: live analytics, on the 5 s status tick. Additive: dashboards ignore fields they do not know. */
+export type AnalyticsLiveFrame = { type: "analytics_live" } & LiveAnalytics;
+
+export const ALERT_KINDS = ["battery_low", "battery_critical", "link_lost", "geofence_breach", "emergency"] as const;
+export type AlertKind = (typeof ALERT_KINDS)[number];
+export type AlertSeverity = "warning" | "critical";
+/** A threshold alert about one drone. `cleared_at` is null while the condition holds. */
+export type AlertView = {
+  alert_id: string;
+  drone_id: string;
+  kind: AlertKind;
+  severity: AlertSeverity;
+  message: string;
+  /** The measured value when relevant (battery %, metres beyond the fence). */
+  value: number | null;
+  raised_at: number;
+  cleared_at: number | null;
+};
+/** E→D: sent once when a drone enters an alert condition (`raised`) and once when it leaves it
+ * (`cleared`), never repeated while the condition holds. Also stored and sent to Postgres. */
+export type AlertFrame = { type: "alert"; state: "raised" | "cleared"; alert: AlertView };
+
+
 export const ERROR_CODES = [
   "bad_json",
   "unknown_type",
@@ -380,6 +429,8 @@ export type ServerMessage =
   | CommandStatusFrame
   | MissionUpdate
   | CoordinationEventFrame
+  | AnalyticsLiveFrame
+  | AlertFrame
   | ErrorFrame;
 export type EdgeToRelay = HelloAck | BatchAck | Pong | RelayCommand | CommandResultAck | ErrorFrame;
 

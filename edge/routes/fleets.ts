@@ -3,7 +3,9 @@ import { Hono, type Context } from "hono";
 import { allowsFleet, tokenFromRequest, verifyToken, type Role } from "../auth";
 import { IDENTITY_HEADERS } from "../env";
 import { httpError, type AppEnv } from "../http";
+import { MAX_BODY_BYTES, originAllowed, readBodyCapped } from "../limits";
 import { FLEET_ID_RE } from "../protocol";
+import { analytics } from "./analytics";
 
 export const fleets = new Hono<AppEnv>();
 
@@ -17,6 +19,17 @@ fleets.use("*", async (c, next) => {
   if (!allowsFleet(auth.claims, fleet)) throw httpError(403, "forbidden", `token does not grant fleet ${fleet}`);
   c.set("claims", auth.claims);
   c.set("fleet", fleet);
+  await next();
+});
+
+// Request bodies are read here, with a cap, before any route sees them: a Content-Length over the
+// cap, or a chunked body that turns out longer, is a 413 and nothing more is read.
+fleets.use("*", async (c, next) => {
+  const m = c.req.method;
+  if (m === "GET" || m === "HEAD" || m === "OPTIONS") return next();
+  const body = await readBodyCapped(c.req.raw, MAX_BODY_BYTES);
+  if (body === "too_large") throw httpError(413, "body_too_large", `request body larger than ${MAX_BODY_BYTES / 1024} KiB`);
+  c.req.raw = new Request(c.req.raw, { body });
   await next();
 });
 
@@ -52,12 +65,21 @@ fleets.get("/status", (c) => {
 });
 
 fleets.get("/ws", (c) => {
+  // Browsers send Origin on WebSocket upgrades and let any page open one with the user's token in
+  // hand: only the allowed origins may (ALLOWED_ORIGINS; non-browser clients send no Origin).
+  if (!originAllowed(c.req.header("origin") ?? null, c.req.url, c.env.ALLOWED_ORIGINS)) {
+    throw httpError(403, "origin_not_allowed", "this Origin may not open dashboard sockets (ALLOWED_ORIGINS)");
+  }
   requireRole(c.get("claims").role, DASHBOARD_ROLES, "open a dashboard socket");
   requireUpgrade(c.req.raw);
   return toFleet(c, "/ws");
 });
 
 fleets.get("/relay", (c) => {
+  // A relay is never a browser; an Origin here is a page trying its luck with a relay token.
+  if (!originAllowed(c.req.header("origin") ?? null, c.req.url, c.env.ALLOWED_ORIGINS)) {
+    throw httpError(403, "origin_not_allowed", "this Origin may not open sockets (ALLOWED_ORIGINS)");
+  }
   requireRole(c.get("claims").role, ["relay"], "open the relay socket");
   requireUpgrade(c.req.raw);
   return toFleet(c, "/relay");
@@ -96,3 +118,6 @@ fleets.get("/coordination/:event_id", (c) => {
   if (!/^[A-Za-z0-9_-]{1,64}$/.test(id)) throw httpError(400, "bad_event_id", "event id: 1-64 of A-Z a-z 0-9 _ -");
   return toFleet(c, `/coordination/${id}`);
 });
+
+// Analytics routes (/analytics/…, /insights, /alerts): after the auth middleware above.
+fleets.route("/", analytics);

@@ -3,16 +3,18 @@
  * Postgres and to embedded PGlite, drizzle migrations, and the PGlite gate under concurrency.
  */
 import { randomUUID } from "node:crypto";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Pool } from "@neondatabase/serverless";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import WebSocket from "ws";
-import { applyNeonLocalConfig, neonWsProxy, runMigrations, startDatabase, type Database } from "../../scripts/db";
+import { applyNeonLocalConfig, MIGRATIONS_FOLDER, neonWsProxy, runMigrations, startDatabase, type Database } from "../../scripts/db";
 import { isLoopbackHost, parseTarget, startWsProxy, type WsProxy } from "../../scripts/wsproxy";
 
 const PG_URL = process.env.TEST_DATABASE_URL ?? "postgresql://postgres@127.0.0.1:5432/test";
+/** Migrations committed under drizzle/migrations (the journal lists them). */
+const MIGRATIONS = (JSON.parse(readFileSync(join(MIGRATIONS_FOLDER, "meta/_journal.json"), "utf8")) as { entries: unknown[] }).entries.length;
 
 let proxy: WsProxy;
 
@@ -134,13 +136,13 @@ describe("the machine's Postgres through the proxy", () => {
   });
 
   it("applies the migrations to a fresh database, then again as a no-op", async () => {
-    expect(await runMigrations(dbUrl, proxy.port)).toEqual({ applied: 1, total: 1 });
-    expect(await runMigrations(dbUrl, proxy.port)).toEqual({ applied: 0, total: 1 });
+    expect(await runMigrations(dbUrl, proxy.port)).toEqual({ applied: MIGRATIONS, total: MIGRATIONS });
+    expect(await runMigrations(dbUrl, proxy.port)).toEqual({ applied: 0, total: MIGRATIONS });
     const p = pool(dbUrl);
     try {
       const cols = await p.query<{ table_name: string; column_name: string }>(
         `select table_name, column_name from information_schema.columns
-          where table_schema = 'public' order by table_name, ordinal_position`,
+          where table_schema = 'public' and table_name in ('fleets', 'drones') order by table_name, ordinal_position`,
       );
       expect(cols.rows.map((r) => `${r.table_name}.${r.column_name}`)).toEqual([
         "drones.fleet_id",
@@ -180,8 +182,8 @@ describe("embedded PGlite behind the gate", () => {
 
   it("is reachable through the proxy and takes the migrations", async () => {
     expect(db.kind).toBe("pglite");
-    expect(await runMigrations(db.url, proxy.port)).toEqual({ applied: 1, total: 1 });
-    expect(await runMigrations(db.url, proxy.port)).toEqual({ applied: 0, total: 1 });
+    expect(await runMigrations(db.url, proxy.port)).toEqual({ applied: MIGRATIONS, total: MIGRATIONS });
+    expect(await runMigrations(db.url, proxy.port)).toEqual({ applied: 0, total: MIGRATIONS });
     const p = pool(db.url);
     try {
       expect((await p.query("select 1 as one")).rows).toEqual([{ one: 1 }]);
@@ -251,7 +253,7 @@ describe("embedded PGlite behind the gate", () => {
 
       const b = await startDatabase({ dataDir: join(dir, "pglite") });
       try {
-        expect(await runMigrations(b.url, proxy.port)).toEqual({ applied: 0, total: 1 });
+        expect(await runMigrations(b.url, proxy.port)).toEqual({ applied: 0, total: MIGRATIONS });
         const q = pool(b.url);
         expect((await q.query(`select name from fleets where id = 'kept'`)).rows).toEqual([{ name: "Kept" }]);
         await q.end();

@@ -1,0 +1,405 @@
+/**
+ * Analytics in the fleet object (workerd): the outbox filling (snapshot downsampling, charging
+ * sessions, missions, audit, alerts enter/clear, bounded thinning), the `analytics_live` and
+ * `alert` broadcasts, the scheduled handler draining into the real Postgres that
+ * test/edge/pg-setup.ts started, and the analytics routes.
+ */
+import { createExecutionContext, createScheduledController, env, runDurableObjectAlarm, runInDurableObject, SELF, waitOnExecutionContext } from "cloudflare:test";
+import { Pool } from "@neondatabase/serverless";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { directoryStub } from "../../edge/directory";
+import { FleetAnalytics } from "../../edge/fleet-analytics";
+import type { FleetHub } from "../../edge/fleet-hub";
+import worker, { app } from "../../edge/index";
+import { defaultFleetConfig } from "../../edge/fleet-config";
+import { Outbox, SNAPSHOT_INTERVAL_MS, type OutboxItem } from "../../edge/outbox";
+import { useLocalProxy } from "../../edge/pg/client";
+import { HOUR_MS } from "../../edge/pg/hourly";
+import type { TelemetrySample } from "../../edge/protocol";
+import { connect, relay, sample, sendBatch, stubFor, token, uniqueFleet, type TestSocket } from "./helpers";
+
+const open: TestSocket[] = [];
+afterEach(() => {
+  for (const s of open.splice(0)) s.close();
+});
+
+type Internals = { analytics: FleetAnalytics; statusDueAt: number | null; live: { get(id: string): { receivedAt: number } | undefined } };
+const internals = (hub: FleetHub) => hub as unknown as Internals;
+
+async function dashboard(fleet: string, role: "viewer" | "operator" | "admin" = "viewer") {
+  const d = await connect(fleet, "ws", await token(role, [fleet]));
+  open.push(d);
+  await d.nextOfType("fleet_status");
+  return d;
+}
+
+/** Run the 5 s status tick now (no sleeping). */
+async function tick(fleet: string): Promise<void> {
+  await runInDurableObject(stubFor(fleet), (hub: FleetHub) => {
+    internals(hub).statusDueAt = 0;
+  });
+  expect(await runDurableObjectAlarm(stubFor(fleet))).toBe(true);
+}
+
+function queued(fleet: string) {
+  return runInDurableObject(stubFor(fleet), (_hub: FleetHub, state) => {
+    const box = new Outbox(state.storage.sql);
+    box.load();
+    const batch = box.read(10_000, 10_000);
+    box.release();
+    return { items: batch.items, snapshots: batch.snapshots };
+  });
+}
+
+const s = (id: string, over: Partial<TelemetrySample> = {}): TelemetrySample => sample(id, over) as TelemetrySample;
+
+describe("outbox in the fleet object", () => {
+  it("downsamples telemetry to one snapshot per drone per 10 s slot, with distance flown", async () => {
+    const fleet = uniqueFleet("an");
+    const { r } = await relay(fleet);
+    open.push(r);
+    await sendBatch(r, [sample("d1"), sample("d2")]);
+    await sendBatch(r, [sample("d1"), sample("d2")]);
+    const now = (await queued(fleet)).snapshots;
+    // Two batches in the same slot (or, rarely, across a slot boundary): at most one per drone per slot.
+    const perSlot = new Set(now.map((x) => `${x.drone_id}@${x.snapshot_time}`));
+    expect(perSlot.size).toBe(now.length);
+    expect(new Set(now.map((x) => x.drone_id))).toEqual(new Set(["d1", "d2"]));
+
+    // Controlled clock: slots 10 s apart, a drone moving 100 m north per slot, another still.
+    const t0 = Math.ceil(Date.now() / SNAPSHOT_INTERVAL_MS) * SNAPSHOT_INTERVAL_MS + 10 * SNAPSHOT_INTERVAL_MS;
+    await runInDurableObject(stubFor(fleet), (hub: FleetHub) => {
+      const a = internals(hub).analytics;
+      for (let k = 0; k < 3; k++) {
+        const t = t0 + k * SNAPSHOT_INTERVAL_MS;
+        a.onTelemetry([s("mover", { lat: 47.4 + (k * 100) / 111_195, lon: 8.5 }), s("still", { lat: 47.4, lon: 8.5 })], t);
+        a.onTelemetry([s("mover", { lat: 47.4 + (k * 100 + 50) / 111_195, lon: 8.5 })], t + 4_000); // same slot: ignored
+      }
+    });
+    const snaps = (await queued(fleet)).snapshots.filter((x) => x.snapshot_time >= t0);
+    const mover = snaps.filter((x) => x.drone_id === "mover");
+    expect(mover.map((x) => x.snapshot_time)).toEqual([t0, t0 + 10_000, t0 + 20_000]);
+    expect(mover[0]!.distance_m).toBe(0);
+    expect(mover[1]!.distance_m).toBeGreaterThan(99);
+    expect(mover[1]!.distance_m).toBeLessThan(101);
+    expect(snaps.filter((x) => x.drone_id === "still").map((x) => x.distance_m)).toEqual([0, 0, 0]);
+  });
+
+  it("derives charging sessions from telemetry, across a restart", async () => {
+    const fleet = uniqueFleet("an");
+    const t0 = Date.now();
+    await stubFor(fleet).fetch("https://fleet/status");
+    await runInDurableObject(stubFor(fleet), (hub: FleetHub) => {
+      const a = internals(hub).analytics;
+      a.onTelemetry([s("c1", { status: "landed", battery_pct: 22 })], t0);
+      a.onTelemetry([s("c1", { status: "charging", battery_pct: 23 })], t0 + 1_000);
+      a.onTelemetry([s("c1", { status: "charging", battery_pct: 60 })], t0 + 600_000);
+      a.onTelemetry([s("c1", { status: "charging", battery_pct: 95 })], t0 + 1_200_000);
+      a.onTelemetry([s("c1", { status: "idle", battery_pct: 94 })], t0 + 1_201_000);
+      // A second session opens, then the object is evicted mid-charge.
+      a.onTelemetry([s("c1", { status: "charging", battery_pct: 40 })], t0 + 2_000_000);
+    });
+    // A restart: a new FleetAnalytics over the same storage, memory lost (evictDurableObject
+    // waits forever on an object without sockets in this pool, so the restart is done by hand).
+    await runInDurableObject(stubFor(fleet), (_hub: FleetHub, state) => {
+      const again = new FleetAnalytics(state.storage.sql, env, { fleet: () => fleet, config: () => defaultFleetConfig(), drones: () => [], activeMissions: () => 0, activeCoordinationEvents: () => 0, broadcast: () => {}, waitUntil: () => {} });
+      again.load();
+      again.onTelemetry([s("c1", { status: "taking_off", battery_pct: 90 })], t0 + 3_000_000);
+    });
+    const sessions = (await queued(fleet)).items.filter((i) => i.kind === "charging_session").map((i) => i.body);
+    expect(sessions).toEqual([
+      { drone_id: "c1", start_time: t0 + 1_000, end_time: t0 + 1_201_000, start_battery: 23, end_battery: 95 },
+      { drone_id: "c1", start_time: t0 + 2_000_000, end_time: t0 + 3_000_000, start_battery: 40, end_battery: 90 },
+    ]);
+  });
+
+  it("queues missions (newest revision only) and final command states", async () => {
+    const fleet = uniqueFleet("an");
+    const d = await dashboard(fleet, "operator");
+    const { r } = await relay(fleet);
+    open.push(r);
+    await sendBatch(r, [sample("near", { status: "idle", armed: false, alt_m: 0, battery_pct: 90, speed_mps: 0 })]);
+    d.send({ type: "assign_mission", command_id: `cmd-${crypto.randomUUID()}`, mission: { waypoints: [{ lat: 47.399, lon: 8.5456, alt_m: 50 }], priority: "high" } });
+    const cmd = await r.nextOfType("command");
+    r.send({ type: "command_result", command_id: cmd.command_id, status: "acked" });
+    await d.nextOfType("mission_assignment_response");
+    for (const state of ["active", "completed"]) {
+      r.send({ type: "mission_progress", mission_id: cmd.mission_id, drone_id: "near", state, ts: Date.now() });
+      await d.next((f) => f.type === "mission_update" && (f.update as { status?: string }).status === state);
+    }
+    const { items } = await queued(fleet);
+    const missions = items.filter((i): i is Extract<OutboxItem, { kind: "mission" }> => i.kind === "mission");
+    expect(missions).toHaveLength(1);
+    expect(missions[0]!.body).toMatchObject({ mission_id: cmd.mission_id, status: "completed", drone_id: "near", priority: "high", waypoint_count: 1 });
+    expect(typeof missions[0]!.body.started_at).toBe("number");
+    const audit = items.filter((i) => i.kind === "command_audit").map((i) => i.body);
+    expect(audit).toEqual([expect.objectContaining({ command_id: cmd.command_id, command: "assign_mission", status: "acked", drone_id: "near" })]);
+  });
+
+  it("thins the oldest snapshots past the bound, keeping distance totals and counting the dropped", async () => {
+    const fleet = uniqueFleet("an");
+    await stubFor(fleet).fetch("https://fleet/status");
+    const r = await runInDurableObject(stubFor(fleet), (_hub: FleetHub, state) => {
+      const box = new Outbox(state.storage.sql, { snapshots: 100, metrics: 10 });
+      box.load();
+      for (let i = 0; i < 101; i++) {
+        box.addSnapshot({ drone_id: i % 2 ? "a" : "b", snapshot_time: i * 10_000, lat: 0, lon: 0, alt_m: 0, battery_pct: 50, speed_mps: 1, status: "flying", armed: true, distance_m: 1 });
+      }
+      for (let i = 0; i < 11; i++) {
+        box.put("performance_metrics", String(i), { ts: i, active_drones: 0, total_drones: 1, live_drones: 1, fleet_battery_average: 0, active_missions: 0, coordination_events_active: 0, fleet_utilization_percentage: 0, emergency_status: "normal", alerts_active: 0 }, i);
+      }
+      box.put("mission", "m1", { mission_id: "m1", drone_id: "a", command_id: "c", status: "pending", priority: "low", waypoint_count: 1, created_at: 0, assigned_at: null, started_at: null, completed_at: null, message: null, updated_at: 0 }, 0);
+      const batch = box.read(1000, 1000);
+      box.release();
+      return { stats: box.stats(), snaps: batch.snapshots, items: batch.items };
+    });
+    // The oldest 50 rows (25 per drone) lost every other row that has a successor: 12 per drone.
+    expect(r.stats.snapshots_thinned).toBe(24);
+    expect(r.stats.pending.snapshot).toBe(101 - 24);
+    expect(r.snaps.reduce((sum, x) => sum + x.distance_m, 0)).toBe(101);
+    // Never below one snapshot per 20 s for a drone in the thinned range.
+    const a = r.snaps.filter((x) => x.drone_id === "a").map((x) => x.snapshot_time);
+    for (let i = 1; i < a.length; i++) expect(a[i]! - a[i - 1]!).toBeLessThanOrEqual(40_000);
+    // Metrics: 11 > 10, so the oldest 5 lost rows 2 and 4.
+    expect(r.stats.metrics_thinned).toBe(2);
+    expect(r.stats.pending.performance_metrics).toBe(9);
+    expect(r.stats.pending.mission).toBe(1);
+  });
+});
+
+describe("live analytics and alerts", () => {
+  it("broadcasts analytics_live on the tick with the fleet's real size", async () => {
+    const fleet = uniqueFleet("an");
+    const d = await dashboard(fleet);
+    const { r } = await relay(fleet);
+    open.push(r);
+    await sendBatch(r, [
+      sample("a1", { armed: true, battery_pct: 80 }),
+      sample("a2", { armed: true, battery_pct: 60 }),
+      sample("g1", { armed: false, status: "idle", alt_m: 0, battery_pct: 100 }),
+    ]);
+    await tick(fleet);
+    const f = await d.nextOfType("analytics_live");
+    expect(f).toMatchObject({
+      fleet,
+      active_drones: 2,
+      total_drones: 3,
+      live_drones: 3,
+      fleet_battery_average: 80,
+      active_missions: 0,
+      coordination_events_active: 0,
+      fleet_utilization_percentage: 66.67,
+      emergency_status: "normal",
+      alerts_active: 0,
+    });
+    expect(typeof f.timestamp).toBe("string");
+    const metrics = (await queued(fleet)).items.filter((i) => i.kind === "performance_metrics");
+    expect(metrics).toHaveLength(1);
+    expect(metrics[0]!.body).toMatchObject({ total_drones: 3, active_drones: 2 });
+
+    // The same numbers over REST, with the outbox state.
+    const res = await SELF.fetch(`https://edge.test/v1/fleets/${fleet}/analytics/live`, { headers: { Authorization: `Bearer ${await token("viewer", [fleet])}` } });
+    expect(res.status).toBe(200);
+    const live = (await res.json()) as { metrics: Record<string, unknown>; outbox: { database: string; pending: Record<string, number> } };
+    expect(live.metrics).toMatchObject({ total_drones: 3, active_drones: 2 });
+    expect(live.outbox.database).toBe("configured");
+    expect(live.outbox.pending.snapshot).toBe(3);
+  });
+
+  it("raises an alert on entering a condition, once, and clears it on leaving", async () => {
+    const fleet = uniqueFleet("an");
+    const d = await dashboard(fleet);
+    const { r } = await relay(fleet);
+    open.push(r);
+    const far = { lat: 47.3977 + 3000 / 111_195, lon: 8.5456 }; // 3 km north: outside the ±1.5 km fence
+    await sendBatch(r, [sample("low", { battery_pct: 25 }), sample("crit", { battery_pct: 10 }), sample("out", far), sample("sos", { status: "emergency" }), sample("ok")]);
+    await tick(fleet);
+    const raised = await Promise.all([0, 1, 2, 3].map(() => d.next((f) => f.type === "alert" && f.state === "raised")));
+    const kinds = raised.map((f) => `${(f.alert as { drone_id: string }).drone_id}:${(f.alert as { kind: string }).kind}`).sort();
+    expect(kinds).toEqual(["crit:battery_critical", "low:battery_low", "out:geofence_breach", "sos:emergency"]);
+    expect((await d.nextOfType("analytics_live")).emergency_status).toBe("emergency");
+
+    // The next tick repeats nothing.
+    await tick(fleet);
+    await d.nextOfType("analytics_live");
+    expect(d.frames.filter((f) => f.type === "alert")).toEqual([]);
+
+    // Battery recovers, the drone comes back inside; low drops to critical; ok goes silent.
+    await sendBatch(r, [sample("low", { battery_pct: 12 }), sample("out"), sample("crit", { battery_pct: 50, status: "charging" })]);
+    await runInDurableObject(stubFor(fleet), (hub: FleetHub) => {
+      internals(hub).live.get("ok")!.receivedAt -= 20_000;
+    });
+    await tick(fleet);
+    const changes: string[] = [];
+    for (let i = 0; i < 5; i++) {
+      const f = await d.nextOfType("alert");
+      changes.push(`${f.state} ${(f.alert as { drone_id: string }).drone_id}:${(f.alert as { kind: string }).kind}`);
+    }
+    expect(changes.sort()).toEqual(["cleared crit:battery_critical", "cleared low:battery_low", "cleared out:geofence_breach", "raised low:battery_critical", "raised ok:link_lost"]);
+
+    // Every raise and clear is queued for Postgres; an alert's newest revision replaces the older.
+    const alerts = (await queued(fleet)).items.filter((i) => i.kind === "alert").map((i) => i.body as { drone_id: string; kind: string; cleared_at: number | null });
+    expect(alerts).toHaveLength(6);
+    expect(alerts.find((a) => a.drone_id === "crit")!.cleared_at).not.toBeNull();
+    expect(alerts.find((a) => a.kind === "emergency")!.cleared_at).toBeNull();
+  });
+
+  it("a flush without DATABASE_URL leaves the outbox intact and says so", async () => {
+    const fleet = uniqueFleet("an");
+    const { r } = await relay(fleet);
+    open.push(r);
+    await sendBatch(r, [sample("d1")]);
+    const res = await runInDurableObject(stubFor(fleet), async (hub: FleetHub, state) => {
+      const a = new FleetAnalytics(state.storage.sql, { ...env, DATABASE_URL: undefined }, {
+        fleet: () => fleet,
+        config: () => defaultFleetConfig(),
+        drones: () => [],
+        activeMissions: () => 0,
+        activeCoordinationEvents: () => 0,
+        broadcast: () => {},
+        waitUntil: () => {},
+      });
+      a.load();
+      return { flush: await a.flush(), view: a.liveView(Date.now()) };
+    });
+    expect(res.flush).toMatchObject({ status: "no_database", rows: 0, remaining: 1 });
+    expect(res.view.outbox).toMatchObject({ database: "not_configured", last_flush: { status: "no_database" } });
+    expect((await queued(fleet)).snapshots).toHaveLength(1);
+  });
+});
+
+describe("cron triggers into Postgres", () => {
+  let pool: Pool;
+  beforeAll(() => {
+    expect(env.DATABASE_URL, "test/edge/pg-setup.ts provides a database").toBeTruthy();
+    if (env.NEON_WS_PROXY) useLocalProxy(env.NEON_WS_PROXY);
+    pool = new Pool({ connectionString: env.DATABASE_URL, max: 1 });
+    pool.on("error", () => {});
+  });
+  afterAll(async () => {
+    await pool?.end();
+  });
+  const rows = async (q: string, fleet: string) => (await pool.query(q, [fleet])).rows;
+
+  async function scheduled(cron: string, at: number): Promise<void> {
+    const ctx = createExecutionContext();
+    await worker.scheduled(createScheduledController({ cron, scheduledTime: at }), env, ctx);
+    await waitOnExecutionContext(ctx);
+  }
+
+  it("flushes active fleets every minute and aggregates the hour at :02", async () => {
+    const fleet = uniqueFleet("cron");
+    const d = await dashboard(fleet);
+    const { r } = await relay(fleet);
+    open.push(r);
+    await sendBatch(r, [sample("d1", { battery_pct: 20 }), sample("d2"), sample("d3", { status: "charging", armed: false })]);
+    await tick(fleet); // pings the Directory, queues metrics and a battery_low alert
+    await d.nextOfType("analytics_live");
+    // The ping is sent with waitUntil from the alarm: wait for it, bounded.
+    for (let i = 0; ; i++) {
+      const listed = await directoryStub(env).fleets(Date.now() - 60_000);
+      if (listed.some((e) => e.fleet === fleet)) break;
+      if (i >= 40) throw new Error("fleet never registered in the Directory");
+      await new Promise((res) => setTimeout(res, 50));
+    }
+
+    const now = Date.now();
+    await scheduled("* * * * *", now);
+    expect(await rows(`select drone_id from drone_telemetry_snapshots where fleet_id = $1 order by drone_id`, fleet)).toEqual([{ drone_id: "d1" }, { drone_id: "d2" }, { drone_id: "d3" }]);
+    expect(await rows(`select total_drones, active_drones from performance_metrics where fleet_id = $1`, fleet)).toEqual([{ total_drones: 3, active_drones: 2 }]);
+    expect(await rows(`select drone_id, kind, cleared_at from alerts where fleet_id = $1`, fleet)).toEqual([{ drone_id: "d1", kind: "battery_low", cleared_at: null }]);
+    expect(await rows(`select count(*)::int as n from drones where fleet_id = $1`, fleet)).toEqual([{ n: 3 }]);
+    expect((await queued(fleet)).snapshots).toHaveLength(0);
+    const entry = (await directoryStub(env).fleets(0)).find((e) => e.fleet === fleet)!;
+    expect(entry).toMatchObject({ pending: 0, last_error: null });
+
+    // A second run finds nothing new and writes nothing twice.
+    await scheduled("* * * * *", now + 60_000);
+    expect(await rows(`select count(*)::int as n from drone_telemetry_snapshots where fleet_id = $1`, fleet)).toEqual([{ n: 3 }]);
+
+    // :02 of the next hour aggregates this one.
+    const hour = Math.floor(now / HOUR_MS) * HOUR_MS;
+    await scheduled("2 * * * *", hour + HOUR_MS + 2 * 60_000);
+    const h = await rows(`select fleet_size, snapshots_received, snapshots_expected, alerts_raised from hourly_analytics where fleet_id = $1`, fleet);
+    expect(h).toEqual([{ fleet_size: 3, snapshots_received: 3, snapshots_expected: 3 * 360, alerts_raised: 1 }]);
+    expect(await rows(`select count(*)::int as n from trend_analysis where fleet_id = $1`, fleet)).toEqual([{ n: 13 }]);
+    expect((await directoryStub(env).fleets(0)).find((e) => e.fleet === fleet)!.hourly_through).toBe(hour);
+
+    // The REST routes read it back.
+    const auth = { Authorization: `Bearer ${await token("viewer", [fleet])}` };
+    const from = new Date(hour).toISOString();
+    const res = await SELF.fetch(`https://edge.test/v1/fleets/${fleet}/analytics/hourly?from=${from}`, { headers: auth });
+    expect(res.status).toBe(200);
+    const body = (await res.json()) as { hours: { hour: string; fleet_size: number; trends: Record<string, unknown> }[] };
+    expect(body.hours).toHaveLength(1);
+    expect(body.hours[0]).toMatchObject({ hour: from, fleet_size: 3 });
+    expect(Object.keys(body.hours[0]!.trends)).toContain("failed_missions");
+    for (const path of ["analytics/insights", "insights"]) {
+      const ins = await SELF.fetch(`https://edge.test/v1/fleets/${fleet}/${path}?from=${from}`, { headers: auth });
+      expect(ins.status, path).toBe(200);
+      // Three drones reported once in an hour: far from complete.
+      expect(((await ins.json()) as { insights: { rule: string }[] }).insights.map((i) => i.rule)).toContain("low_completeness");
+    }
+    const al = await SELF.fetch(`https://edge.test/v1/fleets/${fleet}/alerts?active=true&from=${from}`, { headers: auth });
+    expect(((await al.json()) as { alerts: { kind: string }[] }).alerts.map((a) => a.kind)).toEqual(["battery_low"]);
+  });
+
+  it("recompute is admin-only, flushes first and rewrites the same row", async () => {
+    const fleet = uniqueFleet("re");
+    const { r } = await relay(fleet);
+    open.push(r);
+    await sendBatch(r, [sample("d1"), sample("d2")]);
+    const hour = new Date(Math.floor(Date.now() / HOUR_MS) * HOUR_MS).toISOString();
+    const url = `https://edge.test/v1/fleets/${fleet}/analytics/hourly/recompute?hour=${hour}`;
+    const viewer = await SELF.fetch(url, { method: "POST", headers: { Authorization: `Bearer ${await token("operator", [fleet])}` } });
+    expect(viewer.status).toBe(403);
+    const admin = { Authorization: `Bearer ${await token("admin", [fleet])}` };
+    const a = await SELF.fetch(url, { method: "POST", headers: admin });
+    expect(a.status).toBe(200);
+    const first = (await a.json()) as { flush: { rows: number }; hourly: Record<string, unknown> };
+    expect(first.flush.rows).toBe(2);
+    expect(first.hourly).toMatchObject({ hour, snapshots_received: 2, fleet_size: 2 });
+    const b = (await (await SELF.fetch(url, { method: "POST", headers: admin })).json()) as { flush: { rows: number }; hourly: Record<string, unknown> };
+    expect(b.flush.rows).toBe(0);
+    expect({ ...b.hourly, computed_at: null }).toEqual({ ...first.hourly, computed_at: null });
+  });
+});
+
+describe("analytics routes", () => {
+  const get = async (fleet: string, path: string, role: "viewer" | "relay" = "viewer", bindings: Partial<typeof env> = {}) =>
+    app.request(`https://edge.test/v1/fleets/${fleet}/${path}`, { headers: { Authorization: `Bearer ${await token(role, [fleet])}` } }, { ...env, ...bindings });
+
+  it("validates query parameters with coded 400s", async () => {
+    const fleet = uniqueFleet("rt");
+    const cases: [string, string][] = [
+      ["analytics/hourly?from=yesterday", "bad_time"],
+      ["analytics/hourly?to=2026-13-45T99:00:00Z", "bad_time"],
+      ["analytics/hourly?from=2026-02-02T00:00:00Z&to=2026-02-01T00:00:00Z", "bad_range"],
+      ["analytics/hourly?from=2025-01-01T00:00:00Z&to=2026-01-01T00:00:00Z", "range_too_large"],
+      ["analytics/insights?limit=0", "bad_limit"],
+      ["alerts?limit=abc", "bad_limit"],
+      ["alerts?active=maybe", "bad_param"],
+    ];
+    for (const [path, code] of cases) {
+      const res = await get(fleet, path);
+      expect(res.status, path).toBe(400);
+      expect(((await res.json()) as { error: { code: string } }).error.code, path).toBe(code);
+    }
+    const admin = { Authorization: `Bearer ${await token("admin", [fleet])}` };
+    for (const [q, code] of [["", "missing_hour"], ["?hour=noon", "bad_time"], [`?hour=${new Date(Date.now() + 2 * HOUR_MS).toISOString()}`, "hour_in_future"]]) {
+      const res = await app.request(`https://edge.test/v1/fleets/${fleet}/analytics/hourly/recompute${q}`, { method: "POST", headers: admin }, env);
+      expect(res.status, q).toBe(400);
+      expect(((await res.json()) as { error: { code: string } }).error.code, q).toBe(code);
+    }
+  });
+
+  it("answers 503 analytics_unavailable without DATABASE_URL, and 403 for the relay role", async () => {
+    const fleet = uniqueFleet("rt");
+    for (const path of ["analytics/hourly", "analytics/insights", "alerts"]) {
+      const res = await get(fleet, path, "viewer", { DATABASE_URL: undefined });
+      expect(res.status, path).toBe(503);
+      expect(((await res.json()) as { error: { code: string } }).error.code).toBe("analytics_unavailable");
+    }
+    expect((await get(fleet, "analytics/live", "relay")).status).toBe(403);
+  });
+});

@@ -1,0 +1,499 @@
+/**
+ * The analytics Postgres path against a real Postgres (TEST_DATABASE_URL; embedded PGlite when it
+ * is unset and nothing listens on 127.0.0.1:5432): the outbox writer and flush (idempotent retry,
+ * Postgres down mid-flush, crash between COMMIT and the outbox delete), the hourly aggregation
+ * against hand-computed fixtures, trends, insights, and recompute. Same driver and proxy as the
+ * edge: @neondatabase/serverless over scripts/wsproxy.ts.
+ */
+import { randomUUID } from "node:crypto";
+import { connect } from "node:net";
+import { Pool } from "@neondatabase/serverless";
+import { sql } from "drizzle-orm";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { OutboxItem, SnapshotRow } from "../../edge/outbox";
+import { benchAnalytics } from "../../edge/pg/bench";
+import { drizzleFor, endPool, type AnalyticsDb } from "../../edge/pg/client";
+import { drainOutbox } from "../../edge/pg/flush";
+import { aggregateHour, type HourlyRow } from "../../edge/pg/hourly";
+import { MemoryOutbox } from "../../edge/pg/memory-source";
+import { readAlerts, readHourly, readInsights } from "../../edge/pg/read";
+import { writeBatch } from "../../edge/pg/writer";
+import { applyNeonLocalConfig, runMigrations, startDatabase, type Database } from "../../scripts/db";
+import { startWsProxy, type WsProxy } from "../../scripts/wsproxy";
+
+const BASE_URL = process.env.TEST_DATABASE_URL ?? "postgresql://postgres@127.0.0.1:5432/test";
+const T = (iso: string) => Date.parse(iso);
+
+let proxy: WsProxy;
+let url: string;
+let pool: Pool;
+let db: AnalyticsDb;
+let cleanup: () => Promise<void> = async () => {};
+
+function newPool(connectionString = url): Pool {
+  const p = new Pool({ connectionString, max: 1, connectionTimeoutMillis: 5_000, query_timeout: 20_000 });
+  p.on("error", () => {}); // a dropped idle connection surfaces through the next query
+  return p;
+}
+
+function reachable(host: string, port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = connect({ host, port });
+    const done = (ok: boolean) => {
+      s.destroy();
+      resolve(ok);
+    };
+    s.setTimeout(1_000, () => done(false));
+    s.once("connect", () => done(true));
+    s.once("error", () => done(false));
+  });
+}
+
+beforeAll(async () => {
+  proxy = await startWsProxy();
+  applyNeonLocalConfig(proxy.port);
+  const base = new URL(BASE_URL);
+  if (process.env.TEST_DATABASE_URL || (await reachable(base.hostname, Number(base.port || 5432)))) {
+    const name = `df_analytics_${randomUUID().replace(/-/g, "").slice(0, 12)}`;
+    const admin = newPool(BASE_URL);
+    await admin.query(`create database ${name}`);
+    base.pathname = `/${name}`;
+    url = base.toString();
+    cleanup = async () => {
+      await admin.query(`drop database if exists ${name} with (force)`);
+      await admin.end();
+    };
+  } else {
+    const pg: Database = await startDatabase({ dataDir: "memory://" });
+    url = pg.url;
+    cleanup = () => pg.close();
+  }
+  await runMigrations(url, proxy.port);
+  pool = newPool();
+  db = drizzleFor(pool);
+});
+
+afterAll(async () => {
+  await pool?.end().catch(() => {});
+  await cleanup();
+  await proxy?.close();
+});
+
+async function count(table: string, fleet: string): Promise<number> {
+  const r = await pool.query<{ n: number }>(`select count(*)::int as n from ${table} where fleet_id = $1`, [fleet]);
+  return r.rows[0]!.n;
+}
+
+const FLEET_INFO = (id: string, version = 1) => ({ id, config: { ceiling_m: 120, version }, configVersion: version });
+
+function snap(drone: string, t: number, distance: number, over: Partial<SnapshotRow> = {}): Omit<SnapshotRow, "id"> {
+  return { drone_id: drone, snapshot_time: t, lat: 47.4, lon: 8.5, alt_m: 40, battery_pct: 70, speed_mps: 5, status: "flying", armed: true, distance_m: distance, ...over };
+}
+
+type NewItem = Omit<OutboxItem, "id">;
+const mission = (id: string, o: { status: string; started?: number | null; assigned?: number | null; completed?: number | null; updated: number; drone?: string }): NewItem => ({
+  kind: "mission",
+  key: id,
+  body: {
+    mission_id: id,
+    drone_id: o.drone ?? "d1",
+    command_id: `cmd-${id}`,
+    status: o.status,
+    priority: "normal",
+    waypoint_count: 2,
+    created_at: (o.assigned ?? o.started ?? o.updated) - 1000,
+    assigned_at: o.assigned ?? null,
+    started_at: o.started ?? null,
+    completed_at: o.completed ?? null,
+    message: null,
+    updated_at: o.updated,
+  },
+});
+const event = (id: string, type: "head_on" | "crossing", created: number, resolutionMs: number | null): NewItem => ({
+  kind: "coordination_event",
+  key: id,
+  body: {
+    event_id: id,
+    key: `k-${id}`,
+    event_type: type,
+    drone_ids: ["d1", "d2"],
+    detected_at: created,
+    first_command_at: created + 10,
+    resolved_at: resolutionMs === null ? null : created + resolutionMs,
+    resolution_time_ms: resolutionMs,
+    strategy: "hold",
+    status: resolutionMs === null ? "active" : "resolved",
+    overridden_by: null,
+    override_reason: null,
+    time_to_conflict_s: 12,
+    min_horizontal_m: 10,
+    min_vertical_m: 2,
+    attempts: 1,
+    last_attempt_at: created,
+    updated_at: created + (resolutionMs ?? 0),
+  },
+});
+const charge = (drone: string, start: number, minutes: number, from: number, to: number): NewItem => ({
+  kind: "charging_session",
+  key: `${drone}@${start}`,
+  body: { drone_id: drone, start_time: start, end_time: start + minutes * 60_000, start_battery: from, end_battery: to },
+});
+const alert = (id: string, raised: number, cleared: number | null = null): NewItem => ({
+  kind: "alert",
+  key: id,
+  body: { alert_id: id, drone_id: "d1", kind: "battery_low", severity: "warning", message: "d1 battery low", value: 25, raised_at: raised, cleared_at: cleared, updated_at: cleared ?? raised },
+});
+const audit = (id: string, received: number, status: string): NewItem => ({
+  kind: "command_audit",
+  key: id,
+  body: { command_id: id, command: "modify_waypoint", drone_id: "d1", sub: "op", role: "operator", status, code: null, message: status, params: '{"a":1}', relay_id: "r1", received_at: received, sent_at: received + 1, finished_at: received + 30 },
+});
+const metrics = (ts: number, total: number): NewItem => ({
+  kind: "performance_metrics",
+  key: String(ts),
+  body: { ts, active_drones: 1, total_drones: total, live_drones: total, fleet_battery_average: 70, active_missions: 0, coordination_events_active: 0, fleet_utilization_percentage: 20, emergency_status: "normal", alerts_active: 0 },
+});
+
+function outboxOf(items: NewItem[], snapshots: Omit<SnapshotRow, "id">[] = []): MemoryOutbox {
+  const box = new MemoryOutbox();
+  for (const i of items) box.add(i);
+  for (const s of snapshots) box.addSnapshot(s);
+  return box;
+}
+
+describe("outbox flush into Postgres", () => {
+  const t0 = T("2026-03-01T10:00:00Z");
+  const fixture = () =>
+    outboxOf(
+      [
+        mission("m1", { status: "completed", started: t0, completed: t0 + 600_000, updated: t0 + 600_000 }),
+        event("e1", "head_on", t0 + 1000, 800),
+        alert("a1", t0 + 2000),
+        audit("c1", t0 + 3000, "acked"),
+        metrics(t0 + 5000, 3),
+        charge("d2", t0, 30, 20, 80),
+      ],
+      [snap("d1", t0, 0), snap("d1", t0 + 10_000, 12), snap("d2", t0, 0), snap("d2", t0 + 10_000, 0), snap("d3", t0 + 20_000, 4)],
+    );
+
+  it("writes every kind in one run and empties the outbox", async () => {
+    const fleet = "flush-a";
+    const box = fixture();
+    const r = await drainOutbox(box, db, FLEET_INFO(fleet));
+    expect(r).toMatchObject({ status: "ok", rows: 11, batches: 1, remaining: 0 });
+    expect(box.pendingTotal()).toBe(0);
+    for (const [table, n] of [
+      ["missions", 1],
+      ["coordination_events", 1],
+      ["alerts", 1],
+      ["command_audit", 1],
+      ["performance_metrics", 1],
+      ["charging_sessions", 1],
+      ["drone_telemetry_snapshots", 5],
+      ["drones", 3],
+    ] as const) {
+      expect(await count(table, fleet), table).toBe(n);
+    }
+    const m = await pool.query(`select status, actual_duration_minutes from missions where fleet_id = $1`, [fleet]);
+    expect(m.rows).toEqual([{ status: "completed", actual_duration_minutes: 10 }]);
+    const d = await pool.query(`select drone_id, first_seen_at, last_seen_at from drones where fleet_id = $1 order by drone_id`, [fleet]);
+    expect(d.rows[0]).toEqual({ drone_id: "d1", first_seen_at: new Date(t0), last_seen_at: new Date(t0 + 10_000) });
+    const a = await pool.query(`select params, latency_ms from command_audit where fleet_id = $1`, [fleet]);
+    expect(a.rows).toEqual([{ params: { a: 1 }, latency_ms: 30 }]);
+    const f = await pool.query(`select config, config_version from fleets where id = $1`, [fleet]);
+    expect(f.rows).toEqual([{ config: { ceiling_m: 120, version: 1 }, config_version: 1 }]);
+  });
+
+  it("writes a batch twice without duplicates; missions keep their newest revision", async () => {
+    const fleet = "flush-b";
+    const box = fixture();
+    const batch = box.read(100, 100);
+    await writeBatch(db, FLEET_INFO(fleet), batch);
+    await writeBatch(db, FLEET_INFO(fleet), batch);
+    expect(await count("drone_telemetry_snapshots", fleet)).toBe(5);
+    expect(await count("missions", fleet)).toBe(1);
+    expect(await count("performance_metrics", fleet)).toBe(1);
+
+    // A newer revision updates the mission and the event; an older one arriving late does not.
+    const newer = outboxOf([mission("m1", { status: "failed", started: t0, completed: t0 + 60_000, updated: t0 + 900_000 }), alert("a1", t0 + 2000, t0 + 9000)]);
+    await writeBatch(db, FLEET_INFO(fleet, 2), newer.read(10, 10));
+    const older = outboxOf([mission("m1", { status: "active", started: t0, updated: t0 + 1 })]);
+    await writeBatch(db, FLEET_INFO(fleet, 1), older.read(10, 10));
+    const m = await pool.query(`select status, actual_duration_minutes from missions where fleet_id = $1`, [fleet]);
+    expect(m.rows).toEqual([{ status: "failed", actual_duration_minutes: 1 }]);
+    const a = await pool.query(`select cleared_at from alerts where fleet_id = $1`, [fleet]);
+    expect(a.rows).toEqual([{ cleared_at: new Date(t0 + 9000) }]);
+    const f = await pool.query(`select config_version from fleets where id = $1`, [fleet]);
+    expect(f.rows).toEqual([{ config_version: 2 }]);
+  });
+
+  it("keeps everything queued while Postgres is unreachable and delivers on the next run", async () => {
+    const fleet = "flush-down";
+    const box = fixture();
+    // A Postgres that is down: the proxy's connection to the target is refused.
+    const dead = newPool(url.replace(/:\d+\//, ":1/"));
+    const r1 = await drainOutbox(box, drizzleFor(dead), FLEET_INFO(fleet));
+    await endPool(dead);
+    expect(r1.status).toBe("error");
+    expect(r1.error).toBeTruthy();
+    expect(r1).toMatchObject({ rows: 0, remaining: 11 });
+    expect(box.pendingTotal()).toBe(11);
+
+    const r2 = await drainOutbox(box, db, FLEET_INFO(fleet));
+    expect(r2).toMatchObject({ status: "ok", rows: 11, remaining: 0 });
+    expect(await count("drone_telemetry_snapshots", fleet)).toBe(5);
+  });
+
+  it("loses nothing when Postgres goes away in the middle of a flush", async () => {
+    const fleet = "flush-mid";
+    const items = Array.from({ length: 10 }, (_, i) => metrics(t0 + i * 5000, 4));
+    const box = outboxOf(items);
+    // A proxy of our own that dies after the first batch has been committed and acked.
+    const own = await startWsProxy();
+    applyNeonLocalConfig(own.port);
+    const p = newPool();
+    const ack = box.ack.bind(box);
+    let acks = 0;
+    box.ack = (b) => {
+      ack(b);
+      if (++acks === 1) void own.close();
+    };
+    try {
+      const r1 = await drainOutbox(box, drizzleFor(p), FLEET_INFO(fleet), { maxItems: 3 });
+      expect(r1.status).toBe("error");
+      expect(r1.rows).toBe(3);
+      expect(box.pendingTotal()).toBe(7);
+    } finally {
+      box.ack = ack;
+      await endPool(p);
+      await own.close();
+      applyNeonLocalConfig(proxy.port);
+    }
+    expect(await count("performance_metrics", fleet)).toBe(3);
+    const r2 = await drainOutbox(box, db, FLEET_INFO(fleet), { maxItems: 3 });
+    expect(r2).toMatchObject({ status: "ok", rows: 7, batches: 3, remaining: 0 });
+    expect(await count("performance_metrics", fleet)).toBe(10);
+  });
+
+  it("does not duplicate rows after a crash between COMMIT and the outbox delete", async () => {
+    const fleet = "flush-crash";
+    const box = fixture();
+    box.failAcks = 1;
+    const r1 = await drainOutbox(box, db, FLEET_INFO(fleet));
+    expect(r1.status).toBe("error");
+    expect(r1.error).toMatch(/simulated crash/);
+    // Committed in Postgres, still in the outbox.
+    expect(await count("drone_telemetry_snapshots", fleet)).toBe(5);
+    expect(box.pendingTotal()).toBe(11);
+    const r2 = await drainOutbox(box, db, FLEET_INFO(fleet));
+    expect(r2).toMatchObject({ status: "ok", rows: 11, remaining: 0 });
+    for (const table of ["drone_telemetry_snapshots", "missions", "coordination_events", "alerts", "command_audit", "performance_metrics", "charging_sessions"]) {
+      const expected = table === "drone_telemetry_snapshots" ? 5 : 1;
+      expect(await count(table, fleet), table).toBe(expected);
+    }
+  });
+});
+
+describe("hourly aggregation", () => {
+  const H = T("2026-03-02T14:00:00Z");
+  const min = 60_000;
+
+  /** The fixture hour, with rows just outside it on both sides that must not count. */
+  async function loadHour(fleet: string): Promise<void> {
+    const box = outboxOf(
+      [
+        // Missions finishing in the hour: 30, 20, 15 (assigned, never active) and 10 minutes.
+        mission("m1", { status: "completed", started: H, completed: H + 30 * min, updated: H + 30 * min }),
+        mission("m2", { status: "completed", started: H - 10 * min, completed: H + 10 * min, updated: H + 10 * min }),
+        mission("m3", { status: "failed", assigned: H + 20 * min, completed: H + 35 * min, updated: H + 35 * min }),
+        mission("m4", { status: "aborted", started: H + 30 * min, completed: H + 40 * min, updated: H + 40 * min }),
+        mission("m5", { status: "completed", started: H + 50 * min, completed: H + 60 * min, updated: H + 60 * min }), // next hour
+        mission("m6", { status: "active", started: H + 5 * min, updated: H + 5 * min }),
+        // Charging starting in the hour: +60 % in 30 min, +40 % in 20 min; one before the hour.
+        charge("a", H + 5 * min, 30, 20, 80),
+        charge("b", H + 50 * min, 20, 30, 70),
+        charge("c", H - 20 * min, 60, 10, 90),
+        // Coordination: head_on ×2 (1,000 and 3,000 ms), crossing ×1 (500 ms), one next hour.
+        event("e1", "head_on", H + 1 * min, 1000),
+        event("e2", "head_on", H + 2 * min, 3000),
+        event("e3", "crossing", H + 3 * min, 500),
+        event("e4", "crossing", H + 60 * min, 100),
+        // Live metrics saw five drones.
+        metrics(H + 5000, 4),
+        metrics(H + 10_000, 5),
+        metrics(H + 60 * min, 9),
+        alert("al1", H + 10 * min),
+        alert("al2", H + 50 * min),
+        alert("al0", H - 1),
+        audit("k1", H + min, "acked"),
+        audit("k2", H + 2 * min, "failed"),
+        audit("k3", H + 3 * min, "timeout"),
+        audit("k4", H + 61 * min, "failed"),
+      ],
+      [
+        // Three slots: active (distance > 0) 2, 1 and 1 of five drones.
+        snap("a", H, 10),
+        snap("b", H, 0),
+        snap("c", H, 5),
+        snap("a", H + 10_000, 10),
+        snap("b", H + 10_000, 0),
+        snap("a", H + 20_000, 0),
+        snap("b", H + 20_000, 0),
+        snap("c", H + 20_000, 0),
+        snap("d", H + 20_000, 3),
+        snap("a", H + 60 * min, 50), // next hour
+      ],
+    );
+    const r = await drainOutbox(box, db, FLEET_INFO(fleet));
+    expect(r.status).toBe("ok");
+  }
+
+  it("computes the seed's metrics for the hour, by hand", async () => {
+    const fleet = "hourly-a";
+    await loadHour(fleet);
+    const { row, trends } = await aggregateHour(db, fleet, H + 17 * min);
+    expect(row.hour).toEqual(new Date(H));
+    expect(row).toMatchObject({
+      missions_completed: 4,
+      successful_missions: 2,
+      failed_missions: 1,
+      aborted_missions: 1,
+      charging_sessions: 2,
+      coordination_events: 3,
+      coordination: { head_on: { count: 2, avg_resolution_ms: 2000 }, crossing: { count: 1, avg_resolution_ms: 500 } },
+      fleet_size: 5,
+      snapshots_received: 9,
+      snapshots_expected: 5 * 360,
+      alerts_raised: 2,
+      commands: 3,
+      commands_failed: 2,
+    });
+    expect(row.avg_duration_minutes).toBeCloseTo((30 + 20 + 15 + 10) / 4, 9);
+    expect(row.avg_charge_gained).toBeCloseTo(50, 9);
+    expect(row.avg_charging_time_minutes).toBeCloseTo(25, 9);
+    expect(row.avg_resolution_time_ms).toBeCloseTo(1500, 9);
+    // Average active drones per slot (2 + 1 + 1) / 3 over the real fleet size, 5.
+    expect(row.fleet_utilization_percentage).toBeCloseTo(((4 / 3) / 5) * 100, 9);
+    expect(row.data_completeness).toBeCloseTo(9 / 1800, 12);
+    // No earlier hours: trends have values but no baselines.
+    const failed = trends.find((t) => t.metric === "failed_missions")!;
+    expect(failed).toMatchObject({ value: 1, previous_hour_value: null, yesterday_value: null, previous_hour_change_pct: null });
+  });
+
+  it("an empty hour still gets a row", async () => {
+    const { row, insights } = await aggregateHour(db, "hourly-empty", H);
+    expect(row).toMatchObject({ missions_completed: 0, charging_sessions: 0, coordination_events: 0, coordination: {}, fleet_size: 0, snapshots_expected: 0 });
+    expect(row.avg_duration_minutes).toBeNull();
+    expect(row.data_completeness).toBeNull();
+    expect(row.fleet_utilization_percentage).toBeNull();
+    expect(insights).toEqual([]);
+  });
+
+  it("recomputing an hour yields the same row, and takes late data in", async () => {
+    const fleet = "hourly-re";
+    await loadHour(fleet);
+    const a = await aggregateHour(db, fleet, H, { now: new Date(H + 62 * min) });
+    const b = await aggregateHour(db, fleet, H, { now: new Date(H + 90 * min) });
+    const strip = (r: HourlyRow) => ({ ...r, computed_at: null });
+    expect(strip(b.row)).toEqual(strip(a.row));
+    expect(b.trends).toEqual(a.trends);
+    expect(b.insights).toEqual(a.insights);
+    expect(await count("hourly_analytics", fleet)).toBe(1);
+
+    // A late flush (Postgres was down at :02) adds a failed mission; recompute picks it up.
+    await drainOutbox(outboxOf([mission("late", { status: "failed", started: H + 40 * min, completed: H + 45 * min, updated: H + 45 * min })]), db, FLEET_INFO(fleet));
+    const c = await aggregateHour(db, fleet, H);
+    expect(c.row).toMatchObject({ missions_completed: 5, failed_missions: 2 });
+    expect(await count("hourly_analytics", fleet)).toBe(1);
+  });
+});
+
+describe("trends and insights", () => {
+  const H = T("2026-03-05T09:00:00Z");
+  const min = 60_000;
+
+  async function failedMissions(fleet: string, hour: number, n: number, ok = 0): Promise<void> {
+    const items: NewItem[] = [];
+    for (let i = 0; i < n + ok; i++) {
+      const done = hour + (i + 1) * min;
+      items.push(mission(`m-${hour}-${i}`, { status: i < n ? "failed" : "completed", started: done - 5 * min, completed: done, updated: done }));
+    }
+    await drainOutbox(outboxOf(items), db, FLEET_INFO(fleet));
+  }
+
+  it("compares with the previous hour and yesterday and writes sentences an operator can act on", async () => {
+    const fleet = "insights-a";
+    // Same hour yesterday: 5 failed of 10; previous hour: 7 failed; this hour: 7 failed of 10.
+    await failedMissions(fleet, H - 24 * 60 * min, 5, 5);
+    await failedMissions(fleet, H - 60 * min, 7, 3);
+    await failedMissions(fleet, H, 7, 3);
+    // Charging over the last day: three drones around 20 min, drone_7 at 42 min → median 21 min.
+    await drainOutbox(
+      outboxOf([
+        charge("drone_1", H - 5 * 60 * min, 20, 30, 80),
+        charge("drone_2", H - 4 * 60 * min, 20, 30, 80),
+        charge("drone_3", H + 5 * min, 22, 30, 80),
+        charge("drone_7", H + 10 * min, 42, 30, 80),
+        charge("drone_9", H - 30 * 60 * min, 200, 30, 80), // older than a day: ignored
+      ]),
+      db,
+      FLEET_INFO(fleet),
+    );
+    // Telemetry for two of the fleet's drones, a few snapshots each: data is far from complete.
+    await drainOutbox(outboxOf([], [snap("drone_1", H, 5), snap("drone_7", H, 0)]), db, FLEET_INFO(fleet));
+
+    await aggregateHour(db, fleet, H - 24 * 60 * min);
+    await aggregateHour(db, fleet, H - 60 * min);
+    const r = await aggregateHour(db, fleet, H);
+
+    const failed = r.trends.find((t) => t.metric === "failed_missions")!;
+    expect(failed).toMatchObject({ value: 7, previous_hour_value: 7, yesterday_value: 5, previous_hour_change_pct: 0 });
+    expect(failed.yesterday_change_pct).toBeCloseTo(40, 9);
+
+    const byRule = new Map(r.insights.map((i) => [`${i.rule}:${i.subject}`, i]));
+    expect(byRule.get("trend_failed_missions:")?.message).toBe("failed missions up 40 % on yesterday (7 vs 5)");
+    expect(byRule.get("low_success_rate:")?.message).toBe(
+      "only 30 % of missions succeeded (3 of 10): read the failed missions' messages in the command audit",
+    );
+    expect(byRule.get("slow_charger:drone_7")?.message).toBe(
+      "drone_7 charges twice as long as the fleet median (42 min vs 21 min over the last 24 h, 1 session): check its battery health and charger",
+    );
+    expect(byRule.has("slow_charger:drone_3")).toBe(false);
+    expect(byRule.get("low_completeness:")?.severity).toBe("critical");
+    expect(byRule.get("low_completeness:")?.message).toMatch(/^only 0 % of expected telemetry snapshots arrived \(2 of 720\)/);
+
+    // Stored, and readable through the route queries.
+    const stored = await readInsights(db, fleet, { from: new Date(H), to: new Date(H + 60 * min) }, 100);
+    expect(stored.map((i) => `${i.rule}:${i.subject}`).sort()).toEqual([...byRule.keys()].sort());
+    const hours = await readHourly(db, fleet, { from: new Date(H - 60 * min), to: new Date(H + 60 * min) });
+    expect(hours.map((h) => h.hour)).toEqual([new Date(H - 60 * min), new Date(H)]);
+    expect(hours[1]).toMatchObject({ failed_missions: 7, trends: { failed_missions: { value: 7, yesterday_value: 5 } } });
+
+    // Recompute after the underlying data changed: stale insights go.
+    await pool.query(`update missions set status = 'completed' where fleet_id = $1 and completed_at >= $2`, [fleet, new Date(H)]);
+    const again = await aggregateHour(db, fleet, H);
+    expect(again.insights.some((i) => i.rule === "trend_failed_missions")).toBe(false);
+    const stored2 = await pool.query<{ n: number }>(`select count(*)::int as n from insights where fleet_id = $1 and hour = $2`, [fleet, new Date(H)]);
+    expect(stored2.rows[0]!.n).toBe(again.insights.length);
+  });
+
+  it("reads alert history for the route", async () => {
+    const fleet = "alerts-read";
+    await drainOutbox(outboxOf([alert("x1", H + min), alert("x2", H + 2 * min, H + 3 * min), alert("x3", H - 2 * 60 * min)]), db, FLEET_INFO(fleet));
+    const range = { from: new Date(H), to: new Date(H + 60 * min) };
+    expect((await readAlerts(db, fleet, range, { limit: 10 })).map((a) => a.alert_id)).toEqual(["x2", "x1"]);
+    expect((await readAlerts(db, fleet, range, { limit: 10, active: true })).map((a) => a.alert_id)).toEqual(["x1"]);
+    expect((await readAlerts(db, fleet, range, { limit: 10 }))[0]).toMatchObject({ drone_id: "d1", kind: "battery_low", cleared_at: new Date(H + 3 * min) });
+  });
+});
+
+describe("benchmark hook", () => {
+  it("flushes a synthetic minute and aggregates its hour (small, untimed)", async () => {
+    const r = await benchAnalytics(db, { fleet: "bench-small", drones: 20, snapshotsPerDrone: 6, events: 10 });
+    expect(r.flush.snapshots).toBe(120);
+    expect(r.flush.rows).toBe(120 + 10 * 5 + 12);
+    expect(r.hourly).toMatchObject({ snapshots_received: 120, fleet_size: 20 });
+    const n = await db.execute<{ n: number }>(sql`select count(*)::int as n from hourly_analytics where fleet_id = 'bench-small'`);
+    expect(n.rows[0]!.n).toBe(1);
+  });
+});
