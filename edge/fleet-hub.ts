@@ -550,9 +550,12 @@ export class FleetHub extends DurableObject<Env> {
       }
     }
     if (accepted.length) {
+      // Fan out before writing: the output gate holds messages sent after a storage write until
+      // the write is durable, and live telemetry should not wait for that. The relay's
+      // batch_ack is sent after the write, so the relay only forgets what is durable here.
+      this.fanOut(accepted);
       this.persist(accepted, now, att.relayId ?? att.sub);
       this.analytics.onTelemetry(accepted, now); // analytics hook: snapshots, charging sessions
-      this.fanOut(accepted);
       if (this.detectDueAt === null) this.ctx.waitUntil(this.scheduleAlarm());
     }
     return ack;
