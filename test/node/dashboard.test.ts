@@ -11,33 +11,17 @@
 import { randomUUID } from "node:crypto";
 import { existsSync, mkdirSync } from "node:fs";
 import { resolve } from "node:path";
-import { Pool } from "@neondatabase/serverless";
 import { chromium, type Browser, type BrowserContext, type Page, type WebSocketRoute } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { applyNeonLocalConfig } from "../../scripts/db";
 import { REPO_ROOT } from "../../scripts/dev-vars";
 import { startStack, type Stack } from "../../scripts/stack";
-import { startWsProxy } from "../../scripts/wsproxy";
+import { createTestDatabase } from "./support";
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
-const PG_URL = process.env.TEST_DATABASE_URL ?? "postgresql://postgres@127.0.0.1:5432/test";
 const DRONES = 5;
 const FLEET = `dash-${randomUUID().slice(0, 8)}`;
-const DB_NAME = `df_dash_${randomUUID().replace(/-/g, "").slice(0, 12)}`;
 const ARTIFACTS = resolve(REPO_ROOT, "test-artifacts");
 
-async function adminSql(sql: string): Promise<void> {
-  const proxy = await startWsProxy();
-  applyNeonLocalConfig(proxy.port);
-  const pool = new Pool({ connectionString: PG_URL, max: 1, connectionTimeoutMillis: 10_000 });
-  pool.on("error", () => {});
-  try {
-    await pool.query(sql);
-  } finally {
-    await pool.end();
-    await proxy.close();
-  }
-}
 
 /** The page's DOM as the in-page callbacks below use it (this file compiles without the DOM lib;
  * the callbacks run in the browser). */
@@ -85,18 +69,17 @@ describe("operator dashboard in a browser", () => {
 
   const shot = (p: Page, name: string) => p.screenshot({ path: resolve(ARTIFACTS, `${name}.png`), fullPage: false });
 
+  let db: Awaited<ReturnType<typeof createTestDatabase>> | undefined;
   beforeAll(async () => {
     if (!existsSync(CHROMIUM)) throw new Error(`no chromium at ${CHROMIUM}: apt-get install chromium (or set CHROMIUM_PATH)`);
     mkdirSync(ARTIFACTS, { recursive: true });
-    await adminSql(`create database ${DB_NAME}`);
-    const u = new URL(PG_URL);
-    u.pathname = `/${DB_NAME}`;
+    db = await createTestDatabase("df_dash");
     stack = await startStack({
       fleet: FLEET,
       drones: DRONES,
       rate: 2,
       port: 0,
-      databaseUrl: u.toString(),
+      databaseUrl: db.url,
       cron: false,
       healthTimeoutMs: 90_000,
       log: () => {},
@@ -124,7 +107,7 @@ describe("operator dashboard in a browser", () => {
   afterAll(async () => {
     await browser?.close().catch(() => {});
     await stack?.stop();
-    await adminSql(`drop database if exists ${DB_NAME} with (force)`).catch(() => {});
+    await db?.drop().catch(() => {});
   }, 60_000);
 
   it("serves the page at / with security headers, and keeps /health and /v1 on the Worker", async () => {

@@ -11,103 +11,22 @@
  * resolution command was applied, and the event's replay holds the involved drones' tracks.
  */
 import { randomUUID } from "node:crypto";
-import { Pool } from "@neondatabase/serverless";
 import { afterAll, beforeAll, describe, it } from "vitest";
 import WebSocket from "ws";
 import { signToken, type Role } from "../../edge/auth";
-import type { CoordinationEventView, RelayCommand, ServerMessage } from "../../edge/protocol";
+import type { CoordinationEventView, RelayCommand } from "../../edge/protocol";
 import { EdgeLink } from "../../relay/link";
 import type { ScenarioName } from "../../relay/scenarios";
 import { SimFleet, type PairSeparation } from "../../relay/sim";
-import { applyNeonLocalConfig } from "../../scripts/db";
 import { resolveAuthSecret } from "../../scripts/dev-vars";
 import { startStack, type Stack } from "../../scripts/stack";
-import { startWsProxy } from "../../scripts/wsproxy";
+import { createTestDatabase, Dashboard, type Received } from "./support";
 
-const PG_URL = process.env.TEST_DATABASE_URL ?? "postgresql://postgres@127.0.0.1:5432/test";
-const DB_NAME = `df_coord_${randomUUID().replace(/-/g, "").slice(0, 12)}`;
 const RUN = randomUUID().slice(0, 6);
 const SEP_H = 30;
 const SEP_V = 10;
 
-/** Run SQL on the server's maintenance database through a short-lived proxy. */
-async function adminSql(sql: string): Promise<void> {
-  const proxy = await startWsProxy();
-  applyNeonLocalConfig(proxy.port);
-  const pool = new Pool({ connectionString: PG_URL, max: 1, connectionTimeoutMillis: 10_000 });
-  pool.on("error", () => {});
-  try {
-    await pool.query(sql);
-  } finally {
-    await pool.end();
-    await proxy.close();
-  }
-}
 
-type Received = { at: number; msg: ServerMessage };
-
-/** A dashboard socket that records every frame and lets a test wait, bounded, for a condition. */
-class Dashboard {
-  readonly frames: Received[] = [];
-  closed: string | null = null;
-  private waiters = new Set<() => void>();
-  private constructor(readonly ws: WebSocket) {
-    ws.on("close", (code, reason) => {
-      this.closed = `dashboard socket closed: ${code} ${reason.toString()}`;
-    });
-    ws.on("message", (data, isBinary) => {
-      if (isBinary) return;
-      this.frames.push({ at: Date.now(), msg: JSON.parse(data.toString()) as ServerMessage });
-      for (const w of this.waiters) w();
-    });
-  }
-
-  static open(url: string, token: string): Promise<Dashboard> {
-    return new Promise((resolve, reject) => {
-      const ws = new WebSocket(url, { headers: { authorization: `Bearer ${token}` } });
-      const d = new Dashboard(ws);
-      const timer = setTimeout(() => {
-        ws.terminate();
-        reject(new Error("dashboard socket did not open within 10 s"));
-      }, 10_000);
-      ws.once("open", () => {
-        clearTimeout(timer);
-        resolve(d);
-      });
-      ws.once("unexpected-response", (_req, res) => {
-        clearTimeout(timer);
-        reject(new Error(`dashboard socket refused: HTTP ${res.statusCode}`));
-      });
-      ws.once("error", (err) => {
-        clearTimeout(timer);
-        reject(err);
-      });
-    });
-  }
-
-  /** Resolve once `check` holds for the frames received so far; reject after `timeoutMs`. */
-  waitFor(what: string, timeoutMs: number, check: (frames: Received[]) => boolean, context: () => string): Promise<void> {
-    return new Promise((resolve, reject) => {
-      const test = () => {
-        if (check(this.frames)) {
-          clearTimeout(timer);
-          this.waiters.delete(test);
-          resolve();
-        }
-      };
-      const timer = setTimeout(() => {
-        this.waiters.delete(test);
-        reject(new Error(`timed out after ${timeoutMs} ms waiting for ${what}\n${context()}`));
-      }, timeoutMs);
-      this.waiters.add(test);
-      test();
-    });
-  }
-
-  close(): void {
-    this.ws.terminate();
-  }
-}
 
 /** Latest state of every coordination event the dashboard saw, in order of first sight. */
 function eventsOf(frames: Received[]): CoordinationEventView[] {
@@ -127,15 +46,14 @@ describe("collision avoidance end to end: simulator scenarios against the real e
   const cleanups: (() => Promise<void> | void)[] = [];
   const unexpected: string[] = [];
 
+  let db: Awaited<ReturnType<typeof createTestDatabase>> | undefined;
   beforeAll(async () => {
-    await adminSql(`create database ${DB_NAME}`);
-    const u = new URL(PG_URL);
-    u.pathname = `/${DB_NAME}`;
+    db = await createTestDatabase("df_coord");
     stack = await startStack({
       fleet: `coord-${RUN}`,
       relay: false,
       port: 0,
-      databaseUrl: u.toString(),
+      databaseUrl: db.url,
       cron: false,
       healthTimeoutMs: 90_000,
       log: () => {},
@@ -156,7 +74,7 @@ describe("collision avoidance end to end: simulator scenarios against the real e
       }
     }
     await stack?.stop();
-    await adminSql(`drop database if exists ${DB_NAME} with (force)`);
+    await db?.drop();
   }, 60_000);
 
   const scenarios: ScenarioName[] = ["head_on", "crossing", "overtaking", "swarm"];

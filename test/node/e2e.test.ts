@@ -5,102 +5,16 @@
  * live again, per-drone seq strictly increasing across the whole run.
  */
 import { randomUUID } from "node:crypto";
-import { Pool } from "@neondatabase/serverless";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import WebSocket from "ws";
-import type { FleetStatus, ServerMessage, TelemetryFrame } from "../../edge/protocol";
-import { applyNeonLocalConfig } from "../../scripts/db";
+import type { FleetStatus, TelemetryFrame } from "../../edge/protocol";
 import { startStack, type Stack } from "../../scripts/stack";
-import { startWsProxy } from "../../scripts/wsproxy";
+import { createTestDatabase, Dashboard, type Received } from "./support";
 
-const PG_URL = process.env.TEST_DATABASE_URL ?? "postgresql://postgres@127.0.0.1:5432/test";
 const DRONES = 5;
 const FLEET = `e2e-${randomUUID().slice(0, 8)}`;
-const DB_NAME = `df_e2e_${randomUUID().replace(/-/g, "").slice(0, 12)}`;
 
-/** Run SQL on the server's maintenance database through a short-lived proxy. */
-async function adminSql(sql: string): Promise<void> {
-  const proxy = await startWsProxy();
-  applyNeonLocalConfig(proxy.port);
-  const pool = new Pool({ connectionString: PG_URL, max: 1, connectionTimeoutMillis: 10_000 });
-  pool.on("error", () => {});
-  try {
-    await pool.query(sql);
-  } finally {
-    await pool.end();
-    await proxy.close();
-  }
-}
 
-type Received = { at: number; msg: ServerMessage };
-
-/** A dashboard socket that records every frame and lets a test wait, bounded, for a condition. */
-class Dashboard {
-  readonly frames: Received[] = [];
-  /** Set when the socket closes (for failure messages: e.g. wrangler reloaded the Worker). */
-  closed: string | null = null;
-  private waiters = new Set<() => void>();
-  private constructor(readonly ws: WebSocket) {
-    ws.on("close", (code, reason) => {
-      this.closed = `dashboard socket closed: ${code} ${reason.toString()}`;
-    });
-    ws.on("message", (data, isBinary) => {
-      if (isBinary) return;
-      this.frames.push({ at: Date.now(), msg: JSON.parse(data.toString()) as ServerMessage });
-      for (const w of this.waiters) w();
-    });
-  }
-
-  static open(url: string, token: string): Promise<Dashboard> {
-    return new Promise((resolve, reject) => {
-      const ws = new WebSocket(url, { headers: { authorization: `Bearer ${token}` } });
-      const d = new Dashboard(ws);
-      const timer = setTimeout(() => {
-        ws.terminate();
-        reject(new Error("dashboard socket did not open within 10 s"));
-      }, 10_000);
-      ws.once("open", () => {
-        clearTimeout(timer);
-        resolve(d);
-      });
-      ws.once("unexpected-response", (_req, res) => {
-        clearTimeout(timer);
-        reject(new Error(`dashboard socket refused: HTTP ${res.statusCode}`));
-      });
-      ws.once("error", (err) => {
-        clearTimeout(timer);
-        reject(err);
-      });
-    });
-  }
-
-  send(msg: unknown): void {
-    this.ws.send(JSON.stringify(msg));
-  }
-
-  /** Resolve once `check` holds for the frames received so far; reject after `timeoutMs`. */
-  waitFor(what: string, timeoutMs: number, check: (frames: Received[]) => boolean, context: () => string): Promise<void> {
-    return new Promise((resolve, reject) => {
-      const test = () => {
-        if (check(this.frames)) {
-          clearTimeout(timer);
-          this.waiters.delete(test);
-          resolve();
-        }
-      };
-      const timer = setTimeout(() => {
-        this.waiters.delete(test);
-        reject(new Error(`timed out after ${timeoutMs} ms waiting for ${what}\n${context()}`));
-      }, timeoutMs);
-      this.waiters.add(test);
-      test();
-    });
-  }
-
-  close(): void {
-    this.ws.terminate();
-  }
-}
 
 const telemetry = (frames: Received[], since: number) =>
   frames.filter((f) => f.at >= since && f.msg.type === "telemetry").map((f) => f.msg as TelemetryFrame);
@@ -123,16 +37,15 @@ describe("local stack end to end", () => {
       ...(stack?.recentOutput("relay").slice(-15) ?? []),
     ].join("\n");
 
+  let db: Awaited<ReturnType<typeof createTestDatabase>> | undefined;
   beforeAll(async () => {
-    await adminSql(`create database ${DB_NAME}`);
-    const u = new URL(PG_URL);
-    u.pathname = `/${DB_NAME}`;
+    db = await createTestDatabase("df_e2e");
     stack = await startStack({
       fleet: FLEET,
       drones: DRONES,
       rate: 5,
       port: 0,
-      databaseUrl: u.toString(),
+      databaseUrl: db.url,
       cron: false,
       healthTimeoutMs: 90_000,
       log: () => {},
@@ -144,7 +57,7 @@ describe("local stack end to end", () => {
   afterAll(async () => {
     dash?.close();
     await stack?.stop();
-    await adminSql(`drop database if exists ${DB_NAME} with (force)`);
+    await db?.drop();
   }, 60_000);
 
   it("serves health and the fleet status over HTTP", async () => {
