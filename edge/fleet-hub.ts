@@ -561,19 +561,21 @@ export class FleetHub extends DurableObject<Env> {
     return ack;
   }
 
+  /**
+   * One statement per relay frame, not per update: the samples go in as one JSON array and
+   * SQLite unpacks it. Per-statement cost dominated ingest when each update had its own upsert.
+   * Samples of one drone arrive in rising seq order, so the last row for a drone wins.
+   */
   private persist(samples: TelemetrySample[], now: number, relayId: string): void {
-    for (const s of samples) {
-      this.relayOf.set(s.drone_id, relayId);
-      this.sql.exec(
-        `INSERT INTO drones (drone_id, seq, received_at, sample, relay_id) VALUES (?, ?, ?, ?, ?)
-         ON CONFLICT (drone_id) DO UPDATE SET seq = excluded.seq, received_at = excluded.received_at, sample = excluded.sample, relay_id = excluded.relay_id`,
-        s.drone_id,
-        s.seq,
-        now,
-        JSON.stringify(s),
-        relayId,
-      );
-    }
+    for (const s of samples) this.relayOf.set(s.drone_id, relayId);
+    this.sql.exec(
+      `INSERT INTO drones (drone_id, seq, received_at, sample, relay_id)
+       SELECT json_extract(value, '$.drone_id'), json_extract(value, '$.seq'), ?, value, ? FROM json_each(?) WHERE true
+       ON CONFLICT (drone_id) DO UPDATE SET seq = excluded.seq, received_at = excluded.received_at, sample = excluded.sample, relay_id = excluded.relay_id`,
+      now,
+      relayId,
+      JSON.stringify(samples),
+    );
   }
 
   /** The open socket of a relay by its relay_id. */
