@@ -182,7 +182,8 @@ export class Outbox {
 
   /** Delete a batch after its transaction committed. Rows replaced meanwhile are already gone. */
   ack(batch: OutboxBatch): void {
-    for (const ids of chunk(batch.items.map((i) => i.id), 500)) {
+    // Durable Object SQLite binds at most 100 parameters per statement ("too many SQL variables").
+    for (const ids of chunk(batch.items.map((i) => i.id), 100)) {
       this.sql.exec(`DELETE FROM outbox WHERE id IN (${ids.map(() => "?").join(",")})`, ...ids);
     }
     const snaps = batch.snapshots;
