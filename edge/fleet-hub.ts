@@ -54,6 +54,8 @@ type Attachment = DashboardAttachment | RelayAttachment;
 type Conn = { att: Attachment; subSet: Set<string> | null };
 
 const FLEET_STATUS_CHUNK = 1000;
+/** Above this many link changes at once, dashboards get one fleet_status instead of link_status frames. */
+const LINK_FRAMES_MAX = 20;
 
 /** Frames built once per ingested batch and shared by every dashboard. */
 type FanOutCache = { frames: string[] | null; allBatch: string | null };
@@ -268,16 +270,9 @@ export class FleetHub extends DurableObject<Env> {
         this.detectDueAt = now + DETECT_INTERVAL_MS;
       }
       if (due(this.statusDueAt)) {
-        for (const rec of this.live.sweepStale(now)) {
-          this.broadcast({
-            type: "link_status",
-            scope: "drone",
-            drone_id: rec.sample.drone_id,
-            state: "stale",
-            ts: now,
-            last_seen: rec.receivedAt,
-          });
-        }
+        const stale = this.live.sweepStale(now).map((rec) => ({ id: rec.sample.drone_id, state: "stale" as const, lastSeen: rec.receivedAt }));
+        // The status below carries every drone's link anyway; per-drone frames only when few changed.
+        if (stale.length <= LINK_FRAMES_MAX) this.announceLinks(stale, now);
         this.broadcastStatus(now);
         this.statusDueAt = now + LIMITS.statusIntervalMs;
         this.analytics.tick(now); // analytics hook: analytics_live, alerts, performance_metrics
@@ -527,6 +522,7 @@ export class FleetHub extends DurableObject<Env> {
     const now = Date.now();
     const ack: BatchAck = { type: "batch_ack", batch_id: batchId, accepted: 0, duplicates: 0, rejected: 0, errors: [] };
     const accepted: TelemetrySample[] = [];
+    const backLive: string[] = [];
     const reject = (index: number, code: ErrorCode, message: string) => {
       ack.rejected++;
       if (ack.errors.length < 10) ack.errors.push({ index, code, message });
@@ -544,11 +540,10 @@ export class FleetHub extends DurableObject<Env> {
         ack.accepted++;
         accepted.push(r.data);
         this.coordinator.recordTrack(r.data.drone_id, { t: now, lat: r.data.lat, lon: r.data.lon, alt_m: r.data.alt_m });
-        if (becameLive) {
-          this.broadcast({ type: "link_status", scope: "drone", drone_id: r.data.drone_id, state: "live", ts: now, last_seen: now });
-        }
+        if (becameLive) backLive.push(r.data.drone_id);
       }
     }
+    this.announceLinks(backLive.map((id) => ({ id, state: "live" as const, lastSeen: now })), now);
     if (accepted.length) {
       // Fan out before writing: the output gate holds messages sent after a storage write until
       // the write is durable, and live telemetry should not wait for that. The relay's
@@ -674,6 +669,21 @@ export class FleetHub extends DurableObject<Env> {
     if (!sockets.length) return;
     const frames = this.statusFrames(now);
     for (const ws of sockets) for (const f of frames) this.sendRaw(ws, f);
+  }
+
+  /**
+   * Per-drone link changes. When many drones change at once (a relay back after an outage),
+   * one fleet_status replaces hundreds of link_status frames per dashboard.
+   */
+  private announceLinks(changes: { id: string; state: "live" | "stale"; lastSeen: number }[], now: number): void {
+    if (!changes.length) return;
+    if (changes.length > LINK_FRAMES_MAX) {
+      this.broadcastStatus(now);
+      return;
+    }
+    for (const c of changes) {
+      this.broadcast({ type: "link_status", scope: "drone", drone_id: c.id, state: c.state, ts: now, last_seen: c.lastSeen });
+    }
   }
 
   private broadcastRelayLink(state: "up" | "down"): void {

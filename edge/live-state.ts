@@ -41,7 +41,8 @@ export class LiveState {
   /**
    * Accept a sample only if its seq is higher than the one held: duplicates and frames that
    * arrive out of order (after a reconnect, a replayed outbox) never overwrite newer state.
-   * `becameLive` is true when a stale (or new) drone is heard from again.
+   * `becameLive` is true when a stale drone is heard from again (a new drone is not a link
+   * change: dashboards learn of it from its telemetry and the next fleet_status).
    */
   ingest(sample: TelemetrySample, now: number): { outcome: IngestOutcome; becameLive: boolean } {
     const prev = this.drones.get(sample.drone_id);
@@ -55,7 +56,7 @@ export class LiveState {
     }
     if (this.drones.size >= LIMITS.dronesPerFleet) return { outcome: "too_many_drones", becameLive: false };
     this.drones.set(sample.drone_id, { sample, receivedAt: now, link: "live" });
-    return { outcome: "accepted", becameLive: true };
+    return { outcome: "accepted", becameLive: false };
   }
 
   /** Mark drones silent for longer than the stale bound; returns those that just went stale. */

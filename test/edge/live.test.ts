@@ -131,7 +131,7 @@ describe("live loop", () => {
     const { r } = await relay(fleet);
     open.push(r);
     await sendBatch(r, [sample("d1"), sample("d2")]);
-    await d.next((f) => f.type === "link_status" && f.drone_id === "d2" && f.state === "live");
+    await sendBatch(r, [sample("d2")]);
     // Age d1's last report past the 15 s bound without sleeping.
     await runInDurableObject(stubFor(fleet), (hub: FleetHub) => {
       const h = hub as unknown as { live: { get(id: string): { receivedAt: number } }; statusDueAt: number | null };
@@ -150,6 +150,29 @@ describe("live loop", () => {
     d.frames.splice(0);
     await sendBatch(r, [sample("d1")]);
     expect(await d.next((f) => f.type === "link_status" && f.scope === "drone")).toMatchObject({ drone_id: "d1", state: "live" });
+  });
+
+  it("announces mass link changes with one fleet_status instead of a link_status per drone", async () => {
+    const fleet = uniqueFleet();
+    const d = await dashboard(fleet);
+    const { r } = await relay(fleet);
+    open.push(r);
+    const ids = Array.from({ length: 50 }, (_, i) => `m${i}`);
+    await sendBatch(r, ids.map((id) => sample(id)));
+    // New drones are not link changes.
+    expect((await d.drain(100)).filter((f) => f.type === "link_status" && f.scope === "drone")).toEqual([]);
+    await runInDurableObject(stubFor(fleet), (hub: FleetHub) => {
+      const h = hub as unknown as { live: { get(id: string): { receivedAt: number } }; statusDueAt: number | null };
+      for (const id of ids) h.live.get(id)!.receivedAt -= 16_000;
+      h.statusDueAt = 0;
+    });
+    await runDurableObjectAlarm(stubFor(fleet));
+    expect(await d.nextOfType("fleet_status")).toMatchObject({ counts: { total: 50, stale: 50 } });
+    expect(d.frames.filter((f) => f.type === "link_status")).toEqual([]);
+    // All back at once: one fleet_status, every drone live.
+    await sendBatch(r, ids.map((id) => sample(id)));
+    expect(await d.nextOfType("fleet_status")).toMatchObject({ counts: { total: 50, live: 50 } });
+    expect((await d.drain(100)).filter((f) => f.type === "link_status")).toEqual([]);
   });
 
   it("keeps state and subscriptions across eviction of the object", async () => {

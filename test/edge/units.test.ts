@@ -21,7 +21,7 @@ describe("LiveState", () => {
   it("keeps the highest seq per drone and detects staleness", () => {
     const s = new LiveState(15_000);
     const t0 = 1_000_000;
-    expect(s.ingest(sample("a", { seq: 5 }) as never, t0)).toEqual({ outcome: "accepted", becameLive: true });
+    expect(s.ingest(sample("a", { seq: 5 }) as never, t0)).toEqual({ outcome: "accepted", becameLive: false });
     expect(s.ingest(sample("a", { seq: 5 }) as never, t0).outcome).toBe("duplicate");
     expect(s.ingest(sample("a", { seq: 4 }) as never, t0).outcome).toBe("duplicate");
     expect(s.ingest(sample("a", { seq: 6 }) as never, t0).outcome).toBe("accepted");
