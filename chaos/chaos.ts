@@ -16,11 +16,10 @@
  */
 import { randomUUID } from "node:crypto";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { connect as tcpConnect } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Pool } from "@neondatabase/serverless";
-import { applyNeonLocalConfig, startDatabase, type Database } from "../scripts/db";
+import { applyNeonLocalConfig, startDatabase, type Database, tcpReachable } from "../scripts/db";
 import { freePort, startStack, type Stack } from "../scripts/stack";
 import { startWsProxy } from "../scripts/wsproxy";
 import { ChaosDashboard, Operator, type Frame } from "./clients";
@@ -127,18 +126,6 @@ const PROFILES: Record<Profile, { durationS: number; drones: number; dashboards:
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
-async function reachable(host: string, port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = tcpConnect({ host, port });
-    const done = (ok: boolean) => {
-      s.destroy();
-      resolve(ok);
-    };
-    s.setTimeout(1_000, () => done(false));
-    s.once("connect", () => done(true));
-    s.once("error", () => done(false));
-  });
-}
 
 /** Run `fn` with a pool on `url`, reached directly (not through the fault proxy). */
 async function withPg<T>(url: string, fn: (pool: Pool) => Promise<T>): Promise<T> {
@@ -206,7 +193,7 @@ export async function runChaos(opts: ChaosOptions = {}): Promise<ChaosReport> {
     const bu = new URL(base);
     let target: { host: string; port: number };
     let kind: "postgres" | "pglite";
-    if (await reachable(bu.hostname, Number(bu.port || 5432))) {
+    if (await tcpReachable(bu.hostname, Number(bu.port || 5432))) {
       kind = "postgres";
       dbName = `df_chaos_${runId}`;
       adminUrl = base;

@@ -1,14 +1,7 @@
-/** A small seeded PRNG (mulberry32): the same seed gives the same fault schedule. */
-export function seeded(seed: number): () => number {
-  let a = seed >>> 0 || 1;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { seededRandom } from "../edge/random";
+
+/** The fault schedule's PRNG: the same seed gives the same schedule (0 counts as 1). */
+export const seeded = (seed: number) => seededRandom(seed >>> 0 || 1);
 
 /** Uniform in [lo, hi). */
 export const between = (r: () => number, lo: number, hi: number) => lo + r() * (hi - lo);

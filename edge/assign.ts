@@ -32,6 +32,7 @@
 import type { FleetConfig } from "./fleet-config";
 import { makeLocalFrame, toLocal, type LatLonAlt } from "./geo";
 import type { DroneState } from "./protocol";
+import { seededRandom } from "./random";
 
 export const MISSION_PRIORITIES = ["low", "normal", "high", "critical"] as const;
 export type MissionPriority = (typeof MISSION_PRIORITIES)[number];
@@ -237,17 +238,6 @@ export function rankCandidates(input: RankInput): Candidate[] {
 
 // ----------------------------------------------------------------------------- benchmark hook
 
-/** Deterministic PRNG (mulberry32): the same synthetic fleet on every run. */
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /**
  * A synthetic ranking problem for `npm run bench`: `n` drones scattered within ±1.5 km of the
@@ -259,7 +249,7 @@ export function rankBenchmarkCase(
   n = 1000,
   seed = 1,
 ): { input: RankInput; run: () => Candidate[] } {
-  const rnd = mulberry32(seed);
+  const rnd = seededRandom(seed);
   const { lat_m, lon_m } = makeLocalFrame(config.home);
   const at = (r: number) => (rnd() * 2 - 1) * r;
   const statuses = ["idle", "flying", "landed", "charging", "returning", "emergency"] as const;

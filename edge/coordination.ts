@@ -34,6 +34,7 @@ import {
 } from "./geo";
 import type { DRONE_STATUSES, Waypoint } from "./protocol";
 import { checkPosition } from "./safety";
+import { seededRandom } from "./random";
 
 // ------------------------------------------------------------------------------------ types
 
@@ -1268,17 +1269,6 @@ export function isResolved(
 
 // ---------------------------------------------------------------------------- benchmark
 
-/** A small seeded PRNG (mulberry32): the same layout on every run and runtime. */
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /**
  * A realistic fleet for benchmarks and property tests: n drones on random patrols within ~1 km
@@ -1287,7 +1277,7 @@ function mulberry32(seed: number): () => number {
  */
 export function patrolScenario(n: number, seed = 1): { drones: CoordinationDrone[]; config: FleetConfig } {
   const config = defaultFleetConfig();
-  const rand = mulberry32(seed);
+  const rand = seededRandom(seed);
   const frame = makeLocalFrame(config.home);
   const at = (x: number, y: number): LatLon => ({ lat: config.home.lat + y / frame.lat_m, lon: config.home.lon + x / frame.lon_m });
   const coord = () => (rand() * 2 - 1) * 1000;

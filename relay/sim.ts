@@ -34,6 +34,9 @@ import { compassDeg, toLatLon, toLocal, type LatLon } from "./geo";
 import { silentLogger, type Logger } from "./log";
 import { SCENARIO_DEFAULT_DRONES, scenarioDrones, type ScenarioDrone, type ScenarioName } from "./scenarios";
 import type { CommandOutcome, DroneSource, DroneStatus, MissionProgressEvent, SourceSample } from "./source";
+import { seededRandom } from "../edge/random";
+
+export { seededRandom };
 
 /** A point in the local east-north-up frame centred on home, metres. */
 export type Waypoint = { x: number; y: number; alt: number };
@@ -498,17 +501,6 @@ export function toSample(d: SimDrone, home: LatLon, ts: number): SourceSample {
   };
 }
 
-/** mulberry32: a tiny seeded PRNG, so a given seed always builds the same fleet. */
-export function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const GOLDEN_ANGLE = Math.PI * (3 - Math.sqrt(5));
 const PAD_SPACING_M = 4;

@@ -17,6 +17,7 @@ import ws from "ws";
 import { REPO_ROOT } from "./dev-vars";
 import { startPgliteGate } from "./pglite-gate";
 import { isLoopbackHost } from "./wsproxy";
+import { connect as netConnect } from "node:net";
 
 export const MIGRATIONS_FOLDER = resolve(REPO_ROOT, "drizzle/migrations");
 
@@ -226,4 +227,18 @@ async function countMigrations(pool: Pool): Promise<number> {
   if (!t.rows[0]?.t) return 0;
   const r = await pool.query<{ n: number }>(`select count(*)::int as n from drizzle.__drizzle_migrations`);
   return r.rows[0]?.n ?? 0;
+}
+
+/** Whether something accepts TCP connections at host:port within `timeoutMs`. */
+export function tcpReachable(host: string, port: number, timeoutMs = 1_000): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = netConnect({ host, port });
+    const done = (ok: boolean) => {
+      s.destroy();
+      resolve(ok);
+    };
+    s.setTimeout(timeoutMs, () => done(false));
+    s.once("connect", () => done(true));
+    s.once("error", () => done(false));
+  });
 }

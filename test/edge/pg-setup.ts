@@ -8,10 +8,9 @@
  * NEON_WS_PROXY. The teardown drops the database and stops the proxy.
  */
 import { randomUUID } from "node:crypto";
-import { connect } from "node:net";
 import type { TestProject } from "vitest/node";
 import { Pool } from "@neondatabase/serverless";
-import { applyNeonLocalConfig, runMigrations, startDatabase, type Database } from "../../scripts/db";
+import { applyNeonLocalConfig, runMigrations, startDatabase, type Database, tcpReachable } from "../../scripts/db";
 import { startWsProxy } from "../../scripts/wsproxy";
 
 declare module "vitest" {
@@ -25,19 +24,6 @@ declare module "vitest" {
 
 const DEFAULT_URL = "postgresql://postgres@127.0.0.1:5432/test";
 
-/** Whether something accepts TCP connections at host:port within 1 s. */
-function reachable(host: string, port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = connect({ host, port });
-    const done = (ok: boolean) => {
-      s.destroy();
-      resolve(ok);
-    };
-    s.setTimeout(1_000, () => done(false));
-    s.once("connect", () => done(true));
-    s.once("error", () => done(false));
-  });
-}
 
 export default async function setup(project: TestProject): Promise<() => Promise<void>> {
   const proxy = await startWsProxy();
@@ -47,7 +33,7 @@ export default async function setup(project: TestProject): Promise<() => Promise
   let pglite: Database | undefined;
   let drop: (() => Promise<void>) | undefined;
   const u = new URL(base);
-  if (process.env.TEST_DATABASE_URL || (await reachable(u.hostname, Number(u.port || 5432)))) {
+  if (process.env.TEST_DATABASE_URL || (await tcpReachable(u.hostname, Number(u.port || 5432)))) {
     const name = `df_edge_${randomUUID().replace(/-/g, "").slice(0, 16)}`;
     const admin = new Pool({ connectionString: base, max: 1, connectionTimeoutMillis: 10_000 });
     admin.on("error", () => {});

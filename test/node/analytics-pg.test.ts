@@ -6,7 +6,6 @@
  * edge: @neondatabase/serverless over scripts/wsproxy.ts.
  */
 import { randomUUID } from "node:crypto";
-import { connect } from "node:net";
 import { Pool } from "@neondatabase/serverless";
 import { sql } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -18,7 +17,7 @@ import { aggregateHour, type HourlyRow } from "../../edge/pg/hourly";
 import { MemoryOutbox } from "../../edge/pg/memory-source";
 import { readAlerts, readHourly, readInsights } from "../../edge/pg/read";
 import { writeBatch } from "../../edge/pg/writer";
-import { applyNeonLocalConfig, runMigrations, startDatabase, type Database } from "../../scripts/db";
+import { applyNeonLocalConfig, runMigrations, startDatabase, type Database, tcpReachable } from "../../scripts/db";
 import { startWsProxy, type WsProxy } from "../../scripts/wsproxy";
 
 const BASE_URL = process.env.TEST_DATABASE_URL ?? "postgresql://postgres@127.0.0.1:5432/test";
@@ -36,24 +35,12 @@ function newPool(connectionString = url): Pool {
   return p;
 }
 
-function reachable(host: string, port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = connect({ host, port });
-    const done = (ok: boolean) => {
-      s.destroy();
-      resolve(ok);
-    };
-    s.setTimeout(1_000, () => done(false));
-    s.once("connect", () => done(true));
-    s.once("error", () => done(false));
-  });
-}
 
 beforeAll(async () => {
   proxy = await startWsProxy();
   applyNeonLocalConfig(proxy.port);
   const base = new URL(BASE_URL);
-  if (process.env.TEST_DATABASE_URL || (await reachable(base.hostname, Number(base.port || 5432)))) {
+  if (process.env.TEST_DATABASE_URL || (await tcpReachable(base.hostname, Number(base.port || 5432)))) {
     const name = `df_analytics_${randomUUID().replace(/-/g, "").slice(0, 12)}`;
     const admin = newPool(BASE_URL);
     await admin.query(`create database ${name}`);

@@ -151,8 +151,23 @@ describe("operator dashboard in a browser", () => {
       first,
       { timeout: 20_000 },
     );
+    // A drone taking off or landing moves only vertically, and one may be turning at a corner:
+    // wait (bounded) until every drone in horizontal flight has changed position.
+    const moving = ["flying", "returning"];
+    await page
+      .waitForFunction(
+        ({ prev, moving }) =>
+          [...document.querySelectorAll("#drone-table tbody tr")].every((tr) => {
+            const status = (tr.querySelectorAll("td")[1]?.textContent ?? "").trim().toLowerCase();
+            const p = prev.find((x) => x.id === (tr as unknown as PageEl).dataset.droneId);
+            return !moving.includes(status) || (p !== undefined && (tr as unknown as PageEl).dataset.pos !== p.pos);
+          }),
+        { prev: first, moving },
+        { timeout: 20_000 },
+      )
+      .catch(() => undefined); // the assertions below say which drone did not move
     const later = await tableRows(page);
-    const airborne = later.filter((r) => ["flying", "returning", "taking off", "landing"].includes(r.status));
+    const airborne = later.filter((r) => moving.includes(r.status.trim().toLowerCase()));
     expect(airborne.length).toBeGreaterThan(0);
     for (const r of airborne) expect(r.pos, `${r.id} should have moved`).not.toBe(firstById.get(r.id)!.pos);
     expect(later.every((r) => r.link === "live")).toBe(true);
