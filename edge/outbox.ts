@@ -13,7 +13,7 @@
  * and the count kept in `outbox_meta`. Live-metric rows are thinned the same way past their own
  * bound. Missions, coordination events, alerts, charging sessions and command audit are never dropped.
  */
-import type { AlertView, CoordinationEventView } from "./protocol";
+import type { AlertView, CoordinationEventView, LiveAnalytics } from "./protocol";
 
 /** One telemetry snapshot per drone per this many ms (slots aligned to the epoch). */
 export const SNAPSHOT_INTERVAL_MS = 10_000;
@@ -52,18 +52,8 @@ export type AuditBody = {
   sent_at: number | null;
   finished_at: number | null;
 };
-export type MetricsBody = {
-  ts: number;
-  active_drones: number;
-  total_drones: number;
-  live_drones: number;
-  fleet_battery_average: number;
-  active_missions: number;
-  coordination_events_active: number;
-  fleet_utilization_percentage: number;
-  emergency_status: string;
-  alerts_active: number;
-};
+/** A performance_metrics row: the live metrics without the fleet (the row's key) and ISO time. */
+export type MetricsBody = Omit<LiveAnalytics, "fleet" | "timestamp">;
 export type ChargingBody = {
   drone_id: string;
   start_time: number;

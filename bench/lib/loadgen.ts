@@ -121,6 +121,18 @@ export function hoverSample(pos: { lat: number; lon: number; alt_m: number }, id
 
 type WsLike = WebSocket;
 
+/** Close without further events; a peer that does not complete the handshake quickly is cut off. */
+function closeQuietly(ws: WsLike): void {
+  ws.removeAllListeners("message");
+  ws.on("error", () => {});
+  try {
+    ws.close(1000, "bench done");
+  } catch {
+    ws.terminate();
+  }
+  setTimeout(() => ws.terminate(), 500).unref();
+}
+
 function openSocket(url: string, timeoutMs: number): Promise<WsLike> {
   return new Promise((resolve, reject) => {
     // No permessage-deflate on either side of either design: the bench measures the servers, and
@@ -263,16 +275,7 @@ export class RelayConn {
   close(): void {
     const ws = this.ws;
     this.ws = null;
-    if (!ws) return;
-    ws.removeAllListeners("message");
-    ws.on("error", () => {});
-    try {
-      ws.close(1000, "bench done");
-    } catch {
-      ws.terminate();
-    }
-    // A peer that does not complete the close handshake quickly is cut off.
-    setTimeout(() => ws.terminate(), 500).unref();
+    if (ws) closeQuietly(ws);
   }
 }
 
@@ -328,15 +331,7 @@ export class Dashboard {
   close(): void {
     const ws = this.ws;
     this.ws = null;
-    if (!ws) return;
-    ws.removeAllListeners("message");
-    ws.on("error", () => {});
-    try {
-      ws.close(1000, "bench done");
-    } catch {
-      ws.terminate();
-    }
-    setTimeout(() => ws.terminate(), 500).unref();
+    if (ws) closeQuietly(ws);
   }
 }
 
