@@ -15,10 +15,9 @@ import { cpus, loadavg } from "node:os";
 import { join, resolve } from "node:path";
 import { createInterface } from "node:readline";
 import { parseArgs } from "node:util";
-import { rankBenchmarkCase } from "../edge/assign";
-import { signToken } from "../edge/auth";
-import { detectionBenchmark } from "../edge/coordination";
-import { defaultFleetConfig } from "../edge/fleet-config";
+import { detectionBenchmark, rankBenchmarkCase } from "../test/fixtures/fleets";
+import { signToken } from "../edge/worker/auth";
+import { defaultFleetConfig } from "../edge/domain/fleet-config";
 import { REPO_ROOT, resolveAuthSecret } from "../scripts/dev-vars";
 import { killProcessGroup, startStack, type Stack } from "../scripts/stack";
 import { runCommands, runPoint, settle, type Design, type Mode, type Target } from "./lib/phases";
@@ -448,20 +447,20 @@ async function main(): Promise<number> {
   }
 }
 
-/** The shape of edge/pg/bench.ts's hook, as far as the bench uses it. */
+/** The shape of bench/lib/analytics.ts's hook, as far as the bench uses it. */
 type AnalyticsHook = {
   benchAnalytics(db: unknown, opts: { fleet: string; drones: number; snapshotsPerDrone: number }): Promise<{ flush: { rows: number; ms: number }; hourly: { ms: number } }>;
 };
 
 /**
- * edge/pg/bench.ts (the analytics hook), loaded lazily by URL: a broken or missing hook costs only
+ * bench/lib/analytics.ts (the analytics hook), loaded lazily by URL: a broken or missing hook costs only
  * its rows, and the edge's workerd-typed modules stay out of the bench's Node type check.
  */
 async function analytics(stack: Stack, runs: number, runId: string): Promise<AnalyticsResult> {
   const at = (path: string) => new URL(path, import.meta.url).href;
   const [hook, client, { applyNeonLocalConfig }, { Pool }] = await Promise.all([
-    import(at("../edge/pg/bench.ts")) as Promise<AnalyticsHook>,
-    import(at("../edge/pg/client.ts")) as Promise<{ drizzleFor(pool: unknown): unknown }>,
+    import(at("./lib/analytics.ts")) as Promise<AnalyticsHook>,
+    import(at("../edge/postgres/client.ts")) as Promise<{ drizzleFor(pool: unknown): unknown }>,
     import("../scripts/db"),
     import("@neondatabase/serverless"),
   ]);

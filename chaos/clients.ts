@@ -9,7 +9,7 @@
  * the same command_id, as a real client retrying must.
  */
 import WebSocket from "ws";
-import { SNAPSHOT_INTERVAL_MS } from "../edge/outbox";
+import { SNAPSHOT_INTERVAL_MS } from "../edge/domain/outbox-rows";
 
 export type Frame = { type: string; [k: string]: unknown };
 type Sample = { drone_id: string; seq: number; lat: number; lon: number; alt_m: number; status: string; battery_pct: number };

@@ -1,4 +1,4 @@
-import { seededRandom } from "../edge/random";
+import { seededRandom } from "../edge/domain/random";
 
 /** The fault schedule's PRNG: the same seed gives the same schedule (0 counts as 1). */
 export const seeded = (seed: number) => seededRandom(seed >>> 0 || 1);

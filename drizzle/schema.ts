@@ -46,10 +46,10 @@ export type Drone = typeof drones.$inferSelect;
 export type NewDrone = typeof drones.$inferInsert;
 
 // ------------------------------------------------------------------------------------ analytics
-// Analytics, fed by the fleet objects' outboxes (edge/outbox.ts) through the cron flush.
+// Analytics, fed by the fleet objects' outboxes (edge/fleet/outbox.ts) through the cron flush.
 //
-// Every table here is written by the outbox flush (edge/pg/writer.ts) or the hourly job
-// (edge/pg/hourly.ts). Rows that never change after they happen (snapshots, metrics, charging
+// Every table here is written by the outbox flush (edge/postgres/writer.ts) or the hourly job
+// (edge/postgres/hourly.ts). Rows that never change after they happen (snapshots, metrics, charging
 // sessions, command audit) are inserted with `on conflict do nothing` on their natural key, so a
 // retried flush counts them once; rows that evolve (missions, coordination events, alerts) are
 // upserted on their id, newest revision wins (`updated_at`).
@@ -257,7 +257,7 @@ export const trendAnalysis = pgTable(
   (t) => [primaryKey({ columns: [t.fleetId, t.hour, t.metric] })],
 );
 
-/** Sentences an operator can act on, generated per fleet and hour by rules (edge/insights.ts). */
+/** Sentences an operator can act on, generated per fleet and hour by rules (edge/domain/insights.ts). */
 export const insights = pgTable(
   "insights",
   {

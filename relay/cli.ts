@@ -10,16 +10,16 @@
 import { readFileSync } from "node:fs";
 import { hostname } from "node:os";
 import { formatConfig, parseRelayArgs, USAGE, type ParseDeps, type RelayConfig } from "./config";
-import { DiskOutbox } from "./disk-outbox";
-import { formatReport, runDoctor } from "./doctor";
+import { DiskOutbox } from "./link/disk-outbox";
+import { formatReport, runDoctor } from "./sources/ros2/doctor";
 import { startHealthServer, type HealthServer } from "./health";
-import { EdgeLink } from "./link";
+import { EdgeLink } from "./link/link";
 import { createLogger, type Logger } from "./log";
 import { RelayMetrics } from "./metrics";
-import { getProfile } from "./profiles";
-import { Ros2Source } from "./ros2";
-import { SimFleet } from "./sim";
-import type { DroneSource } from "./source";
+import { getProfile } from "./sources/ros2/profiles/index";
+import { Ros2Source } from "./sources/ros2/ros2";
+import { SimFleet } from "./sources/sim/sim";
+import type { DroneSource } from "./sources/source";
 
 const STATS_EVERY_MS = 10_000;
 /** A stop that takes longer than this (a wedged ROS node) exits anyway. */

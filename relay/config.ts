@@ -12,13 +12,13 @@ import { parseArgs } from "node:util";
 import { parse as parseYaml, stringify as stringifyYaml } from "yaml";
 import { z } from "zod";
 import { DRONE_ID_RE, FLEET_ID_RE } from "../edge/protocol";
-import { DEFAULT_OUTBOX_FSYNC_MS, DEFAULT_OUTBOX_MAX_BYTES } from "./disk-outbox";
+import { DEFAULT_OUTBOX_FSYNC_MS, DEFAULT_OUTBOX_MAX_BYTES } from "./link/disk-outbox";
 import { isLogLevel, type LogLevel } from "./log";
-import { getProfile, PROFILE_NAMES } from "./profiles";
-import type { Autopilot } from "./profiles/mavros";
-import { DEFAULT_SERVICES, DEFAULT_TOPICS, type DroneNames, type ProfileName, type ServiceTemplates, type TopicTemplates } from "./ros2";
-import { isScenarioName, SCENARIO_DEFAULT_DRONES, SCENARIO_NAMES, type ScenarioName } from "./scenarios";
-import type { SourceKind } from "./source";
+import { getProfile, PROFILE_NAMES } from "./sources/ros2/profiles/index";
+import type { Autopilot } from "./sources/ros2/profiles/mavros";
+import { DEFAULT_SERVICES, DEFAULT_TOPICS, type DroneNames, type ProfileName, type ServiceTemplates, type TopicTemplates } from "./sources/ros2/ros2";
+import { isScenarioName, SCENARIO_DEFAULT_DRONES, SCENARIO_NAMES, type ScenarioName } from "./sources/sim/scenarios";
+import type { SourceKind } from "./sources/source";
 
 export interface RelayConfig {
   edge: string;
@@ -33,7 +33,7 @@ export interface RelayConfig {
   /** Explicit drone ids (ros2 namespaces); otherwise drone_0..drone_{drones-1}. */
   droneIds: string[] | undefined;
   seed: number | undefined;
-  /** sim: conflict scenario (relay/scenarios.ts) instead of the patrol fleet. */
+  /** sim: conflict scenario (relay/sources/sim/scenarios.ts) instead of the patrol fleet. */
   scenario: ScenarioName | undefined;
   topics: Partial<TopicTemplates> | undefined;
   /** ros2: service name templates (config file only). */

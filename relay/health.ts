@@ -12,7 +12,7 @@
  */
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
-import type { EdgeLink } from "./link";
+import type { EdgeLink } from "./link/link";
 import { silentLogger, type Logger } from "./log";
 import type { RelayMetrics } from "./metrics";
 

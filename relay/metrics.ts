@@ -22,7 +22,7 @@
  *   command_latency_seconds{command} histogram  execute → result, at the relay
  *   last_ack_age_seconds             gauge    since the edge last acknowledged anything (-1: never)
  */
-import type { EdgeLink } from "./link";
+import type { EdgeLink } from "./link/link";
 
 export const COMMAND_LATENCY_BUCKETS = [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30] as const;
 

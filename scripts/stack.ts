@@ -14,7 +14,7 @@ import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { createInterface } from "node:readline";
-import { signToken, type Role } from "../edge/auth";
+import { signToken, type Role } from "../edge/worker/auth";
 import { FLEET_ID_RE } from "../edge/protocol";
 import { parseDatabaseUrl, runMigrations, startDatabase, type Database } from "./db";
 import { readDevVars, REPO_ROOT, resolveAuthSecret } from "./dev-vars";

@@ -7,7 +7,7 @@
  */
 import { parseArgs } from "node:util";
 import { pathToFileURL } from "node:url";
-import { parseTtl, ROLES, signToken, type Role } from "../edge/auth";
+import { parseTtl, ROLES, signToken, type Role } from "../edge/worker/auth";
 import { FLEET_ID_RE } from "../edge/protocol";
 import { resolveAuthSecret } from "./dev-vars";
 

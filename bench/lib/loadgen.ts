@@ -1,9 +1,9 @@
 /**
  * The load generator: simulated relays and dashboard clients in this one process, so send and
- * receive times come from the same clock. It speaks the wire protocol of edge/protocol.ts over raw
+ * receive times come from the same clock. It speaks the wire protocol of edge/protocol/index.ts over raw
  * `ws` and drives our edge and the seed-style baseline alike.
  *
- * - Relays: `relay_hello`, then every 100 ms (LIMITS.batchWindowMs, as relay/link.ts does) one
+ * - Relays: `relay_hello`, then every 100 ms (LIMITS.batchWindowMs, as relay/link/link.ts does) one
  *   `telemetry_batch` of ≤500 updates holding the drones that came due; each drone's `seq` grows
  *   by one per sample and its `ts` is the send time. `command` frames are answered at once with
  *   `command_result` acked, as a simulator accepting the command would.
@@ -12,7 +12,7 @@
  *   counts how many dashboards received it: latency and dropped updates come from there.
  */
 import WebSocket from "ws";
-import { offsetM, type LatLon } from "../../edge/geo";
+import { offsetM, type LatLon } from "../../edge/domain/geo";
 import { LIMITS, type RelayCommand, type TelemetrySample } from "../../edge/protocol";
 import { nowMs, Samples } from "./stats";
 

@@ -5,7 +5,7 @@
  */
 import { monitorEventLoopDelay } from "node:perf_hooks";
 import { randomUUID } from "node:crypto";
-import { offsetM, type LatLon } from "../../edge/geo";
+import { offsetM, type LatLon } from "../../edge/domain/geo";
 import { LIMITS, type RelayCommand, type TelemetrySample } from "../../edge/protocol";
 import { Dashboard, droneId, Generator, gridPosition, hoverSample, RelayConn, Tracker } from "./loadgen";
 import type { ProcMeter, ProcUsage } from "./proc";

@@ -7,14 +7,15 @@
 import { createExecutionContext, createScheduledController, env, runDurableObjectAlarm, runInDurableObject, SELF, waitOnExecutionContext } from "cloudflare:test";
 import { Pool } from "@neondatabase/serverless";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { directoryStub } from "../../edge/directory";
-import { FleetAnalytics } from "../../edge/fleet-analytics";
-import type { FleetHub } from "../../edge/fleet-hub";
-import worker, { app } from "../../edge/index";
-import { defaultFleetConfig } from "../../edge/fleet-config";
-import { Outbox, SNAPSHOT_INTERVAL_MS, type OutboxItem } from "../../edge/outbox";
-import { useLocalProxy } from "../../edge/pg/client";
-import { HOUR_MS } from "../../edge/pg/hourly";
+import { directoryStub } from "../../edge/postgres/directory";
+import { FleetAnalytics } from "../../edge/fleet/analytics";
+import type { FleetHub } from "../../edge/fleet/fleet-hub";
+import worker, { app } from "../../edge/worker/index";
+import { defaultFleetConfig } from "../../edge/domain/fleet-config";
+import { Outbox } from "../../edge/fleet/outbox";
+import { SNAPSHOT_INTERVAL_MS, type OutboxItem } from "../../edge/domain/outbox-rows";
+import { useLocalProxy } from "../../edge/postgres/client";
+import { HOUR_MS } from "../../edge/postgres/hourly";
 import type { TelemetrySample } from "../../edge/protocol";
 import { connect, relay, sample, sendBatch, stubFor, token, uniqueFleet, type TestSocket } from "./helpers";
 

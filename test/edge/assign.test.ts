@@ -1,7 +1,8 @@
 import { describe, expect, it } from "vitest";
-import { rankBenchmarkCase, rankCandidates, type AssignDrone, type Candidate, type RankInput } from "../../edge/assign";
-import { defaultFleetConfig } from "../../edge/fleet-config";
-import { fromLocal, type LatLonAlt } from "../../edge/geo";
+import { rankCandidates, type AssignDrone, type Candidate, type RankInput } from "../../edge/domain/assign";
+import { defaultFleetConfig } from "../../edge/domain/fleet-config";
+import { fromLocal, type LatLonAlt } from "../../edge/domain/geo";
+import { rankBenchmarkCase } from "../fixtures/fleets";
 
 const CFG = defaultFleetConfig();
 const HOME = CFG.home;

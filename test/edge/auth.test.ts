@@ -1,6 +1,6 @@
 import { SELF } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
-import { signToken, verifyToken } from "../../edge/auth";
+import { signToken, verifyToken } from "../../edge/worker/auth";
 import { SECRET, token, uniqueFleet } from "./helpers";
 
 const enc = (o: unknown) => btoa(JSON.stringify(o)).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");

@@ -6,7 +6,7 @@
  */
 import { SELF, evictDurableObject, runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { afterEach, describe, expect, it } from "vitest";
-import type { FleetHub } from "../../edge/fleet-hub";
+import type { FleetHub } from "../../edge/fleet/fleet-hub";
 import { connect, relay, sendBatch, stubFor, token, uniqueFleet, type TestSocket } from "./helpers";
 
 const HOME = { lat: 47.3977, lon: 8.5456 };

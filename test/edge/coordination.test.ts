@@ -3,17 +3,16 @@ import {
   applyResolution,
   chooseResolution,
   detectConflicts,
-  detectionBenchmark,
   isResolved,
   parseConflictKey,
-  patrolScenario,
   type Conflict,
   type CoordinationDrone,
   type WaypointCommand,
-} from "../../edge/coordination";
-import { defaultFleetConfig, type FleetConfig } from "../../edge/fleet-config";
-import { makeLocalFrame, type LatLon } from "../../edge/geo";
-import { checkPosition } from "../../edge/safety";
+} from "../../edge/domain/conflicts";
+import { defaultFleetConfig, type FleetConfig } from "../../edge/domain/fleet-config";
+import { makeLocalFrame, type LatLon } from "../../edge/domain/geo";
+import { detectionBenchmark, patrolScenario } from "../fixtures/fleets";
+import { checkPosition } from "../../edge/domain/safety";
 
 // Scenarios are laid out in metres east/north of home, in the same fixed-scale frame the module
 // predicts in, so expected times follow from plain kinematics.

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { defaultFleetConfig, parseFleetConfig } from "../../edge/fleet-config";
-import { fromLocal, pointInPolygon, toLocal, type LatLon } from "../../edge/geo";
+import { defaultFleetConfig, parseFleetConfig } from "../../edge/domain/fleet-config";
+import { fromLocal, pointInPolygon, toLocal, type LatLon } from "../../edge/domain/geo";
 
 const HOME: LatLon = { lat: 47.3977, lon: 8.5456 };
 const at = (east: number, north: number, origin = HOME): LatLon => fromLocal(origin, { x_m: east, y_m: north });

@@ -15,7 +15,7 @@ import {
   segmentClosestApproach3d,
   toLocal,
   type LatLon,
-} from "../../edge/geo";
+} from "../../edge/domain/geo";
 
 const HOME: LatLon = { lat: 47.3977, lon: 8.5456 };
 const at = (east: number, north: number): LatLon => fromLocal(HOME, { x_m: east, y_m: north });

@@ -1,6 +1,6 @@
 /** Helpers for tests that run inside workerd: tokens, sockets with a frame queue, stubs. */
 import { env, SELF } from "cloudflare:test";
-import { signToken, type Role } from "../../edge/auth";
+import { signToken, type Role } from "../../edge/worker/auth";
 
 export const SECRET = "test-secret-0123456789abcdef";
 

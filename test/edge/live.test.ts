@@ -1,6 +1,6 @@
 import { evictDurableObject, runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { afterEach, describe, expect, it } from "vitest";
-import type { FleetHub } from "../../edge/fleet-hub";
+import type { FleetHub } from "../../edge/fleet/fleet-hub";
 import { connect, relay, sample, sendBatch, stubFor, token, uniqueFleet, type TestSocket } from "./helpers";
 
 const open: TestSocket[] = [];

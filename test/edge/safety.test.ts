@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { parseFleetConfig, type FleetConfig } from "../../edge/fleet-config";
-import { distanceToPolygonEdgeM, fromLocal, planarDistanceM, pointInPolygon, toLocal, type LatLonAlt } from "../../edge/geo";
+import { parseFleetConfig, type FleetConfig } from "../../edge/domain/fleet-config";
+import { distanceToPolygonEdgeM, fromLocal, planarDistanceM, pointInPolygon, toLocal, type LatLonAlt } from "../../edge/domain/geo";
 import {
   checkPosition,
   findSeparationConflict,
@@ -9,7 +9,7 @@ import {
   type OtherDrone,
   type SafetyResult,
   type WaypointCheckInput,
-} from "../../edge/safety";
+} from "../../edge/domain/safety";
 
 const HOME = { lat: 47.3977, lon: 8.5456 };
 /** A point `east`/`north` metres from home at `alt` metres. */

@@ -5,9 +5,9 @@
  */
 import { env, SELF } from "cloudflare:test";
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { signToken } from "../../edge/auth";
-import { app } from "../../edge/index";
-import { DASHBOARD_MESSAGES, MAX_BODY_BYTES, MessageLimiter, originAllowed, socketsPerToken } from "../../edge/limits";
+import { signToken } from "../../edge/worker/auth";
+import { app } from "../../edge/worker/index";
+import { DASHBOARD_MESSAGES, MAX_BODY_BYTES, MessageLimiter, originAllowed, socketsPerToken } from "../../edge/worker/limits";
 import { connect, relay, sample, SECRET, sendBatch, stubFor, token, uniqueFleet, TestSocket } from "./helpers";
 
 const open: TestSocket[] = [];

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { parseTtl } from "../../edge/auth";
-import { LiveState } from "../../edge/live-state";
+import { parseTtl } from "../../edge/worker/auth";
+import { LiveState } from "../../edge/domain/live-state";
 import { parseDashboardMessage, parseRelayMessage } from "../../edge/protocol";
 import { sample } from "./helpers";
 

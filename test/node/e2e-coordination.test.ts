@@ -1,6 +1,6 @@
 /**
  * Collision avoidance end to end, for real: the edge under wrangler dev (Postgres through the
- * local proxy), a simulated fleet flying a conflict scenario (relay/scenarios.ts) at real time,
+ * local proxy), a simulated fleet flying a conflict scenario (relay/sources/sim/scenarios.ts) at real time,
  * linked to the edge by the relay's EdgeLink, and a dashboard on a real WebSocket.
  *
  * The relay runs in-process (SimFleet + EdgeLink, wired as relay/cli.ts wires them) so the test
@@ -13,11 +13,11 @@
 import { randomUUID } from "node:crypto";
 import { afterAll, beforeAll, describe, it } from "vitest";
 import WebSocket from "ws";
-import { signToken, type Role } from "../../edge/auth";
+import { signToken, type Role } from "../../edge/worker/auth";
 import type { CoordinationEventView, RelayCommand } from "../../edge/protocol";
-import { EdgeLink } from "../../relay/link";
-import type { ScenarioName } from "../../relay/scenarios";
-import { SimFleet, type PairSeparation } from "../../relay/sim";
+import { EdgeLink } from "../../relay/link/link";
+import type { ScenarioName } from "../../relay/sources/sim/scenarios";
+import { SimFleet, type PairSeparation } from "../../relay/sources/sim/sim";
 import { resolveAuthSecret } from "../../scripts/dev-vars";
 import { startStack, type Stack } from "../../scripts/stack";
 import { createTestDatabase, Dashboard, type Received } from "./support";

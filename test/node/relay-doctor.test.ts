@@ -12,7 +12,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parseRelayArgs } from "../../relay/config";
-import { formatReport, runDoctor } from "../../relay/doctor";
+import { formatReport, runDoctor } from "../../relay/sources/ros2/doctor";
 import { ALL_TYPES, FakeRcl } from "./relay-rcl-double";
 
 const ROOT = fileURLToPath(new URL("../..", import.meta.url));

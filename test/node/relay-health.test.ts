@@ -5,7 +5,7 @@
  */
 import { afterEach, describe, expect, it } from "vitest";
 import { startHealthServer, type HealthServer } from "../../relay/health";
-import { EdgeLink } from "../../relay/link";
+import { EdgeLink } from "../../relay/link/link";
 import { RelayMetrics } from "../../relay/metrics";
 import { DedupEdge } from "./relay-edge-double";
 

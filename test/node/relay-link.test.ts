@@ -7,11 +7,11 @@ import type { AddressInfo } from "node:net";
 import { afterEach, describe, expect, it } from "vitest";
 import { WebSocket, WebSocketServer } from "ws";
 import { CommandResult, MissionProgress, RelayHello, TelemetryBatch, TelemetrySample, type RelayCommand } from "../../edge/protocol";
-import { backoffDelay, EdgeLink, relayUrl, type EdgeLinkOptions, type EdgeFrame } from "../../relay/link";
+import { backoffDelay, EdgeLink, relayUrl, type EdgeLinkOptions, type EdgeFrame } from "../../relay/link/link";
 import { toLatLon } from "../../relay/geo";
 import { createLogger } from "../../relay/log";
-import { SimFleet } from "../../relay/sim";
-import type { CommandOutcome, MissionProgressEvent, SourceSample } from "../../relay/source";
+import { SimFleet } from "../../relay/sources/sim/sim";
+import type { CommandOutcome, MissionProgressEvent, SourceSample } from "../../relay/sources/source";
 
 type Json = Record<string, unknown>;
 

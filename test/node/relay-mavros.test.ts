@@ -7,10 +7,10 @@
 import { afterEach, describe, expect, it } from "vitest";
 import { TelemetrySample, type RelayCommand } from "../../edge/protocol";
 import { createLogger } from "../../relay/log";
-import { getProfile } from "../../relay/profiles";
-import { createMavrosProfile, readMavrosState } from "../../relay/profiles/mavros";
-import { Ros2Source } from "../../relay/ros2";
-import type { SourceSample } from "../../relay/source";
+import { getProfile } from "../../relay/sources/ros2/profiles/index";
+import { createMavrosProfile, readMavrosState } from "../../relay/sources/ros2/profiles/mavros";
+import { Ros2Source } from "../../relay/sources/ros2/ros2";
+import type { SourceSample } from "../../relay/sources/source";
 import { ALL_TYPES, batteryState, FakeRcl, mavrosState, navSatFix, twistStamped } from "./relay-rcl-double";
 
 const sources: Ros2Source[] = [];

@@ -10,9 +10,9 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, afterEach, describe, expect, it } from "vitest";
 import type { TelemetrySample } from "../../edge/protocol";
-import { DiskOutbox, OutboxLockedError } from "../../relay/disk-outbox";
-import { EdgeLink, type EdgeLinkOptions } from "../../relay/link";
-import type { SourceSample } from "../../relay/source";
+import { DiskOutbox, OutboxLockedError } from "../../relay/link/disk-outbox";
+import { EdgeLink, type EdgeLinkOptions } from "../../relay/link/link";
+import type { SourceSample } from "../../relay/sources/source";
 import { DedupEdge } from "./relay-edge-double";
 
 const root = mkdtempSync(join(tmpdir(), "relay-outbox-"));

@@ -8,7 +8,7 @@
  * `new FakeRcl({ installed })` limits the interface types "installed" (generated): creating a
  * subscription or client of another type throws as rclnodejs does, and `require` throws for it.
  */
-import type { RclClientLike, RclLike, RclNodeLike, RclSubscriptionOptions, RclTimerLike } from "../../relay/ros2";
+import type { RclClientLike, RclLike, RclNodeLike, RclSubscriptionOptions, RclTimerLike } from "../../relay/sources/ros2/ros2";
 
 type Callback = (msg: unknown) => void;
 

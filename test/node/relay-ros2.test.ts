@@ -7,8 +7,8 @@ import { afterEach, describe, expect, it } from "vitest";
 import { TelemetrySample } from "../../edge/protocol";
 import { createLogger } from "../../relay/log";
 import type { RelayCommand } from "../../edge/protocol";
-import { loadRclnodejs, Ros2Source } from "../../relay/ros2";
-import type { SourceSample } from "../../relay/source";
+import { loadRclnodejs, Ros2Source } from "../../relay/sources/ros2/ros2";
+import type { SourceSample } from "../../relay/sources/source";
 import { batteryState, FakeRcl, navSatFix, stateMsg, twistStamped } from "./relay-rcl-double";
 
 const RCLNODEJS = "rclnodejs";

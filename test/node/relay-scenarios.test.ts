@@ -1,19 +1,19 @@
 /**
- * Simulator conflict scenarios (relay/scenarios.ts) and the sim's separation monitor, on a fake
+ * Simulator conflict scenarios (relay/sources/sim/scenarios.ts) and the sim's separation monitor, on a fake
  * clock. Left alone, every scenario really loses separation (so a test that sees none with the
  * edge in the loop proves the edge did something); parallel tracks do not. Then the edge's own
  * Coordinator (pure apart from SQL, stubbed here) is put in the loop against the real flight
  * model: each scenario is detected, resolved, and flown without a loss of separation.
  */
 import { describe, expect, it } from "vitest";
-import { Coordinator, type CoordinationEvent } from "../../edge/coordinator";
-import type { CoordinationDrone } from "../../edge/coordination";
-import { defaultFleetConfig } from "../../edge/fleet-config";
+import { Coordinator, type CoordinationEvent } from "../../edge/fleet/collision-avoidance";
+import type { CoordinationDrone } from "../../edge/domain/conflicts";
+import { defaultFleetConfig } from "../../edge/domain/fleet-config";
 import type { RelayCommand, Waypoint } from "../../edge/protocol";
 import { parseRelayArgs } from "../../relay/config";
-import { parallelDrones, SCENARIO_MAX_DRONES, SCENARIO_NAMES, scenarioDrones, type ScenarioDrone, type ScenarioName } from "../../relay/scenarios";
-import { SimFleet, type PairSeparation } from "../../relay/sim";
-import type { SourceSample } from "../../relay/source";
+import { parallelDrones, SCENARIO_MAX_DRONES, SCENARIO_NAMES, scenarioDrones, type ScenarioDrone, type ScenarioName } from "../../relay/sources/sim/scenarios";
+import { SimFleet, type PairSeparation } from "../../relay/sources/sim/sim";
+import type { SourceSample } from "../../relay/sources/source";
 
 const HOME = { lat: 47.3977, lon: 8.5456 };
 const T0 = 1_700_000_000_000;

@@ -12,8 +12,8 @@ import {
   toSample,
   type SimDrone,
   type SimEvent,
-} from "../../relay/sim";
-import type { MissionProgressEvent, SourceSample } from "../../relay/source";
+} from "../../relay/sources/sim/sim";
+import type { MissionProgressEvent, SourceSample } from "../../relay/sources/source";
 
 const HOME = { lat: 47.3977, lon: 8.5456 };
 

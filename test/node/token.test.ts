@@ -2,7 +2,7 @@
 import { execFile } from "node:child_process";
 import { resolve } from "node:path";
 import { describe, expect, it } from "vitest";
-import { verifyToken } from "../../edge/auth";
+import { verifyToken } from "../../edge/worker/auth";
 import { parseDevVars, readDevVars, REPO_ROOT, resolveAuthSecret } from "../../scripts/dev-vars";
 
 const SCRIPT = resolve(REPO_ROOT, "scripts/token.ts");

@@ -8,8 +8,8 @@
  * Built only for operators and admins: for a viewer none of the controls exist in the page, and
  * the edge refuses their commands anyway.
  */
-import type { FleetConfig } from "../../edge/fleet-config";
-import type { LatLon } from "../../edge/geo";
+import type { FleetConfig } from "../../edge/domain/fleet-config";
+import type { LatLon } from "../../edge/domain/geo";
 import {
   MISSION_PRIORITIES,
   OVERRIDE_ACTIONS,

@@ -8,7 +8,7 @@
  */
 import "uplot/dist/uPlot.min.css";
 import "./styles.css";
-import type { FleetConfig } from "../../edge/fleet-config";
+import type { FleetConfig } from "../../edge/domain/fleet-config";
 import type { CoordinationEventView, ServerMessage, Waypoint } from "../../edge/protocol";
 import { AlertsFeed, HourlyCharts, InsightsList, LiveCards } from "./analytics";
 import { Api } from "./api";

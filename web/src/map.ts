@@ -9,8 +9,8 @@
  * drag is reported with its WGS84 position and what it hit. An optional slippy-tile URL template
  * draws tiles underneath, for users who have their own tile server.
  */
-import type { FleetConfig } from "../../edge/fleet-config";
-import { fromLocal, makeLocalFrame, toLocal, type LatLon, type LocalFrame, type LocalPoint } from "../../edge/geo";
+import type { FleetConfig } from "../../edge/domain/fleet-config";
+import { fromLocal, makeLocalFrame, toLocal, type LatLon, type LocalFrame, type LocalPoint } from "../../edge/domain/geo";
 import type { AlternativeSuggestion, CoordinationEventView, DRONE_STATUSES, Waypoint } from "../../edge/protocol";
 import type { FleetModel } from "./model";
 

@@ -6,7 +6,7 @@
  * The payload is decoded here for display and to decide which controls to draw; it is never
  * trusted: the edge verifies the signature and enforces the role on every request and command.
  */
-import { Claims } from "../../edge/auth";
+import { Claims } from "../../edge/worker/auth";
 import { FLEET_ID_RE } from "../../edge/protocol";
 
 export type Session = { token: string; fleet: string; claims: Claims };

@@ -3,7 +3,7 @@
  * fleet of hundreds stays cheap at several updates a second. Battery is coloured by the fleet's
  * thresholds (GET /config), and the data age turns stale past the edge's 15 s.
  */
-import type { FleetConfig } from "../../edge/fleet-config";
+import type { FleetConfig } from "../../edge/domain/fleet-config";
 import { formatAge, h, setClass, setText } from "./dom";
 import { STATUS_COLORS } from "./map";
 import type { FleetModel } from "./model";

@@ -1,0 +1,402 @@
+/**
+ * The command desk: takes an operator command from a dashboard socket through authorization, rate
+ * limiting, safety validation and drone selection, records every step in the ledger, sends it to
+ * the relay that serves the drone and answers once it reaches a final state. It owns no socket and
+ * no storage handle of its own: the fleet object passes both in (HubPorts), so it stays testable.
+ */
+import { rankCandidates } from "../domain/assign";
+import type { FleetConfig } from "../domain/fleet-config";
+import type { CommandLedger, LedgerRow } from "./ledger";
+import type { DroneRecord } from "../domain/live-state";
+import type { MissionStore } from "./missions";
+import type {
+  AlternativeSuggestion,
+  CommandMessage,
+  CommandResponse,
+  CommandState,
+  CommandStatusFrame,
+  LedgerCommand,
+  MissionUpdate,
+  RelayCommand,
+  ServerMessage,
+  Waypoint,
+} from "../protocol";
+import { checkPosition, validateWaypoint } from "../domain/safety";
+
+/** How long a command may stay at the relay before it ends in `timeout`. */
+export const COMMAND_TIMEOUT_MS = 5_000;
+/** Roles allowed to command. Viewers never; coordination overrides take operator or admin too. */
+const COMMAND_ROLES = new Set(["operator", "admin"]);
+
+export interface HubPorts {
+  now(): number;
+  config(): FleetConfig;
+  drone(id: string): DroneRecord | undefined;
+  drones(): Iterable<DroneRecord>;
+  /** The connected relay serving a drone, or null when none is. */
+  relayFor(droneId: string): { relayId: string; send(frame: RelayCommand): boolean } | null;
+  reply(ws: WebSocket, frame: ServerMessage): void;
+  broadcast(frame: ServerMessage): void;
+  /** A deadline was added: make sure the alarm fires by then. */
+  deadlineAdded(at: number): void;
+  /** Hook for coordination overrides (the coordination module gives them effect). */
+  override?(eventId: string, action: string, by: string, reason: string | undefined): { ok: true; message: string } | { ok: false; code: string; message: string };
+}
+
+export type Caller = { ws: WebSocket; sub: string; role: string };
+
+/** Token bucket per socket: `max` commands per 10 s. */
+type Bucket = { tokens: number; at: number };
+
+export class CommandDesk {
+  /** Sockets waiting for a command's final answer (the sender, and anyone who repeated its id). */
+  private readonly waiters = new Map<string, { ws: WebSocket; requestId?: string }[]>();
+  private readonly buckets = new WeakMap<WebSocket, Bucket>();
+
+  constructor(
+    private readonly ports: HubPorts,
+    private readonly ledger: CommandLedger,
+    private readonly missions: MissionStore,
+  ) {}
+
+  handle(caller: Caller, msg: CommandMessage): void {
+    const now = this.ports.now();
+    const prior = this.ledger.get(msg.command_id);
+    if (prior) return this.repeat(caller, msg, prior);
+
+    const droneId = "drone_id" in msg ? (msg.drone_id ?? null) : null;
+    this.ledger.create({
+      command_id: msg.command_id,
+      command: msg.type,
+      drone_id: droneId,
+      sub: caller.sub,
+      role: caller.role,
+      params: JSON.stringify(paramsOf(msg)),
+      received_at: now,
+    });
+    this.addWaiter(msg.command_id, caller.ws, msg.request_id);
+
+    if (!COMMAND_ROLES.has(caller.role)) {
+      return this.reject(msg, "forbidden", `role ${caller.role} may not send ${msg.type}`);
+    }
+    if (msg.type !== "emergency_land" && !this.take(caller.ws, now)) {
+      return this.reject(msg, "rate_limited", `more than ${this.ports.config().max_commands_per_10s} commands in 10 s on this connection; emergency_land is never limited`);
+    }
+    switch (msg.type) {
+      case "modify_waypoint":
+        return this.modifyWaypoint(msg, now);
+      case "assign_mission":
+        return this.assignMission(msg, now);
+      case "emergency_land":
+        return this.emergencyLand(msg, now);
+      case "coordination_override":
+        return this.coordinationOverride(caller, msg);
+      default: {
+        const never: never = msg;
+        throw new Error(`unhandled command ${JSON.stringify(never)}`);
+      }
+    }
+  }
+
+  // ------------------------------------------------------------------ per command
+
+  private modifyWaypoint(msg: Extract<CommandMessage, { type: "modify_waypoint" }>, now: number): void {
+    const rec = this.ports.drone(msg.drone_id);
+    if (!rec) return this.reject(msg, "unknown_drone", `drone ${msg.drone_id} is not in this fleet`);
+    const config = this.ports.config();
+    const result = validateWaypoint({
+      drone: rec.sample,
+      target: msg.new_waypoint,
+      config,
+      others: this.others(msg.drone_id),
+    });
+    if (!result.ok) {
+      return this.reject(msg, "safety_violation", result.message, { rule: result.rule, alternative_suggestions: result.alternative_suggestions });
+    }
+    this.dispatch(msg, msg.drone_id, now, {
+      command: "modify_waypoint",
+      new_waypoint: msg.new_waypoint,
+      modification_reason: msg.modification_reason,
+    });
+  }
+
+  private assignMission(msg: Extract<CommandMessage, { type: "assign_mission" }>, now: number): void {
+    const config = this.ports.config();
+    for (const [i, wp] of msg.mission.waypoints.entries()) {
+      const check = checkPosition(wp, config);
+      if (!check.ok) {
+        return this.reject(msg, "safety_violation", `waypoint ${i}: ${check.message}`, {
+          rule: check.rule,
+          alternative_suggestions: check.alternative_suggestions,
+        });
+      }
+    }
+    if (msg.drone_id && !this.ports.drone(msg.drone_id)) {
+      return this.reject(msg, "unknown_drone", `drone ${msg.drone_id} is not in this fleet`);
+    }
+    const busy = this.missions.busy();
+    const drones = [...this.ports.drones()]
+      .filter((d) => !msg.drone_id || d.sample.drone_id === msg.drone_id)
+      .map((d) => ({
+        drone_id: d.sample.drone_id,
+        lat: d.sample.lat,
+        lon: d.sample.lon,
+        alt_m: d.sample.alt_m,
+        battery_pct: d.sample.battery_pct,
+        status: d.sample.status,
+        armed: d.sample.armed,
+        link: d.link,
+        busy: busy.has(d.sample.drone_id),
+        busy_priority: busy.get(d.sample.drone_id),
+      }));
+    const candidates = rankCandidates({
+      drones,
+      mission: msg.mission,
+      config,
+      now,
+      assignedCounts: this.missions.assignedSince(now - 24 * 3600_000),
+    });
+    const top = candidates.slice(0, 10);
+    const best = candidates.find((c) => c.eligible && this.ports.relayFor(c.drone_id));
+    if (!best) {
+      const anyEligible = candidates.some((c) => c.eligible);
+      return anyEligible
+        ? this.reject(msg, "relay_offline", "no relay is connected for the eligible drones", { candidates: top })
+        : this.reject(msg, "no_candidate", msg.drone_id ? `drone ${msg.drone_id} cannot fly this mission: ${candidates[0]?.reasons.join("; ") ?? "unknown"}` : "no drone can fly this mission now", { candidates: top });
+    }
+    const missionId = `m-${msg.command_id}`;
+    this.missions.create({ mission_id: missionId, drone_id: best.drone_id, command_id: msg.command_id, priority: msg.mission.priority, waypoints: msg.mission.waypoints }, now);
+    this.ledger.setDrone(msg.command_id, best.drone_id);
+    this.dispatch(msg, best.drone_id, now, {
+      command: "assign_mission",
+      mission_id: missionId,
+      waypoints: msg.mission.waypoints,
+      priority: msg.mission.priority,
+    }, { candidates: top, mission_id: missionId });
+  }
+
+  private emergencyLand(msg: Extract<CommandMessage, { type: "emergency_land" }>, now: number): void {
+    if (!this.ports.drone(msg.drone_id)) return this.reject(msg, "unknown_drone", `drone ${msg.drone_id} is not in this fleet`);
+    this.dispatch(msg, msg.drone_id, now, { command: "emergency_land", reason: msg.reason });
+  }
+
+  private coordinationOverride(caller: Caller, msg: Extract<CommandMessage, { type: "coordination_override" }>): void {
+    const r = this.ports.override?.(msg.event_id, msg.action, caller.sub, msg.reason) ?? {
+      ok: false as const,
+      code: "unknown_event",
+      message: `no coordination event ${msg.event_id}`,
+    };
+    if (!r.ok) return this.reject(msg, r.code, r.message);
+    this.finish(msg.command_id, "acked", null, r.message);
+  }
+
+  /**
+   * A command the edge issues itself (collision avoidance), ledgered under `by` with role
+   * `system`. The resolution was already checked against the position rules and re-predicted,
+   * so the operator-facing safety validation and rate limit do not apply. Returns true if sent.
+   */
+  system(cmd: { drone_id: string; command: "modify_waypoint"; new_waypoint: Waypoint; reason: string } | { drone_id: string; command: "hold"; duration_s: number; reason: string }, by: string): boolean {
+    const now = this.ports.now();
+    const commandId = `sys-${now.toString(36)}-${crypto.randomUUID().slice(0, 12)}`;
+    const params = cmd.command === "hold" ? { drone_id: cmd.drone_id, duration_s: cmd.duration_s, reason: cmd.reason } : { drone_id: cmd.drone_id, new_waypoint: cmd.new_waypoint, modification_reason: cmd.reason };
+    this.ledger.create({ command_id: commandId, command: cmd.command, drone_id: cmd.drone_id, sub: by, role: "system", params: JSON.stringify(params), received_at: now });
+    const relay = this.ports.relayFor(cmd.drone_id);
+    const body = cmd.command === "hold" ? { command: "hold" as const, duration_s: cmd.duration_s } : { command: "modify_waypoint" as const, new_waypoint: cmd.new_waypoint, modification_reason: cmd.reason };
+    const frame = { type: "command", command_id: commandId, drone_id: cmd.drone_id, timeout_ms: COMMAND_TIMEOUT_MS - 500, ...body } as RelayCommand;
+    if (!relay || !relay.send(frame)) {
+      this.finish(commandId, "rejected", "relay_offline", `no relay is connected for ${cmd.drone_id}`);
+      return false;
+    }
+    const deadline = now + COMMAND_TIMEOUT_MS;
+    this.ledger.markSent(commandId, relay.relayId, now, deadline);
+    this.ports.deadlineAdded(deadline);
+    this.status(commandId, cmd.command, cmd.drone_id, "sent");
+    return true;
+  }
+
+  // ------------------------------------------------------------------ ledger transitions
+
+  /** Send to the relay serving the drone, or fail fast with relay_offline. */
+  private dispatch(msg: CommandMessage, droneId: string, now: number, body: DistributiveOmit<RelayCommand, "type" | "command_id" | "drone_id" | "timeout_ms">, extra: Partial<ResponseExtras> = {}): void {
+    const relay = this.ports.relayFor(droneId);
+    if (!relay) return this.reject(msg, "relay_offline", `no relay is connected for ${droneId}; nothing was sent`, extra);
+    const frame = { type: "command", command_id: msg.command_id, drone_id: droneId, timeout_ms: COMMAND_TIMEOUT_MS - 500, ...body } as RelayCommand;
+    if (!relay.send(frame)) return this.reject(msg, "relay_offline", `the relay for ${droneId} could not be reached`, extra);
+    const deadline = now + COMMAND_TIMEOUT_MS;
+    this.ledger.markSent(msg.command_id, relay.relayId, now, deadline);
+    this.pendingExtras.set(msg.command_id, extra);
+    this.ports.deadlineAdded(deadline);
+    this.status(msg.command_id, msg.type, droneId, "sent");
+  }
+
+  /** Extras (candidates, mission id) to repeat in the final answer; rebuilt from storage if lost. */
+  private readonly pendingExtras = new Map<string, Partial<ResponseExtras>>();
+
+  /** A relay's `command_result`. Returns false when the command was already final (late result). */
+  onResult(commandId: string, status: "acked" | "failed", message: string | undefined): boolean {
+    const row = this.ledger.get(commandId);
+    if (!row || row.status !== "sent") return false;
+    const ok = this.finish(commandId, status, status === "failed" ? "failed" : null, message ?? (status === "acked" ? "acknowledged by the drone" : "failed at the drone"));
+    if (ok && status === "acked") this.afterAck(row);
+    if (ok && status === "failed" && row.command === "assign_mission") {
+      const m = this.missions.byCommand(commandId);
+      if (m) this.missions.transition(m.mission_id, "failed", this.ports.now(), { message: message ?? "relay failed" });
+    }
+    return ok;
+  }
+
+  /** End every command whose deadline has passed in `timeout`. */
+  expire(now: number): number {
+    const rows = this.ledger.expired(now);
+    for (const row of rows) {
+      if (this.finish(row.command_id, "timeout", "timeout", `no answer from the relay within ${COMMAND_TIMEOUT_MS} ms`) && row.command === "assign_mission") {
+        const m = this.missions.byCommand(row.command_id);
+        if (m) this.missions.transition(m.mission_id, "failed", now, { message: "command timed out" });
+      }
+    }
+    return rows.length;
+  }
+
+  private afterAck(row: LedgerRow): void {
+    const now = this.ports.now();
+    const ts = new Date(now).toISOString();
+    const params = JSON.parse(row.params) as Record<string, unknown>;
+    const droneId = row.drone_id!;
+    let update: MissionUpdate["update"] | null = null;
+    if (row.command === "modify_waypoint") {
+      const wp = params.new_waypoint as Waypoint;
+      this.missions.setPlan(droneId, [wp], now);
+      update = { type: "waypoint_modified", drone_id: droneId, new_waypoint: wp, modification_reason: String(params.modification_reason ?? ""), timestamp: ts };
+    } else if (row.command === "assign_mission") {
+      const m = this.missions.byCommand(row.command_id);
+      if (m) {
+        this.missions.transition(m.mission_id, "assigned", now);
+        update = { type: "mission_assigned", drone_id: droneId, mission_id: m.mission_id, waypoints: JSON.parse(m.waypoints) as Waypoint[], priority: m.priority, timestamp: ts };
+      }
+    } else if (row.command === "emergency_land") {
+      for (const m of this.missions.activeFor(droneId)) this.missions.transition(m.mission_id, "aborted", now, { message: "emergency land" });
+      this.missions.clearPlan(droneId);
+      update = { type: "emergency_land", drone_id: droneId, reason: String(params.reason ?? "operator"), timestamp: ts };
+    }
+    if (update) this.ports.broadcast({ type: "mission_update", drone_id: droneId, update });
+  }
+
+  private reject(msg: CommandMessage, code: string, message: string, extra: Partial<ResponseExtras> = {}): void {
+    this.pendingExtras.set(msg.command_id, extra);
+    this.finish(msg.command_id, "rejected", code, message);
+  }
+
+  /** Record the final state, answer every waiter, tell every dashboard. */
+  private finish(commandId: string, status: CommandState, code: string | null, message: string): boolean {
+    const row = this.ledger.get(commandId);
+    if (!row) return false;
+    const extra = this.pendingExtras.get(commandId) ?? this.extrasFromStorage(row);
+    this.pendingExtras.delete(commandId);
+    const response = buildResponse(row, status, code, message, extra);
+    if (!this.ledger.finish(commandId, status, code, message, response, this.ports.now())) return false;
+    for (const w of this.waiters.get(commandId) ?? []) this.ports.reply(w.ws, { ...response, request_id: w.requestId });
+    this.waiters.delete(commandId);
+    this.status(commandId, row.command, row.drone_id, status, code ?? undefined, message);
+    return true;
+  }
+
+  private extrasFromStorage(row: LedgerRow): Partial<ResponseExtras> {
+    if (row.command !== "assign_mission") return {};
+    const m = this.missions.byCommand(row.command_id);
+    return m ? { mission_id: m.mission_id } : {};
+  }
+
+  private status(commandId: string, command: LedgerCommand, droneId: string | null, status: CommandState, code?: string, message?: string): void {
+    const row = this.ledger.get(commandId);
+    const frame: CommandStatusFrame = { type: "command_status", command_id: commandId, command, drone_id: droneId, status, by: row?.sub ?? "unknown", ts: this.ports.now() };
+    if (code) frame.code = code;
+    if (message) frame.message = message;
+    this.ports.broadcast(frame);
+  }
+
+  /** The same command_id again: the first answer, or "still in flight" and a place in the queue. */
+  private repeat(caller: Caller, msg: CommandMessage, prior: LedgerRow): void {
+    if (prior.response) {
+      const first = JSON.parse(prior.response) as CommandResponse;
+      this.ports.reply(caller.ws, { ...first, request_id: msg.request_id, duplicate: true });
+      return;
+    }
+    this.addWaiter(msg.command_id, caller.ws, msg.request_id);
+    this.ports.reply(caller.ws, {
+      type: "command_status",
+      command_id: prior.command_id,
+      command: prior.command,
+      drone_id: prior.drone_id,
+      status: prior.status,
+      message: "duplicate command_id: already in flight, the final answer will follow",
+      by: prior.sub,
+      ts: this.ports.now(),
+    });
+  }
+
+  private addWaiter(commandId: string, ws: WebSocket, requestId?: string): void {
+    const list = this.waiters.get(commandId) ?? [];
+    if (!list.some((w) => w.ws === ws && w.requestId === requestId)) list.push({ ws, requestId });
+    this.waiters.set(commandId, list);
+  }
+
+  /** Other drones with their planned paths, for the separation rule. */
+  private others(exclude: string) {
+    const out = [];
+    for (const d of this.ports.drones()) {
+      if (d.sample.drone_id === exclude || d.link !== "live" || !d.sample.armed) continue;
+      out.push({ drone_id: d.sample.drone_id, lat: d.sample.lat, lon: d.sample.lon, alt_m: d.sample.alt_m, speed_mps: d.sample.speed_mps, path: this.missions.plan(d.sample.drone_id) });
+    }
+    return out;
+  }
+
+  private take(ws: WebSocket, now: number): boolean {
+    const max = this.ports.config().max_commands_per_10s;
+    const b = this.buckets.get(ws) ?? { tokens: max, at: now };
+    b.tokens = Math.min(max, b.tokens + ((now - b.at) / 10_000) * max);
+    b.at = now;
+    this.buckets.set(ws, b);
+    if (b.tokens < 1) return false;
+    b.tokens -= 1;
+    return true;
+  }
+
+  /** Socket closed: it no longer waits for answers. */
+  forget(ws: WebSocket): void {
+    for (const [id, list] of this.waiters) {
+      const rest = list.filter((w) => w.ws !== ws);
+      if (rest.length) this.waiters.set(id, rest);
+      else this.waiters.delete(id);
+    }
+  }
+}
+
+type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;
+type ResponseExtras = {
+  rule: string;
+  alternative_suggestions: AlternativeSuggestion[];
+  candidates: Extract<CommandResponse, { type: "mission_assignment_response" }>["candidates"];
+  mission_id: string;
+};
+
+function paramsOf(msg: CommandMessage): Record<string, unknown> {
+  const { type: _t, command_id: _c, request_id: _r, ...rest } = msg;
+  return rest;
+}
+
+function buildResponse(row: LedgerRow, status: CommandState, code: string | null, message: string, extra: Partial<ResponseExtras>): CommandResponse {
+  const base = { command_id: row.command_id, success: status === "acked", status, message, ...(code ? { code } : {}) };
+  const params = JSON.parse(row.params) as Record<string, unknown>;
+  switch (row.command) {
+    case "modify_waypoint":
+      return { ...base, type: "waypoint_modification_response", drone_id: row.drone_id ?? "", ...(extra.rule ? { rule: extra.rule } : {}), alternative_suggestions: extra.alternative_suggestions ?? [] };
+    case "assign_mission":
+      return { ...base, type: "mission_assignment_response", drone_id: status === "rejected" ? null : row.drone_id, mission_id: extra.mission_id ?? null, candidates: extra.candidates ?? [], ...(extra.rule ? { rule: extra.rule, alternative_suggestions: extra.alternative_suggestions ?? [] } : {}) };
+    case "emergency_land":
+      return { ...base, type: "emergency_land_response", drone_id: row.drone_id ?? "" };
+    case "coordination_override":
+      return { ...base, type: "coordination_override_response", event_id: String(params.event_id ?? ""), action: String(params.action ?? "") };
+    case "hold":
+      return { ...base, type: "hold_response", drone_id: row.drone_id ?? "" };
+  }
+}

@@ -1,0 +1,186 @@
+/**
+ * The fleet object's outbox: everything that must reach Postgres, kept in the object's SQLite until
+ * a flush has committed it there (edge/postgres/drain.ts drains it; the cron trigger calls the flush).
+ *
+ * - `outbox` holds one row per fact, keyed by (kind, key). Facts that evolve (a mission, a
+ *   coordination event, an alert) are replaced rather than appended: the old row is deleted and the
+ *   new one inserted with a fresh id, so at most the newest revision waits, and a flush in flight
+ *   that acks the old id leaves the new one queued.
+ * - `outbox_snapshots` holds the downsampled telemetry (one row per drone per 10 s) in columns.
+ *
+ * Bounded: past `snapshotBound` snapshot rows (Postgres down for a long time) the oldest half is
+ * thinned to every other row per drone, the dropped rows' distance added to the row that follows,
+ * and the count kept in `outbox_meta`. Live-metric rows are thinned the same way past their own
+ * bound. Missions, coordination events, alerts, charging sessions and command audit are never dropped.
+ */
+import type { OutboxBodies, OutboxBatch, OutboxItem, OutboxKind, SnapshotRow } from "../domain/outbox-rows";
+import { OUTBOX_KINDS } from "../domain/outbox-rows";
+
+export const DEFAULT_SNAPSHOT_BOUND = 200_000;
+export const DEFAULT_METRICS_BOUND = 50_000;
+
+export type OutboxStats = {
+  pending: Record<OutboxKind | "snapshot", number>;
+  /** Snapshots dropped by thinning while Postgres was unreachable. */
+  snapshots_thinned: number;
+  /** Live-metric rows dropped the same way. */
+  metrics_thinned: number;
+};
+
+export class Outbox {
+  private snapshotCount = 0;
+  private metricsCount = 0;
+  /** Highest ids in a batch being written: thinning leaves those rows alone. */
+  private inflightSnapshotId = 0;
+  private inflightItemId = 0;
+
+  constructor(
+    private readonly sql: SqlStorage,
+    private readonly bounds: { snapshots: number; metrics: number } = { snapshots: DEFAULT_SNAPSHOT_BOUND, metrics: DEFAULT_METRICS_BOUND },
+  ) {}
+
+  migrate(): void {
+    this.sql.exec(`CREATE TABLE IF NOT EXISTS outbox (
+      id INTEGER PRIMARY KEY AUTOINCREMENT, kind TEXT NOT NULL, key TEXT NOT NULL, body TEXT NOT NULL, created_at INTEGER NOT NULL)`);
+    this.sql.exec(`CREATE UNIQUE INDEX IF NOT EXISTS outbox_kind_key ON outbox (kind, key)`);
+    this.sql.exec(`CREATE TABLE IF NOT EXISTS outbox_snapshots (
+      id INTEGER PRIMARY KEY AUTOINCREMENT, drone_id TEXT NOT NULL, snapshot_time INTEGER NOT NULL,
+      lat REAL NOT NULL, lon REAL NOT NULL, alt_m REAL NOT NULL, battery_pct REAL NOT NULL, speed_mps REAL NOT NULL,
+      status TEXT NOT NULL, armed INTEGER NOT NULL, distance_m REAL NOT NULL)`);
+    this.sql.exec(`CREATE TABLE IF NOT EXISTS outbox_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)`);
+  }
+
+  load(): void {
+    this.snapshotCount = this.sql.exec<{ n: number }>(`SELECT COUNT(*) AS n FROM outbox_snapshots`).one().n;
+    this.metricsCount = this.sql.exec<{ n: number }>(`SELECT COUNT(*) AS n FROM outbox WHERE kind = 'performance_metrics'`).one().n;
+  }
+
+  /** Queue a fact; a queued fact with the same kind and key is replaced by this newer one. */
+  put<K extends OutboxKind>(kind: K, key: string, body: OutboxBodies[K], now: number): void {
+    const replaced = this.sql.exec(`DELETE FROM outbox WHERE kind = ? AND key = ?`, kind, key).rowsWritten;
+    this.sql.exec(`INSERT INTO outbox (kind, key, body, created_at) VALUES (?, ?, ?, ?)`, kind, key, JSON.stringify(body), now);
+    if (kind === "performance_metrics" && replaced === 0 && ++this.metricsCount > this.bounds.metrics) this.thinMetrics();
+  }
+
+  addSnapshot(s: Omit<SnapshotRow, "id">): void {
+    this.sql.exec(
+      `INSERT INTO outbox_snapshots (drone_id, snapshot_time, lat, lon, alt_m, battery_pct, speed_mps, status, armed, distance_m)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      s.drone_id,
+      s.snapshot_time,
+      s.lat,
+      s.lon,
+      s.alt_m,
+      s.battery_pct,
+      s.speed_mps,
+      s.status,
+      s.armed ? 1 : 0,
+      s.distance_m,
+    );
+    if (++this.snapshotCount > this.bounds.snapshots) this.thinSnapshots();
+  }
+
+  /** The oldest rows, up to the limits; marks the snapshots in flight until ack() or release(). */
+  read(maxItems: number, maxSnapshots: number): OutboxBatch {
+    const items = this.sql
+      .exec<{ id: number; kind: string; key: string; body: string }>(`SELECT id, kind, key, body FROM outbox ORDER BY id LIMIT ?`, maxItems)
+      .toArray()
+      .map((r) => ({ id: r.id, kind: r.kind, key: r.key, body: JSON.parse(r.body) }) as OutboxItem);
+    const snapshots = this.sql
+      .exec<Omit<SnapshotRow, "armed"> & { armed: number }>(`SELECT * FROM outbox_snapshots ORDER BY id LIMIT ?`, maxSnapshots)
+      .toArray()
+      .map((r) => ({ ...r, armed: r.armed === 1 }));
+    this.inflightSnapshotId = snapshots.length ? snapshots[snapshots.length - 1]!.id : 0;
+    this.inflightItemId = items.length ? items[items.length - 1]!.id : 0;
+    return { items, snapshots };
+  }
+
+  /** Delete a batch after its transaction committed. Rows replaced meanwhile are already gone. */
+  ack(batch: OutboxBatch): void {
+    // Durable Object SQLite binds at most 100 parameters per statement ("too many SQL variables").
+    for (const ids of chunk(batch.items.map((i) => i.id), 100)) {
+      this.sql.exec(`DELETE FROM outbox WHERE id IN (${ids.map(() => "?").join(",")})`, ...ids);
+    }
+    const snaps = batch.snapshots;
+    if (snaps.length) {
+      // Snapshots are read in id order: the batch is an id range (less any thinned meanwhile).
+      this.sql.exec(`DELETE FROM outbox_snapshots WHERE id >= ? AND id <= ?`, snaps[0]!.id, snaps[snaps.length - 1]!.id);
+    }
+    this.release();
+    this.load();
+  }
+
+  /** A batch that was not written (Postgres failed): its rows stay queued. */
+  release(): void {
+    this.inflightSnapshotId = 0;
+    this.inflightItemId = 0;
+  }
+
+  pendingTotal(): number {
+    return this.sql.exec<{ n: number }>(`SELECT COUNT(*) AS n FROM outbox`).one().n + this.snapshotCount;
+  }
+
+  stats(): OutboxStats {
+    const pending = Object.fromEntries([...OUTBOX_KINDS, "snapshot"].map((k) => [k, 0])) as OutboxStats["pending"];
+    for (const r of this.sql.exec<{ kind: OutboxKind; n: number }>(`SELECT kind, COUNT(*) AS n FROM outbox GROUP BY kind`)) pending[r.kind] = r.n;
+    pending.snapshot = this.snapshotCount;
+    return { pending, snapshots_thinned: this.meta("snapshots_thinned"), metrics_thinned: this.meta("metrics_thinned") };
+  }
+
+  meta(key: string): number {
+    const r = this.sql.exec<{ value: string }>(`SELECT value FROM outbox_meta WHERE key = ?`, key).toArray()[0];
+    return r ? Number(r.value) : 0;
+  }
+
+  getMetaText(key: string): string | null {
+    return this.sql.exec<{ value: string }>(`SELECT value FROM outbox_meta WHERE key = ?`, key).toArray()[0]?.value ?? null;
+  }
+
+  setMetaText(key: string, value: string): void {
+    this.sql.exec(`INSERT INTO outbox_meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value`, key, value);
+  }
+
+  private addMeta(key: string, n: number): void {
+    this.setMetaText(key, String(this.meta(key) + n));
+  }
+
+  /**
+   * Drop every other snapshot per drone among the oldest half (outside any batch in flight). Each
+   * dropped row's distance moves to the drone's next row, so distance totals stay right.
+   */
+  private thinSnapshots(): void {
+    const window = `WITH old AS (SELECT id, drone_id, distance_m FROM outbox_snapshots WHERE id > ? ORDER BY id LIMIT ?),
+      win AS (SELECT id, distance_m, ROW_NUMBER() OVER (PARTITION BY drone_id ORDER BY id) AS rn,
+                     LEAD(id) OVER (PARTITION BY drone_id ORDER BY id) AS next_id FROM old),
+      pairs AS (SELECT id AS drop_id, next_id AS keep_id, distance_m AS d FROM win WHERE rn % 2 = 0 AND next_id IS NOT NULL)`;
+    const args = [this.inflightSnapshotId, Math.ceil(this.bounds.snapshots / 2)];
+    this.sql.exec(
+      `${window} UPDATE outbox_snapshots SET distance_m = outbox_snapshots.distance_m + pairs.d FROM pairs WHERE outbox_snapshots.id = pairs.keep_id`,
+      ...args,
+    );
+    this.sql.exec(`${window} DELETE FROM outbox_snapshots WHERE id IN (SELECT drop_id FROM pairs)`, ...args);
+    // Counted, not taken from rowsWritten (which may include index writes).
+    const before = this.snapshotCount;
+    this.load();
+    this.addMeta("snapshots_thinned", before - this.snapshotCount);
+  }
+
+  private thinMetrics(): void {
+    this.sql.exec(
+      `WITH old AS (SELECT id FROM outbox WHERE kind = 'performance_metrics' AND id > ? ORDER BY id LIMIT ?),
+            win AS (SELECT id, ROW_NUMBER() OVER (ORDER BY id) AS rn FROM old)
+       DELETE FROM outbox WHERE id IN (SELECT id FROM win WHERE rn % 2 = 0)`,
+      this.inflightItemId,
+      Math.ceil(this.bounds.metrics / 2),
+    );
+    const before = this.metricsCount;
+    this.load();
+    this.addMeta("metrics_thinned", before - this.metricsCount);
+  }
+}
+
+function chunk<T>(xs: T[], n: number): T[][] {
+  const out: T[][] = [];
+  for (let i = 0; i < xs.length; i += n) out.push(xs.slice(i, i + n));
+  return out;
+}

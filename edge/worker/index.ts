@@ -1,0 +1,28 @@
+/** The edge Worker: Hono routes in front of one FleetHub Durable Object per fleet. */
+import { Hono } from "hono";
+import { HTTPException } from "hono/http-exception";
+import type { Env } from "./env";
+import type { AppEnv } from "./http";
+import { fleets } from "./routes/fleets";
+import { runScheduled } from "../postgres/cron";
+
+export { FleetHub } from "../fleet/fleet-hub";
+export { Directory } from "../postgres/directory";
+
+export const app = new Hono<AppEnv>();
+
+app.get("/health", (c) => c.json({ ok: true, service: "dronefleet-edge", time: new Date().toISOString() }));
+app.route("/v1/fleets/:fleet", fleets);
+
+app.notFound((c) => c.json({ error: { code: "not_found", message: `no route ${c.req.method} ${c.req.path}` } }, 404));
+app.onError((err, c) => {
+  if (err instanceof HTTPException) return err.getResponse();
+  console.error("edge error", err);
+  return c.json({ error: { code: "internal", message: "internal error" } }, 500);
+});
+
+export default {
+  fetch: app.fetch,
+  // Cron triggers: outbox flush every minute, hourly aggregation at :02 (edge/postgres/cron.ts).
+  scheduled: (controller, env, ctx) => runScheduled(controller, env, ctx),
+} satisfies ExportedHandler<Env>;

@@ -1,0 +1,60 @@
+/**
+ * The one interface between the relay and the drones' side. The link to the edge only ever sees
+ * a `DroneSource`, so the simulated fleet and ROS 2 are interchangeable and nothing outside
+ * `ros2.ts` touches rclnodejs.
+ */
+import type { DRONE_STATUSES, RelayCommand, TelemetrySample } from "../../edge/protocol";
+
+/**
+ * A sample as a source produces it. `seq` is deliberately absent: sequence numbers are the link's
+ * job, because only the link knows what the edge has already seen (hello_ack `last_seq`).
+ */
+export type SourceSample = Omit<TelemetrySample, "seq">;
+
+export type SourceKind = "sim" | "ros2";
+export type DroneStatus = (typeof DRONE_STATUSES)[number];
+
+/**
+ * How a command ended at the drone. `ok: true` is "accepted" (a ROS service returning success),
+ * not "done": a mission's completion is reported later through `onMissionProgress`.
+ */
+export type CommandOutcome = { ok: true; message?: string } | { ok: false; message: string };
+
+/** A mission's progress, as the link sends it in a `mission_progress` frame (minus `type`). */
+export type MissionProgressEvent = {
+  mission_id: string;
+  drone_id: string;
+  state: "active" | "completed" | "failed" | "aborted";
+  /** Index of the waypoint being flown to (the last one for `completed`). */
+  waypoint_index?: number;
+  message?: string;
+  /** ms since the epoch, integer. */
+  ts: number;
+};
+
+export interface DroneSource {
+  readonly kind: SourceKind;
+  /**
+   * Begin producing samples; resolves once running. `onSample` is called synchronously from the
+   * source's own timer or callbacks and must not throw (the relay's link only buffers).
+   */
+  start(onSample: (s: SourceSample) => void): Promise<void>;
+  /** Drones this source serves; sent in `relay_hello` on every (re)connection. */
+  droneIds(): string[];
+  /** Stop producing samples and release timers, nodes and sockets; resolves when done. */
+  stop(): Promise<void>;
+  /**
+   * Execute one operator command at a drone. Resolves with the outcome; a source should not
+   * throw for expected failures (unknown drone, rejected, service down) but return `ok: false`.
+   * `signal` aborts when the link has given up (its timeout): stop waiting and resolve.
+   * Commands may run concurrently, several per drone (an emergency land never waits).
+   */
+  execute(command: RelayCommand, signal: AbortSignal): Promise<CommandOutcome>;
+  /**
+   * Set by the wiring code (cli.ts) to the link's `pushProgress`; a source that flies missions
+   * calls it as they advance. Must not throw.
+   */
+  onMissionProgress?: ((p: MissionProgressEvent) => void) | null;
+  /** ROS messages received per topic kind, for metrics (ROS sources only). */
+  rosMessageCounts?(): Readonly<Record<string, number>>;
+}
