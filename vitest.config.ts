@@ -1,11 +1,22 @@
 import { cloudflareTest } from "@cloudflare/vitest-plugin";
 import { defineConfig } from "vitest/config";
 
-// Two projects: `edge` runs inside workerd through the Workers Vitest integration; `node` runs the
-// relay, the local stack and end-to-end tests in Node against real sockets and a real Postgres.
+// Three projects, one per layer of the test pyramid:
+// - `unit`: the pure layers (edge/protocol, edge/domain) in plain Node, in parallel, no runtime;
+// - `edge`: the fleet object and the Worker inside workerd through the Workers Vitest integration;
+// - `node`: the relay, the Postgres code, the local stack and end-to-end tests in Node against real
+//   sockets, a real Postgres, wrangler dev and Chromium.
 export default defineConfig({
   test: {
     projects: [
+      {
+        test: {
+          name: "unit",
+          include: ["test/domain/**/*.test.ts", "test/protocol/**/*.test.ts"],
+          environment: "node",
+          testTimeout: 20_000,
+        },
+      },
       {
         plugins: [
           // A function so that the Postgres started by test/edge/pg-setup.ts (globalSetup) reaches
