@@ -27,7 +27,7 @@ const SHUTDOWN_DEADLINE_MS = 5_000;
 
 function readVersion(): string | undefined {
   try {
-    const pkg: unknown = JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8"));
+    const pkg: unknown = JSON.parse(readFileSync(new URL("./package.json", import.meta.url), "utf8"));
     const v = typeof pkg === "object" && pkg !== null ? (pkg as { version?: unknown }).version : undefined;
     return typeof v === "string" ? v.slice(0, 64) : undefined;
   } catch {

@@ -11,7 +11,7 @@
 import { parseArgs } from "node:util";
 import { parse as parseYaml, stringify as stringifyYaml } from "yaml";
 import { z } from "zod";
-import { DRONE_ID_RE, FLEET_ID_RE } from "../edge/protocol";
+import { DRONE_ID_RE, FLEET_ID_RE, RelayHello } from "../edge/protocol";
 import { DEFAULT_OUTBOX_FSYNC_MS, DEFAULT_OUTBOX_MAX_BYTES } from "./link/disk-outbox";
 import { isLogLevel, type LogLevel } from "./log";
 import { getProfile, PROFILE_NAMES } from "./sources/ros2/profiles/index";
@@ -174,7 +174,7 @@ const LayerSchema = z
     fleet: str(),
     token: z.string({ error: "expected a string" }),
     token_file: str("expected a file path"),
-    source: z.enum(["sim", "ros2"], { error: "expected sim or ros2" }),
+    source: z.enum(RelayHello.shape.source.options, { error: "expected sim or ros2" }),
     profile: z.enum(PROFILE_NAMES, { error: `expected ${PROFILE_NAMES.join(" or ")}` }),
     drones: z.union([int(1, MAX_DRONES, `expected an integer in 1..${MAX_DRONES}`), z.array(DroneEntry)], {
       error: `expected an integer in 1..${MAX_DRONES} or a list of drones`,

@@ -53,6 +53,17 @@ export function createLogger(
   };
 }
 
+/** Anything thrown, as one line of text for a log field or a command_result message. */
+export function errorMessage(err: unknown): string {
+  if (err instanceof Error) return err.message || err.name;
+  if (typeof err === "string") return err;
+  try {
+    return JSON.stringify(err) ?? String(err);
+  } catch {
+    return String(err);
+  }
+}
+
 /** A logger that drops everything: the default for library classes used without one. */
 export const silentLogger: Logger = {
   debug: () => {},

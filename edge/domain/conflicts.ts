@@ -3,11 +3,16 @@
  * seconds, find pairs that will lose separation and drones about to leave the geofence or enter a
  * no-fly zone, choose commands that fix each case, and tell when a case is over.
  *
+ * Where a drone will be is trajectory.ts's rule (a plan is flown at the drone's speed; without
+ * one, dead reckoning on heading and speed; ~0 m/s hovers), the same one the waypoint safety
+ * check uses, so a waypoint it accepts is not flagged here on the same data. "Airborne" is
+ * drone.ts's rule.
+ *
  * Pure functions on plain data (no runtime APIs): the fleet object calls `detectConflicts` at
  * least twice a second, so the pass is built to cost milliseconds for 1,000 drones:
  *
- * - Each drone's track is sampled once per pass in a fixed-scale local frame (two multiplications
- *   per point) and stored in flat typed arrays.
+ * - Each drone's predicted track is sampled once per pass in a fixed-scale local frame (two
+ *   multiplications per point) and stored in flat typed arrays.
  * - Broad phase: the horizon is cut into chunks of ~5 s; per chunk, each drone's swept bounding
  *   box (grown by half the separation minima) goes into a uniform grid whose cell size follows
  *   the mean box size. Only pairs sharing a cell, with overlapping boxes, in some chunk reach the
@@ -31,25 +36,29 @@ import {
   type LocalPoint,
   type LocalPolygon,
 } from "./geo";
-import type { DRONE_STATUSES, Waypoint } from "../protocol";
+import type { CoordinationEventView, OVERRIDE_ACTIONS, RelayCommand, TelemetrySample, Waypoint } from "../protocol";
+import { COORDINATION_EVENT_TYPES } from "../protocol";
+import { isAirborne as airborneStatus } from "./drone";
 import { checkPosition } from "./safety";
+import {
+  CLIMB_EXTRAPOLATION_S,
+  PREDICTION_HORIZON_S,
+  newTrack,
+  predictTrack,
+  sampleTrack,
+  separationWindow,
+  type Track,
+} from "./trajectory";
 
 // ------------------------------------------------------------------------------------ types
 
-/** What coordination needs to know about one drone: telemetry plus its remaining plan. */
-export type CoordinationDrone = {
-  drone_id: string;
-  lat: number;
-  lon: number;
-  /** Metres above home. */
-  alt_m: number;
-  heading_deg: number;
-  speed_mps: number;
-  /** Vertical speed, positive up; used only when the drone has no path. */
-  climb_mps?: number;
-  status: (typeof DRONE_STATUSES)[number];
-  armed: boolean;
-  /** Remaining planned waypoints in order; empty: the drone keeps its heading and speed. */
+/** What coordination needs to know about one drone: telemetry plus its remaining plan. It is a
+ * `MotionState` (trajectory.ts), predicted by the same rule as the waypoint safety check. */
+export type CoordinationDrone = Pick<
+  TelemetrySample,
+  "drone_id" | "lat" | "lon" | "alt_m" | "heading_deg" | "speed_mps" | "climb_mps" | "status" | "armed"
+> & {
+  /** Remaining planned waypoints in order; empty: dead reckoning on heading and speed. */
   path: readonly Waypoint[];
   /** Right of way: the higher number keeps its course. Default 0. */
   priority?: number;
@@ -57,15 +66,9 @@ export type CoordinationDrone = {
   hold_s?: number;
 };
 
-export const CONFLICT_TYPES = [
-  "head_on",
-  "crossing",
-  "overtaking",
-  "converging",
-  "geofence_proximity",
-  "no_fly_proximity",
-] as const;
-export type ConflictType = (typeof CONFLICT_TYPES)[number];
+/** Conflict types are the protocol's coordination event types. */
+export const CONFLICT_TYPES = COORDINATION_EVENT_TYPES;
+export type ConflictType = CoordinationEventView["event_type"];
 
 /** A predicted loss of separation (two drones) or a predicted zone breach (one drone). */
 export type Conflict = {
@@ -105,15 +108,16 @@ export type DetectInput = {
   index?: "grid" | "all_pairs";
 };
 
-export const STRATEGIES = ["vertical_separation", "hold", "lateral_reroute", "return_inside"] as const;
-export type Strategy = (typeof STRATEGIES)[number];
+/** What a resolution does: an event's strategy, except the operator's "dismissed". */
+export type Strategy = Exclude<CoordinationEventView["strategy"], "dismissed">;
 /** Strategies an operator may ask for (`coordination_override` without `dismiss`). */
-export type OverrideStrategy = Exclude<Strategy, "return_inside">;
+export type OverrideStrategy = Exclude<(typeof OVERRIDE_ACTIONS)[number], "dismiss">;
 
+type RelayCommandOf<C extends RelayCommand["command"]> = Extract<RelayCommand, { command: C }>;
 /** Replace the drone's plan with one waypoint (as the command desk does on `modify_waypoint`). */
-export type WaypointCommand = { drone_id: string; command: "modify_waypoint"; new_waypoint: Waypoint; reason: string };
+export type WaypointCommand = Pick<RelayCommandOf<"modify_waypoint">, "drone_id" | "command" | "new_waypoint"> & { reason: string };
 /** Hold position for `duration_s`, then resume the plan. */
-export type HoldCommand = { drone_id: string; command: "hold"; duration_s: number; reason: string };
+export type HoldCommand = Pick<RelayCommandOf<"hold">, "drone_id" | "command" | "duration_s"> & { reason: string };
 
 /** The commands that fix one conflict. */
 export type Resolution = {
@@ -129,18 +133,15 @@ export type CoordinationOptions = { horizonS?: number; stepS?: number };
 
 // -------------------------------------------------------------------------------- constants
 
-export const DEFAULT_HORIZON_S = 30;
+export const DEFAULT_HORIZON_S = PREDICTION_HORIZON_S;
 export const DEFAULT_STEP_S = 1;
 /** `isResolved` looks this far ahead: long enough to see a pair close in again right away, short
  * enough that a resolution is confirmed within a few seconds. */
 export const RESOLVED_HORIZON_S = 10;
 /** Added to every separation a resolution creates, metres: keeps new plans off the exact limit. */
 export const SAFETY_MARGIN_M = 5;
-/** How long a drone without a plan is assumed to keep its current climb rate. */
-export const CLIMB_EXTRAPOLATION_S = 5;
-/** A drone slower than this with a plan is about to fly it: predict it at cruise speed, as the
- * safety checks do (a drone turning at a waypoint or just commanded is momentarily slow). */
-const MIN_MOVING_SPEED_MPS = 0.5;
+/** Re-exported: the prediction rule lives in trajectory.ts. */
+export { CLIMB_EXTRAPOLATION_S };
 /** Below this horizontal speed a drone counts as hovering when classifying a conflict. */
 const HOVER_SPEED_MPS = 1;
 /** At most this many intervals per track: bounds the work of a pass whatever the input. */
@@ -158,7 +159,6 @@ const GRID_SPAN = 2 * GRID_CLAMP + 1;
 const HOLD_STEPS_S = [5, 10, 15, 20, 30, 45, 60] as const;
 /** Resolution re-predicts this much past a hold, so resuming does not walk into the conflict. */
 const RESUME_WINDOW_S = 15;
-const GROUNDED_STATUSES: ReadonlySet<string> = new Set(["idle", "landed", "charging"]);
 const DEG = Math.PI / 180;
 
 // ---------------------------------------------------------------------------- prepared config
@@ -204,9 +204,7 @@ function prepare(config: FleetConfig): Prepared {
 }
 
 function toLatLon(prep: Prepared, x: number, y: number): LatLon {
-  const lat = prep.home.lat + y / prep.frame.lat_m;
-  const lon = prep.home.lon + x / prep.frame.lon_m;
-  return { lat, lon: ((((lon + 180) % 360) + 360) % 360) - 180 };
+  return prep.frame.toLatLon(x, y);
 }
 
 // ---------------------------------------------------------------------------------- tracks
@@ -232,10 +230,10 @@ function intervalsFor(times: Float64Array, windowS: number): number {
   return K;
 }
 
+/** Airborne (drone.ts) and placeable: a position with non-finite numbers cannot be predicted. */
 function isAirborne(d: CoordinationDrone): boolean {
   return (
-    d.armed &&
-    !GROUNDED_STATUSES.has(d.status) &&
+    airborneStatus(d) &&
     Number.isFinite(d.lat) &&
     Number.isFinite(d.lon) &&
     Number.isFinite(d.alt_m)
@@ -254,75 +252,14 @@ function buildTracks(drones: readonly CoordinationDrone[], prep: Prepared, cruis
     Y: new Float64Array(n * stride),
     Z: new Float64Array(n * stride),
   };
-  for (let i = 0; i < n; i++) predictInto(drones[i]!, prep, cruise, tr, i * stride);
+  // One scratch track for all drones: a pass predicts up to 1,000 of them.
+  let knots: Track = newTrack(8);
+  const horizon = times[times.length - 1]!;
+  for (let i = 0; i < n; i++) {
+    knots = predictTrack(drones[i]!, prep.frame, cruise, horizon, knots);
+    sampleTrack(knots, times, tr.X, tr.Y, tr.Z, i * stride);
+  }
   return tr;
-}
-
-/**
- * One drone's predicted positions at `tr.times`: after any hold, it flies its path at its speed
- * (cruise if it is momentarily slow) and hovers at the last waypoint; without a path it keeps
- * heading, speed and climb rate.
- */
-function predictInto(d: CoordinationDrone, prep: Prepared, cruise: number, tr: Tracks, off: number): void {
-  const { frame } = prep;
-  const { times, X, Y, Z } = tr;
-  const x0 = frame.x(d.lon);
-  const y0 = frame.y(d.lat);
-  const z0 = d.alt_m;
-  const hold = d.hold_s !== undefined && d.hold_s > 0 ? d.hold_s : 0;
-  const K = times.length - 1;
-  if (d.path.length > 0) {
-    const speed = d.speed_mps > MIN_MOVING_SPEED_MPS ? d.speed_mps : cruise;
-    const path = d.path;
-    let seg = 0;
-    let ax = x0;
-    let ay = y0;
-    let az = z0;
-    let bx = frame.x(path[0]!.lon);
-    let by = frame.y(path[0]!.lat);
-    let bz = path[0]!.alt_m;
-    let segStart = 0;
-    let segLen = Math.hypot(bx - ax, by - ay, bz - az);
-    for (let k = 0; k <= K; k++) {
-      const s = Math.max(0, times[k]! - hold) * speed;
-      while (seg < path.length && s > segStart + segLen) {
-        ax = bx;
-        ay = by;
-        az = bz;
-        segStart += segLen;
-        seg++;
-        if (seg < path.length) {
-          bx = frame.x(path[seg]!.lon);
-          by = frame.y(path[seg]!.lat);
-          bz = path[seg]!.alt_m;
-          segLen = Math.hypot(bx - ax, by - ay, bz - az);
-        }
-      }
-      if (seg >= path.length) {
-        X[off + k] = ax;
-        Y[off + k] = ay;
-        Z[off + k] = az;
-      } else {
-        const f = segLen > 0 ? Math.min(1, (s - segStart) / segLen) : 1;
-        X[off + k] = ax + (bx - ax) * f;
-        Y[off + k] = ay + (by - ay) * f;
-        Z[off + k] = az + (bz - az) * f;
-      }
-    }
-    return;
-  }
-  const h = d.heading_deg * DEG;
-  const vx = d.speed_mps * Math.sin(h);
-  const vy = d.speed_mps * Math.cos(h);
-  const vz = d.climb_mps ?? 0;
-  for (let k = 0; k <= K; k++) {
-    const t = Math.max(0, times[k]! - hold);
-    X[off + k] = x0 + vx * t;
-    Y[off + k] = y0 + vy * t;
-    // A climb or descent levels off: projecting it over the whole horizon would send every
-    // take-off "through the ceiling" and raise false geofence events.
-    Z[off + k] = z0 + vz * Math.min(t, CLIMB_EXTRAPOLATION_S);
-  }
 }
 
 // ---------------------------------------------------------------------------- narrow phase
@@ -350,47 +287,20 @@ type PairHit = {
 function narrow(A: Tracks, ia: number, B: Tracks, ib: number, H: number, V: number, kEnd: number, mask: number, C: number): PairHit | null {
   const oa = ia * A.stride;
   const ob = ib * B.stride;
-  const H2 = H * H;
   const times = A.times;
   let hit: PairHit | null = null;
   for (let k = 0; k < kEnd; k++) {
     if (mask !== ALL_CHUNKS && ((mask >>> ((k / C) | 0)) & 1) === 0) continue;
     const rz0 = B.Z[ob + k]! - A.Z[oa + k]!;
     const dz = B.Z[ob + k + 1]! - A.Z[oa + k + 1]! - rz0;
-    let lo = 0;
-    let hi = 1;
-    if (Math.abs(dz) < 1e-12) {
-      if (!(Math.abs(rz0) < V)) continue;
-    } else {
-      let z1 = (-V - rz0) / dz;
-      let z2 = (V - rz0) / dz;
-      if (z1 > z2) [z1, z2] = [z2, z1];
-      if (z1 > lo) lo = z1;
-      if (z2 < hi) hi = z2;
-      if (lo >= hi) continue;
-    }
     const rx0 = B.X[ob + k]! - A.X[oa + k]!;
     const ry0 = B.Y[ob + k]! - A.Y[oa + k]!;
     const dx = B.X[ob + k + 1]! - A.X[oa + k + 1]! - rx0;
     const dy = B.Y[ob + k + 1]! - A.Y[oa + k + 1]! - ry0;
-    const qa = dx * dx + dy * dy;
-    const qb = 2 * (rx0 * dx + ry0 * dy);
-    const qc = rx0 * rx0 + ry0 * ry0 - H2;
-    if (qa < 1e-12) {
-      if (!(qc < 0)) continue;
-    } else {
-      const disc = qb * qb - 4 * qa * qc;
-      if (disc <= 0) continue;
-      const sq = Math.sqrt(disc);
-      const r1 = (-qb - sq) / (2 * qa);
-      const r2 = (-qb + sq) / (2 * qa);
-      if (r1 > lo) lo = r1;
-      if (r2 < hi) hi = r2;
-      if (lo >= hi) continue;
-    }
+    const w = separationWindow(rx0, ry0, rz0, dx, dy, dz, H, V);
+    if (!w) continue;
+    const { lo, hi, tau } = w;
     const L = times[k + 1]! - times[k]!;
-    let tau = qa < 1e-12 ? lo : -qb / (2 * qa);
-    tau = tau < lo ? lo : tau > hi ? hi : tau;
     const h = Math.hypot(rx0 + dx * tau, ry0 + dy * tau);
     const zl = rz0 + dz * lo;
     const zh = rz0 + dz * hi;
@@ -489,32 +399,15 @@ function gridCandidates(tr: Tracks, H: number, V: number, kEnd: number, C: numbe
     const k1 = Math.min((c + 1) * C, kEnd);
     let extent = 0;
     for (let i = 0; i < n; i++) {
-      const o = i * tr.stride;
-      let x0 = Infinity;
-      let x1 = -Infinity;
-      let y0 = Infinity;
-      let y1 = -Infinity;
-      let z0 = Infinity;
-      let z1 = -Infinity;
-      for (let k = k0; k <= k1; k++) {
-        const x = tr.X[o + k]!;
-        const y = tr.Y[o + k]!;
-        const z = tr.Z[o + k]!;
-        if (x < x0) x0 = x;
-        if (x > x1) x1 = x;
-        if (y < y0) y0 = y;
-        if (y > y1) y1 = y;
-        if (z < z0) z0 = z;
-        if (z > z1) z1 = z;
-      }
       const b = i * 6;
-      box[b] = x0 - H / 2;
-      box[b + 1] = x1 + H / 2;
-      box[b + 2] = y0 - H / 2;
-      box[b + 3] = y1 + H / 2;
-      box[b + 4] = z0 - V / 2;
-      box[b + 5] = z1 + V / 2;
-      extent += x1 - x0 + (y1 - y0) + 2 * H;
+      trackBox(tr, i, k0, k1, box, b);
+      extent += box[b + 1]! - box[b]! + (box[b + 3]! - box[b + 2]!) + 2 * H;
+      box[b] = box[b]! - H / 2;
+      box[b + 1] = box[b + 1]! + H / 2;
+      box[b + 2] = box[b + 2]! - H / 2;
+      box[b + 3] = box[b + 3]! + H / 2;
+      box[b + 4] = box[b + 4]! - V / 2;
+      box[b + 5] = box[b + 5]! + V / 2;
     }
     // Cells about the size of a typical box: each box touches ~4 cells, and a cell holds only
     // drones that are genuinely near each other.
@@ -836,7 +729,8 @@ type Ctx = {
   baseline: Set<string>;
 };
 
-function trackBox(tr: Tracks, i: number, kEnd: number, out: Float64Array, at: number): void {
+/** Bounding box (x0, x1, y0, y1, z0, z1) of row i over samples k0..k1, into out[at..at+5]. */
+function trackBox(tr: Tracks, i: number, k0: number, k1: number, out: Float64Array, at: number): void {
   const o = i * tr.stride;
   let x0 = Infinity;
   let x1 = -Infinity;
@@ -844,13 +738,16 @@ function trackBox(tr: Tracks, i: number, kEnd: number, out: Float64Array, at: nu
   let y1 = -Infinity;
   let z0 = Infinity;
   let z1 = -Infinity;
-  for (let k = 0; k <= kEnd; k++) {
-    x0 = Math.min(x0, tr.X[o + k]!);
-    x1 = Math.max(x1, tr.X[o + k]!);
-    y0 = Math.min(y0, tr.Y[o + k]!);
-    y1 = Math.max(y1, tr.Y[o + k]!);
-    z0 = Math.min(z0, tr.Z[o + k]!);
-    z1 = Math.max(z1, tr.Z[o + k]!);
+  for (let k = k0; k <= k1; k++) {
+    const x = tr.X[o + k]!;
+    const y = tr.Y[o + k]!;
+    const z = tr.Z[o + k]!;
+    if (x < x0) x0 = x;
+    if (x > x1) x1 = x;
+    if (y < y0) y0 = y;
+    if (y > y1) y1 = y;
+    if (z < z0) z0 = z;
+    if (z > z1) z1 = z;
   }
   out[at] = x0;
   out[at + 1] = x1;
@@ -871,7 +768,7 @@ function conflictsOf(ctx: Ctx, subjects: readonly CoordinationDrone[], windowS: 
   const ids = new Set(subjects.map((s) => s.drone_id));
   for (let s = 0; s < subjects.length; s++) {
     const sid = subjects[s]!.drone_id;
-    trackBox(tr, s, kEnd, own, 0);
+    trackBox(tr, s, 0, kEnd, own, 0);
     for (let j = 0; j < ctx.airborne.length; j++) {
       const other = ctx.airborne[j]!;
       if (ids.has(other.drone_id)) continue;
@@ -1123,7 +1020,7 @@ function buildCtx(conflict: Conflict, drones: readonly CoordinationDrone[], conf
   const times = timeline(longest, opts.stepS ?? DEFAULT_STEP_S);
   const base = buildTracks(airborne, prep, config.cruise_speed_mps, times);
   const boxes = new Float64Array(airborne.length * 6);
-  for (let i = 0; i < airborne.length; i++) trackBox(base, i, base.K, boxes, i * 6);
+  for (let i = 0; i < airborne.length; i++) trackBox(base, i, 0, base.K, boxes, i * 6);
   const ctx: Ctx = {
     config,
     prep,

@@ -8,7 +8,7 @@
  * typo in a safety setting (`ceiling` for `ceiling_m`) would otherwise fall back to the default
  * unnoticed.
  */
-import { z } from "zod";
+import * as z from "zod";
 import { offsetM, pointInPolygon, polygonDefect, type LatLon } from "./geo";
 
 /** Most vertices a geofence or zone polygon may have: keeps the O(n²) simplicity check cheap. */
@@ -18,6 +18,18 @@ export const MAX_NO_FLY_ZONES = 200;
 /** Half the side of the default square geofence around home, metres. */
 export const DEFAULT_GEOFENCE_HALF_SIDE_M = 1500;
 export const DEFAULT_HOME: LatLon = { lat: 47.3977, lon: 8.5456 };
+// The defaults of the settings below, as constants: the schema fills them in, and the relay's
+// simulator measures separation against the same numbers instead of repeating them.
+/** Separation minima: two drones are in conflict when closer than both at the same instant. */
+export const DEFAULT_SEPARATION = { horizontal_m: 30, vertical_m: 10 } as const;
+/** Speed a drone is assumed to fly a plan at when it is not (yet) moving, m/s. */
+export const DEFAULT_CRUISE_SPEED_MPS = 10;
+export const DEFAULT_CEILING_M = 120;
+export const DEFAULT_FLOOR_M = 5;
+export const DEFAULT_BATTERY_RESERVE_PCT = 20;
+export const DEFAULT_ENERGY = { pct_per_km: 5, pct_per_min_hover: 1 } as const;
+export const DEFAULT_THRESHOLDS = { battery_low_pct: 30, battery_critical_pct: 15 } as const;
+export const DEFAULT_MAX_COMMANDS_PER_10S = 20;
 
 // z.number() already rejects NaN and ±Infinity in zod 4; the bounds here are physical sanity.
 const Lat = z.number().min(-90).max(90);
@@ -53,18 +65,18 @@ export const NoFlyZoneSchema = z.strictObject({
 export type NoFlyZone = z.infer<typeof NoFlyZoneSchema>;
 
 const Separation = z.strictObject({
-  horizontal_m: z.number().positive().max(5_000).default(30),
-  vertical_m: z.number().positive().max(1_000).default(10),
+  horizontal_m: z.number().positive().max(5_000).default(DEFAULT_SEPARATION.horizontal_m),
+  vertical_m: z.number().positive().max(1_000).default(DEFAULT_SEPARATION.vertical_m),
 });
 const Energy = z.strictObject({
   /** Battery percentage points spent per km flown (3D distance). */
-  pct_per_km: z.number().positive().max(100).default(5),
+  pct_per_km: z.number().positive().max(100).default(DEFAULT_ENERGY.pct_per_km),
   /** Percentage points spent per minute of hovering in place. */
-  pct_per_min_hover: z.number().min(0).max(100).default(1),
+  pct_per_min_hover: z.number().min(0).max(100).default(DEFAULT_ENERGY.pct_per_min_hover),
 });
 const Thresholds = z.strictObject({
-  battery_low_pct: z.number().min(0).max(100).default(30),
-  battery_critical_pct: z.number().min(0).max(100).default(15),
+  battery_low_pct: z.number().min(0).max(100).default(DEFAULT_THRESHOLDS.battery_low_pct),
+  battery_critical_pct: z.number().min(0).max(100).default(DEFAULT_THRESHOLDS.battery_critical_pct),
 });
 
 const FleetConfigObject = z.strictObject({
@@ -74,17 +86,17 @@ const FleetConfigObject = z.strictObject({
   geofence: Polygon.optional(),
   no_fly_zones: z.array(NoFlyZoneSchema).max(MAX_NO_FLY_ZONES).default(() => []),
   /** Highest allowed altitude above home, metres. */
-  ceiling_m: z.number().positive().max(500).default(120),
+  ceiling_m: z.number().positive().max(500).default(DEFAULT_CEILING_M),
   /** Lowest allowed altitude above home while flying to a waypoint, metres. */
-  floor_m: z.number().min(0).max(500).default(5),
+  floor_m: z.number().min(0).max(500).default(DEFAULT_FLOOR_M),
   /** Battery that must remain on landing back home, percent. */
-  battery_reserve_pct: z.number().min(0).max(100).default(20),
+  battery_reserve_pct: z.number().min(0).max(100).default(DEFAULT_BATTERY_RESERVE_PCT),
   separation: Separation.prefault({}),
-  cruise_speed_mps: z.number().positive().max(100).default(10),
+  cruise_speed_mps: z.number().positive().max(100).default(DEFAULT_CRUISE_SPEED_MPS),
   energy: Energy.prefault({}),
   thresholds: Thresholds.prefault({}),
   /** Per-connection command rate limit (emergency land is exempt). */
-  max_commands_per_10s: z.number().int().min(1).max(10_000).default(20),
+  max_commands_per_10s: z.number().int().min(1).max(10_000).default(DEFAULT_MAX_COMMANDS_PER_10S),
   /** Managed by the server: incremented on every accepted write. */
   version: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER).default(0),
 });

@@ -7,6 +7,9 @@
  * latitudes — well inside the 1 % the safety checks need — and the mapping inverts exactly.
  *
  * Pure functions on plain data: no runtime APIs, so this loads in workerd, Node and the browser.
+ * It is the one geodesy module of the project: the edge's checks, the relay's simulator and
+ * ROS 2 source (local metres ↔ WGS84, compass courses) and the dashboard's map all use it, so a
+ * metre means the same thing on every side of the wire.
  */
 
 /** A WGS84 position in degrees. */
@@ -65,7 +68,14 @@ export function fromLocal(origin: LatLon, local: LocalPoint): LatLon {
  * is off by ~tan(lat)·Δlat (< 0.1 % within 5 km of the origin at 50°); use `toLocal` when the
  * points are far apart.
  */
-export type LocalFrame = { x: (lon: number) => number; y: (lat: number) => number; lat_m: number; lon_m: number };
+export type LocalFrame = {
+  x: (lon: number) => number;
+  y: (lat: number) => number;
+  /** The inverse: the WGS84 position of local (x, y), longitude folded into [-180, 180). */
+  toLatLon: (x_m: number, y_m: number) => LatLon;
+  lat_m: number;
+  lon_m: number;
+};
 
 /** Build a `LocalFrame` at `origin`. */
 export function makeLocalFrame(origin: LatLon): LocalFrame {
@@ -81,6 +91,7 @@ export function makeLocalFrame(origin: LatLon): LocalFrame {
       return (d >= -180 && d < 180 ? d : wrapLonDelta(d)) * lon_m;
     },
     y: (lat) => (lat - lat0) * lat_m,
+    toLatLon: (x_m, y_m) => ({ lat: lat0 + y_m / lat_m, lon: wrapLonDelta(lon0 + x_m / lon_m) }),
   };
 }
 
@@ -115,6 +126,14 @@ export function planarDistanceM(a: LatLon, b: LatLon): number {
 export function distance3dM(a: LatLonAlt, b: LatLonAlt): number {
   const d = toLocal(a, b);
   return Math.hypot(d.x_m, d.y_m, b.alt_m - a.alt_m);
+}
+
+/** Compass direction of a local (east, north) vector: degrees clockwise from north, in [0, 360).
+ * The zero vector gives 0; callers that care (a hovering drone has no course) check the length. */
+export function compassDeg(east: number, north: number): number {
+  const norm = (Math.atan2(east, north) * (180 / Math.PI) + 360) % 360;
+  // (−tiny + 360) % 360 can round to exactly 360; the protocol allows it but 0 reads better.
+  return norm >= 360 ? 0 : norm;
 }
 
 /** Initial great-circle bearing from `a` to `b`, degrees in [0, 360). */

@@ -3,6 +3,7 @@
  * unit-testable anywhere and the Durable Object stays a thin shell around it.
  */
 import { LIMITS, type DroneState, type FleetStatus, type TelemetrySample } from "../protocol";
+import { isAirborne } from "./drone";
 
 export type Link = "live" | "stale";
 export type DroneRecord = { sample: TelemetrySample; receivedAt: number; link: Link };
@@ -83,6 +84,12 @@ export class LiveState {
     return false;
   }
 
+  /** Whether any live drone is in the air (drone.ts): collision detection runs only then. */
+  anyAirborne(): boolean {
+    for (const rec of this.drones.values()) if (rec.link === "live" && isAirborne(rec.sample)) return true;
+    return false;
+  }
+
   /** Snapshot for `fleet_status`, drones sorted by id for stable output. */
   status(fleet: string, relayConnected: boolean, now: number): FleetStatus {
     const drones: DroneState[] = [];
@@ -94,8 +101,8 @@ export class LiveState {
       if (link === "live") counts.live++;
       else counts.stale++;
       if (rec.sample.armed) counts.armed++;
-      if (rec.sample.status === "flying" || rec.sample.status === "taking_off" || rec.sample.status === "returning")
-        counts.flying++;
+      // `flying` counts the drones in the air, by the one airborne rule (drone.ts).
+      if (isAirborne(rec.sample)) counts.flying++;
       if (rec.sample.status === "charging") counts.charging++;
     }
     drones.sort((a, b) => (a.drone_id < b.drone_id ? -1 : a.drone_id > b.drone_id ? 1 : 0));

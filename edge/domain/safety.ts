@@ -6,6 +6,9 @@
  * passed the full validation (it is repaired rule by rule until it does, or dropped): an operator
  * who clicks a suggestion must never be rejected again.
  *
+ * The separation rule predicts every drone with trajectory.ts, the model conflict detection
+ * uses, and looks at least as far ahead as detection does.
+ *
  * Pure and synchronous: takes the config and a snapshot of the other drones, returns data.
  */
 import type { FleetConfig, NoFlyZone } from "./fleet-config";
@@ -22,6 +25,14 @@ import {
   type LocalPoint,
   type LocalPolygon,
 } from "./geo";
+import {
+  PREDICTION_HORIZON_S,
+  predictTrack,
+  positionAt,
+  separationWindow,
+  type MotionState,
+  type Track,
+} from "./trajectory";
 
 /** Rule codes in the order they are checked. Stable: clients switch on them. */
 export const SAFETY_RULES = [
@@ -45,18 +56,19 @@ export type SafetyResult =
   | { ok: true; checks: string[] }
   | { ok: false; rule: SafetyRule; message: string; alternative_suggestions: Suggestion[] };
 
-/** The drone being commanded, at its current position. */
-export type CommandedDrone = { drone_id: string; lat: number; lon: number; alt_m: number; battery_pct: number };
-/** Another drone: where it is and the waypoints it still has to fly, in order. */
-export type OtherDrone = {
+/** The drone being commanded, at its current position. Its ground speed, when given, is the
+ * speed it is predicted to fly to the target at (trajectory.ts; absent or ~0: cruise speed). */
+export type CommandedDrone = {
   drone_id: string;
   lat: number;
   lon: number;
   alt_m: number;
-  /** Its ground speed; absent or ~0: assume the fleet's cruise speed along its path. */
+  battery_pct: number;
   speed_mps?: number;
-  path: readonly LatLonAlt[];
 };
+/** Another drone: where it is, how it moves and the waypoints it still has to fly, predicted by
+ * the rule of trajectory.ts (the collision detector's drones fit this type as they are). */
+export type OtherDrone = MotionState & { drone_id: string };
 export type WaypointCheckInput = {
   drone: CommandedDrone;
   target: LatLonAlt;
@@ -67,7 +79,8 @@ export type WaypointCheckInput = {
   hold_s?: number;
 };
 
-/** Samples for the separation check are this far apart (seconds)… */
+/** Samples for the separation check are this far apart (seconds; between samples the check is
+ * exact, as detection's is)… */
 export const SEPARATION_STEP_S = 0.5;
 /** …and cover at most this long (seconds): beyond it, plans change anyway. */
 export const SEPARATION_HORIZON_S = 120;
@@ -80,8 +93,6 @@ export const MAX_SUGGESTIONS = 3;
 export const MAX_CANDIDATE_EVALUATIONS = 24;
 /** Further full validations for the last-resort ring search when nothing else worked. */
 const RING_SEARCH_EVALUATIONS = 12;
-/** A drone slower than this is treated as "not moving yet": it will fly its path at cruise. */
-const MIN_MOVING_SPEED_MPS = 0.5;
 
 // ----------------------------------------------------------------------------- prepared config
 
@@ -268,54 +279,40 @@ export type SeparationConflict = {
   fraction: number;
 };
 
-/** Another drone's remaining path in the plane at the commanded drone, with the time each vertex
- * is reached and its bounding box. */
+/** Another drone's predicted track in the plane at the commanded drone, and its bounding box. */
 type TimedPath = {
   id: string;
-  xs: Float64Array;
-  ys: Float64Array;
-  zs: Float64Array;
-  ts: Float64Array;
+  track: Track;
   /** x0, x1, y0, y1, z0, z1 */
   box: [number, number, number, number, number, number];
 };
 
+/** Where the commanded drone starts: its position and, if known, its ground speed. */
+export type TrafficOrigin = LatLonAlt & { speed_mps?: number };
+
 /** The other drones projected once per validation (the commanded drone's position is the origin
  * and does not change while candidates are tried). */
-export type PreparedTraffic = { origin: LatLonAlt; paths: TimedPath[] };
+export type PreparedTraffic = { origin: TrafficOrigin; paths: TimedPath[] };
 
-/** Project the other drones' paths for repeated separation scans from `origin`. */
+/** Predict the other drones' tracks for repeated separation scans from `origin`. */
 export function prepareTraffic(
-  origin: LatLonAlt,
+  origin: TrafficOrigin,
   others: readonly OtherDrone[],
   config: FleetConfig,
   self_id?: string,
 ): PreparedTraffic {
   const frame = makeLocalFrame(origin);
-  const cruise = config.cruise_speed_mps;
   const paths: TimedPath[] = [];
   for (const other of others) {
     if (other.drone_id === self_id) continue;
-    const n = other.path.length + 1;
-    const xs = new Float64Array(n);
-    const ys = new Float64Array(n);
-    const zs = new Float64Array(n);
-    const ts = new Float64Array(n);
-    const speed =
-      other.speed_mps !== undefined && other.speed_mps > MIN_MOVING_SPEED_MPS ? other.speed_mps : cruise;
-    xs[0] = frame.x(other.lon);
-    ys[0] = frame.y(other.lat);
-    zs[0] = other.alt_m;
-    const box: TimedPath["box"] = [xs[0], xs[0], ys[0], ys[0], zs[0], zs[0]];
-    for (let i = 1; i < n; i++) {
-      const p = other.path[i - 1]!;
-      const x = frame.x(p.lon);
-      const y = frame.y(p.lat);
-      const z = p.alt_m;
-      xs[i] = x;
-      ys[i] = y;
-      zs[i] = z;
-      ts[i] = ts[i - 1]! + Math.hypot(x - xs[i - 1]!, y - ys[i - 1]!, z - zs[i - 1]!) / speed;
+    const track = predictTrack(other, frame, config.cruise_speed_mps, SEPARATION_HORIZON_S);
+    const box: TimedPath["box"] = [Infinity, -Infinity, Infinity, -Infinity, Infinity, -Infinity];
+    let finite = true;
+    for (let i = 0; i < track.n; i++) {
+      const x = track.xs[i]!;
+      const y = track.ys[i]!;
+      const z = track.zs[i]!;
+      finite &&= Number.isFinite(x) && Number.isFinite(y) && Number.isFinite(z) && Number.isFinite(track.ts[i]!);
       box[0] = Math.min(box[0], x);
       box[1] = Math.max(box[1], x);
       box[2] = Math.min(box[2], y);
@@ -325,24 +322,28 @@ export function prepareTraffic(
     }
     // A drone with non-finite numbers cannot be placed; skipping it keeps NaN out of the scan.
     // Telemetry and mission plans are validated upstream, so this is only defensive.
-    if (box.every(Number.isFinite) && ts.every(Number.isFinite)) paths.push({ id: other.drone_id, xs, ys, zs, ts, box });
+    if (finite) paths.push({ id: other.drone_id, track, box });
   }
   return { origin, paths };
 }
 
 /**
- * Predict the first loss of separation if `drone` flies straight to `target` at cruise speed
- * (holding there for `hold_s`) while every other drone flies its remaining path at its speed (or
- * cruise) and then hovers at its last waypoint. Positions are compared every 0.5 s up to the
- * arrival (plus hold), at most 120 s. Separation is lost when, at one instant, both the horizontal
- * distance is under `separation.horizontal_m` and the vertical under `separation.vertical_m`.
+ * Predict the first loss of separation if `drone` flies straight to `target` and stays there,
+ * while every other drone moves as trajectory.ts predicts (its plan, else dead reckoning on its
+ * heading and speed). The commanded drone flies at its ground speed (cruise when it is not
+ * moving), like every planned drone. The scan covers the flight plus `hold_s`, and never less
+ * than conflict detection's horizon: a drone parked at the target after a short hop is still
+ * there when the next detection pass looks 30 s ahead; at most 120 s. Positions are compared
+ * every 0.5 s and exactly in between. Separation is lost when, at one instant, both the
+ * horizontal distance is under `separation.horizontal_m` and the vertical under
+ * `separation.vertical_m`.
  *
  * A pair already inside the minima now (two drones parked on the same pad) is not a new
  * conflict this command causes: it is tolerated while the two are not closing in, and checked
  * normally once they have separated.
  */
 export function findSeparationConflict(
-  drone: LatLonAlt,
+  drone: TrafficOrigin,
   target: LatLonAlt,
   others: readonly OtherDrone[],
   config: FleetConfig,
@@ -363,12 +364,17 @@ export function scanSeparation(
   const V = config.separation.vertical_m;
   const origin = traffic.origin;
   const frame = makeLocalFrame(origin);
-  const ex = frame.x(target.lon);
-  const ey = frame.y(target.lat);
+  const own = predictTrack(
+    { lat: origin.lat, lon: origin.lon, alt_m: origin.alt_m, ...(origin.speed_mps !== undefined ? { speed_mps: origin.speed_mps } : {}), path: [target] },
+    frame,
+    config.cruise_speed_mps,
+    SEPARATION_HORIZON_S,
+  );
+  const ex = own.xs[own.n - 1]!;
+  const ey = own.ys[own.n - 1]!;
   const z0 = origin.alt_m;
-  const dz = target.alt_m - z0;
-  const arrive_s = Math.hypot(ex, ey, dz) / config.cruise_speed_mps;
-  const horizon = Math.min(arrive_s + Math.max(0, hold_s), SEPARATION_HORIZON_S);
+  const arrive_s = own.ts[own.n - 1]!;
+  const horizon = Math.min(Math.max(arrive_s + Math.max(0, hold_s), PREDICTION_HORIZON_S), SEPARATION_HORIZON_S);
   const steps = Math.ceil(horizon / SEPARATION_STEP_S - 1e-9);
   // Our swept box grown by the minima: a path whose box misses it can never come close.
   const minX = Math.min(0, ex) - H;
@@ -379,64 +385,68 @@ export function scanSeparation(
   const maxZ = Math.max(z0, target.alt_m) + V;
 
   const H2 = H * H;
+  const o = [0, 0, 0];
+  const q = [0, 0, 0];
   let best: SeparationConflict | null = null;
   let closest2 = Number.POSITIVE_INFINITY;
+  const conflictAt = (id: string, t: number, hx: number, hy: number, v: number, oz: number, pz: number): SeparationConflict => ({
+    other_id: id,
+    t_s: t,
+    horizontal_m: Math.hypot(hx, hy),
+    vertical_m: Math.abs(v),
+    at: { ...fromLocal(origin, { x_m: o[0]!, y_m: o[1]! }), alt_m: oz },
+    other_alt_m: pz,
+    fraction: arrive_s > 0 ? Math.min(t / arrive_s, 1) : 1,
+  });
   for (const path of traffic.paths) {
     const b = path.box;
     if (b[1] < minX || b[0] > maxX || b[3] < minY || b[2] > maxY || b[5] < minZ || b[4] > maxZ) continue;
-    const n = path.xs.length;
-    // Spatial necessary condition: some leg of its path must pass within H of our track.
+    const tr = path.track;
+    const n = tr.n;
+    // Spatial necessary condition: some leg of its track must pass within H of our track.
     let near = false;
     for (let i = 0; i < n && !near; i++) {
       const j = i + 1 < n ? i + 1 : i;
-      near = segSegDist2(0, 0, ex, ey, path.xs[i]!, path.ys[i]!, path.xs[j]!, path.ys[j]!) < H2;
+      near = segSegDist2(0, 0, ex, ey, tr.xs[i]!, tr.ys[i]!, tr.xs[j]!, tr.ys[j]!) < H2;
     }
     if (!near) continue;
-    let seg = 0;
+    let hint = 0;
+    let ownHint = 0;
     let wasInside = true; // "inside the minima ever since t = 0": see the doc comment
     let prevD2 = Number.NaN; // NaN: nothing to compare with at t = 0, so "not closing"
+    let prev: { t: number; hx: number; hy: number; v: number } | null = null;
     for (let k = 0; k <= steps; k++) {
       const t = Math.min(k * SEPARATION_STEP_S, horizon);
       if (best && t >= best.t_s) break; // an earlier conflict is already known
-      const f = arrive_s > 0 ? Math.min(t / arrive_s, 1) : 1;
-      const ox = ex * f;
-      const oy = ey * f;
-      const oz = z0 + dz * f;
-      while (seg < n - 1 && path.ts[seg + 1]! <= t) seg++;
-      let px: number, py: number, pz: number;
-      if (seg >= n - 1) {
-        // Past its last waypoint the other drone hovers there.
-        px = path.xs[n - 1]!;
-        py = path.ys[n - 1]!;
-        pz = path.zs[n - 1]!;
-      } else {
-        const span = path.ts[seg + 1]! - path.ts[seg]!;
-        const g = span > 0 ? (t - path.ts[seg]!) / span : 1;
-        px = path.xs[seg]! + (path.xs[seg + 1]! - path.xs[seg]!) * g;
-        py = path.ys[seg]! + (path.ys[seg + 1]! - path.ys[seg]!) * g;
-        pz = path.zs[seg]! + (path.zs[seg + 1]! - path.zs[seg]!) * g;
-      }
+      ownHint = positionAt(own, t, o, ownHint);
+      hint = positionAt(tr, t, q, hint);
       // Squared distances: this loop runs up to 241 times per nearby drone per candidate.
-      const hx = ox - px;
-      const hy = oy - py;
-      const v = Math.abs(oz - pz);
+      const hx = o[0]! - q[0]!;
+      const hy = o[1]! - q[1]!;
+      const vz = o[2]! - q[2]!;
+      const v = Math.abs(vz);
       const h2 = hx * hx + hy * hy;
       const d2 = h2 + v * v;
       if (d2 < closest2) closest2 = d2;
       const inside = h2 < H2 && v < V;
       const closing = d2 < prevD2 - 1e-6;
       prevD2 = d2;
+      if (!inside && prev && !wasInside) {
+        // Outside at both samples: between them both move linearly, so a brief pass inside the
+        // minima (a fast crossing) is found exactly, as conflict detection finds it.
+        const w = separationWindow(prev.hx, prev.hy, prev.v, hx - prev.hx, hy - prev.hy, vz - prev.v, H, V);
+        if (w) {
+          const tc = prev.t + (t - prev.t) * w.lo;
+          ownHint = positionAt(own, tc, o, 0);
+          positionAt(tr, tc, q, 0);
+          best = conflictAt(path.id, tc, o[0]! - q[0]!, o[1]! - q[1]!, o[2]! - q[2]!, o[2]!, q[2]!);
+          break;
+        }
+      }
+      prev = { t, hx, hy, v: vz };
       if (!inside) wasInside = false;
       else if (!wasInside || closing) {
-        best = {
-          other_id: path.id,
-          t_s: t,
-          horizontal_m: Math.sqrt(h2),
-          vertical_m: v,
-          at: { ...fromLocal(origin, { x_m: ox, y_m: oy }), alt_m: oz },
-          other_alt_m: pz,
-          fraction: f,
-        };
+        best = conflictAt(path.id, t, hx, hy, vz, o[2]!, q[2]!);
         break;
       }
     }

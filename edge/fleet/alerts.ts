@@ -2,7 +2,8 @@
  * Threshold alerts: which conditions hold for each drone right now (pure), and an AlertBook that
  * turns the conditions of successive 5 s ticks into alert changes. An alert is raised when a drone
  * enters a condition and cleared when it leaves it, so a drone at 12 % battery for an hour makes
- * one alert, not 720. Active alerts live in the fleet object's SQLite and survive eviction.
+ * one alert, not 720. Active alerts live in the fleet object's SQLite (table `alerts`, schema.ts)
+ * and survive eviction.
  */
 import type { FleetConfig } from "../domain/fleet-config";
 import type { DroneRecord } from "../domain/live-state";
@@ -59,14 +60,6 @@ export class AlertBook {
   private readonly active = new Map<string, AlertView>();
 
   constructor(private readonly sql: SqlStorage) {}
-
-  migrate(): void {
-    this.sql.exec(`CREATE TABLE IF NOT EXISTS alerts (
-      alert_id TEXT PRIMARY KEY, drone_id TEXT NOT NULL, kind TEXT NOT NULL, severity TEXT NOT NULL,
-      message TEXT NOT NULL, value REAL, raised_at INTEGER NOT NULL, cleared_at INTEGER)`);
-    this.sql.exec(`CREATE INDEX IF NOT EXISTS alerts_open ON alerts (cleared_at)`);
-    this.sql.exec(`CREATE INDEX IF NOT EXISTS alerts_raised ON alerts (raised_at)`);
-  }
 
   load(): void {
     for (const r of this.sql.exec<AlertRow>(`SELECT * FROM alerts WHERE cleared_at IS NULL`)) {

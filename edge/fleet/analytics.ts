@@ -8,11 +8,12 @@
  * - on the tick: computes the live metrics, raises/clears alerts, broadcasts `analytics_live` and
  *   `alert`, queues a performance_metrics row, and pings the Directory at most once a minute;
  * - drains the outbox into Postgres when asked (flush), one flush at a time.
+ * Its tables (snapshot_last, charging_open, and those of the outbox and alerts) are in schema.ts.
  */
 import { AlertBook, droneConditions } from "./alerts";
 import { computeLiveMetrics } from "../domain/live-metrics";
 import { directoryStub } from "../postgres/directory";
-import type { Env } from "../worker/env";
+import type { FleetEnv } from "./env";
 import type { FleetConfig } from "../domain/fleet-config";
 import { distance3dM } from "../domain/geo";
 import type { LedgerRow } from "./ledger";
@@ -29,6 +30,8 @@ export const MIN_MOVE_M = 1;
 const DIRECTORY_PING_MS = 60_000;
 
 export interface AnalyticsPorts {
+  /** The fleet object's clock (clock.ts). */
+  now(): number;
   fleet(): string;
   config(): FleetConfig;
   drones(): Iterable<DroneRecord>;
@@ -59,21 +62,12 @@ export class FleetAnalytics {
 
   constructor(
     private readonly sql: SqlStorage,
-    private readonly env: Env,
+    private readonly env: FleetEnv,
     private readonly ports: AnalyticsPorts,
     bounds?: { snapshots: number; metrics: number },
   ) {
     this.outbox = new Outbox(sql, bounds);
     this.alerts = new AlertBook(sql);
-  }
-
-  migrate(): void {
-    this.outbox.migrate();
-    this.alerts.migrate();
-    this.sql.exec(`CREATE TABLE IF NOT EXISTS snapshot_last (
-      drone_id TEXT PRIMARY KEY, slot INTEGER NOT NULL, lat REAL NOT NULL, lon REAL NOT NULL, alt_m REAL NOT NULL)`);
-    this.sql.exec(`CREATE TABLE IF NOT EXISTS charging_open (
-      drone_id TEXT PRIMARY KEY, start_time INTEGER NOT NULL, start_battery REAL NOT NULL)`);
   }
 
   load(): void {
@@ -147,7 +141,7 @@ export class FleetAnalytics {
 
   /** A command reached its final state in the ledger. */
   onCommandFinal(r: LedgerRow): void {
-    const now = r.finished_at ?? Date.now();
+    const now = r.finished_at ?? this.ports.now();
     this.outbox.put(
       "command_audit",
       r.command_id,
@@ -223,7 +217,7 @@ export class FleetAnalytics {
   }
 
   private async runFlush(limits?: FlushLimits): Promise<FlushResult> {
-    const t0 = Date.now();
+    const t0 = this.ports.now();
     const fleet = this.ports.fleet();
     let r: FlushResult;
     const db = fleet ? openDatabase(this.env) : null;

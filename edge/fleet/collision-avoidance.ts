@@ -3,7 +3,8 @@
  * event per new conflict, sends the chosen resolution through the command ledger, follows each
  * event until separation is restored, takes operator overrides, and keeps the involved drones'
  * tracks from 30 s before to 30 s after for replay. Detection and resolution themselves are the
- * pure functions of coordination.ts.
+ * pure functions of ../domain/conflicts.ts. Tables `coordination_events` and `event_tracks`
+ * (schema.ts).
  */
 import {
   applyResolution,
@@ -17,6 +18,8 @@ import {
   type WaypointCommand,
 } from "../domain/conflicts";
 import type { FleetConfig } from "../domain/fleet-config";
+import type { DroneRecord } from "../domain/live-state";
+import type { MissionStore } from "./missions";
 import type { CoordinationEventView } from "../protocol";
 
 /** How often the fleet object runs a detection pass while drones are airborne. */
@@ -31,8 +34,8 @@ const PENDING_PLAN_MS = 6_000;
 /** One track point per drone per second is plenty for replay. */
 const TRACK_EVERY_MS = 1_000;
 
-export const EVENT_STATES = ["active", "resolved", "dismissed", "expired"] as const;
-export type EventState = (typeof EVENT_STATES)[number];
+/** An event's lifecycle state, as the protocol defines it. */
+export type EventState = CoordinationEventView["status"];
 
 export type CoordinationEvent = CoordinationEventView;
 
@@ -66,19 +69,6 @@ export class Coordinator {
     private readonly sql: SqlStorage,
     private readonly ports: CoordinatorPorts,
   ) {}
-
-  migrate(): void {
-    this.sql.exec(`CREATE TABLE IF NOT EXISTS coordination_events (
-      event_id TEXT PRIMARY KEY, key TEXT NOT NULL, event_type TEXT NOT NULL, drone_ids TEXT NOT NULL,
-      detected_at INTEGER NOT NULL, first_command_at INTEGER, resolved_at INTEGER, resolution_time_ms INTEGER,
-      strategy TEXT NOT NULL, status TEXT NOT NULL, overridden_by TEXT, override_reason TEXT,
-      time_to_conflict_s REAL NOT NULL, min_horizontal_m REAL NOT NULL, min_vertical_m REAL NOT NULL,
-      attempts INTEGER NOT NULL, last_attempt_at INTEGER NOT NULL)`);
-    this.sql.exec(`CREATE INDEX IF NOT EXISTS coordination_events_status ON coordination_events (status)`);
-    this.sql.exec(`CREATE TABLE IF NOT EXISTS event_tracks (
-      event_id TEXT NOT NULL, drone_id TEXT NOT NULL, t INTEGER NOT NULL, lat REAL NOT NULL, lon REAL NOT NULL, alt_m REAL NOT NULL,
-      PRIMARY KEY (event_id, drone_id, t))`);
-  }
 
   /** Active events come back after eviction, so an event in progress is followed to its end. */
   load(now: number): void {
@@ -324,6 +314,41 @@ export class Coordinator {
       p.alt_m,
     );
   }
+}
+
+const PRIORITY_RANK: Record<string, number> = { low: 1, normal: 2, high: 3, critical: 4 };
+
+/**
+ * Live drones as detection sees them: position, velocity, plan, mission priority and any hold.
+ * Stale drones are left out (nothing current is known of them).
+ */
+export function coordinationDrones(
+  records: Iterable<DroneRecord>,
+  missions: Pick<MissionStore, "busy" | "plan">,
+  holdFor: (droneId: string) => number | undefined,
+): CoordinationDrone[] {
+  const busy = missions.busy();
+  const out: CoordinationDrone[] = [];
+  for (const rec of records) {
+    if (rec.link !== "live") continue;
+    const s = rec.sample;
+    const hold = holdFor(s.drone_id);
+    out.push({
+      drone_id: s.drone_id,
+      lat: s.lat,
+      lon: s.lon,
+      alt_m: s.alt_m,
+      heading_deg: s.heading_deg,
+      speed_mps: s.speed_mps,
+      ...(s.climb_mps !== undefined ? { climb_mps: s.climb_mps } : {}),
+      status: s.status,
+      armed: s.armed,
+      path: missions.plan(s.drone_id),
+      priority: PRIORITY_RANK[busy.get(s.drone_id) ?? ""] ?? 0,
+      ...(hold !== undefined ? { hold_s: hold } : {}),
+    });
+  }
+  return out;
 }
 
 function fromRow(r: EventRow): CoordinationEvent {

@@ -21,7 +21,7 @@ import type {
   ServerMessage,
   Waypoint,
 } from "../protocol";
-import { checkPosition, validateWaypoint } from "../domain/safety";
+import { checkPosition, validateWaypoint, type OtherDrone } from "../domain/safety";
 
 /** How long a command may stay at the relay before it ends in `timeout`. */
 export const COMMAND_TIMEOUT_MS = 5_000;
@@ -341,11 +341,13 @@ export class CommandDesk {
   }
 
   /** Other drones with their planned paths, for the separation rule. */
-  private others(exclude: string) {
-    const out = [];
+  private others(exclude: string): OtherDrone[] {
+    const out: OtherDrone[] = [];
     for (const d of this.ports.drones()) {
       if (d.sample.drone_id === exclude || d.link !== "live" || !d.sample.armed) continue;
-      out.push({ drone_id: d.sample.drone_id, lat: d.sample.lat, lon: d.sample.lon, alt_m: d.sample.alt_m, speed_mps: d.sample.speed_mps, path: this.missions.plan(d.sample.drone_id) });
+      // Heading and climb too: a drone without a plan is dead-reckoned (domain/trajectory.ts).
+      const { drone_id, lat, lon, alt_m, heading_deg, speed_mps, climb_mps } = d.sample;
+      out.push({ drone_id, lat, lon, alt_m, heading_deg, speed_mps, ...(climb_mps !== undefined ? { climb_mps } : {}), path: this.missions.plan(drone_id) });
     }
     return out;
   }

@@ -1,7 +1,7 @@
 /**
  * The command ledger, in the fleet object's SQLite: every command with who sent it, what it asked,
  * each state it went through and its final answer. It is the idempotency record (a command_id is
- * stored once and answered from here forever after) and the audit trail.
+ * stored once and answered from here forever after) and the audit trail. Table `commands` (schema.ts).
  */
 import type { CommandResponse, CommandState, LedgerCommand } from "../protocol";
 import { FINAL_STATES } from "../protocol";
@@ -26,7 +26,8 @@ export type LedgerRow = {
 
 /** What the audit API returns per command. */
 export type AuditEntry = Omit<LedgerRow, "params" | "response"> & {
-  params: unknown;
+  /** The command's parameters as received (an object; typed `object`, not unknown, so it can cross RPC). */
+  params: object;
   latency_ms: number | null;
 };
 
@@ -36,15 +37,6 @@ export class CommandLedger {
     /** Analytics hook: a command reached its final state (command_audit in Postgres). */
     private readonly onFinal: (row: LedgerRow) => void = () => {},
   ) {}
-
-  migrate(): void {
-    this.sql.exec(`CREATE TABLE IF NOT EXISTS commands (
-      command_id TEXT PRIMARY KEY, command TEXT NOT NULL, drone_id TEXT, sub TEXT NOT NULL, role TEXT NOT NULL,
-      status TEXT NOT NULL, code TEXT, message TEXT, params TEXT NOT NULL, response TEXT, relay_id TEXT,
-      received_at INTEGER NOT NULL, sent_at INTEGER, finished_at INTEGER, deadline_at INTEGER)`);
-    this.sql.exec(`CREATE INDEX IF NOT EXISTS commands_pending ON commands (status, deadline_at)`);
-    this.sql.exec(`CREATE INDEX IF NOT EXISTS commands_received ON commands (received_at)`);
-  }
 
   get(commandId: string): LedgerRow | null {
     const rows = this.sql.exec<LedgerRow>(`SELECT * FROM commands WHERE command_id = ?`, commandId).toArray();
@@ -119,7 +111,7 @@ export class CommandLedger {
       .toArray();
     return rows.map(({ params, response: _response, ...r }) => ({
       ...r,
-      params: JSON.parse(params) as unknown,
+      params: JSON.parse(params) as object, // written by create() from a parsed command's fields
       latency_ms: r.finished_at !== null ? r.finished_at - r.received_at : null,
     }));
   }

@@ -2,6 +2,7 @@
  * Missions and planned paths in the fleet object's SQLite. A mission moves
  * pending → assigned → active → completed | failed | aborted, with a timestamp per step, for
  * analytics. The planned path per drone (what it is still going to fly) feeds the separation check.
+ * Tables `missions` and `plans` (schema.ts).
  */
 import type { Waypoint } from "../protocol";
 
@@ -33,15 +34,6 @@ export class MissionStore {
     /** Analytics hook: every created or changed mission (the outbox keeps the newest revision). */
     private readonly onChange: (m: MissionRow, now: number) => void = () => {},
   ) {}
-
-  migrate(): void {
-    this.sql.exec(`CREATE TABLE IF NOT EXISTS missions (
-      mission_id TEXT PRIMARY KEY, drone_id TEXT NOT NULL, command_id TEXT NOT NULL, status TEXT NOT NULL,
-      priority TEXT NOT NULL, waypoints TEXT NOT NULL, waypoint_index INTEGER NOT NULL DEFAULT 0,
-      created_at INTEGER NOT NULL, assigned_at INTEGER, started_at INTEGER, completed_at INTEGER, message TEXT)`);
-    this.sql.exec(`CREATE INDEX IF NOT EXISTS missions_drone ON missions (drone_id, status)`);
-    this.sql.exec(`CREATE TABLE IF NOT EXISTS plans (drone_id TEXT PRIMARY KEY, path TEXT NOT NULL, updated_at INTEGER NOT NULL)`);
-  }
 
   load(): void {
     for (const r of this.sql.exec<{ drone_id: string; path: string }>(`SELECT drone_id, path FROM plans`)) {

@@ -1,6 +1,7 @@
 /**
  * The fleet object's outbox: everything that must reach Postgres, kept in the object's SQLite until
  * a flush has committed it there (edge/postgres/drain.ts drains it; the cron trigger calls the flush).
+ * Tables `outbox`, `outbox_snapshots` and `outbox_meta` (schema.ts).
  *
  * - `outbox` holds one row per fact, keyed by (kind, key). Facts that evolve (a mission, a
  *   coordination event, an alert) are replaced rather than appended: the old row is deleted and the
@@ -38,17 +39,6 @@ export class Outbox {
     private readonly sql: SqlStorage,
     private readonly bounds: { snapshots: number; metrics: number } = { snapshots: DEFAULT_SNAPSHOT_BOUND, metrics: DEFAULT_METRICS_BOUND },
   ) {}
-
-  migrate(): void {
-    this.sql.exec(`CREATE TABLE IF NOT EXISTS outbox (
-      id INTEGER PRIMARY KEY AUTOINCREMENT, kind TEXT NOT NULL, key TEXT NOT NULL, body TEXT NOT NULL, created_at INTEGER NOT NULL)`);
-    this.sql.exec(`CREATE UNIQUE INDEX IF NOT EXISTS outbox_kind_key ON outbox (kind, key)`);
-    this.sql.exec(`CREATE TABLE IF NOT EXISTS outbox_snapshots (
-      id INTEGER PRIMARY KEY AUTOINCREMENT, drone_id TEXT NOT NULL, snapshot_time INTEGER NOT NULL,
-      lat REAL NOT NULL, lon REAL NOT NULL, alt_m REAL NOT NULL, battery_pct REAL NOT NULL, speed_mps REAL NOT NULL,
-      status TEXT NOT NULL, armed INTEGER NOT NULL, distance_m REAL NOT NULL)`);
-    this.sql.exec(`CREATE TABLE IF NOT EXISTS outbox_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)`);
-  }
 
   load(): void {
     this.snapshotCount = this.sql.exec<{ n: number }>(`SELECT COUNT(*) AS n FROM outbox_snapshots`).one().n;

@@ -60,7 +60,8 @@ export async function flushFleets(env: Env, now: number, within = FLUSH_ACTIVE_W
 async function flushOne(env: Env, e: DirectoryEntry, now: number): Promise<FleetFlush> {
   let r: FlushResult;
   try {
-    r = await env.FLEET_HUB.get(env.FLEET_HUB.idFromName(e.fleet)).flushOutbox(e.fleet);
+    // The object knows its name from the id (idFromName): nothing to pass.
+    r = await env.FLEET_HUB.get(env.FLEET_HUB.idFromName(e.fleet)).flushOutbox();
   } catch (err) {
     r = { status: "error", rows: 0, batches: 0, ms: 0, remaining: e.pending, error: errorText(err) };
   }

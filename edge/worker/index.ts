@@ -1,4 +1,14 @@
-/** The edge Worker: Hono routes in front of one FleetHub Durable Object per fleet. */
+/**
+ * The worker layer's entry: the edge Worker, Hono routes in front of one FleetHub Durable Object
+ * per fleet, and the cron triggers.
+ *
+ * Owns: HTTP — authentication (auth.ts), request limits (limits.ts), error bodies (http.ts), and
+ * the routes (routes/): every check of role, Origin, upgrade, body and id happens once, there;
+ * then a typed RPC call on the fleet's stub (fleet-stub.ts), or the socket upgrade handed over.
+ * May import: edge/protocol, edge/domain (pure rules, e.g. the fleet configuration's validation),
+ * edge/postgres for the analytics reads and the cron, and of edge/fleet only types — except the
+ * Durable Object classes re-exported below, because the runtime finds them on the main module.
+ */
 import { Hono } from "hono";
 import { HTTPException } from "hono/http-exception";
 import type { Env } from "./env";

@@ -54,21 +54,8 @@ import {
   writeSync,
 } from "node:fs";
 import { join, resolve } from "node:path";
-import type { TelemetrySample } from "../../edge/protocol";
+import { CommandResult, MissionProgress, TelemetrySample } from "../../edge/protocol";
 import { silentLogger, type Logger } from "../log";
-
-/** `command_result` as the link sends it. */
-export type StoredResult = { type: "command_result"; command_id: string; status: "acked" | "failed"; message?: string };
-/** `mission_progress` as the link sends it. */
-export type StoredProgress = {
-  type: "mission_progress";
-  mission_id: string;
-  drone_id: string;
-  state: "active" | "completed" | "failed" | "aborted";
-  waypoint_index?: number;
-  message?: string;
-  ts: number;
-};
 
 /** A batch read from the log: records [from, to) in LSN order. */
 export interface TelemetryRead {
@@ -98,13 +85,13 @@ export interface OutboxStore {
   dropped(): number;
   /** Highest seq per drone found in the log at open (a floor for new seqs). */
   lastSeqs(): ReadonlyMap<string, number>;
-  recordResult(frame: StoredResult): void;
+  recordResult(frame: CommandResult): void;
   ackResult(commandId: string): void;
-  pendingResults(): StoredResult[];
+  pendingResults(): CommandResult[];
   /** Returns an id for `progressDone`. */
-  queueProgress(frame: StoredProgress): number;
+  queueProgress(frame: MissionProgress): number;
   progressDone(id: number): void;
-  pendingProgress(): { id: number; frame: StoredProgress }[];
+  pendingProgress(): { id: number; frame: MissionProgress }[];
   /** Write and fsync everything now. */
   flush(): void;
   close(): void;
@@ -174,8 +161,8 @@ export class DiskOutbox implements OutboxStore {
   // control journal
   private cfd: number | null = null;
   private controlBytes = 0;
-  private readonly results = new Map<string, StoredResult>();
-  private readonly progress = new Map<number, StoredProgress>();
+  private readonly results = new Map<string, CommandResult>();
+  private readonly progress = new Map<number, MissionProgress>();
   private nextProgressId = 0;
 
   private flushTimer: NodeJS.Timeout | null = null;
@@ -302,7 +289,7 @@ export class DiskOutbox implements OutboxStore {
 
   // ------------------------------------------------------------------ results and progress
 
-  recordResult(frame: StoredResult): void {
+  recordResult(frame: CommandResult): void {
     if (this.closed) return;
     this.results.delete(frame.command_id);
     this.results.set(frame.command_id, frame);
@@ -315,11 +302,11 @@ export class DiskOutbox implements OutboxStore {
     this.appendControl({ k: "ra", id: commandId }, false);
   }
 
-  pendingResults(): StoredResult[] {
+  pendingResults(): CommandResult[] {
     return [...this.results.values()];
   }
 
-  queueProgress(frame: StoredProgress): number {
+  queueProgress(frame: MissionProgress): number {
     const id = this.nextProgressId++;
     if (this.closed) return id;
     this.progress.set(id, frame);
@@ -332,7 +319,7 @@ export class DiskOutbox implements OutboxStore {
     this.appendControl({ k: "pd", n: id }, false);
   }
 
-  pendingProgress(): { id: number; frame: StoredProgress }[] {
+  pendingProgress(): { id: number; frame: MissionProgress }[] {
     return [...this.progress].map(([id, frame]) => ({ id, frame }));
   }
 
@@ -489,16 +476,21 @@ export class DiskOutbox implements OutboxStore {
           continue;
         }
         if (!isObj(rec)) continue;
-        if (rec.k === "r" && isObj(rec.f) && typeof rec.f.command_id === "string") {
-          this.results.delete(rec.f.command_id);
-          this.results.set(rec.f.command_id, rec.f as StoredResult);
+        // Frames are checked with the wire's own schemas: what is replayed must be sendable.
+        const result = rec.k === "r" ? CommandResult.safeParse(rec.f) : null;
+        const progress = rec.k === "p" ? MissionProgress.safeParse(rec.f) : null;
+        if (result?.success) {
+          this.results.delete(result.data.command_id);
+          this.results.set(result.data.command_id, result.data);
         } else if (rec.k === "ra" && typeof rec.id === "string") {
           this.results.delete(rec.id);
-        } else if (rec.k === "p" && typeof rec.n === "number" && isObj(rec.f)) {
-          this.progress.set(rec.n, rec.f as StoredProgress);
+        } else if (progress?.success && typeof rec.n === "number") {
+          this.progress.set(rec.n, progress.data);
           this.nextProgressId = Math.max(this.nextProgressId, rec.n + 1);
         } else if (rec.k === "pd" && typeof rec.n === "number") {
           this.progress.delete(rec.n);
+        } else {
+          this.corruptCount++;
         }
       }
     }
@@ -693,10 +685,10 @@ function parseRecord(line: string): Parsed | null {
   } catch {
     return null;
   }
-  if (!isObj(rec) || typeof rec.q !== "number" || !isObj(rec.u)) return null;
-  const u = rec.u;
-  if (typeof u.drone_id !== "string" || typeof u.seq !== "number") return null;
-  return { q: rec.q, u: u as unknown as TelemetrySample };
+  if (!isObj(rec) || typeof rec.q !== "number") return null;
+  // A record the schema refuses would only be rejected by the edge: treat it as unreadable.
+  const u = TelemetrySample.safeParse(rec.u);
+  return u.success ? { q: rec.q, u: u.data } : null;
 }
 
 function readCursor(path: string, log: Logger): number {

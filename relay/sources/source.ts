@@ -1,9 +1,16 @@
 /**
- * The one interface between the relay and the drones' side. The link to the edge only ever sees
- * a `DroneSource`, so the simulated fleet and ROS 2 are interchangeable and nothing outside
- * `ros2.ts` touches rclnodejs.
+ * relay/sources: where samples come from and where commands go: the simulator (sim/) and ROS 2
+ * (ros2/, with its autopilot profiles in ros2/profiles/ and its install checks in ros2/doctor.ts).
+ *
+ * This file is the one interface between the relay and the drones' side. The link to the edge
+ * only ever sees a `DroneSource`, so the simulated fleet and ROS 2 are interchangeable and nothing
+ * outside `ros2/` touches rclnodejs.
+ * Owns: producing telemetry samples and executing commands at drones. May import: edge/protocol
+ * (sample, command and progress shapes) and edge/domain (geodesy, PRNG, fleet-config defaults),
+ * the relay's log, node:*, and rclnodejs (ros2/ only, loaded at run time). Not relay/link: a source
+ * never talks to the edge itself; cli.ts wires it to a link.
  */
-import type { DRONE_STATUSES, RelayCommand, TelemetrySample } from "../../edge/protocol";
+import type { DRONE_STATUSES, MissionProgress, RelayCommand, RelayHello, TelemetrySample } from "../../edge/protocol";
 
 /**
  * A sample as a source produces it. `seq` is deliberately absent: sequence numbers are the link's
@@ -11,7 +18,7 @@ import type { DRONE_STATUSES, RelayCommand, TelemetrySample } from "../../edge/p
  */
 export type SourceSample = Omit<TelemetrySample, "seq">;
 
-export type SourceKind = "sim" | "ros2";
+export type SourceKind = RelayHello["source"];
 export type DroneStatus = (typeof DRONE_STATUSES)[number];
 
 /**
@@ -20,17 +27,9 @@ export type DroneStatus = (typeof DRONE_STATUSES)[number];
  */
 export type CommandOutcome = { ok: true; message?: string } | { ok: false; message: string };
 
-/** A mission's progress, as the link sends it in a `mission_progress` frame (minus `type`). */
-export type MissionProgressEvent = {
-  mission_id: string;
-  drone_id: string;
-  state: "active" | "completed" | "failed" | "aborted";
-  /** Index of the waypoint being flown to (the last one for `completed`). */
-  waypoint_index?: number;
-  message?: string;
-  /** ms since the epoch, integer. */
-  ts: number;
-};
+/** A mission's progress, as the link sends it in a `mission_progress` frame (minus `type`).
+ * `waypoint_index` is the waypoint being flown to (the last one for `completed`). */
+export type MissionProgressEvent = Omit<MissionProgress, "type">;
 
 export interface DroneSource {
   readonly kind: SourceKind;

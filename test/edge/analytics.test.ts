@@ -4,7 +4,7 @@
  * `alert` broadcasts, the scheduled handler draining into the real Postgres that
  * test/edge/pg-setup.ts started, and the analytics routes.
  */
-import { createExecutionContext, createScheduledController, env, runDurableObjectAlarm, runInDurableObject, SELF, waitOnExecutionContext } from "cloudflare:test";
+import { createExecutionContext, createScheduledController, env, evictDurableObject, runDurableObjectAlarm, runInDurableObject, SELF, waitOnExecutionContext } from "cloudflare:test";
 import { Pool } from "@neondatabase/serverless";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { directoryStub } from "../../edge/postgres/directory";
@@ -16,16 +16,25 @@ import { Outbox } from "../../edge/fleet/outbox";
 import { SNAPSHOT_INTERVAL_MS, type OutboxItem } from "../../edge/domain/outbox-rows";
 import { useLocalProxy } from "../../edge/postgres/client";
 import { HOUR_MS } from "../../edge/postgres/hourly";
-import type { TelemetrySample } from "../../edge/protocol";
-import { connect, relay, sample, sendBatch, stubFor, token, uniqueFleet, type TestSocket } from "./helpers";
+import { LIMITS } from "../../edge/protocol";
+import { connect, ManualClock, relay, sample, sendBatch, stubFor, token, uniqueFleet, useClock, type TestSocket } from "./helpers";
 
 const open: TestSocket[] = [];
 afterEach(() => {
   for (const s of open.splice(0)) s.close();
 });
 
-type Internals = { analytics: FleetAnalytics; statusDueAt: number | null; live: { get(id: string): { receivedAt: number } | undefined } };
-const internals = (hub: FleetHub) => hub as unknown as Internals;
+/**
+ * One clock per fleet, put into the fleet's object. It only moves forward from the real time, so
+ * every alarm the object sets lies in the future and runs only when a test runs it.
+ */
+const clocks = new Map<string, ManualClock>();
+async function clockOf(fleet: string): Promise<ManualClock> {
+  let clock = clocks.get(fleet);
+  if (!clock) clocks.set(fleet, (clock = new ManualClock()));
+  await useClock(fleet, clock);
+  return clock;
+}
 
 async function dashboard(fleet: string, role: "viewer" | "operator" | "admin" = "viewer") {
   const d = await connect(fleet, "ws", await token(role, [fleet]));
@@ -34,11 +43,9 @@ async function dashboard(fleet: string, role: "viewer" | "operator" | "admin" = 
   return d;
 }
 
-/** Run the 5 s status tick now (no sleeping). */
-async function tick(fleet: string): Promise<void> {
-  await runInDurableObject(stubFor(fleet), (hub: FleetHub) => {
-    internals(hub).statusDueAt = 0;
-  });
+/** Move the fleet's clock to the next 5 s status tick (and `laterMs` beyond) and run it: no sleeping. */
+async function tick(fleet: string, laterMs = 0): Promise<void> {
+  (await clockOf(fleet)).advance(LIMITS.statusIntervalMs + laterMs);
   expect(await runDurableObjectAlarm(stubFor(fleet))).toBe(true);
 }
 
@@ -51,8 +58,6 @@ function queued(fleet: string) {
     return { items: batch.items, snapshots: batch.snapshots };
   });
 }
-
-const s = (id: string, over: Partial<TelemetrySample> = {}): TelemetrySample => sample(id, over) as TelemetrySample;
 
 describe("outbox in the fleet object", () => {
   it("downsamples telemetry to one snapshot per drone per 10 s slot, with distance flown", async () => {
@@ -67,16 +72,17 @@ describe("outbox in the fleet object", () => {
     expect(perSlot.size).toBe(now.length);
     expect(new Set(now.map((x) => x.drone_id))).toEqual(new Set(["d1", "d2"]));
 
-    // Controlled clock: slots 10 s apart, a drone moving 100 m north per slot, another still.
+    // The object's clock set by hand: slots 10 s apart, a drone moving 100 m north per slot, another still.
     const t0 = Math.ceil(Date.now() / SNAPSHOT_INTERVAL_MS) * SNAPSHOT_INTERVAL_MS + 10 * SNAPSHOT_INTERVAL_MS;
-    await runInDurableObject(stubFor(fleet), (hub: FleetHub) => {
-      const a = internals(hub).analytics;
-      for (let k = 0; k < 3; k++) {
-        const t = t0 + k * SNAPSHOT_INTERVAL_MS;
-        a.onTelemetry([s("mover", { lat: 47.4 + (k * 100) / 111_195, lon: 8.5 }), s("still", { lat: 47.4, lon: 8.5 })], t);
-        a.onTelemetry([s("mover", { lat: 47.4 + (k * 100 + 50) / 111_195, lon: 8.5 })], t + 4_000); // same slot: ignored
-      }
-    });
+    const clock = new ManualClock(t0);
+    await useClock(fleet, clock);
+    for (let k = 0; k < 3; k++) {
+      const t = t0 + k * SNAPSHOT_INTERVAL_MS;
+      clock.set(t);
+      await sendBatch(r, [sample("mover", { lat: 47.4 + (k * 100) / 111_195, lon: 8.5 }), sample("still", { lat: 47.4, lon: 8.5 })]);
+      clock.set(t + 4_000);
+      await sendBatch(r, [sample("mover", { lat: 47.4 + (k * 100 + 50) / 111_195, lon: 8.5 })]); // same slot: ignored
+    }
     const snaps = (await queued(fleet)).snapshots.filter((x) => x.snapshot_time >= t0);
     const mover = snaps.filter((x) => x.drone_id === "mover");
     expect(mover.map((x) => x.snapshot_time)).toEqual([t0, t0 + 10_000, t0 + 20_000]);
@@ -88,25 +94,25 @@ describe("outbox in the fleet object", () => {
 
   it("derives charging sessions from telemetry, across a restart", async () => {
     const fleet = uniqueFleet("an");
+    const { r } = await relay(fleet);
+    open.push(r);
     const t0 = Date.now();
-    await stubFor(fleet).fetch("https://fleet/status");
-    await runInDurableObject(stubFor(fleet), (hub: FleetHub) => {
-      const a = internals(hub).analytics;
-      a.onTelemetry([s("c1", { status: "landed", battery_pct: 22 })], t0);
-      a.onTelemetry([s("c1", { status: "charging", battery_pct: 23 })], t0 + 1_000);
-      a.onTelemetry([s("c1", { status: "charging", battery_pct: 60 })], t0 + 600_000);
-      a.onTelemetry([s("c1", { status: "charging", battery_pct: 95 })], t0 + 1_200_000);
-      a.onTelemetry([s("c1", { status: "idle", battery_pct: 94 })], t0 + 1_201_000);
-      // A second session opens, then the object is evicted mid-charge.
-      a.onTelemetry([s("c1", { status: "charging", battery_pct: 40 })], t0 + 2_000_000);
-    });
-    // A restart: a new FleetAnalytics over the same storage, memory lost (evictDurableObject
-    // waits forever on an object without sockets in this pool, so the restart is done by hand).
-    await runInDurableObject(stubFor(fleet), (_hub: FleetHub, state) => {
-      const again = new FleetAnalytics(state.storage.sql, env, { fleet: () => fleet, config: () => defaultFleetConfig(), drones: () => [], activeMissions: () => 0, activeCoordinationEvents: () => 0, broadcast: () => {}, waitUntil: () => {} });
-      again.load();
-      again.onTelemetry([s("c1", { status: "taking_off", battery_pct: 90 })], t0 + 3_000_000);
-    });
+    const clock = new ManualClock(t0);
+    await useClock(fleet, clock);
+    const report = async (at: number, over: Record<string, unknown>) => {
+      clock.set(t0 + at);
+      await sendBatch(r, [sample("c1", over)]);
+    };
+    await report(0, { status: "landed", battery_pct: 22 });
+    await report(1_000, { status: "charging", battery_pct: 23 });
+    await report(600_000, { status: "charging", battery_pct: 60 });
+    await report(1_200_000, { status: "charging", battery_pct: 95 });
+    await report(1_201_000, { status: "idle", battery_pct: 94 });
+    // A second session opens, then the object is evicted mid-charge: memory lost, storage kept.
+    await report(2_000_000, { status: "charging", battery_pct: 40 });
+    await evictDurableObject(stubFor(fleet));
+    await useClock(fleet, clock);
+    await report(3_000_000, { status: "taking_off", battery_pct: 90 });
     const sessions = (await queued(fleet)).items.filter((i) => i.kind === "charging_session").map((i) => i.body);
     expect(sessions).toEqual([
       { drone_id: "c1", start_time: t0 + 1_000, end_time: t0 + 1_201_000, start_battery: 23, end_battery: 95 },
@@ -139,7 +145,7 @@ describe("outbox in the fleet object", () => {
 
   it("thins the oldest snapshots past the bound, keeping distance totals and counting the dropped", async () => {
     const fleet = uniqueFleet("an");
-    await stubFor(fleet).fetch("https://fleet/status");
+    await stubFor(fleet).getStatus();
     const r = await runInDurableObject(stubFor(fleet), (_hub: FleetHub, state) => {
       const box = new Outbox(state.storage.sql, { snapshots: 100, metrics: 10 });
       box.load();
@@ -171,12 +177,14 @@ describe("outbox in the fleet object", () => {
 describe("live analytics and alerts", () => {
   it("broadcasts analytics_live on the tick with the fleet's real size", async () => {
     const fleet = uniqueFleet("an");
+    await clockOf(fleet);
     const d = await dashboard(fleet);
     const { r } = await relay(fleet);
     open.push(r);
+    // a2 flies parallel to a1, 300 m east: detection passes run on the tick too, and find nothing.
     await sendBatch(r, [
       sample("a1", { armed: true, battery_pct: 80 }),
-      sample("a2", { armed: true, battery_pct: 60 }),
+      sample("a2", { armed: true, battery_pct: 60, lon: 8.5456 + 300 / 75_250 }),
       sample("g1", { armed: false, status: "idle", alt_m: 0, battery_pct: 100 }),
     ]);
     await tick(fleet);
@@ -209,6 +217,7 @@ describe("live analytics and alerts", () => {
 
   it("raises an alert on entering a condition, once, and clears it on leaving", async () => {
     const fleet = uniqueFleet("an");
+    await clockOf(fleet);
     const d = await dashboard(fleet);
     const { r } = await relay(fleet);
     open.push(r);
@@ -223,14 +232,12 @@ describe("live analytics and alerts", () => {
     // The next tick repeats nothing.
     await tick(fleet);
     await d.nextOfType("analytics_live");
-    expect(d.frames.filter((f) => f.type === "alert")).toEqual([]);
+    expect((await d.barrier()).filter((f) => f.type === "alert")).toEqual([]);
 
     // Battery recovers, the drone comes back inside; low drops to critical; ok goes silent.
-    await sendBatch(r, [sample("low", { battery_pct: 12 }), sample("out"), sample("crit", { battery_pct: 50, status: "charging" })]);
-    await runInDurableObject(stubFor(fleet), (hub: FleetHub) => {
-      internals(hub).live.get("ok")!.receivedAt -= 20_000;
-    });
-    await tick(fleet);
+    // sos reports again unchanged; ok stays silent: with 5 s more on the clock, for 20 s.
+    await sendBatch(r, [sample("low", { battery_pct: 12 }), sample("out"), sample("crit", { battery_pct: 50, status: "charging" }), sample("sos", { status: "emergency" })]);
+    await tick(fleet, 5_000);
     const changes: string[] = [];
     for (let i = 0; i < 5; i++) {
       const f = await d.nextOfType("alert");
@@ -252,6 +259,7 @@ describe("live analytics and alerts", () => {
     await sendBatch(r, [sample("d1")]);
     const res = await runInDurableObject(stubFor(fleet), async (hub: FleetHub, state) => {
       const a = new FleetAnalytics(state.storage.sql, { ...env, DATABASE_URL: undefined }, {
+        now: () => Date.now(),
         fleet: () => fleet,
         config: () => defaultFleetConfig(),
         drones: () => [],
@@ -290,6 +298,7 @@ describe("cron triggers into Postgres", () => {
 
   it("flushes active fleets every minute and aggregates the hour at :02", async () => {
     const fleet = uniqueFleet("cron");
+    await clockOf(fleet);
     const d = await dashboard(fleet);
     const { r } = await relay(fleet);
     open.push(r);
@@ -341,7 +350,9 @@ describe("cron triggers into Postgres", () => {
       // Three drones reported once in an hour: far from complete.
       expect(((await ins.json()) as { insights: { rule: string }[] }).insights.map((i) => i.rule)).toContain("low_completeness");
     }
-    const al = await SELF.fetch(`https://edge.test/v1/fleets/${fleet}/alerts?active=true&from=${from}`, { headers: auth });
+    // Up to a minute ahead: the object's clock ran 5 s ahead of the real one for the tick.
+    const to = new Date(Date.now() + 60_000).toISOString();
+    const al = await SELF.fetch(`https://edge.test/v1/fleets/${fleet}/alerts?active=true&from=${from}&to=${to}`, { headers: auth });
     expect(((await al.json()) as { alerts: { kind: string }[] }).alerts.map((a) => a.kind)).toEqual(["battery_low"]);
   });
 

@@ -1,6 +1,7 @@
-import { SELF, evictDurableObject, runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
+import { SELF, evictDurableObject, runDurableObjectAlarm } from "cloudflare:test";
 import { afterEach, describe, expect, it } from "vitest";
-import { connect, relay, sample, sendBatch, stubFor, token, uniqueFleet, type TestSocket } from "./helpers";
+import { COMMAND_TIMEOUT_MS } from "../../edge/fleet/command-desk";
+import { connect, ManualClock, relay, sample, sendBatch, stubFor, token, uniqueFleet, useClock, type TestSocket } from "./helpers";
 
 const HOME = { lat: 47.3977, lon: 8.5456 };
 const open: TestSocket[] = [];
@@ -68,11 +69,14 @@ describe("modify_waypoint", () => {
     d.send({ ...msg, request_id: "later" });
     const dup = await d.nextOfType("waypoint_modification_response");
     expect(dup).toMatchObject({ success: true, duplicate: true, request_id: "later" });
-    expect((await r.drain(150)).filter((f) => f.type === "command")).toEqual([]);
+    // Every answer above came after the relay would have been sent a second command: none came.
+    expect((await r.barrier()).filter((f) => f.type === "command")).toEqual([]);
   });
 
   it("rejects each safety rule with its code and valid suggestions", async () => {
-    const { d, fleet } = await setup({ drones: { d1: { ...at(0, 0, 40), battery_pct: 90 }, low: { ...at(0, 20, 40), battery_pct: 21 }, blocker: { ...at(300, 0, 50), speed_mps: 0 } } });
+    // d1 hovers: a plan-less drone is dead-reckoned (edge/domain/trajectory.ts), and d1 flying east
+    // at 8 m/s, 20 m from `low`, would close in on every point `low` could be sent to.
+    const { d, fleet } = await setup({ drones: { d1: { ...at(0, 0, 40), battery_pct: 90, speed_mps: 0 }, low: { ...at(0, 20, 40), battery_pct: 21 }, blocker: { ...at(300, 0, 50), speed_mps: 0 } } });
     const admin = await token("admin", [fleet]);
     const cfg = (await (await SELF.fetch(`https://edge.test/v1/fleets/${fleet}/config`, { headers: { Authorization: `Bearer ${admin}` } })).json()) as Record<string, unknown>;
     const zone = [at(600, -100), at(600, 100), at(800, 100), at(800, -100)].map(({ lat, lon }) => ({ lat, lon }));
@@ -141,14 +145,14 @@ describe("ledger faults", () => {
 
   it("ends in timeout when the relay drops mid-command, and ignores a late result", async () => {
     const { d, r, fleet } = await setup();
+    const clock = new ManualClock();
+    await useClock(fleet, clock);
     const id = cid();
     d.send({ type: "modify_waypoint", command_id: id, drone_id: "d1", new_waypoint: at(80, 0), modification_reason: "" });
     await r.nextOfType("command");
     r.close();
-    // Move the deadline into the past instead of sleeping 5 s.
-    await runInDurableObject(stubFor(fleet), (_hub, state) => {
-      state.storage.sql.exec(`UPDATE commands SET deadline_at = 0 WHERE command_id = ?`, id);
-    });
+    // Past the deadline without sleeping 5 s: the object's clock moves.
+    clock.advance(COMMAND_TIMEOUT_MS + 1);
     await runDurableObjectAlarm(stubFor(fleet));
     expect(await d.nextOfType("waypoint_modification_response")).toMatchObject({ command_id: id, success: false, status: "timeout", code: "timeout" });
     const { r: r2 } = await relay(fleet);

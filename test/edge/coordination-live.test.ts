@@ -2,12 +2,12 @@
  * Collision avoidance end to end inside workerd: a scripted relay flies drones on conflicting
  * courses, the fleet object detects, sends resolution commands through the ledger, the scripted
  * drones obey them, and separation must never be lost. Time is simulated: each step advances the
- * drones one second and runs one detection pass, so the test does not sleep.
+ * drones and the object's clock one second and runs one detection pass, so the test does not
+ * sleep, and the edge's idea of time (holds, retries) matches the simulated drones'.
  */
-import { SELF, evictDurableObject, runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
+import { SELF, evictDurableObject, runDurableObjectAlarm } from "cloudflare:test";
 import { afterEach, describe, expect, it } from "vitest";
-import type { FleetHub } from "../../edge/fleet/fleet-hub";
-import { connect, relay, sendBatch, stubFor, token, uniqueFleet, type TestSocket } from "./helpers";
+import { connect, ManualClock, relay, sendBatch, stubFor, token, uniqueFleet, useClock, type TestSocket } from "./helpers";
 
 const HOME = { lat: 47.3977, lon: 8.5456 };
 const M_LAT = 111_320;
@@ -71,13 +71,10 @@ function step(d: Sim): void {
   d.y += Math.cos(h) * d.speed;
 }
 
-/** Apply and acknowledge every command the relay received. */
+/** Apply and acknowledge every command the relay has been sent (all of them: behind a barrier). */
 async function obey(r: TestSocket, world: Map<string, Sim>): Promise<string[]> {
   const got: string[] = [];
-  for (;;) {
-    const i = r.frames.findIndex((f) => f.type === "command");
-    if (i < 0) break;
-    const cmd = r.frames.splice(i, 1)[0]!;
+  for (const cmd of (await r.barrier()).filter((f) => f.type === "command")) {
     const d = world.get(cmd.drone_id as string)!;
     if (cmd.command === "hold") d.holdS = cmd.duration_s as number;
     if (cmd.command === "modify_waypoint") {
@@ -91,11 +88,9 @@ async function obey(r: TestSocket, world: Map<string, Sim>): Promise<string[]> {
   return got;
 }
 
-/** Run one detection pass now. */
-async function detect(fleet: string): Promise<void> {
-  await runInDurableObject(stubFor(fleet), (hub: FleetHub) => {
-    (hub as unknown as { detectDueAt: number | null }).detectDueAt = 0;
-  });
+/** One simulated second on the object's clock, then the alarm: the detection pass is due. */
+async function detect(fleet: string, clock: ManualClock): Promise<void> {
+  clock.advance(1_000);
   await runDurableObjectAlarm(stubFor(fleet));
 }
 
@@ -115,14 +110,12 @@ function minSeparation(world: Map<string, Sim>): { h: number; v: number; lost: b
   return { h, v, lost };
 }
 
-async function fly(fleet: string, r: TestSocket, world: Map<string, Sim>, seconds: number, onStep?: (t: number) => Promise<void>) {
+async function fly(fleet: string, clock: ManualClock, r: TestSocket, world: Map<string, Sim>, seconds: number, onStep?: (t: number) => Promise<void>) {
   const commands: string[] = [];
   let lost = false;
   for (let t = 0; t < seconds; t++) {
     await sendBatch(r, [...world.values()].map(toSample));
-    await detect(fleet);
-    // Give the command frames a moment to arrive, then obey them.
-    await new Promise((res) => setTimeout(res, 5));
+    await detect(fleet, clock);
     commands.push(...(await obey(r, world)));
     for (const d of world.values()) step(d);
     if (minSeparation(world).lost) lost = true;
@@ -133,13 +126,15 @@ async function fly(fleet: string, r: TestSocket, world: Map<string, Sim>, second
 
 async function setup(drones: Sim[]) {
   const fleet = uniqueFleet("coord");
+  const clock = new ManualClock();
+  await useClock(fleet, clock);
   const d = await connect(fleet, "ws", await token("operator", [fleet]));
   open.push(d);
   await d.nextOfType("fleet_status");
   const { r } = await relay(fleet);
   open.push(r);
   const world = new Map(drones.map((x) => [x.id, x]));
-  return { fleet, d, r, world };
+  return { fleet, clock, d, r, world };
 }
 
 describe("collision avoidance in the fleet object", () => {
@@ -150,8 +145,8 @@ describe("collision avoidance in the fleet object", () => {
   ];
   for (const [type, drones] of scenarios) {
     it(`detects and resolves a ${type} encounter without losing separation`, async () => {
-      const { fleet, d, r, world } = await setup(drones);
-      const { commands, lost } = await fly(fleet, r, world, 60);
+      const { fleet, clock, d, r, world } = await setup(drones);
+      const { commands, lost } = await fly(fleet, clock, r, world, 60);
       expect(lost, `separation lost in ${type}`).toBe(false);
       expect(commands.length).toBeGreaterThan(0);
       const ev = await d.next((f) => f.type === "coordination_event");
@@ -167,16 +162,16 @@ describe("collision avoidance in the fleet object", () => {
   }
 
   it("raises nothing for parallel tracks 50 m apart", async () => {
-    const { fleet, d, r, world } = await setup([drone("a", -300, 0, 50, 90), drone("b", -300, 50, 50, 90)]);
-    const { commands } = await fly(fleet, r, world, 20);
+    const { fleet, clock, d, r, world } = await setup([drone("a", -300, 0, 50, 90), drone("b", -300, 50, 50, 90)]);
+    const { commands } = await fly(fleet, clock, r, world, 20);
     expect(commands).toEqual([]);
-    expect(d.frames.filter((f) => f.type === "coordination_event")).toEqual([]);
+    expect((await d.barrier()).filter((f) => f.type === "coordination_event")).toEqual([]);
   });
 
   it("honours an operator override and records who made it", async () => {
-    const { fleet, d, r, world } = await setup([drone("a", -250, 0, 50, 90), drone("b", 250, 0, 50, 270)]);
+    const { fleet, clock, d, r, world } = await setup([drone("a", -250, 0, 50, 90), drone("b", 250, 0, 50, 270)]);
     await sendBatch(r, [...world.values()].map(toSample));
-    await detect(fleet);
+    await detect(fleet, clock);
     const ev = (await d.nextOfType("coordination_event")).event as { event_id: string };
     await obey(r, world);
     d.send({ type: "coordination_override", command_id: `ovr-${crypto.randomUUID()}`, event_id: ev.event_id, action: "hold", reason: "tower asks" });
@@ -200,16 +195,18 @@ describe("collision avoidance in the fleet object", () => {
   });
 
   it("follows an event across eviction of the object, and keeps its replay", async () => {
-    const { fleet, d, r, world } = await setup([drone("a", -300, 0, 50, 90), drone("b", 300, 0, 50, 270)]);
+    const { fleet, clock, d, r, world } = await setup([drone("a", -300, 0, 50, 90), drone("b", 300, 0, 50, 270)]);
     await sendBatch(r, [...world.values()].map(toSample));
-    await detect(fleet);
+    await detect(fleet, clock);
     const ev = (await d.nextOfType("coordination_event")).event as { event_id: string };
     await evictDurableObject(stubFor(fleet));
-    const status = (await (await stubFor(fleet).fetch("https://fleet/status")).json()) as { coordination_events: { event_id: string }[] };
-    expect(status.coordination_events.map((e) => e.event_id)).toEqual([ev.event_id]);
-    const { lost } = await fly(fleet, r, world, 60);
+    // A new instance starts on the system clock: give it the test's clock again.
+    await useClock(fleet, clock);
+    const status = await stubFor(fleet).getStatus();
+    expect(status.coordination_events?.map((e) => e.event_id)).toEqual([ev.event_id]);
+    const { lost } = await fly(fleet, clock, r, world, 60);
     expect(lost).toBe(false);
-    const events = d.frames.filter((f) => f.type === "coordination_event").map((f) => f.event as { event_id: string; status: string });
+    const events = (await d.barrier()).filter((f) => f.type === "coordination_event").map((f) => f.event as { event_id: string; status: string });
     expect(new Set(events.map((e) => e.event_id))).toEqual(new Set([ev.event_id]));
     expect(events.at(-1)?.status).toBe("resolved");
     const replay = (await (await SELF.fetch(`https://edge.test/v1/fleets/${fleet}/coordination/${ev.event_id}`, { headers: { Authorization: `Bearer ${await token("viewer", [fleet])}` } })).json()) as {

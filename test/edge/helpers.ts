@@ -1,5 +1,7 @@
-/** Helpers for tests that run inside workerd: tokens, sockets with a frame queue, stubs. */
-import { env, SELF } from "cloudflare:test";
+/** Helpers for tests that run inside workerd: tokens, sockets with a frame queue, stubs, a clock. */
+import { env, runInDurableObject, SELF } from "cloudflare:test";
+import type { Clock } from "../../edge/fleet/clock";
+import type { FleetHub } from "../../edge/fleet/fleet-hub";
 import { signToken, type Role } from "../../edge/worker/auth";
 
 export const SECRET = "test-secret-0123456789abcdef";
@@ -12,11 +14,37 @@ export function uniqueFleet(prefix = "f"): string {
   return `${prefix}-${crypto.randomUUID().slice(0, 8)}`;
 }
 
-export function stubFor(fleet: string) {
+export function stubFor(fleet: string): DurableObjectStub<FleetHub> {
   return env.FLEET_HUB.get(env.FLEET_HUB.idFromName(fleet));
 }
 
+/**
+ * A clock the test moves by hand. Put into a fleet's object with useClock, it replaces sleeping
+ * (a drone gone silent for 16 s, the 5 s status tick, a command deadline) and reaching into the
+ * object's private fields.
+ */
+export class ManualClock implements Clock {
+  constructor(private t: number = Date.now()) {}
+  now(): number {
+    return this.t;
+  }
+  advance(ms: number): number {
+    return (this.t += ms);
+  }
+  set(t: number): void {
+    this.t = t;
+  }
+}
+
+/** Put `clock` into the fleet's object; again after an eviction (a new instance starts on the system clock). */
+export async function useClock(fleet: string, clock: Clock): Promise<void> {
+  await runInDurableObject(stubFor(fleet), (hub: FleetHub) => {
+    hub.clock = clock;
+  });
+}
+
 type Frame = { type: string; [k: string]: unknown };
+let barrierSeq = 0;
 
 /** A client socket whose incoming frames are queued, read with bounded waits. */
 export class TestSocket {
@@ -46,11 +74,38 @@ export class TestSocket {
   }
 
   /** Remove and return the first queued frame matching `pred`, waiting up to `timeoutMs`. */
-  async next(pred: (f: Frame) => boolean = () => true, timeoutMs = 3000): Promise<Frame> {
+  next(pred: (f: Frame) => boolean = () => true, timeoutMs = 3000): Promise<Frame> {
+    return this.waitFor(() => {
+      const i = this.frames.findIndex(pred);
+      return i >= 0 ? this.frames.splice(i, 1)[0] : undefined;
+    }, timeoutMs);
+  }
+
+  /**
+   * A barrier for "nothing else came" checks: send `ping`, wait for its `pong`, and remove and
+   * return every frame that arrived before it. The object handles a socket's frames in order and
+   * a socket delivers in order, so whatever earlier input (on any socket, once its answer was
+   * seen) made the object send here came before the pong. No sleeping: when the object does not
+   * work at all, the barrier times out instead of passing.
+   */
+  barrier(timeoutMs = 3000): Promise<Frame[]> {
+    const id = `barrier-${++barrierSeq}`;
+    this.send({ type: "ping", request_id: id });
+    return this.waitFor(() => {
+      const i = this.frames.findIndex((f) => f.type === "pong" && f.request_id === id);
+      return i >= 0 ? this.frames.splice(0, i + 1).slice(0, i) : undefined;
+    }, timeoutMs);
+  }
+
+  /**
+   * Wait up to `timeoutMs` until `take` returns something. `take` looks and removes in one
+   * synchronous step, so concurrent waits never take the same frame.
+   */
+  private async waitFor<T>(take: () => T | undefined, timeoutMs: number): Promise<T> {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
-      const i = this.frames.findIndex(pred);
-      if (i >= 0) return this.frames.splice(i, 1)[0]!;
+      const got = take();
+      if (got !== undefined) return got;
       const left = deadline - Date.now();
       if (left <= 0) throw new Error(`no matching frame within ${timeoutMs} ms; queued: ${JSON.stringify(this.frames.map((f) => f.type))}`);
       await new Promise<void>((resolve) => {
@@ -65,12 +120,6 @@ export class TestSocket {
 
   nextOfType(type: string, timeoutMs?: number) {
     return this.next((f) => f.type === type, timeoutMs);
-  }
-
-  /** Frames of a type that arrive within a quiet period (for "nothing else came" checks). */
-  async drain(ms = 100): Promise<Frame[]> {
-    await new Promise((r) => setTimeout(r, ms));
-    return this.frames.splice(0);
   }
 
   async waitClosed(timeoutMs = 3000): Promise<{ code: number; reason: string }> {

@@ -1,7 +1,6 @@
 import { evictDurableObject, runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { afterEach, describe, expect, it } from "vitest";
-import type { FleetHub } from "../../edge/fleet/fleet-hub";
-import { connect, relay, sample, sendBatch, stubFor, token, uniqueFleet, type TestSocket } from "./helpers";
+import { connect, ManualClock, relay, sample, sendBatch, stubFor, token, uniqueFleet, useClock, type TestSocket } from "./helpers";
 
 const open: TestSocket[] = [];
 afterEach(() => {
@@ -47,16 +46,16 @@ describe("live loop", () => {
     const got = [await all.nextOfType("telemetry"), await all.nextOfType("telemetry")].map((f) => f.drone_id).sort();
     expect(got).toEqual(["d1", "d2"]);
     expect(await one.nextOfType("telemetry")).toMatchObject({ drone_id: "d1", lat: 47.3977, status: "flying" });
-    const extra = await one.drain(150);
-    expect(extra.filter((f) => f.type === "telemetry")).toEqual([]);
-    expect((await none.drain(50)).filter((f) => f.type === "telemetry")).toEqual([]);
+    // The batch was fanned out before its ack; anything more for these sockets precedes the pong.
+    expect((await one.barrier()).filter((f) => f.type === "telemetry")).toEqual([]);
+    expect((await none.barrier()).filter((f) => f.type === "telemetry")).toEqual([]);
 
     // Unsubscribe stops the flow.
     one.send({ type: "unsubscribe_telemetry", drone_ids: ["d1"] });
     await one.nextOfType("subscribed");
     await sendBatch(r, [sample("d1")]);
     await all.nextOfType("telemetry");
-    expect((await one.drain(100)).filter((f) => f.type === "telemetry")).toEqual([]);
+    expect((await one.barrier()).filter((f) => f.type === "telemetry")).toEqual([]);
   });
 
   it("batch subscribers get one telemetry_batch frame per ingested relay frame", async () => {
@@ -81,9 +80,9 @@ describe("live loop", () => {
     expect(await sendBatch(r, [sample("x", { seq: 10 })])).toMatchObject({ accepted: 1 });
     const ack = await sendBatch(r, [sample("x", { seq: 10 }), sample("x", { seq: 9, lat: 1 }), sample("x", { seq: 11, lat: 2 })]);
     expect(ack).toMatchObject({ accepted: 1, duplicates: 2, rejected: 0 });
-    const frames = (await d.drain(200)).filter((f) => f.type === "telemetry");
+    const frames = (await d.barrier()).filter((f) => f.type === "telemetry");
     expect(frames.map((f) => f.seq)).toEqual([10, 11]);
-    const st = (await (await stubFor(fleet).fetch("https://fleet/status")).json()) as { drones: { seq: number; lat: number }[] };
+    const st = await stubFor(fleet).getStatus();
     expect(st.drones[0]).toMatchObject({ seq: 11, lat: 2 });
   });
 
@@ -128,21 +127,21 @@ describe("live loop", () => {
   it("broadcasts fleet_status from the alarm and marks silent drones stale", async () => {
     const fleet = uniqueFleet();
     const d = await dashboard(fleet);
+    const clock = new ManualClock();
+    await useClock(fleet, clock);
     const { r } = await relay(fleet);
     open.push(r);
     await sendBatch(r, [sample("d1"), sample("d2")]);
+    // d2 reports again 10 s later; 6 s after that, d1 has been silent past the 15 s bound and the
+    // 5 s tick is due. No sleeping: the object's clock moves.
+    clock.advance(10_000);
     await sendBatch(r, [sample("d2")]);
-    // Age d1's last report past the 15 s bound without sleeping.
-    await runInDurableObject(stubFor(fleet), (hub: FleetHub) => {
-      const h = hub as unknown as { live: { get(id: string): { receivedAt: number } }; statusDueAt: number | null };
-      h.live.get("d1")!.receivedAt -= 16_000;
-      h.statusDueAt = 0; // the 5 s tick is due now
-    });
+    clock.advance(6_000);
     expect(await runDurableObjectAlarm(stubFor(fleet))).toBe(true);
-    expect(await d.next((f) => f.type === "link_status" && f.state === "stale")).toMatchObject({ drone_id: "d1" });
-    expect(d.frames.filter((f) => f.type === "link_status" && f.state === "stale")).toEqual([]);
-    const st = await d.nextOfType("fleet_status");
-    expect(st).toMatchObject({ relay_connected: true, counts: { total: 2, live: 1, stale: 1 } });
+    // Everything the tick sent: one stale link_status (d1 only), then the fleet_status.
+    const tick = await d.barrier();
+    expect(tick.filter((f) => f.type === "link_status" && f.state === "stale").map((f) => f.drone_id)).toEqual(["d1"]);
+    expect(tick.filter((f) => f.type === "fleet_status").at(-1)).toMatchObject({ relay_connected: true, counts: { total: 2, live: 1, stale: 1 } });
     // The alarm re-arms itself while sockets are open.
     expect(await runDurableObjectAlarm(stubFor(fleet))).toBe(true);
     expect(await runInDurableObject(stubFor(fleet), async (_h, state) => state.storage.getAlarm())).not.toBeNull();
@@ -155,24 +154,22 @@ describe("live loop", () => {
   it("announces mass link changes with one fleet_status instead of a link_status per drone", async () => {
     const fleet = uniqueFleet();
     const d = await dashboard(fleet);
+    const clock = new ManualClock();
+    await useClock(fleet, clock);
     const { r } = await relay(fleet);
     open.push(r);
     const ids = Array.from({ length: 50 }, (_, i) => `m${i}`);
     await sendBatch(r, ids.map((id) => sample(id)));
     // New drones are not link changes.
-    expect((await d.drain(100)).filter((f) => f.type === "link_status" && f.scope === "drone")).toEqual([]);
-    await runInDurableObject(stubFor(fleet), (hub: FleetHub) => {
-      const h = hub as unknown as { live: { get(id: string): { receivedAt: number } }; statusDueAt: number | null };
-      for (const id of ids) h.live.get(id)!.receivedAt -= 16_000;
-      h.statusDueAt = 0;
-    });
+    expect((await d.barrier()).filter((f) => f.type === "link_status" && f.scope === "drone")).toEqual([]);
+    clock.advance(16_000);
     await runDurableObjectAlarm(stubFor(fleet));
     expect(await d.nextOfType("fleet_status")).toMatchObject({ counts: { total: 50, stale: 50 } });
-    expect(d.frames.filter((f) => f.type === "link_status")).toEqual([]);
+    expect((await d.barrier()).filter((f) => f.type === "link_status")).toEqual([]);
     // All back at once: one fleet_status, every drone live.
     await sendBatch(r, ids.map((id) => sample(id)));
     expect(await d.nextOfType("fleet_status")).toMatchObject({ counts: { total: 50, live: 50 } });
-    expect((await d.drain(100)).filter((f) => f.type === "link_status")).toEqual([]);
+    expect((await d.barrier()).filter((f) => f.type === "link_status")).toEqual([]);
   });
 
   it("keeps state and subscriptions across eviction of the object", async () => {
@@ -187,11 +184,8 @@ describe("live loop", () => {
 
     await evictDurableObject(stubFor(fleet));
 
-    const st = (await (await stubFor(fleet).fetch("https://fleet/status")).json()) as {
-      fleet: string;
-      relay_connected: boolean;
-      drones: { drone_id: string; seq: number; battery_pct: number }[];
-    };
+    // The woken object knows its fleet from its own id (ctx.id.name), with nothing passed in.
+    const st = await stubFor(fleet).getStatus();
     expect(st.fleet).toBe(fleet);
     expect(st.relay_connected).toBe(true);
     expect(st.drones.map((x) => [x.drone_id, x.seq])).toEqual([
@@ -203,6 +197,6 @@ describe("live loop", () => {
     expect(ack).toMatchObject({ accepted: 2, duplicates: 1 });
     const t = await d.nextOfType("telemetry");
     expect(t).toMatchObject({ drone_id: "d1", seq: 501 });
-    expect((await d.drain(150)).filter((f) => f.type === "telemetry")).toEqual([]);
+    expect((await d.barrier()).filter((f) => f.type === "telemetry")).toEqual([]);
   });
 });

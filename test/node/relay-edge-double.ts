@@ -4,16 +4,17 @@
  * highest seq it holds per drone, accepts a telemetry update only when its seq is above that
  * drone's last (latest-wins, like the edge; older or equal ones are counted as duplicates), acks
  * every batch and, unless told not to, every command_result. `accepted` is what dashboards would
- * have been sent: each sample at most once, in order per drone.
+ * have been sent: each sample at most once, in order per drone. Frames are read with the
+ * protocol's R→E parser, so anything the fleet object would refuse lands in `invalid` instead.
  *
  * `stop()` is an outage (every socket terminated, the port closed); `start({ port })` brings the
  * same edge back on the same port, keeping its state, as the fleet object keeps its storage.
  */
 import type { AddressInfo } from "node:net";
 import { WebSocketServer, type WebSocket } from "ws";
+import { parseRelayMessage, TelemetrySample, type CommandResult, type EdgeToRelay, type MissionProgress, type RelayHello, type RelayMessage } from "../../edge/protocol";
 
-type Json = Record<string, unknown>;
-export type Update = { drone_id: string; seq: number; ts: number } & Json;
+export type Update = TelemetrySample;
 
 export class DedupEdge {
   server: WebSocketServer | null = null;
@@ -23,9 +24,11 @@ export class DedupEdge {
   readonly accepted: Update[] = [];
   duplicates = 0;
   batches = 0;
-  readonly results: Json[] = [];
-  readonly progress: Json[] = [];
-  readonly hellos: Json[] = [];
+  readonly results: CommandResult[] = [];
+  readonly progress: MissionProgress[] = [];
+  readonly hellos: RelayHello[] = [];
+  /** Frames the protocol's R→E parser refused, and telemetry items the sample schema refused. */
+  readonly invalid: string[] = [];
   ackResults = true;
   /** false: apply batches but never send batch_ack (acks lost on the way back). */
   ackBatches = true;
@@ -47,7 +50,14 @@ export class DedupEdge {
     });
     this.server = server;
     this.port = (server.address() as AddressInfo).port;
-    server.on("connection", (ws) => ws.on("message", (data) => this.onFrame(ws, JSON.parse(String(data)) as Json)));
+    server.on("connection", (ws) =>
+      ws.on("message", (data) => {
+        // Parsed as the fleet object parses it: a frame the edge would refuse is recorded, not applied.
+        const parsed = parseRelayMessage(String(data));
+        if (parsed.ok) this.onFrame(ws, parsed.value);
+        else this.invalid.push(parsed.error.message);
+      }),
+    );
     return this;
   }
 
@@ -61,7 +71,7 @@ export class DedupEdge {
   }
 
   /** Send a frame to every connected relay. */
-  send(frame: Json): void {
+  send(frame: EdgeToRelay): void {
     for (const ws of this.sockets) ws.send(JSON.stringify(frame));
   }
 
@@ -84,7 +94,7 @@ export class DedupEdge {
     });
   }
 
-  private onFrame(ws: WebSocket, f: Json): void {
+  private onFrame(ws: WebSocket, f: RelayMessage): void {
     switch (f.type) {
       case "relay_hello":
         this.hellos.push(f);
@@ -94,7 +104,15 @@ export class DedupEdge {
         this.batches++;
         let accepted = 0;
         let duplicates = 0;
-        for (const u of f.updates as Update[]) {
+        let rejected = 0;
+        for (const item of f.updates) {
+          const r = TelemetrySample.safeParse(item);
+          if (!r.success) {
+            rejected++;
+            this.invalid.push(r.error.message);
+            continue;
+          }
+          const u = r.data;
           if ((this.lastSeq.get(u.drone_id) ?? -1) >= u.seq) {
             duplicates++;
             continue;
@@ -104,7 +122,7 @@ export class DedupEdge {
           accepted++;
         }
         this.duplicates += duplicates;
-        if (this.ackBatches) ws.send(JSON.stringify({ type: "batch_ack", batch_id: f.batch_id, accepted, duplicates, rejected: 0, errors: [] }));
+        if (this.ackBatches) ws.send(JSON.stringify({ type: "batch_ack", batch_id: f.batch_id, accepted, duplicates, rejected, errors: [] }));
         break;
       }
       case "command_result":

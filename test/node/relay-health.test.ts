@@ -7,6 +7,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import { startHealthServer, type HealthServer } from "../../relay/health";
 import { EdgeLink } from "../../relay/link/link";
 import { RelayMetrics } from "../../relay/metrics";
+import { FakeClock } from "./relay-clock";
 import { DedupEdge } from "./relay-edge-double";
 
 const cleanups: (() => Promise<void> | void)[] = [];
@@ -17,6 +18,8 @@ afterEach(async () => {
 async function setup(graceMs: number) {
   const edge = await new DedupEdge().start();
   cleanups.push(() => edge.stop());
+  // The link's time moves only when a test says so: the link stays down until then.
+  const clock = new FakeClock();
   const link = new EdgeLink({
     edge: edge.url,
     fleet: "f1",
@@ -24,9 +27,9 @@ async function setup(graceMs: number) {
     relayId: "health-test",
     source: "sim",
     droneIds: () => ["d0"],
-    // A fixed 300 ms reconnect delay (no jitter), so the test sees the link down before it returns.
     backoff: { initialMs: 300, maxMs: 300 },
     random: () => 1,
+    clock,
     heartbeatMs: 60_000,
     batchWindowMs: 5,
     execute: async () => ({ ok: true, message: "holding" }),
@@ -48,16 +51,17 @@ async function setup(graceMs: number) {
   };
   const connected = (): Promise<void> => new Promise((r) => link.once("connected", () => r()));
   const disconnected = (): Promise<void> => new Promise((r) => link.once("disconnected", () => r()));
-  return { edge, link, get, metric, connected, disconnected };
+  return { edge, link, clock, get, metric, connected, disconnected };
 }
 
 describe("relay health endpoint", () => {
   it("metrics reflect a forced disconnect: link_up 0, then reconnects_total increments", async () => {
-    const { edge, link, get, metric, connected, disconnected } = await setup(60_000);
+    const { edge, link, clock, get, metric, connected, disconnected } = await setup(60_000);
     const up = connected();
     link.start();
     await up;
     link.push({ drone_id: "d0", ts: 1, lat: 1, lon: 1, alt_m: 1, heading_deg: 0, speed_mps: 0, battery_pct: 90, armed: false, mode: "IDLE", status: "idle" });
+    clock.advance(5); // the batch window
     await edge.until(() => edge.accepted.length === 1);
 
     const m = await get("/metrics");
@@ -82,6 +86,7 @@ describe("relay health endpoint", () => {
     const h = await get("/healthz");
     expect(h.status).toBe(200); // within the grace period
     expect(JSON.parse(h.text)).toMatchObject({ status: "degraded", link_up: false });
+    clock.advance(300); // the reconnect delay
     await back;
     expect(await metric("link_up")).toBe(1);
     expect(await metric("reconnects_total")).toBe(1);

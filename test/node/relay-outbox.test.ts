@@ -224,6 +224,7 @@ describe("relay restart during an outage, with the disk outbox", () => {
       expect(edge.duplicates).toBe(0);
       await expect.poll(() => store2.depth(), { timeout: 2000 }).toBe(0);
       expect(l2.stats()).toMatchObject({ droppedUpdates: 0, outboxDepth: 0 });
+      expect(edge.invalid).toEqual([]);
     },
   );
 

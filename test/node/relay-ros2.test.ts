@@ -228,11 +228,12 @@ describe("Ros2Source commands (service calls)", () => {
 
   it("stops waiting when the link's signal aborts, before its own timeout", async () => {
     const { rcl, src } = await started({ serviceWaitMs: 50, serviceTimeoutMs: 5000 });
+    const ac = new AbortController();
     rcl.serve("/uav1/hold", "std_srvs/srv/Trigger", () => {
+      // The request reached the drone, which will never answer; now the link gives up.
+      ac.abort(new Error("timeout at the relay"));
       throw new Error("never answers");
     });
-    const ac = new AbortController();
-    setTimeout(() => ac.abort(new Error("timeout at the relay")), 100);
     const t0 = Date.now();
     expect(await src.execute(cmd({ command: "hold", duration_s: 3 }), ac.signal)).toEqual({ ok: false, message: "aborted waiting for service /uav1/hold" });
     expect(Date.now() - t0).toBeLessThan(1000);

@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { MissionProgress, TelemetrySample, type RelayCommand } from "../../edge/protocol";
-import { toLatLon, toLocal } from "../../relay/geo";
+import { offsetM, toLocal } from "../../edge/domain/geo";
 import {
   DEFAULT_PHYSICS,
   SIM_MODES,
@@ -130,7 +130,7 @@ describe("stepDrone (pure physics)", () => {
           const s = toSample(d, HOME, 1_700_000_000_000);
           expect(TelemetrySample.safeParse({ ...s, seq: 1 }).success).toBe(true);
           const local = toLocal(HOME, s);
-          expect(Math.hypot(local.east, local.north)).toBeLessThan(1000);
+          expect(Math.hypot(local.x_m, local.y_m)).toBeLessThan(1000);
         }
       }
     }
@@ -248,14 +248,31 @@ describe("SimFleet emission (one timer for the fleet)", () => {
   it("emits schema-valid samples on a real timer", async () => {
     const fleet = new SimFleet({ drones: 30, rateHz: 10 });
     const got: SourceSample[] = [];
+    // Resolves at the 60th sample: every drone has reported at least once, on the real timer.
+    const enough = new Promise<void>((resolve) => {
+      void fleet.start((s) => {
+        got.push(s);
+        if (got.length === 60) resolve();
+      });
+    });
+    await enough;
+    await fleet.stop();
+    expect(new Set(got.map((s) => s.drone_id)).size).toBe(30);
+    for (const s of got) expect(TelemetrySample.safeParse({ ...s, seq: 0 }).success).toBe(true);
+  });
+
+  it("emits nothing after stop()", async () => {
+    vi.useFakeTimers({ now: 1_700_000_000_000, toFake: ["setInterval", "clearInterval", "Date"] });
+    const fleet = new SimFleet({ drones: 10, rateHz: 10 });
+    const got: SourceSample[] = [];
     await fleet.start((s) => got.push(s));
-    await new Promise((r) => setTimeout(r, 250));
+    vi.advanceTimersByTime(1_000);
+    expect(got.length).toBeGreaterThan(0);
     await fleet.stop();
     const n = got.length;
-    await new Promise((r) => setTimeout(r, 30));
-    expect(got.length).toBe(n); // nothing after stop()
-    expect(n).toBeGreaterThanOrEqual(30);
-    for (const s of got) expect(TelemetrySample.safeParse({ ...s, seq: 0 }).success).toBe(true);
+    vi.advanceTimersByTime(60_000); // a minute of timers, had any been left behind
+    expect(got.length).toBe(n);
+    expect(vi.getTimerCount()).toBe(0);
   });
 });
 
@@ -267,7 +284,7 @@ function cmd(droneId: string, body: Record<string, unknown> & { command: string 
   return { type: "command", command_id: `sim-cmd-${++cmdSeq}`, drone_id: droneId, timeout_ms: 4500, ...body } as RelayCommand;
 }
 /** WGS84 point `east`/`north` metres from HOME at `alt` m. */
-const at = (east: number, north: number, alt: number) => ({ ...toLatLon(HOME, east, north), alt_m: alt });
+const at = (east: number, north: number, alt: number) => ({ ...offsetM(HOME, east, north), alt_m: alt });
 
 /** A fleet on a fake clock (never started: the test drives emitDue), with progress collected. */
 function fakeFleet(opts: { drones?: number; seed?: number } = {}) {

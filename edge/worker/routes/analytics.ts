@@ -11,6 +11,8 @@
 import { Hono, type Context } from "hono";
 import { HTTPException } from "hono/http-exception";
 import type { Role } from "../auth";
+import type { AnalyticsLiveBody } from "../../protocol";
+import { callFleet } from "../fleet-stub";
 import { httpError, type AppEnv } from "../http";
 import { openDatabase, type AnalyticsDb } from "../../postgres/client";
 import { errorText } from "../../postgres/drain";
@@ -75,15 +77,11 @@ async function withDb<T>(c: Context<AppEnv>, fn: (db: AnalyticsDb) => Promise<T>
   }
 }
 
-function hub(c: Context<AppEnv>) {
-  return c.env.FLEET_HUB.get(c.env.FLEET_HUB.idFromName(c.get("fleet")));
-}
-
 analytics.get("/analytics/live", async (c) => {
   requireRole(c, READ_ROLES, "read analytics");
   const fleet = c.get("fleet");
-  const view = await hub(c).analyticsLive(fleet);
-  return c.json({ fleet, ...view });
+  const view = await callFleet(c, "analyticsLive", (hub) => hub.analyticsLive());
+  return c.json({ fleet, ...view } satisfies AnalyticsLiveBody);
 });
 
 analytics.get("/analytics/hourly", async (c) => {
@@ -128,7 +126,7 @@ analytics.post("/analytics/hourly/recompute", async (c) => {
   if (!c.env.DATABASE_URL) throw httpError(503, "analytics_unavailable", "DATABASE_URL is not configured");
   const fleet = c.get("fleet");
   // What is still in the fleet's outbox belongs in the recomputed hour.
-  const flush = await hub(c).flushOutbox(fleet);
+  const flush = await callFleet(c, "flushOutbox", (hub) => hub.flushOutbox());
   const r = await withDb(c, (db) => aggregateHour(db, fleet, hour));
   const { fleet_id: _f, ...row } = r.row;
   return c.json({ fleet, hour: hour.toISOString(), flush, hourly: row, trends: r.trends, insights: r.insights, ms: r.ms });

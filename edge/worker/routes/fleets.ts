@@ -1,10 +1,24 @@
-/** Routes under /v1/fleets/:fleet: auth once, then hand over to the fleet's Durable Object. */
+/**
+ * Routes under /v1/fleets/:fleet: every check once, here (fleet id, token, fleet grant, role,
+ * Origin, upgrade, body size and shape, ids), then a typed RPC call on the fleet's Durable Object.
+ * The two socket routes hand the upgrade request itself to the object, with the verified identity
+ * in headers (never the token).
+ */
 import { Hono, type Context } from "hono";
+import type { IdentityHeaders } from "../../fleet/sockets";
+import { parseFleetConfig } from "../../domain/fleet-config";
+import {
+  FLEET_ID_RE,
+  type CommandsBody,
+  type CoordinationBody,
+  type CoordinationReplayBody,
+  type MissionsBody,
+  type StatusBody,
+} from "../../protocol";
 import { allowsFleet, tokenFromRequest, verifyToken, type Role } from "../auth";
-import { IDENTITY_HEADERS } from "../env";
+import { callFleet, fleetStub } from "../fleet-stub";
 import { httpError, type AppEnv } from "../http";
 import { MAX_BODY_BYTES, originAllowed, readBodyCapped } from "../limits";
-import { FLEET_ID_RE } from "../../protocol";
 import { analytics } from "./analytics";
 
 export const fleets = new Hono<AppEnv>();
@@ -35,6 +49,7 @@ fleets.use("*", async (c, next) => {
 
 /** Roles allowed on each route. */
 const DASHBOARD_ROLES: readonly Role[] = ["viewer", "operator", "admin"];
+const EVENT_ID_RE = /^[A-Za-z0-9_-]{1,64}$/;
 
 function requireRole(role: Role, allowed: readonly Role[], what: string): void {
   if (!allowed.includes(role)) throw httpError(403, "forbidden", `role ${role} may not ${what}`);
@@ -46,22 +61,26 @@ function requireUpgrade(req: Request): void {
   }
 }
 
-/** Forward to the fleet object with the verified identity in internal headers (never the token). */
-function toFleet(c: Context<AppEnv>, path: string): Promise<Response> {
-  const fleet = c.get("fleet");
-  const claims = c.get("claims");
-  const stub = c.env.FLEET_HUB.get(c.env.FLEET_HUB.idFromName(fleet));
-  const headers = new Headers(c.req.raw.headers);
-  headers.delete("authorization");
-  headers.set(IDENTITY_HEADERS.fleet, fleet);
-  headers.set(IDENTITY_HEADERS.sub, claims.sub);
-  headers.set(IDENTITY_HEADERS.role, claims.role);
-  return stub.fetch(new Request(`https://fleet${path}`, { method: c.req.raw.method, headers, body: c.req.raw.body }));
+/** `?limit=`: 1..1000, default 100; anything else is clamped (not refused), as it always was. */
+function listLimit(raw: string | undefined): number {
+  return Math.min(Math.max(Number(raw ?? 100) || 100, 1), 1000);
 }
 
-fleets.get("/status", (c) => {
+/** Hand a socket upgrade to the fleet object with the verified identity (never the token). */
+function upgrade(c: Context<AppEnv>, path: "/ws" | "/relay"): Promise<Response> {
+  const claims = c.get("claims");
+  const headers = new Headers(c.req.raw.headers);
+  headers.delete("authorization");
+  // Set, not appended: identity headers a client sent itself are overwritten.
+  const identity: IdentityHeaders = { "x-df-sub": claims.sub, "x-df-role": claims.role };
+  for (const [k, v] of Object.entries(identity)) headers.set(k, v);
+  return fleetStub(c).fetch(new Request(`https://fleet${path}`, { method: "GET", headers }));
+}
+
+fleets.get("/status", async (c) => {
   requireRole(c.get("claims").role, [...DASHBOARD_ROLES, "relay"], "read fleet status");
-  return toFleet(c, "/status");
+  const body: StatusBody = await callFleet(c, "getStatus", (hub) => hub.getStatus());
+  return c.json(body);
 });
 
 fleets.get("/ws", (c) => {
@@ -72,7 +91,7 @@ fleets.get("/ws", (c) => {
   }
   requireRole(c.get("claims").role, DASHBOARD_ROLES, "open a dashboard socket");
   requireUpgrade(c.req.raw);
-  return toFleet(c, "/ws");
+  return upgrade(c, "/ws");
 });
 
 fleets.get("/relay", (c) => {
@@ -82,41 +101,62 @@ fleets.get("/relay", (c) => {
   }
   requireRole(c.get("claims").role, ["relay"], "open the relay socket");
   requireUpgrade(c.req.raw);
-  return toFleet(c, "/relay");
+  return upgrade(c, "/relay");
 });
 
-fleets.get("/config", (c) => {
+fleets.get("/config", async (c) => {
   requireRole(c.get("claims").role, [...DASHBOARD_ROLES, "relay"], "read the fleet configuration");
-  return toFleet(c, "/config");
+  return c.json(await callFleet(c, "getConfig", (hub) => hub.getConfig()));
 });
 
 fleets.put("/config", async (c) => {
-  requireRole(c.get("claims").role, ["admin"], "change the fleet configuration");
-  const len = Number(c.req.header("content-length") ?? "0");
-  if (len > 256 * 1024) throw httpError(413, "body_too_large", "configuration larger than 256 KiB");
-  return toFleet(c, "/config");
+  const claims = c.get("claims");
+  requireRole(claims.role, ["admin"], "change the fleet configuration");
+  let body: unknown;
+  try {
+    body = JSON.parse(await c.req.raw.text());
+  } catch {
+    throw httpError(400, "bad_json", "body is not valid JSON");
+  }
+  const parsed = parseFleetConfig(body);
+  if (!parsed.ok) {
+    // The refusal lists every problem (`errors`) besides the joined message.
+    return c.json({ error: { code: "invalid_config", message: parsed.errors.join("; "), errors: parsed.errors } }, 400);
+  }
+  const config = parsed.config;
+  return c.json(await callFleet(c, "putConfig", (hub) => hub.putConfig(config, claims.sub)));
 });
 
-fleets.get("/commands", (c) => {
+fleets.get("/commands", async (c) => {
   requireRole(c.get("claims").role, DASHBOARD_ROLES, "read the command audit");
-  return toFleet(c, `/commands${new URL(c.req.url).search}`);
+  const limit = listLimit(c.req.query("limit"));
+  const rawBefore = c.req.query("before");
+  const before = rawBefore ? Number(rawBefore) : undefined;
+  const commands = await callFleet(c, "listCommands", (hub) => hub.listCommands(limit, before));
+  return c.json({ commands } satisfies CommandsBody);
 });
 
-fleets.get("/missions", (c) => {
+fleets.get("/missions", async (c) => {
   requireRole(c.get("claims").role, DASHBOARD_ROLES, "read missions");
-  return toFleet(c, `/missions${new URL(c.req.url).search}`);
+  const limit = listLimit(c.req.query("limit"));
+  const missions = await callFleet(c, "listMissions", (hub) => hub.listMissions(limit));
+  return c.json({ missions } satisfies MissionsBody);
 });
 
-fleets.get("/coordination", (c) => {
+fleets.get("/coordination", async (c) => {
   requireRole(c.get("claims").role, DASHBOARD_ROLES, "read coordination events");
-  return toFleet(c, `/coordination${new URL(c.req.url).search}`);
+  const limit = listLimit(c.req.query("limit"));
+  const body: CoordinationBody = await callFleet(c, "listCoordination", (hub) => hub.listCoordination(limit));
+  return c.json(body);
 });
 
-fleets.get("/coordination/:event_id", (c) => {
+fleets.get("/coordination/:event_id", async (c) => {
   requireRole(c.get("claims").role, DASHBOARD_ROLES, "read coordination events");
   const id = c.req.param("event_id");
-  if (!/^[A-Za-z0-9_-]{1,64}$/.test(id)) throw httpError(400, "bad_event_id", "event id: 1-64 of A-Z a-z 0-9 _ -");
-  return toFleet(c, `/coordination/${id}`);
+  if (!EVENT_ID_RE.test(id)) throw httpError(400, "bad_event_id", "event id: 1-64 of A-Z a-z 0-9 _ -");
+  const replay: CoordinationReplayBody | null = await callFleet(c, "getCoordinationEvent", (hub) => hub.getCoordinationEvent(id));
+  if (!replay) throw httpError(404, "unknown_event", `no coordination event ${id}`);
+  return c.json(replay);
 });
 
 // Analytics routes (/analytics/…, /insights, /alerts): after the auth middleware above.

@@ -41,9 +41,8 @@
  * the service's message. Mission progress is not reported by this source (no standard topic).
  */
 import { DRONE_STATUSES, type RelayCommand } from "../../../edge/protocol";
-import { errorMessage } from "../../link/commands";
-import { silentLogger, type Logger } from "../../log";
-import { compassDeg } from "../../geo";
+import { errorMessage, silentLogger, type Logger } from "../../log";
+import { compassDeg } from "../../../edge/domain/geo";
 import type { CommandOutcome, DroneSource, DroneStatus, MissionProgressEvent, SourceSample } from "../source";
 
 // ------------------------------------------------------------------ the rclnodejs surface we use
@@ -253,10 +252,10 @@ export function profileTypes(p: RosProfile): string[] {
 export function defaultInstallHint(type: string): string {
   const pkg = type.split("/")[0] ?? type;
   if (pkg === "dronefleet_interfaces") {
-    return "build relay/interfaces with colcon, source its install/setup.bash, then regenerate rclnodejs's messages (node node_modules/rclnodejs/scripts/generate_messages.js)";
+    return "build relay/interfaces with colcon, source its install/setup.bash, then regenerate rclnodejs's messages (node node_modules/rclnodejs/scripts/generate_messages.cjs)";
   }
   const apt = `ros-$ROS_DISTRO-${pkg.replaceAll("_", "-")}`;
-  return `install it (sudo apt install ${apt}), source ROS 2 again, then regenerate rclnodejs's messages (node node_modules/rclnodejs/scripts/generate_messages.js)`;
+  return `install it (sudo apt install ${apt}), source ROS 2 again, then regenerate rclnodejs's messages (node node_modules/rclnodejs/scripts/generate_messages.cjs)`;
 }
 
 /**

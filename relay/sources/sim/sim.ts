@@ -30,11 +30,13 @@
  *   Rejected on the ground and during an emergency landing.
  */
 import type { RelayCommand } from "../../../edge/protocol";
-import { compassDeg, toLatLon, toLocal, type LatLon } from "../../geo";
+import { compassDeg, offsetM, toLocal, type LatLon } from "../../../edge/domain/geo";
 import { silentLogger, type Logger } from "../../log";
 import { SCENARIO_DEFAULT_DRONES, scenarioDrones, type ScenarioDrone, type ScenarioName } from "./scenarios";
 import type { CommandOutcome, DroneSource, DroneStatus, MissionProgressEvent, SourceSample } from "../source";
 import { seededRandom } from "../../../edge/domain/random";
+import { DEFAULT_HOME, DEFAULT_SEPARATION as FLEET_SEPARATION } from "../../../edge/domain/fleet-config";
+import { isAirborne, isGroundedStatus } from "../../../edge/domain/drone";
 
 export { seededRandom };
 
@@ -372,7 +374,7 @@ function drain(s: SimDrone, p: SimPhysics, dt: number, movedM: number, climbedM:
 
 export type ApplyResult = { ok: boolean; message: string; drone: SimDrone; events: SimEvent[] };
 
-const onGround = (s: SimDrone): boolean => s.status === "idle" || s.status === "landed" || s.status === "charging";
+const onGround = (s: SimDrone): boolean => isGroundedStatus(s.status);
 
 /**
  * Apply an operator command to a drone (see the module comment for the rules). Pure: returns the
@@ -455,7 +457,7 @@ export function applyCommand(d: SimDrone, cmd: SimCommand, p: SimPhysics = DEFAU
 /** A relay command in the simulator's local frame, or an error message. */
 export function toSimCommand(c: RelayCommand, home: LatLon): SimCommand | string {
   const local = (w: { lat: number; lon: number; alt_m: number }): Waypoint => {
-    const { east, north } = toLocal(home, w);
+    const { x_m: east, y_m: north } = toLocal(home, w);
     return { x: east, y: north, alt: w.alt_m };
   };
   switch (c.command) {
@@ -484,7 +486,7 @@ const round = (v: number, digits: number): number => {
  * more digits are noise that only makes every relay frame longer.
  */
 export function toSample(d: SimDrone, home: LatLon, ts: number): SourceSample {
-  const { lat, lon } = toLatLon(home, d.x, d.y);
+  const { lat, lon } = offsetM(home, d.x, d.y);
   return {
     drone_id: d.id,
     ts,
@@ -623,7 +625,10 @@ export interface SeparationMinima {
   horizontalM: number;
   verticalM: number;
 }
-export const DEFAULT_SEPARATION: SeparationMinima = { horizontalM: 30, verticalM: 10 };
+export const DEFAULT_SEPARATION: SeparationMinima = {
+  horizontalM: FLEET_SEPARATION.horizontal_m,
+  verticalM: FLEET_SEPARATION.vertical_m,
+};
 
 /** A stretch of time a pair spent closer than both minima at once. */
 export interface SeparationLoss {
@@ -675,7 +680,7 @@ export interface SimFleetOptions {
   rateHz?: number;
   /** PRNG seed: the same seed builds the same routes and starting states. Default 1. */
   seed?: number;
-  /** Home point (local origin). Default PX4 SITL's Zurich home, 47.3977, 8.5456. */
+  /** Home point (local origin). Default: the fleet config's default home (PX4 SITL's Zurich home). */
   home?: LatLon;
   /** Simulated seconds per real second (e.g. 60 in tests so batteries drain in seconds). Default 1. */
   timeScale?: number;
@@ -727,7 +732,7 @@ export class SimFleet implements DroneSource {
     if (!(timeScale > 0 && Number.isFinite(timeScale))) throw new RangeError(`timeScale must be > 0, got ${timeScale}`);
     this.rateHz = rate;
     this.timeScale = timeScale;
-    this.home = opts.home ?? { lat: 47.3977, lon: 8.5456 };
+    this.home = opts.home ?? { ...DEFAULT_HOME };
     this.physics = { ...DEFAULT_PHYSICS, ...opts.physics };
     this.now = opts.now ?? Date.now;
     this.log = opts.log ?? silentLogger;
@@ -876,7 +881,7 @@ export class SimFleet implements DroneSource {
     const z = new Float64Array(n);
     for (let i = 0; i < n; i++) {
       const d = (this.lastStepAt[i] ?? now) < now ? this.advance(i, now) : this.drones[i]!;
-      const up = d.armed && d.status !== "idle" && d.status !== "landed" && d.status !== "charging";
+      const up = isAirborne(d);
       x[i] = up ? d.x : Number.NaN;
       y[i] = d.y;
       z[i] = d.alt;

@@ -38,7 +38,7 @@
  * What has to be installed on the relay host: mavros_msgs (sudo apt install
  * ros-$ROS_DISTRO-mavros-msgs; it comes with ros-$ROS_DISTRO-mavros), sensor_msgs and
  * geometry_msgs (part of every ROS 2 install), and rclnodejs's generated JavaScript for them
- * (node node_modules/rclnodejs/scripts/generate_messages.js after installing). Missing types are
+ * (node node_modules/rclnodejs/scripts/generate_messages.cjs after installing). Missing types are
  * named at start (and by `npm run relay -- doctor`); commands that need them fail with that
  * explanation.
  */
@@ -198,7 +198,7 @@ export function createMavrosProfile(opts: MavrosOptions = {}): RosProfile {
     },
     installHint(type: string): string {
       if (type.startsWith("mavros_msgs/")) {
-        return "install MAVROS's messages (sudo apt install ros-$ROS_DISTRO-mavros-msgs), source ROS 2 again, then regenerate rclnodejs's messages (node node_modules/rclnodejs/scripts/generate_messages.js)";
+        return "install MAVROS's messages (sudo apt install ros-$ROS_DISTRO-mavros-msgs), source ROS 2 again, then regenerate rclnodejs's messages (node node_modules/rclnodejs/scripts/generate_messages.cjs)";
       }
       return defaultInstallHint(type);
     },

@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
 import {
   bearingDeg,
+  compassDeg,
   distanceToPolygonEdgeM,
   fromLocal,
   haversineM,
@@ -78,6 +79,40 @@ describe("distances against known WGS84 values", () => {
     const p = at(2000, 2000);
     const d = Math.hypot(f.x(p.lon), f.y(p.lat));
     expect(relErr(d, Math.hypot(2000, 2000))).toBeLessThan(0.001);
+  });
+
+  it("the fixed-scale frame inverts exactly, across the antimeridian too", () => {
+    for (const origin of [HOME, { lat: -16.5, lon: 179.999 }]) {
+      const f = makeLocalFrame(origin);
+      for (const [x, y] of [[0, 0], [1234.5, -987.6], [-3000, 2500]] as const) {
+        const p = f.toLatLon(x, y);
+        expect(p.lon).toBeGreaterThanOrEqual(-180);
+        expect(p.lon).toBeLessThan(180);
+        expect(f.x(p.lon)).toBeCloseTo(x, 6);
+        expect(f.y(p.lat)).toBeCloseTo(y, 6);
+      }
+    }
+  });
+});
+
+describe("compass directions of local vectors", () => {
+  it("measures clockwise from north in [0, 360)", () => {
+    expect(compassDeg(0, 1)).toBe(0);
+    expect(compassDeg(1, 0)).toBe(90);
+    expect(compassDeg(0, -1)).toBe(180);
+    expect(compassDeg(-1, 0)).toBe(270);
+    expect(compassDeg(1, 1)).toBeCloseTo(45, 12);
+    expect(compassDeg(0, 0)).toBe(0);
+    // A hair west of north folds to 0, not 360.
+    expect(compassDeg(-1e-17, 1)).toBe(0);
+    expect(compassDeg(-1e-9, 1)).toBeLessThan(360);
+  });
+
+  it("agrees with the great-circle bearing over short distances", () => {
+    for (const [e, n] of [[300, 400], [-250, 10], [5, -700]] as const) {
+      // bearingDeg is on the sphere, the local frame on the ellipsoid: a tenth of a degree apart.
+      expect(Math.abs(compassDeg(e, n) - bearingDeg(HOME, at(e, n)))).toBeLessThan(0.2);
+    }
   });
 });
 

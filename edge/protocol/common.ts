@@ -1,0 +1,224 @@
+/**
+ * What every direction of the wire shares: limits, id formats, the telemetry sample, waypoints,
+ * ledger states, error codes, and the one frame parser (`parseFrame`) each direction's parse
+ * function is built on. Imports zod only.
+ */
+import * as z from "zod";
+
+/** Upper bounds that keep every queue and frame bounded. */
+export const LIMITS = {
+  /** Largest dashboard → edge frame; larger frames close the socket with 1009. */
+  dashboardFrameBytes: 64 * 1024,
+  /** Largest relay → edge frame. */
+  relayFrameBytes: 1024 * 1024,
+  /** Most updates the relay puts in one telemetry_batch. */
+  batchUpdates: 500,
+  /** Longest the relay holds a batch before sending it. */
+  batchWindowMs: 100,
+  /** Most drones one fleet object tracks. */
+  dronesPerFleet: 10_000,
+  /** A drone is stale after this long without telemetry. */
+  staleAfterMs: 15_000,
+  /** fleet_status cadence. */
+  statusIntervalMs: 5_000,
+  /** Most per-item errors a batch_ack lists. */
+  batchAckErrors: 10,
+  /** Most drones in one fleet_status frame; larger fleets are split into parts. */
+  statusChunkDrones: 1_000,
+} as const;
+
+export const DRONE_ID_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
+export const FLEET_ID_RE = /^[a-z0-9][a-z0-9_-]{0,62}$/;
+export const COMMAND_ID_RE = /^[A-Za-z0-9_-]{8,64}$/;
+
+export const DroneId = z.string().regex(DRONE_ID_RE, "drone id: 1-64 of A-Z a-z 0-9 _ . -");
+export const RequestId = z.string().min(1).max(128).optional();
+/** A client-made id (UUID recommended); the same id never runs twice. The edge's own commands
+ * (`sys-…`) use the same format. */
+export const CommandId = z.string().min(8).max(64).regex(/^[A-Za-z0-9_-]+$/, "command_id: 8-64 of A-Z a-z 0-9 _ -");
+export const finite = () => z.number().refine(Number.isFinite, "must be a finite number");
+/** Milliseconds since the Unix epoch. */
+export const EpochMs = z.number().int().min(0);
+/** A count or index. */
+export const Count = z.number().int().min(0);
+
+export const DRONE_STATUSES = [
+  "idle",
+  "taking_off",
+  "flying",
+  "returning",
+  "landing",
+  "landed",
+  "charging",
+  "emergency",
+] as const;
+export const DroneStatus = z.enum(DRONE_STATUSES);
+
+/** One drone's state at one instant, as the relay reports it. `seq` grows per drone. */
+export const TelemetrySample = z.object({
+  drone_id: DroneId,
+  /** Per-drone sequence number; the edge keeps only frames with a higher seq than it has seen. */
+  seq: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER),
+  /** Time of the measurement, ms since the Unix epoch (relay clock). */
+  ts: EpochMs,
+  lat: finite().min(-90).max(90),
+  lon: finite().min(-180).max(180),
+  /** Altitude above home (take-off point), metres. */
+  alt_m: finite().min(-1000).max(100_000),
+  heading_deg: finite().min(0).max(360),
+  speed_mps: finite().min(0).max(1000),
+  /** Vertical speed, metres per second, positive up. */
+  climb_mps: finite().min(-1000).max(1000).optional(),
+  battery_pct: finite().min(0).max(100),
+  armed: z.boolean(),
+  mode: z.string().min(1).max(32),
+  status: DroneStatus,
+});
+export type TelemetrySample = z.infer<typeof TelemetrySample>;
+
+/**
+ * The ordering rule of telemetry, the same at the edge and in every dashboard: per drone, a sample
+ * replaces the one held only when its `seq` is higher. Time plays no part: `ts` is the relay's
+ * clock, and a relay never reuses or lowers a drone's seq (it starts above what the edge's
+ * hello_ack says it holds), so a lower or equal seq is a duplicate or a late replay.
+ */
+export function isNewerSample(next: { seq: number }, held: { seq: number } | undefined): boolean {
+  return held === undefined || next.seq > held.seq;
+}
+
+/** A 3D point from a dashboard. Range checks are safety rules (answered with a rule code), not
+ * schema errors. */
+export const Waypoint = z.object({ lat: z.number(), lon: z.number(), alt_m: z.number() });
+export type Waypoint = z.infer<typeof Waypoint>;
+/** A waypoint the edge sends on: it passed the safety rules, so it is finite and on the globe. */
+export const CheckedWaypoint = z.object({ lat: finite().min(-90).max(90), lon: finite().min(-180).max(180), alt_m: finite() });
+
+export const MISSION_PRIORITIES = ["low", "normal", "high", "critical"] as const;
+export const MissionPriority = z.enum(MISSION_PRIORITIES);
+export type MissionPriority = z.infer<typeof MissionPriority>;
+
+/** A mission's life: pending → assigned → active → completed | failed | aborted. */
+export const MISSION_STATES = ["pending", "assigned", "active", "completed", "failed", "aborted"] as const;
+export const MissionState = z.enum(MISSION_STATES);
+export type MissionState = z.infer<typeof MissionState>;
+
+export const COMMAND_TYPES = ["modify_waypoint", "assign_mission", "emergency_land", "coordination_override"] as const;
+export type CommandType = (typeof COMMAND_TYPES)[number];
+/** Everything the ledger records: operator commands plus the edge's own holds. */
+export const LEDGER_COMMANDS = [...COMMAND_TYPES, "hold"] as const;
+export const LedgerCommand = z.enum(LEDGER_COMMANDS);
+export type LedgerCommand = z.infer<typeof LedgerCommand>;
+
+/** Ledger states: received → rejected | sent → acked | failed | timeout. */
+export const COMMAND_STATES = ["received", "rejected", "sent", "acked", "failed", "timeout"] as const;
+export const CommandState = z.enum(COMMAND_STATES);
+export type CommandState = z.infer<typeof CommandState>;
+export const FINAL_STATES: readonly CommandState[] = ["rejected", "acked", "failed", "timeout"];
+
+export const ERROR_CODES = [
+  "bad_json",
+  "unknown_type",
+  "invalid_message",
+  "frame_too_large",
+  "binary_not_supported",
+  "forbidden",
+  "unauthorized",
+  "unknown_drone",
+  "relay_offline",
+  "rate_limited",
+  "duplicate_command_id",
+  "safety_violation",
+  "no_candidate",
+  "unknown_event",
+  "invalid_item",
+  "too_many_drones",
+  "internal",
+] as const;
+export const ErrorCode = z.enum(ERROR_CODES);
+export type ErrorCode = z.infer<typeof ErrorCode>;
+
+/** E→D and E→R: a frame the edge could not take, or a fault while handling it. */
+export const ErrorFrame = z.object({
+  type: z.literal("error"),
+  code: ErrorCode,
+  message: z.string(),
+  request_id: z.string().max(128).optional(),
+});
+export type ErrorFrame = z.infer<typeof ErrorFrame>;
+
+/** D→E and R→E: liveness probe, answered with `pong`. */
+export const Ping = z.object({ type: z.literal("ping"), request_id: RequestId, ts: z.number().optional() });
+/** E→D and E→R: the answer to `ping`, with the ping's request_id and the edge clock. */
+export const Pong = z.object({ type: z.literal("pong"), request_id: RequestId, ts: EpochMs });
+export type Pong = z.infer<typeof Pong>;
+
+// ---------------------------------------------------------------- parsing
+
+export type Parsed<T> = { ok: true; value: T } | { ok: false; error: ErrorFrame };
+
+/**
+ * Parse one text frame against a union schema. Never throws: bad input becomes an `error` frame
+ * with a code (bad_json, unknown_type, invalid_message) and the request_id when one is readable.
+ */
+export function parseFrame<S extends z.ZodType<{ type: string }>>(
+  schema: S,
+  knownTypes: readonly string[],
+  raw: string,
+): Parsed<z.infer<S>> {
+  let data: unknown;
+  try {
+    data = JSON.parse(raw);
+  } catch {
+    return { ok: false, error: { type: "error", code: "bad_json", message: "frame is not valid JSON" } };
+  }
+  return parseValue(schema, knownTypes, data);
+}
+
+/** `parseFrame` for a frame already read from JSON. */
+export function parseValue<S extends z.ZodType<{ type: string }>>(
+  schema: S,
+  knownTypes: readonly string[],
+  data: unknown,
+): Parsed<z.infer<S>> {
+  const requestId = stringField(data, "request_id")?.slice(0, 128);
+  const t = typeof data === "object" && data !== null ? (data as { type?: unknown }).type : undefined;
+  if (typeof t !== "string" || !knownTypes.includes(t)) {
+    return {
+      ok: false,
+      error: {
+        type: "error",
+        code: "unknown_type",
+        message: `unknown message type ${JSON.stringify(t ?? null).slice(0, 64)}`,
+        ...(requestId ? { request_id: requestId } : {}),
+      },
+    };
+  }
+  const r = schema.safeParse(data);
+  if (!r.success) {
+    return {
+      ok: false,
+      error: {
+        type: "error",
+        code: "invalid_message",
+        message: `${t}: ${summarizeIssues(r.error)}`,
+        ...(requestId ? { request_id: requestId } : {}),
+      },
+    };
+  }
+  return { ok: true, value: r.data };
+}
+
+/** A string property of an untrusted value, or undefined. */
+export function stringField(data: unknown, key: string): string | undefined {
+  if (typeof data !== "object" || data === null || Array.isArray(data)) return undefined;
+  const v = (data as Record<string, unknown>)[key];
+  return typeof v === "string" ? v : undefined;
+}
+
+/** A short, human-readable account of what failed validation. */
+export function summarizeIssues(err: z.ZodError): string {
+  return err.issues
+    .slice(0, 3)
+    .map((i) => `${i.path.join(".") || "(root)"}: ${i.message}`)
+    .join("; ");
+}

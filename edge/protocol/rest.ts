@@ -1,0 +1,153 @@
+/**
+ * REST bodies under /v1/fleets/{fleet}/…, as the Worker answers them and the dashboard reads them
+ * (`parseRestBody`). Imports zod, ./common and ./dashboard only.
+ *
+ * The fleet configuration (GET and PUT /config) is not here: its one schema is the domain's
+ * `FleetConfig` (edge/domain/fleet-config.ts), which also carries the cross-field safety rules;
+ * clients read it with `parseFleetConfig`.
+ */
+import * as z from "zod";
+import { CheckedWaypoint, CommandState, Count, DroneId, EpochMs, LedgerCommand, MissionState, summarizeIssues } from "./common";
+import { AlertView, CoordinationEventView, FleetStatus, LiveAnalytics } from "./dashboard";
+
+/** Every HTTP error: `{error: {code, message}}`; a refused configuration also lists `errors`. */
+export const ErrorBody = z.object({
+  error: z.object({ code: z.string(), message: z.string(), errors: z.array(z.string()).optional() }),
+});
+export type ErrorBody = z.infer<typeof ErrorBody>;
+
+/** GET /status: the fleet_status frame, never split into parts. */
+export const StatusBody = FleetStatus;
+export type StatusBody = FleetStatus;
+
+/** One ledger entry of GET /commands (the audit view: no stored response, params parsed). */
+export const CommandAuditEntry = z.object({
+  command_id: z.string(),
+  command: LedgerCommand,
+  drone_id: z.string().nullable(),
+  /** Token subject of the sender, or `coordinator:<event>` for the edge's own commands. */
+  sub: z.string(),
+  role: z.string(),
+  status: CommandState,
+  code: z.string().nullable(),
+  message: z.string().nullable(),
+  relay_id: z.string().nullable(),
+  received_at: EpochMs,
+  sent_at: EpochMs.nullable(),
+  finished_at: EpochMs.nullable(),
+  deadline_at: EpochMs.nullable(),
+  /** The command's parameters as sent (new_waypoint, mission, reason, …). */
+  params: z.unknown(),
+  latency_ms: z.number().nullable(),
+});
+export type CommandAuditEntry = z.infer<typeof CommandAuditEntry>;
+/** GET /commands?limit=&before=: newest first. */
+export const CommandsBody = z.object({ commands: z.array(CommandAuditEntry) });
+export type CommandsBody = z.infer<typeof CommandsBody>;
+
+/** One mission of GET /missions, with its waypoints and a timestamp per step. */
+export const MissionEntry = z.object({
+  mission_id: z.string(),
+  drone_id: DroneId,
+  command_id: z.string(),
+  status: MissionState,
+  priority: z.string(),
+  waypoints: z.array(CheckedWaypoint),
+  /** Index of the waypoint being flown to. */
+  waypoint_index: Count,
+  created_at: EpochMs,
+  assigned_at: EpochMs.nullable(),
+  started_at: EpochMs.nullable(),
+  completed_at: EpochMs.nullable(),
+  message: z.string().nullable(),
+});
+export type MissionEntry = z.infer<typeof MissionEntry>;
+/** GET /missions?limit=: newest first. */
+export const MissionsBody = z.object({ missions: z.array(MissionEntry) });
+export type MissionsBody = z.infer<typeof MissionsBody>;
+
+/** The latest detection pass: how long it took (ms, fractional), over how many drones. */
+export const DetectionPass = z.object({ ms: z.number(), drones: Count, conflicts: Count, at: z.number() });
+/** GET /coordination?limit=: events newest first, and the last detection pass. */
+export const CoordinationBody = z.object({ events: z.array(CoordinationEventView), last_pass: DetectionPass });
+export type CoordinationBody = z.infer<typeof CoordinationBody>;
+
+export const TrackPoint = z.object({ t: EpochMs, lat: z.number(), lon: z.number(), alt_m: z.number() });
+export type TrackPoint = z.infer<typeof TrackPoint>;
+/** GET /coordination/{event_id}: the event and the involved drones' tracks around it, for replay. */
+export const CoordinationReplayBody = z.object({ event: CoordinationEventView, tracks: z.record(z.string(), z.array(TrackPoint)) });
+export type CoordinationReplayBody = z.infer<typeof CoordinationReplayBody>;
+
+export const FLUSH_STATUSES = ["ok", "error", "no_database", "unknown_fleet"] as const;
+/** One drain of a fleet's outbox into Postgres. */
+export const FlushResult = z.object({
+  status: z.enum(FLUSH_STATUSES),
+  /** Rows committed by this run. */
+  rows: Count,
+  batches: Count,
+  ms: z.number(),
+  /** Rows still in the outbox afterwards. */
+  remaining: Count,
+  error: z.string().optional(),
+});
+export type FlushResult = z.infer<typeof FlushResult>;
+
+/** GET /analytics/live: live metrics now, active alerts, and the outbox's state. */
+export const AnalyticsLiveBody = z.object({
+  fleet: z.string(),
+  metrics: LiveAnalytics,
+  alerts: z.array(AlertView),
+  outbox: z.object({
+    /** Rows waiting per outbox kind (and `snapshot`). */
+    pending: z.record(z.string(), Count),
+    snapshots_thinned: Count,
+    metrics_thinned: Count,
+    database: z.enum(["configured", "not_configured"]),
+    last_flush: FlushResult.extend({ at: EpochMs }).nullable(),
+  }),
+});
+export type AnalyticsLiveBody = z.infer<typeof AnalyticsLiveBody>;
+
+/** The window a Postgres route answered for (ISO 8601). */
+const rangeBody = { fleet: z.string(), from: z.string(), to: z.string() };
+
+/** One hour of GET /analytics/hourly: the hourly_analytics columns snake_cased (a metric per key;
+ * Postgres numerics may arrive as strings) and `trends` by metric. Loose: the charts read every
+ * numeric column they find, so a new column shows without a page change. */
+export const HourlyRow = z.looseObject({
+  hour: z.string(),
+  trends: z.record(z.string(), z.looseObject({ value: z.number().nullable().optional() })),
+});
+export type HourlyRow = z.infer<typeof HourlyRow>;
+/** GET /analytics/hourly?from=&to=: oldest hour first. */
+export const HourlyBody = z.object({ ...rangeBody, hours: z.array(HourlyRow) });
+export type HourlyBody = z.infer<typeof HourlyBody>;
+
+/** One insight (edge/domain/insights.ts), as stored in Postgres. */
+export const InsightRow = z.object({
+  hour: z.string(),
+  rule: z.string(),
+  /** A drone id, an event type, or "" for the fleet. */
+  subject: z.string(),
+  severity: z.string(),
+  message: z.string(),
+  data: z.record(z.string(), z.unknown()),
+  created_at: z.string(),
+});
+export type InsightRow = z.infer<typeof InsightRow>;
+/** GET /analytics/insights (and /insights): newest hour first. */
+export const InsightsBody = z.object({ ...rangeBody, insights: z.array(InsightRow) });
+export type InsightsBody = z.infer<typeof InsightsBody>;
+
+/** One alert as stored in Postgres: the AlertView with ISO 8601 times. */
+export const AlertRow = AlertView.extend({ raised_at: z.string(), cleared_at: z.string().nullable() });
+export type AlertRow = z.infer<typeof AlertRow>;
+/** GET /analytics/alerts (and /alerts): newest first. */
+export const AlertsBody = z.object({ ...rangeBody, alerts: z.array(AlertRow) });
+export type AlertsBody = z.infer<typeof AlertsBody>;
+
+/** Check a REST body read from JSON. Never throws. */
+export function parseRestBody<S extends z.ZodType>(schema: S, body: unknown): { ok: true; value: z.infer<S> } | { ok: false; message: string } {
+  const r = schema.safeParse(body);
+  return r.success ? { ok: true, value: r.data } : { ok: false, message: summarizeIssues(r.error) };
+}
