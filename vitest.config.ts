@@ -35,7 +35,8 @@ export default defineConfig({
         test: {
           name: "edge",
           include: ["test/edge/**/*.test.ts"],
-          globalSetup: ["test/edge/pg-setup.ts"],
+          // pg-setup: a real Postgres; jwks-setup: a JWKS server for the identity-provider tests.
+          globalSetup: ["test/edge/pg-setup.ts", "test/edge/jwks-setup.ts"],
           testTimeout: 20_000,
         },
       },

@@ -16,6 +16,7 @@ import { join, resolve } from "node:path";
 import { createInterface } from "node:readline";
 import { parseArgs } from "node:util";
 import { detectionBenchmark, rankBenchmarkCase } from "../test/fixtures/fleets";
+import { renderSeparation, separationSuite } from "./lib/separation";
 import { signToken } from "../edge/worker/auth";
 import { defaultFleetConfig } from "../edge/domain/fleet-config";
 import { REPO_ROOT, resolveAuthSecret } from "../scripts/dev-vars";
@@ -31,7 +32,8 @@ const USAGE = `Usage: npm run bench [-- --quick] [--drones 10,100,1000,5000] [--
   --quick           drones 10,100,1000 × dashboards 1,10, short windows (< 1 min)
   --drones LIST     sweep drone counts (1 Hz each); default 10,100,1000,5000
   --dashboards LIST sweep dashboard counts; default 1,10,100
-  --only DESIGN     run only ours (the edge) or only the baseline (seed design: Node ws + Redis)
+  --only DESIGN     run only ours (the edge) or only the baseline (seed design: Node ws + Redis),
+                    or only the in-process separation figure (--only separation, ~1 min quick)
   -h, --help        this help
 
 Needs Redis at 127.0.0.1:6379 for the baseline (skipped with a message when absent).
@@ -41,7 +43,8 @@ type Options = {
   quick: boolean;
   drones: number[];
   dashboards: number[];
-  only: Design | null;
+  /** `separation`: only the in-process separation figure (no stack, no baseline). */
+  only: Design | "separation" | null;
 };
 
 function parseList(v: string, what: string, max: number): number[] {
@@ -76,13 +79,13 @@ function parse(): Options {
     process.stdout.write(`${USAGE}\n`);
     process.exit(0);
   }
-  if (values.only !== undefined && values.only !== "ours" && values.only !== "baseline") fail(`bad --only "${values.only}"`);
+  if (values.only !== undefined && values.only !== "ours" && values.only !== "baseline" && values.only !== "separation") fail(`bad --only "${values.only}"`);
   const quick = values.quick ?? false;
   return {
     quick,
     drones: values.drones ? parseList(values.drones, "drones", 10_000) : quick ? [10, 100, 1000] : [10, 100, 1000, 5000],
     dashboards: values.dashboards ? parseList(values.dashboards, "dashboards", 500) : quick ? [1, 10] : [1, 10, 100],
-    only: (values.only as Design | undefined) ?? null,
+    only: (values.only as Design | "separation" | undefined) ?? null,
   };
 }
 
@@ -186,9 +189,37 @@ function gitCommit(): string | null {
   }
 }
 
+/**
+ * The separation figure (bench/lib/separation.ts): the scenario suite with random seeds, relay
+ * restarts and random missions, collision avoidance on and off, in-process on a simulated clock.
+ */
+async function separation(quick: boolean, detection: { p50: number; max: number; conflicts: number }): Promise<{ md: string; json: string }> {
+  const seeds = quick ? [1, 2] : [1, 2, 3, 4, 5, 6, 7, 8];
+  const scale = quick ? { seconds: 40, patrolDrones: 24 } : { seconds: 60, patrolDrones: 40 };
+  const on = await separationSuite(seeds, true, scale);
+  const off = await separationSuite(seeds, false, scale);
+  return { md: renderSeparation(on, off, detection), json: `${JSON.stringify({ seeds, scale, on, off, detection }, null, 2)}\n` };
+}
+
+function writeSeparation(r: { md: string; json: string }): void {
+  const dir = join(REPO_ROOT, "bench/results");
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(join(dir, "separation-latest.md"), r.md);
+  writeFileSync(join(dir, "separation-latest.json"), r.json);
+}
+
 async function main(): Promise<number> {
   const opts = parse();
   const p = plan(opts);
+  if (opts.only === "separation") {
+    process.stderr.write("bench: in-process separation figure\n");
+    const m = micro(p);
+    const sep = await separation(opts.quick, { p50: m.detection_1000.p50, max: m.detection_1000.max, conflicts: m.detection_1000.conflicts });
+    writeSeparation(sep);
+    process.stdout.write(sep.md);
+    process.stderr.write("bench: results in bench/results/separation-latest.{json,md}\n");
+    return 0;
+  }
   const progress = new Progress();
   const started = new Date();
   const t0 = performance.now();
@@ -197,6 +228,7 @@ async function main(): Promise<number> {
   const children: ChildProcess[] = [];
   let stack: Stack | undefined;
   let persistDir: string | undefined;
+  let separationReport: { md: string; json: string } | null = null;
   const report: BenchReport = {
     meta: {
       started_at: started.toISOString(),
@@ -246,6 +278,10 @@ async function main(): Promise<number> {
   try {
     progress.set("in-process: detection and ranking over 1,000 drones");
     report.micro = micro(p);
+    progress.set("in-process: separation with collision avoidance on and off");
+    const d = report.micro.detection_1000;
+    separationReport = await separation(opts.quick, { p50: d.p50, max: d.max, conflicts: d.conflicts });
+    writeSeparation(separationReport);
 
     const wantOurs = opts.only !== "baseline";
     let wantBaseline = opts.only !== "ours";
@@ -441,6 +477,7 @@ async function main(): Promise<number> {
     writeFileSync(join(dir, `${stamp}${opts.quick ? "-quick" : ""}.json`), json);
     writeFileSync(join(dir, `${stamp}${opts.quick ? "-quick" : ""}.md`), md);
     process.stdout.write(md);
+    if (separationReport) process.stdout.write(`\n${separationReport.md}`);
     process.stderr.write(`bench: results in bench/results/latest.{json,md} (${report.meta.duration_s} s)\n`);
     process.off("SIGINT", onSignal);
     process.off("SIGTERM", onSignal);

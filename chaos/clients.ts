@@ -92,6 +92,11 @@ export class ChaosDashboard {
       } catch {
         return;
       }
+      // Flow control (edge/fleet/flow.ts): a dashboard that never answers is treated as not reading.
+      if (f.type === "flow") {
+        ws.send(JSON.stringify({ type: "flow_ack", seq: (f as { seq?: unknown }).seq }));
+        return;
+      }
       this.onFrame(f, Date.now());
     });
     ws.on("unexpected-response", (_req, res) => {

@@ -230,8 +230,9 @@ export const hourlyAnalytics = pgTable(
     fleetSize: integer("fleet_size").notNull(),
     fleetUtilizationPercentage: doublePrecision("fleet_utilization_percentage"),
     snapshotsReceived: integer("snapshots_received").notNull(),
+    /** One per 10 s slot per drone, from its first to its last snapshot of the hour (edge/postgres/hourly.ts). */
     snapshotsExpected: integer("snapshots_expected").notNull(),
-    /** snapshots_received / snapshots_expected, 0..1 (null when the fleet had no drones). */
+    /** snapshots_received / snapshots_expected, 0..1 (null when no drone reported in the hour). */
     dataCompleteness: doublePrecision("data_completeness"),
     alertsRaised: integer("alerts_raised").notNull(),
     commands: integer("commands").notNull(),

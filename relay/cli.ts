@@ -12,7 +12,7 @@ import { hostname } from "node:os";
 import { formatConfig, parseRelayArgs, USAGE, type ParseDeps, type RelayConfig } from "./config";
 import { DiskOutbox } from "./link/disk-outbox";
 import { formatReport, runDoctor } from "./sources/ros2/doctor";
-import { startHealthServer, type HealthServer } from "./health";
+import { DroneWatch, startHealthServer, type HealthServer } from "./health";
 import { EdgeLink } from "./link/link";
 import { createLogger, type Logger } from "./log";
 import { RelayMetrics } from "./metrics";
@@ -22,6 +22,8 @@ import { SimFleet } from "./sources/sim/sim";
 import type { DroneSource } from "./sources/source";
 
 const STATS_EVERY_MS = 10_000;
+/** How often configured drones are checked for silence (health.ts DroneWatch). */
+const WATCH_EVERY_MS = 1_000;
 /** A stop that takes longer than this (a wedged ROS node) exits anyway. */
 const SHUTDOWN_DEADLINE_MS = 5_000;
 
@@ -48,6 +50,7 @@ function createSource(cfg: RelayConfig, log: Logger): DroneSource {
         services: cfg.services,
         profile: getProfile(cfg.profile, { autopilot: cfg.mavros.autopilot, holdMode: cfg.mavros.holdMode }),
         perDrone: cfg.perDrone,
+        qos: cfg.qos,
         log,
       });
     default: {
@@ -128,15 +131,21 @@ async function main(argv: string[]): Promise<number> {
   });
   source.onMissionProgress = (p) => link.pushProgress(p);
   let totalSamples = 0;
+  const watch = new DroneWatch({
+    droneIds: () => source.droneIds(),
+    log,
+    ...(source.topicAges ? { describe: (id: string) => ({ topic_age_s: source.topicAges?.(id) ?? {} }) } : {}),
+  });
   const metrics = new RelayMetrics({
     link,
     samples: () => totalSamples,
+    silentDrones: () => watch.silentIds().length,
     ...(source.rosMessageCounts ? { rosMessages: () => source.rosMessageCounts?.() ?? {} } : {}),
   });
   let health: HealthServer | null = null;
   if (cfg.health.enabled) {
     try {
-      health = await startHealthServer({ host: cfg.health.host, port: cfg.health.port, graceMs: cfg.health.graceMs, link, metrics, log });
+      health = await startHealthServer({ host: cfg.health.host, port: cfg.health.port, graceMs: cfg.health.graceMs, link, metrics, watch, log });
     } catch (err) {
       // Monitoring must not take the relay down with it: run on, loudly.
       log.error("health endpoint could not start; running without it", { host: cfg.health.host, port: cfg.health.port, error: err });
@@ -160,14 +169,17 @@ async function main(argv: string[]): Promise<number> {
     const rate = (samples * 1000) / Math.max(1, now - lastStatsAt);
     samples = 0;
     lastStatsAt = now;
-    log.info("stats", { ...link.stats(), samples_per_s: Math.round(rate * 10) / 10 });
+    log.info("stats", { ...link.stats(), samples_per_s: Math.round(rate * 10) / 10, silent_drones: watch.silentIds().length });
   }, STATS_EVERY_MS);
+  // A drone that sends nothing is logged (once) even when nobody polls /healthz.
+  const watchTimer = setInterval(() => watch.check(), WATCH_EVERY_MS);
 
   let stopping: Promise<number> | null = null;
   const shutdown = (why: string): Promise<number> => {
     stopping ??= (async () => {
       log.info("relay stopping", { reason: why });
       clearInterval(statsTimer);
+      clearInterval(watchTimer);
       const force = setTimeout(() => {
         log.error("shutdown took too long; exiting", { deadline_ms: SHUTDOWN_DEADLINE_MS });
         process.exit(1);
@@ -209,6 +221,7 @@ async function main(argv: string[]): Promise<number> {
     await source.start((s) => {
       samples++;
       totalSamples++;
+      watch.saw(s.drone_id);
       link.push(s);
     });
   } catch (err) {

@@ -16,7 +16,8 @@ import { DEFAULT_OUTBOX_FSYNC_MS, DEFAULT_OUTBOX_MAX_BYTES } from "./link/disk-o
 import { isLogLevel, type LogLevel } from "./log";
 import { getProfile, PROFILE_NAMES } from "./sources/ros2/profiles/index";
 import type { Autopilot } from "./sources/ros2/profiles/mavros";
-import { DEFAULT_SERVICES, DEFAULT_TOPICS, type DroneNames, type ProfileName, type ServiceTemplates, type TopicTemplates } from "./sources/ros2/ros2";
+import { DEFAULT_QOS, QOS_NAMES, type QosName } from "./sources/ros2/rcl";
+import { DEFAULT_SERVICES, DEFAULT_TOPICS, TOPIC_KEYS, type DroneNames, type ProfileName, type ServiceTemplates, type TopicKey, type TopicTemplates } from "./sources/ros2/ros2";
 import { isScenarioName, SCENARIO_DEFAULT_DRONES, SCENARIO_NAMES, type ScenarioName } from "./sources/sim/scenarios";
 import type { SourceKind } from "./sources/source";
 
@@ -38,6 +39,8 @@ export interface RelayConfig {
   topics: Partial<TopicTemplates> | undefined;
   /** ros2: service name templates (config file only). */
   services: Partial<ServiceTemplates> | undefined;
+  /** ros2: subscription QoS per topic kind (config file only); unset kinds use sensor_data. */
+  qos: Partial<Record<TopicKey, QosName>> | undefined;
   logLevel: LogLevel;
   /** ros2: topic layout and command mapping. */
   profile: ProfileName;
@@ -102,8 +105,11 @@ Options:
 
 Precedence: flags > environment > config file > defaults.
 Logs are JSON lines on stderr; a stats line every 10 s. SIGINT/SIGTERM stop cleanly.
-Health: GET /healthz (200 while the link is up or within its grace period, else 503) and
-GET /metrics (Prometheus) on the health endpoint.`;
+Health: GET /healthz (200 while the link is up or within its grace period, else 503; "degraded"
+also while a configured drone sends no position for longer than 15 s) and GET /metrics
+(Prometheus, with process and event-loop metrics) on the health endpoint.
+ROS 2: rclnodejs is loaded only once ROS 2 is sourced (ROS_DISTRO, AMENT_PREFIX_PATH); subscription
+QoS per topic is the config file's qos: (default sensor_data, which hears best-effort publishers).`;
 
 // ------------------------------------------------------------------ one table for flags and env
 
@@ -187,6 +193,9 @@ const LayerSchema = z
     log_level: z.string({ error: "expected debug, info, warn or error" }).refine(isLogLevel, { error: "expected debug, info, warn or error" }),
     topics: z.record(z.string(), z.unknown(), { error: "expected a mapping of topic kind to name" }),
     services: z.record(z.string(), z.unknown(), { error: "expected a mapping of service kind to name" }),
+    qos: z.union([z.enum(QOS_NAMES), z.record(z.string(), z.unknown())], {
+      error: `expected ${QOS_NAMES.join(", ")}, or a mapping of topic kind to one of them`,
+    }),
     mavros: z
       .strictObject({
         autopilot: z.enum(["px4", "ardupilot"], { error: "expected px4 or ardupilot" }),
@@ -429,6 +438,7 @@ function resolve(layers: Layers, configFile: string | undefined, deps: ParseDeps
   const file = layers.file;
   const topics = file.topics === undefined ? undefined : readTemplates(file.topics, `${filePrefix}topics`, "topic", DEFAULT_TOPICS, true);
   const services = file.services === undefined ? undefined : readTemplates(file.services, `${filePrefix}services`, "service", DEFAULT_SERVICES, true);
+  const qos = file.qos === undefined ? undefined : readQos(file.qos, `${filePrefix}qos`);
 
   const outboxDirRaw = pick((l) => l.link?.outbox?.dir);
   const stateDir = deps.env.STATE_DIRECTORY?.split(":")[0];
@@ -450,6 +460,7 @@ function resolve(layers: Layers, configFile: string | undefined, deps: ParseDeps
     scenario,
     topics,
     services,
+    qos,
     logLevel,
     profile,
     mavros: { autopilot: pick((l) => l.mavros?.autopilot) ?? "px4", holdMode: pick((l) => l.mavros?.hold_mode) },
@@ -490,6 +501,20 @@ function readTemplates<K extends string>(
     if (template && (typeof t !== "string" || !t.includes("{drone}"))) throw new UsageError(`${where}.${k}: ${what} "${k}" must be a string containing {drone}`);
     if (typeof t !== "string" || t.trim() === "") throw new UsageError(`${where}.${k}: ${what} "${k}" must be a non-empty string`);
     out[k as K] = droneId === undefined ? t : t.replaceAll("{drone}", droneId);
+  }
+  return out;
+}
+
+/** `qos: sensor_data` (every topic) or `qos: {fix: default, …}` (known topic kinds, known profiles). */
+function readQos(v: QosName | Record<string, unknown>, where: string): Partial<Record<TopicKey, QosName>> {
+  if (typeof v === "string") return Object.fromEntries(TOPIC_KEYS.map((k) => [k, v]));
+  const out: Partial<Record<TopicKey, QosName>> = {};
+  for (const [k, q] of Object.entries(v)) {
+    if (!(TOPIC_KEYS as readonly string[]).includes(k)) throw new UsageError(`${where}: unknown topic "${k}" (expected ${TOPIC_KEYS.join(", ")})`);
+    if (typeof q !== "string" || !(QOS_NAMES as readonly string[]).includes(q)) {
+      throw new UsageError(`${where}.${k}: expected ${QOS_NAMES.join(", ")}${typeof q === "string" ? `, got "${q}"` : ""}`);
+    }
+    out[k as TopicKey] = q as QosName;
   }
   return out;
 }
@@ -546,6 +571,7 @@ export function formatConfig(cfg: RelayConfig): string {
     });
     doc.topics = { ...profile.defaultTopics, ...cfg.topics };
     doc.services = { ...profile.defaultServices, ...cfg.services };
+    doc.qos = Object.fromEntries(TOPIC_KEYS.map((k) => [k, cfg.qos?.[k] ?? DEFAULT_QOS]));
   } else {
     doc.drones = cfg.drones;
     if (cfg.scenario) doc.scenario = cfg.scenario;

@@ -4,17 +4,99 @@
  *
  *   GET /healthz  200 when the edge link is up, or has been down for less than `graceMs` (a
  *                 short WAN blip or the first connection after start is not an alarm); 503
- *                 otherwise. JSON body: status ok|degraded|down, link_up, down_for_s, outbox…
+ *                 otherwise. JSON body: status ok|degraded|down, link_up, down_for_s, outbox…,
+ *                 silent_drones. `degraded` also while a configured drone has sent no sample (no
+ *                 new position) for longer than the edge's stale time: the link is fine, but
+ *                 dashboards show that drone stale (`DroneWatch`, which also logs it, once).
  *   GET /metrics  Prometheus text format (see metrics.ts).
  *
  * Anything else: 404 (405 for another method on a known path). No authentication: bind it to
  * loopback or a management network only; it exposes counts, never tokens or positions.
  */
-import { createServer, type Server } from "node:http";
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
+import { LIMITS } from "../edge/protocol";
 import type { EdgeLink } from "./link/link";
 import { silentLogger, type Logger } from "./log";
 import type { RelayMetrics } from "./metrics";
+
+/** A configured drone counts as silent after this long without a sample: the edge's stale bound. */
+export const SILENT_AFTER_MS = LIMITS.staleAfterMs;
+/** Most drone ids a /healthz body or one log line lists. */
+const LIST_MAX = 20;
+
+export interface DroneWatchOptions {
+  /** The drones this relay is configured for. */
+  droneIds: () => readonly string[];
+  silentAfterMs?: number;
+  now?: () => number;
+  log?: Logger;
+  /** More about a silent drone for its log line (the ROS source: seconds since each topic). */
+  describe?: (droneId: string) => Record<string, unknown>;
+}
+
+/**
+ * Which configured drones have produced no sample for longer than the stale time. A sample is a
+ * new position, so this covers a drone that sends nothing at all (its node is down, ROS_DOMAIN_ID
+ * differs, QoS does not match) and one whose GPS froze while its other topics still arrive. Each
+ * drone is logged once when it falls silent (one line for all that fall silent together) and once
+ * when heard from again.
+ */
+export class DroneWatch {
+  private readonly lastAt = new Map<string, number>();
+  private readonly silent = new Set<string>();
+  private readonly startedAt: number;
+  private readonly now: () => number;
+  private readonly log: Logger;
+  private readonly after: number;
+
+  constructor(private readonly o: DroneWatchOptions) {
+    this.now = o.now ?? Date.now;
+    this.log = o.log ?? silentLogger;
+    this.after = o.silentAfterMs ?? SILENT_AFTER_MS;
+    this.startedAt = this.now();
+  }
+
+  /** A sample from this drone went to the link. */
+  saw(droneId: string): void {
+    const t = this.now();
+    const prev = this.lastAt.get(droneId);
+    this.lastAt.set(droneId, t);
+    if (this.silent.delete(droneId)) {
+      this.log.info("drone heard from again", { drone_id: droneId, silent_s: round((t - (prev ?? this.startedAt)) / 1000) });
+    }
+  }
+
+  /** Re-evaluate (call it periodically); logs drones that just fell silent. Returns the silent ids. */
+  check(): string[] {
+    const t = this.now();
+    const fresh: string[] = [];
+    for (const id of this.o.droneIds()) {
+      if (this.silent.has(id)) continue;
+      if (t - (this.lastAt.get(id) ?? this.startedAt) > this.after) {
+        this.silent.add(id);
+        fresh.push(id);
+      }
+    }
+    if (fresh.length > 0) {
+      const drones = fresh.slice(0, LIST_MAX).map((id) => {
+        const last = this.lastAt.get(id);
+        return { drone_id: id, ...(last === undefined ? { never_heard: true } : { silent_s: round((t - last) / 1000) }), ...this.o.describe?.(id) };
+      });
+      this.log.warn("drones silent: no position for longer than the stale time, so the edge shows them stale", {
+        count: fresh.length,
+        stale_after_s: round(this.after / 1000),
+        drones,
+        check: "npm run relay -- doctor (publishers, QoS and message rates per topic)",
+      });
+    }
+    return this.silentIds();
+  }
+
+  silentIds(): string[] {
+    return [...this.silent].sort();
+  }
+}
 
 export interface HealthServerOptions {
   host: string;
@@ -24,6 +106,8 @@ export interface HealthServerOptions {
   graceMs: number;
   link: EdgeLink;
   metrics: RelayMetrics;
+  /** Configured drones' silence; without it /healthz reports on the link only. */
+  watch?: DroneWatch;
   log?: Logger;
   now?: () => number;
 }
@@ -46,6 +130,9 @@ export type HealthStatus = {
   outbox_bytes: number;
   pending_results: number;
   dropped_updates: number;
+  /** Configured drones with no sample for longer than the stale time, and (up to 20 of) their ids. */
+  silent_drones: number;
+  silent: string[];
   uptime_s: number;
 };
 
@@ -58,6 +145,7 @@ export class LinkHealth {
     private readonly link: EdgeLink,
     private readonly graceMs: number,
     private readonly now: () => number = Date.now,
+    private readonly watch?: DroneWatch,
   ) {
     this.startedAt = this.downSince = now();
     link.on("connected", () => {
@@ -72,7 +160,8 @@ export class LinkHealth {
     const s = this.link.stats();
     const t = this.now();
     const downFor = s.connected || Number.isNaN(this.downSince) ? 0 : Math.max(0, t - this.downSince);
-    const status = s.connected ? "ok" : downFor < this.graceMs ? "degraded" : "down";
+    const silent = this.watch?.check() ?? [];
+    const status = s.connected ? (silent.length > 0 ? "degraded" : "ok") : downFor < this.graceMs ? "degraded" : "down";
     return {
       status,
       link_up: s.connected,
@@ -84,6 +173,8 @@ export class LinkHealth {
       outbox_bytes: s.outboxBytes,
       pending_results: s.pendingResults,
       dropped_updates: s.droppedUpdates,
+      silent_drones: silent.length,
+      silent: silent.slice(0, LIST_MAX),
       uptime_s: round((t - this.startedAt) / 1000),
     };
   }
@@ -94,8 +185,11 @@ const round = (x: number): number => Math.round(x * 10) / 10;
 /** Start listening; resolves once bound (rejects on EADDRINUSE and the like). */
 export function startHealthServer(opts: HealthServerOptions): Promise<HealthServer> {
   const log = opts.log ?? silentLogger;
-  const health = new LinkHealth(opts.link, opts.graceMs, opts.now);
+  const health = new LinkHealth(opts.link, opts.graceMs, opts.now, opts.watch);
   const server: Server = createServer((req, res) => {
+    void respond(req, res);
+  });
+  const respond = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     const path = (req.url ?? "/").split("?", 1)[0];
     const known = path === "/healthz" || path === "/metrics";
     if (!known) {
@@ -112,15 +206,16 @@ export function startHealthServer(opts: HealthServerOptions): Promise<HealthServ
         res.writeHead(body.status === "down" ? 503 : 200, { "content-type": "application/json", "cache-control": "no-store" });
         res.end(req.method === "HEAD" ? undefined : JSON.stringify(body) + "\n");
       } else {
-        res.writeHead(200, { "content-type": "text/plain; version=0.0.4; charset=utf-8", "cache-control": "no-store" });
-        res.end(req.method === "HEAD" ? undefined : opts.metrics.render());
+        const text = await opts.metrics.render();
+        res.writeHead(200, { "content-type": opts.metrics.contentType, "cache-control": "no-store" });
+        res.end(req.method === "HEAD" ? undefined : text);
       }
     } catch (err) {
       log.error("health endpoint failed", { path, error: err instanceof Error ? err.message : String(err) });
       if (!res.headersSent) res.writeHead(500, { "content-type": "text/plain; charset=utf-8" });
       res.end("internal error\n");
     }
-  });
+  };
   // Scrapers keep connections alive; do not let them hold the process open at shutdown.
   server.keepAliveTimeout = 5_000;
   return new Promise((resolve, reject) => {

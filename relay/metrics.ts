@@ -1,9 +1,12 @@
 /**
- * The relay's metrics in the Prometheus text exposition format (version 0.0.4), built from the
- * link's stats, the source's ROS message counts and command outcomes observed on the link.
- * No client library: a handful of counters and one histogram do not need one.
+ * The relay's metrics in the Prometheus text exposition format, through prom-client: ours, built
+ * from the link's stats, the source's ROS message counts and the command outcomes observed on the
+ * link, and beside them prom-client's process and Node.js metrics (CPU, memory, open file
+ * descriptors, `nodejs_eventloop_lag_*`, GC, active handles), whose standard names the usual
+ * Node.js dashboards expect. A relay whose event loop stalls (a wedged native call, a huge
+ * outbox replay) shows it there before its link times out.
  *
- * Names (all prefixed `dronefleet_relay_`):
+ * Ours (all prefixed `dronefleet_relay_`; the names are a contract with existing dashboards):
  *   link_up                          gauge    1 between hello_ack and the socket closing
  *   reconnects_total                 counter  connection attempts after the first
  *   frames_sent_total                counter  telemetry_batch frames sent
@@ -16,17 +19,20 @@
  *   stale_skipped_total              counter  stored updates not sent: the edge held newer
  *   pending_results                  gauge    command results not acknowledged by the edge
  *   dropped_results_total            counter
+ *   commands_in_flight               gauge    commands executing now
  *   source_samples_total             counter  samples the source produced
  *   ros_messages_total{topic}        counter  ROS messages received, by topic kind (fix, battery…)
+ *   silent_drones                    gauge    configured drones with no sample for longer than the stale time
  *   commands_total{command,status}   counter  commands executed here, by outcome
  *   command_latency_seconds{command} histogram  execute → result, at the relay
  *   last_ack_age_seconds             gauge    since the edge last acknowledged anything (-1: never)
+ * The link's counters are read from its stats at scrape time (`collect`), so they never drift from
+ * what `stats` log lines say.
  */
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from "prom-client";
 import type { EdgeLink } from "./link/link";
 
 export const COMMAND_LATENCY_BUCKETS = [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30] as const;
-
-type Histogram = { buckets: number[]; sum: number; count: number };
 
 export interface MetricsSources {
   link: EdgeLink;
@@ -34,100 +40,119 @@ export interface MetricsSources {
   rosMessages?: () => Readonly<Record<string, number>>;
   /** Samples produced by the source. */
   samples?: () => number;
+  /** Configured drones silent for longer than the stale time (health.ts DroneWatch). */
+  silentDrones?: () => number;
   now?: () => number;
+  /** Process and Node.js metrics; default true (tests that build many registries may turn them off). */
+  defaultMetrics?: boolean;
 }
 
 const P = "dronefleet_relay_";
 
+type LinkStats = ReturnType<EdgeLink["stats"]>;
+
 export class RelayMetrics {
-  private readonly commands = new Map<string, number>();
-  private readonly latency = new Map<string, Histogram>();
+  readonly registry = new Registry();
+  private readonly commands: Counter<"command" | "status">;
+  private readonly latency: Histogram<"command">;
   private readonly now: () => number;
+  /** The link's stats for the scrape in progress (see render). */
+  private scrapeStats: LinkStats | null = null;
 
   constructor(private readonly src: MetricsSources) {
     this.now = src.now ?? Date.now;
+    const registers = [this.registry];
+    // One stats read per scrape: prom-client collects metric by metric, so the first collector of
+    // a scrape reads the link and the rest share it; render() starts each scrape afresh (a time-based
+    // cache would serve a scrape the previous one's state).
+    const stats = (): LinkStats => (this.scrapeStats ??= src.link.stats());
+    const gauge = (name: string, help: string, value: () => number): void => {
+      new Gauge({
+        name: P + name,
+        help,
+        registers,
+        collect() {
+          this.set(value());
+        },
+      });
+    };
+    const counter = (name: string, help: string, value: () => number): void => {
+      new Counter({
+        name: P + name,
+        help,
+        registers,
+        collect() {
+          // A counter kept elsewhere: prom-client's counters only go up, so reset and add it whole.
+          this.reset();
+          this.inc(Math.max(0, value()));
+        },
+      });
+    };
+    gauge("link_up", "1 while the edge link is connected (after hello_ack).", () => (stats().connected ? 1 : 0));
+    counter("reconnects_total", "Connection attempts after the first.", () => stats().reconnects);
+    counter("frames_sent_total", "telemetry_batch frames sent.", () => stats().framesSent);
+    counter("updates_sent_total", "Telemetry updates sent (re-sends count again).", () => stats().updatesSent);
+    gauge("outbox_depth", "Drones held in memory, or records not yet acknowledged with the disk outbox.", () => stats().outboxDepth);
+    gauge("outbox_bytes", "Bytes held by the disk outbox.", () => stats().outboxBytes);
+    counter("dropped_updates_total", "Telemetry updates dropped because the outbox was full.", () => stats().droppedUpdates);
+    counter("duplicates_at_edge_total", "Updates the edge already had (reported in batch_ack).", () => stats().duplicatesAtEdge);
+    counter("rejected_by_edge_total", "Updates the edge rejected (reported in batch_ack).", () => stats().rejectedByEdge);
+    counter("stale_skipped_total", "Stored updates not sent because the edge already held a newer seq.", () => stats().staleSkipped);
+    gauge("pending_results", "Command results not yet acknowledged by the edge.", () => stats().pendingResults);
+    counter("dropped_results_total", "Unacknowledged command results forgotten at the count bound.", () => stats().droppedResults);
+    gauge("commands_in_flight", "Commands executing now.", () => stats().commandsInFlight);
+    gauge("last_ack_age_seconds", "Seconds since the edge last acknowledged anything; -1 before the first ack.", () => {
+      const at = stats().lastAckAt;
+      return at === null ? -1 : Math.max(0, (this.now() - at) / 1000);
+    });
+    const samples = src.samples;
+    if (samples) counter("source_samples_total", "Samples produced by the source.", samples);
+    const ros = src.rosMessages;
+    if (ros) {
+      new Counter({
+        name: `${P}ros_messages_total`,
+        help: "ROS messages received, by topic kind.",
+        labelNames: ["topic"],
+        registers,
+        collect() {
+          this.reset();
+          for (const [topic, n] of Object.entries(ros())) this.inc({ topic }, Math.max(0, n));
+        },
+      });
+    }
+    const silent = src.silentDrones;
+    if (silent) gauge("silent_drones", "Configured drones with no sample for longer than the stale time (stale at the edge).", silent);
+    this.commands = new Counter({
+      name: `${P}commands_total`,
+      help: "Commands executed at this relay, by command and outcome.",
+      labelNames: ["command", "status"],
+      registers,
+    });
+    this.latency = new Histogram({
+      name: `${P}command_latency_seconds`,
+      help: "Time from receiving a command to its result, at the relay.",
+      labelNames: ["command"],
+      buckets: [...COMMAND_LATENCY_BUCKETS],
+      registers,
+    });
+    if (src.defaultMetrics !== false) collectDefaultMetrics({ register: this.registry });
     src.link.on("command", (c) => this.observeCommand(c.command, c.status, c.seconds));
   }
 
   observeCommand(command: string, status: string, seconds: number): void {
-    const key = `${command}\u0000${status}`;
-    this.commands.set(key, (this.commands.get(key) ?? 0) + 1);
-    let h = this.latency.get(command);
-    if (!h) {
-      h = { buckets: COMMAND_LATENCY_BUCKETS.map(() => 0), sum: 0, count: 0 };
-      this.latency.set(command, h);
-    }
-    COMMAND_LATENCY_BUCKETS.forEach((le, i) => {
-      if (seconds <= le && h) h.buckets[i] = (h.buckets[i] ?? 0) + 1;
-    });
-    h.sum += seconds;
-    h.count++;
+    this.commands.inc({ command, status });
+    this.latency.observe({ command }, seconds);
+  }
+
+  /** The Content-Type of `render()`'s text. */
+  get contentType(): string {
+    return this.registry.contentType;
   }
 
   /** The exposition text; ends with a newline as the format requires. */
-  render(): string {
-    const s = this.src.link.stats();
-    const out: string[] = [];
-    const metric = (name: string, type: "counter" | "gauge" | "histogram", help: string, samples: [string, number][]): void => {
-      out.push(`# HELP ${P}${name} ${help}`, `# TYPE ${P}${name} ${type}`);
-      for (const [labels, v] of samples) out.push(`${P}${name}${labels} ${formatNumber(v)}`);
-    };
-    metric("link_up", "gauge", "1 while the edge link is connected (after hello_ack).", [["", s.connected ? 1 : 0]]);
-    metric("reconnects_total", "counter", "Connection attempts after the first.", [["", s.reconnects]]);
-    metric("frames_sent_total", "counter", "telemetry_batch frames sent.", [["", s.framesSent]]);
-    metric("updates_sent_total", "counter", "Telemetry updates sent (re-sends count again).", [["", s.updatesSent]]);
-    metric("outbox_depth", "gauge", "Drones held in memory, or records not yet acknowledged with the disk outbox.", [["", s.outboxDepth]]);
-    metric("outbox_bytes", "gauge", "Bytes held by the disk outbox.", [["", s.outboxBytes]]);
-    metric("dropped_updates_total", "counter", "Telemetry updates dropped because the outbox was full.", [["", s.droppedUpdates]]);
-    metric("duplicates_at_edge_total", "counter", "Updates the edge already had (reported in batch_ack).", [["", s.duplicatesAtEdge]]);
-    metric("rejected_by_edge_total", "counter", "Updates the edge rejected (reported in batch_ack).", [["", s.rejectedByEdge]]);
-    metric("stale_skipped_total", "counter", "Stored updates not sent because the edge already held a newer seq.", [["", s.staleSkipped]]);
-    metric("pending_results", "gauge", "Command results not yet acknowledged by the edge.", [["", s.pendingResults]]);
-    metric("dropped_results_total", "counter", "Unacknowledged command results forgotten at the count bound.", [["", s.droppedResults]]);
-    metric("commands_in_flight", "gauge", "Commands executing now.", [["", s.commandsInFlight]]);
-    const ackAge = s.lastAckAt === null ? -1 : Math.max(0, (this.now() - s.lastAckAt) / 1000);
-    metric("last_ack_age_seconds", "gauge", "Seconds since the edge last acknowledged anything; -1 before the first ack.", [["", ackAge]]);
-    if (this.src.samples) metric("source_samples_total", "counter", "Samples produced by the source.", [["", this.src.samples()]]);
-    const ros = this.src.rosMessages?.();
-    if (ros) {
-      metric(
-        "ros_messages_total",
-        "counter",
-        "ROS messages received, by topic kind.",
-        Object.entries(ros).map(([topic, n]) => [labels({ topic }), n]),
-      );
-    }
-    metric(
-      "commands_total",
-      "counter",
-      "Commands executed at this relay, by command and outcome.",
-      [...this.commands].map(([key, n]) => {
-        const [command = "", status = ""] = key.split("\u0000");
-        return [labels({ command, status }), n];
-      }),
-    );
-    out.push(`# HELP ${P}command_latency_seconds Time from receiving a command to its result, at the relay.`);
-    out.push(`# TYPE ${P}command_latency_seconds histogram`);
-    for (const [command, h] of this.latency) {
-      COMMAND_LATENCY_BUCKETS.forEach((le, i) => {
-        out.push(`${P}command_latency_seconds_bucket${labels({ command, le: String(le) })} ${h.buckets[i] ?? 0}`);
-      });
-      out.push(`${P}command_latency_seconds_bucket${labels({ command, le: "+Inf" })} ${h.count}`);
-      out.push(`${P}command_latency_seconds_sum${labels({ command })} ${formatNumber(h.sum)}`);
-      out.push(`${P}command_latency_seconds_count${labels({ command })} ${h.count}`);
-    }
-    return out.join("\n") + "\n";
+  async render(): Promise<string> {
+    this.scrapeStats = null;
+    const text = await this.registry.metrics();
+    return text.endsWith("\n") ? text : text + "\n";
   }
-}
-
-function labels(l: Record<string, string>): string {
-  const parts = Object.entries(l).map(([k, v]) => `${k}="${v.replace(/\\/g, "\\\\").replace(/\n/g, "\\n").replace(/"/g, '\\"')}"`);
-  return `{${parts.join(",")}}`;
-}
-
-function formatNumber(v: number): string {
-  if (Number.isNaN(v)) return "NaN";
-  if (v === Infinity) return "+Inf";
-  if (v === -Infinity) return "-Inf";
-  return Number.isInteger(v) ? String(v) : String(Math.round(v * 1e6) / 1e6);
 }

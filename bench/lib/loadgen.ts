@@ -294,6 +294,13 @@ export class Dashboard {
   async open(timeoutMs = 10_000, subscribe = true): Promise<WsLike> {
     const ws = await openSocket(this.url, timeoutMs);
     this.ws = ws;
+    // Flow control (edge/fleet/flow.ts): answer markers at once, as the dashboard page does; a
+    // dashboard that never answers is treated as not reading (latest-wins, then closed).
+    ws.on("message", (data) => {
+      if (!isFlowMarker(data as Buffer)) return;
+      const m = /"seq":(\d+)/.exec((data as Buffer).toString());
+      if (m) ws.send(`{"type":"flow_ack","seq":${m[1]}}`);
+    });
     ws.on("close", () => {
       if (this.ws) this.closedUnexpectedly = true;
     });
@@ -312,6 +319,7 @@ export class Dashboard {
   /** The hot path: pull drone index and seq out of the text without building objects. */
   private onMessage(data: Buffer): void {
     const t = nowMs();
+    if (isFlowMarker(data)) return;
     this.frames++;
     const tr = this.tracker;
     if (!tr) return;
@@ -333,6 +341,11 @@ export class Dashboard {
     this.ws = null;
     if (ws) closeQuietly(ws);
   }
+}
+
+/** An edge flow-control marker (`{"type":"flow","seq":n}`): tiny, so only short frames are looked at. */
+function isFlowMarker(data: Buffer): boolean {
+  return data.length < 64 && data.toString().startsWith('{"type":"flow",');
 }
 
 const ID_KEY = '"drone_id":"d';

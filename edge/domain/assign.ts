@@ -103,7 +103,9 @@ const round1 = (v: number) => Math.round(v * 10) / 10;
  */
 export function rankCandidates(input: RankInput): Candidate[] {
   const { drones, mission, config, now } = input;
-  const counts = input.assignedCounts ?? {};
+  // Own keys only: drone ids are relay strings, and `counts.constructor` must not be Object's.
+  const given = input.assignedCounts;
+  const counts = { get: (id: string): number => (given && Object.hasOwn(given, id) ? (given[id] ?? 0) : 0) };
   const n = drones.length;
   const first = mission.waypoints[0];
   const last = mission.waypoints[mission.waypoints.length - 1];
@@ -186,7 +188,7 @@ export function rankCandidates(input: RankInput): Candidate[] {
     eligible[i] = ok ? 1 : 0;
     if (ok) {
       if (e > maxEta) maxEta = e;
-      const c = counts[d.drone_id] ?? 0;
+      const c = counts.get(d.drone_id);
       if (c > maxAssigned) maxAssigned = c;
     }
     out[i] = {
@@ -207,7 +209,7 @@ export function rankCandidates(input: RankInput): Candidate[] {
     if (!eligible[i]) continue;
     const d = drones[i]!;
     const c = out[i]!;
-    const assigned = counts[d.drone_id] ?? 0;
+    const assigned = counts.get(d.drone_id);
     const s =
       W.eta * (maxEta > 0 ? 1 - eta[i]! / maxEta : 1) +
       W.battery * Math.min(1, Math.max(0, (after[i]! - reserve) / span)) +

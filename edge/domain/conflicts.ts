@@ -42,6 +42,7 @@ import { isAirborne as airborneStatus } from "./drone";
 import { checkPosition } from "./safety";
 import {
   CLIMB_EXTRAPOLATION_S,
+  PLAN_CLIMB_MPS,
   PREDICTION_HORIZON_S,
   newTrack,
   predictTrack,
@@ -56,15 +57,42 @@ import {
  * `MotionState` (trajectory.ts), predicted by the same rule as the waypoint safety check. */
 export type CoordinationDrone = Pick<
   TelemetrySample,
-  "drone_id" | "lat" | "lon" | "alt_m" | "heading_deg" | "speed_mps" | "climb_mps" | "status" | "armed"
+  "drone_id" | "lat" | "lon" | "alt_m" | "heading_deg" | "speed_mps" | "climb_mps" | "status" | "armed" | "state_known"
 > & {
   /** Remaining planned waypoints in order; empty: dead reckoning on heading and speed. */
   path: readonly Waypoint[];
-  /** Right of way: the higher number keeps its course. Default 0. */
+  /** Among drones without `right_of_way`, the higher number keeps its course. Default 0. */
   priority?: number;
   /** The drone is holding position for this many more seconds before it follows its plan. */
   hold_s?: number;
+  /** Speed `path` is flown at while the drone is not yet moving (a reported intent's). */
+  plan_speed_mps?: number;
+  /** The edge is not sure the drone follows `path`: it is predicted by dead reckoning as well,
+   * and a conflict of either prediction counts (see collision-avoidance.ts). */
+  also_dead_reckoning?: boolean;
+  /** The drone keeps its course whatever the other does, and is never sent a resolution. */
+  right_of_way?: RightOfWay;
+  /** The drone flies a mission: a new waypoint replaces the leg being flown, and the mission
+   * goes on after it (the relay's documented behaviour); otherwise it stays at the waypoint. */
+  on_mission?: boolean;
+  /** The sample's seq and battery, when the caller has them (trust checks count samples). */
+  seq?: number;
+  battery_pct?: number;
+  /** How old the sample is, seconds: the drone is predicted from where it was then, so a late
+   * sample (a slow link, a relay back after a gap) is not taken for where the drone is now. */
+  age_s?: number;
+  /** When the sample arrived (edge clock, ms); the fleet object turns it into `age_s`. */
+  received_at?: number;
 };
+
+/**
+ * Why a drone has the right of way: it cannot manoeuvre (an emergency, a landing), must not be
+ * delayed (returning, or at critical battery: relays refuse new waypoints then), or waits for an
+ * operator (held by an operator's override).
+ * Such a drone refuses or must not get resolution commands, so the other drone moves.
+ */
+export const RIGHT_OF_WAY = ["emergency", "landing", "returning", "low_battery", "operator_hold"] as const;
+export type RightOfWay = (typeof RIGHT_OF_WAY)[number];
 
 /** Conflict types are the protocol's coordination event types. */
 export const CONFLICT_TYPES = COORDINATION_EVENT_TYPES;
@@ -124,9 +152,16 @@ export type Resolution = {
   strategy: Strategy;
   commands: WaypointCommand[] | HoldCommand[];
   /** Whether re-prediction with these commands applied shows the conflict gone and no new one.
-   * False only for an operator override that cannot be verified, or a last-resort hold. */
+   * False for an operator override that cannot be verified, a last-resort hold, or no commands
+   * at all because no drone may be commanded (then `reason` says why). */
   verified: boolean;
+  /** Why nothing verified could be chosen, for the operator's alert. */
+  reason?: string;
 };
+
+/** What `chooseResolution` must not choose: whole drones (`id`) or one strategy of a drone
+ * (`id:strategy`), e.g. after a drone refused a command or ignored a plan. */
+export type Exclusions = ReadonlySet<string>;
 
 /** Options shared by resolution and resolution checks. */
 export type CoordinationOptions = { horizonS?: number; stepS?: number };
@@ -138,12 +173,22 @@ export const DEFAULT_STEP_S = 1;
 /** `isResolved` looks this far ahead: long enough to see a pair close in again right away, short
  * enough that a resolution is confirmed within a few seconds. */
 export const RESOLVED_HORIZON_S = 10;
+/** How long a resolution takes to reach the drone and take effect after a pass, seconds (edge →
+ * relay → autopilot); resolutions are verified with the drone carrying on as it is until then. */
+export const RESOLUTION_LEAD_S = 0.5;
 /** Added to every separation a resolution creates, metres: keeps new plans off the exact limit. */
 export const SAFETY_MARGIN_M = 5;
+/** Resolutions are verified against the minima grown by these factors (33 m / 12 m by default):
+ * the drone takes the command a few hundred milliseconds late, and real tracks wander, so a plan
+ * that only just clears the minima would not clear them in the air. */
+export const VERIFY_BUFFER = { horizontal: 1.1, vertical: 1.2 } as const;
 /** Re-exported: the prediction rule lives in trajectory.ts. */
 export { CLIMB_EXTRAPOLATION_S };
 /** Below this horizontal speed a drone counts as hovering when classifying a conflict. */
 const HOVER_SPEED_MPS = 1;
+/** Samples older than this are extrapolated this far only: beyond it a prediction from the
+ * sample says little, and the caller should treat the drone as unknown (stale). */
+const MAX_SAMPLE_AGE_S = 5;
 /** At most this many intervals per track: bounds the work of a pass whatever the input. */
 const MAX_INTERVALS = 600;
 /** Broad-phase chunk length. Shorter chunks give tighter boxes but more grid insertions. */
@@ -155,6 +200,9 @@ const ALL_CHUNKS = -1;
  * cells, which costs speed only, never correctness (the mapping stays monotone). */
 const GRID_CLAMP = 1 << 20;
 const GRID_SPAN = 2 * GRID_CLAMP + 1;
+/** An unverified resolution is sent only if the conflicts it leaves start at least this far
+ * ahead, seconds: time for the next pass to resolve them. */
+const MIN_LEAD_FOR_NEXT_S = 8;
 /** Hold durations tried, shortest first, seconds. */
 const HOLD_STEPS_S = [5, 10, 15, 20, 30, 45, 60] as const;
 /** Resolution re-predicts this much past a hold, so resuming does not walk into the conflict. */
@@ -209,8 +257,30 @@ function toLatLon(prep: Prepared, x: number, y: number): LatLon {
 
 // ---------------------------------------------------------------------------------- tracks
 
-/** Sampled tracks of n drones: row i holds samples 0..K at `times`, in flat arrays. */
-type Tracks = { n: number; K: number; stride: number; times: Float64Array; X: Float64Array; Y: Float64Array; Z: Float64Array };
+/**
+ * Sampled tracks: row r holds samples 0..K at `times`, in flat arrays. Row i < drones.length is
+ * drone i's prediction; rows after those are second predictions (dead reckoning) of drones the
+ * edge is unsure about, `owner[r]` naming the drone (-1: a row no longer used).
+ */
+type Tracks = {
+  n: number;
+  K: number;
+  stride: number;
+  times: Float64Array;
+  X: Float64Array;
+  Y: Float64Array;
+  Z: Float64Array;
+  owner: Int32Array;
+  /** How far (horizontally, vertically) the predicted track strays from the straight line
+   * between two samples, per row and interval (r * stride + k): a waypoint between two samples
+   * is a corner the samples cut. Detection widens the minima by it there, so a drone turning at a
+   * waypoint between samples is not taken to miss a drone it passes at the corner. */
+  devH: Float32Array;
+  devV: Float32Array;
+  /** The largest of those per row (boxes of the broad phase grow by it). */
+  maxDevH: Float32Array;
+  maxDevV: Float32Array;
+};
 
 function timeline(horizonS: number, stepS: number): Float64Array {
   const horizon = Number.isFinite(horizonS) && horizonS > 0 ? horizonS : DEFAULT_HORIZON_S;
@@ -240,8 +310,22 @@ function isAirborne(d: CoordinationDrone): boolean {
   );
 }
 
-function buildTracks(drones: readonly CoordinationDrone[], prep: Prepared, cruise: number, times: Float64Array): Tracks {
-  const n = drones.length;
+/** Whether a drone gets a second, dead-reckoned prediction (it would differ from the first). */
+function needsSecondTrack(d: CoordinationDrone): boolean {
+  return d.also_dead_reckoning === true && (d.path.length > 0 || (d.hold_s !== undefined && d.hold_s > 0));
+}
+
+/** The drone as dead reckoning sees it: no plan, no hold. */
+function deadReckoned(d: CoordinationDrone): CoordinationDrone {
+  return { ...d, path: [], hold_s: 0 };
+}
+
+/** Tracks of `drones` (row i = drone i), plus second rows for unsure drones when `second`.
+ * `lazy`: rows are laid out but not predicted (the planner predicts a row when it needs it). */
+function buildTracks(drones: readonly CoordinationDrone[], prep: Prepared, cruise: number, times: Float64Array, second = true, lazy = false): Tracks {
+  const extra: number[] = [];
+  if (second) for (let i = 0; i < drones.length; i++) if (needsSecondTrack(drones[i]!)) extra.push(i);
+  const n = drones.length + extra.length;
   const stride = times.length;
   const tr: Tracks = {
     n,
@@ -251,15 +335,64 @@ function buildTracks(drones: readonly CoordinationDrone[], prep: Prepared, cruis
     X: new Float64Array(n * stride),
     Y: new Float64Array(n * stride),
     Z: new Float64Array(n * stride),
+    owner: new Int32Array(n),
+    devH: new Float32Array(n * stride),
+    devV: new Float32Array(n * stride),
+    maxDevH: new Float32Array(n),
+    maxDevV: new Float32Array(n),
   };
   // One scratch track for all drones: a pass predicts up to 1,000 of them.
   let knots: Track = newTrack(8);
-  const horizon = times[times.length - 1]!;
-  for (let i = 0; i < n; i++) {
-    knots = predictTrack(drones[i]!, prep.frame, cruise, horizon, knots);
-    sampleTrack(knots, times, tr.X, tr.Y, tr.Z, i * stride);
+  const shifted = new Float64Array(stride);
+  for (let r = 0; r < n; r++) {
+    const i = r < drones.length ? r : extra[r - drones.length]!;
+    tr.owner[r] = i;
+    if (lazy) continue;
+    const d = r < drones.length ? drones[i]! : deadReckoned(drones[i]!);
+    knots = predictRow(tr, r, d, prep, cruise, knots, shifted);
   }
   return tr;
+}
+
+/** Predict `d` into row r: from its sample's instant, sampled at the timeline's instants from
+ * now (shifted by the sample's age). */
+function predictRow(tr: Tracks, r: number, d: CoordinationDrone, prep: Prepared, cruise: number, knots?: Track, shifted?: Float64Array): Track {
+  const times = tr.times;
+  const age = d.age_s !== undefined && d.age_s > 0 && Number.isFinite(d.age_s) ? Math.min(d.age_s, MAX_SAMPLE_AGE_S) : 0;
+  const out = predictTrack(d, prep.frame, cruise, times[times.length - 1]! + age, knots);
+  let at: Float64Array = times;
+  if (age !== 0) {
+    at = shifted ?? new Float64Array(times.length);
+    for (let k = 0; k < times.length; k++) at[k] = times[k]! + age;
+  }
+  const o = r * tr.stride;
+  sampleTrack(out, at, tr.X, tr.Y, tr.Z, o);
+  // Corners between samples (see Tracks.devH).
+  tr.devH.fill(0, o, o + tr.stride);
+  tr.devV.fill(0, o, o + tr.stride);
+  let mh = 0;
+  let mv = 0;
+  let k = 0;
+  for (let j = 1; j < out.n - 1; j++) {
+    const tj = out.ts[j]!;
+    while (k + 1 < at.length && at[k + 1]! <= tj) k++;
+    if (k + 1 >= at.length || tj <= at[k]!) continue;
+    const g = (tj - at[k]!) / (at[k + 1]! - at[k]!);
+    const dh = Math.hypot(out.xs[j]! - (tr.X[o + k]! + (tr.X[o + k + 1]! - tr.X[o + k]!) * g), out.ys[j]! - (tr.Y[o + k]! + (tr.Y[o + k + 1]! - tr.Y[o + k]!) * g));
+    const dv = Math.abs(out.zs[j]! - (tr.Z[o + k]! + (tr.Z[o + k + 1]! - tr.Z[o + k]!) * g));
+    if (dh > tr.devH[o + k]!) tr.devH[o + k] = dh;
+    if (dv > tr.devV[o + k]!) tr.devV[o + k] = dv;
+    if (dh > mh) mh = dh;
+    if (dv > mv) mv = dv;
+  }
+  tr.maxDevH[r] = mh;
+  tr.maxDevV[r] = mv;
+  return out;
+}
+
+/** Re-predict row r as `d` (a drone whose plan changed). */
+function repredictRow(tr: Tracks, r: number, d: CoordinationDrone, prep: Prepared, cruise: number): void {
+  predictRow(tr, r, d, prep, cruise);
 }
 
 // ---------------------------------------------------------------------------- narrow phase
@@ -297,7 +430,7 @@ function narrow(A: Tracks, ia: number, B: Tracks, ib: number, H: number, V: numb
     const ry0 = B.Y[ob + k]! - A.Y[oa + k]!;
     const dx = B.X[ob + k + 1]! - A.X[oa + k + 1]! - rx0;
     const dy = B.Y[ob + k + 1]! - A.Y[oa + k + 1]! - ry0;
-    const w = separationWindow(rx0, ry0, rz0, dx, dy, dz, H, V);
+    const w = separationWindow(rx0, ry0, rz0, dx, dy, dz, H + A.devH[oa + k]! + B.devH[ob + k]!, V + A.devV[oa + k]! + B.devV[ob + k]!);
     if (!w) continue;
     const { lo, hi, tau } = w;
     const L = times[k + 1]! - times[k]!;
@@ -321,29 +454,62 @@ function narrow(A: Tracks, ia: number, B: Tracks, ib: number, H: number, V: numb
   return hit;
 }
 
-/** Relative heading decides the type; a hovering drone or a purely vertical closure converges. */
-function classify(A: Tracks, ia: number, B: Tracks, ib: number, k: number): ConflictType {
-  const oa = ia * A.stride + k;
-  const ob = ib * B.stride + k;
-  const L = A.times[k + 1]! - A.times[k]!;
-  const vax = (A.X[oa + 1]! - A.X[oa]!) / L;
-  const vay = (A.Y[oa + 1]! - A.Y[oa]!) / L;
-  const vbx = (B.X[ob + 1]! - B.X[ob]!) / L;
-  const vby = (B.Y[ob + 1]! - B.Y[ob]!) / L;
-  const sa = Math.hypot(vax, vay);
-  const sb = Math.hypot(vbx, vby);
-  if (sa < HOVER_SPEED_MPS || sb < HOVER_SPEED_MPS) return "converging";
-  const cos = Math.max(-1, Math.min(1, (vax * vbx + vay * vby) / (sa * sb)));
-  const angle = Math.acos(cos) / DEG;
-  if (angle > 150) return "head_on";
-  if (angle < 30) {
-    // Same direction: one catching up on the other is overtaking; otherwise the closure is
-    // vertical (one climbing or descending onto the other).
-    const rx = B.X[ob]! - A.X[oa]!;
-    const ry = B.Y[ob]! - A.Y[oa]!;
-    const closing = rx * (vbx - vax) + ry * (vby - vay) < 0 && Math.hypot(vbx - vax, vby - vay) > 0.1;
-    return closing ? "overtaking" : "converging";
+/** Velocity (x, y, z) of row `i` over interval k, m/s. */
+function velocity(T: Tracks, i: number, k: number, out: number[]): void {
+  const o = i * T.stride + k;
+  const L = T.times[k + 1]! - T.times[k]!;
+  out[0] = (T.X[o + 1]! - T.X[o]!) / L;
+  out[1] = (T.Y[o + 1]! - T.Y[o]!) / L;
+  out[2] = (T.Z[o + 1]! - T.Z[o]!) / L;
+}
+
+/** Encounter angles (degrees between the courses) that separate the types. */
+const HEAD_ON_MIN_DEG = 135;
+const SAME_COURSE_MAX_DEG = 45;
+
+/**
+ * The type of an encounter, from the geometry of the predicted encounter itself: the two courses
+ * over the interval of closest approach (where the drones actually meet, not where they are now:
+ * a drone about to turn onto a head-on leg is head-on), and how the gap closes.
+ * - converging: one drone hovers, or the gap closes mostly vertically (a climb or descent onto
+ *   the other);
+ * - head_on: courses more than 135° apart;
+ * - overtaking: courses within 45° and the one behind closing on the one ahead;
+ * - crossing: everything between.
+ */
+function classify(A: Tracks, ia: number, B: Tracks, ib: number, hit: PairHit): ConflictType {
+  const va = [0, 0, 0];
+  const vb = [0, 0, 0];
+  // The interval of closest approach; when a drone hovers there (it reached its last waypoint),
+  // the interval where the conflict starts says how they came together.
+  let k = hit.kMin;
+  velocity(A, ia, k, va);
+  velocity(B, ib, k, vb);
+  if ((Math.hypot(va[0]!, va[1]!) < HOVER_SPEED_MPS || Math.hypot(vb[0]!, vb[1]!) < HOVER_SPEED_MPS) && hit.k !== k) {
+    k = hit.k;
+    velocity(A, ia, k, va);
+    velocity(B, ib, k, vb);
   }
+  const sa = Math.hypot(va[0]!, va[1]!);
+  const sb = Math.hypot(vb[0]!, vb[1]!);
+  if (sa < HOVER_SPEED_MPS || sb < HOVER_SPEED_MPS) return "converging";
+  const rvx = vb[0]! - va[0]!;
+  const rvy = vb[1]! - va[1]!;
+  const rvz = vb[2]! - va[2]!;
+  const oa = ia * A.stride + hit.k;
+  const ob = ib * B.stride + hit.k;
+  const rx = B.X[ob]! - A.X[oa]!;
+  const ry = B.Y[ob]! - A.Y[oa]!;
+  const rz = B.Z[ob]! - A.Z[oa]!;
+  const range = Math.hypot(rx, ry);
+  // Rate at which the horizontal gap shrinks (positive: closing), and the vertical one.
+  const closingH = range > 1e-6 ? -(rx * rvx + ry * rvy) / range : Math.hypot(rvx, rvy);
+  const closingV = Math.abs(rz) > 1e-6 ? -(rz * rvz) / Math.abs(rz) : 0;
+  const cos = Math.max(-1, Math.min(1, (va[0]! * vb[0]! + va[1]! * vb[1]!) / (sa * sb)));
+  const angle = Math.acos(cos) / DEG;
+  if (angle > HEAD_ON_MIN_DEG) return "head_on";
+  if (closingV > 0.5 && closingV > 2 * Math.max(closingH, 0)) return "converging";
+  if (angle < SAME_COURSE_MAX_DEG) return closingH > 0.1 ? "overtaking" : "converging";
   return "crossing";
 }
 
@@ -372,7 +538,7 @@ function pairConflict(
   const z = (lerp(A.Z, oa) + lerp(B.Z, ob)) / 2;
   return {
     key: pairKey(idA, idB),
-    event_type: classify(A, ia, B, ib, hit.k),
+    event_type: classify(A, ia, B, ib, hit),
     drone_ids: idA < idB ? [idA, idB] : [idB, idA],
     time_to_conflict_s: hit.t,
     min_horizontal_m: hit.minH,
@@ -646,11 +812,27 @@ export function detectWithStats(input: DetectInput): { conflicts: Conflict[]; pa
   const times = timeline(input.horizonS ?? DEFAULT_HORIZON_S, input.stepS ?? DEFAULT_STEP_S);
   const tr = buildTracks(airborne, prep, config.cruise_speed_mps, times);
   const K = tr.K;
-  const conflicts: Conflict[] = [];
   let pairsChecked = 0;
-
+  // One conflict per key: a drone with two predictions (plan and dead reckoning) may meet another
+  // in both; the earliest counts (ties: the closer, then the lower rows, so the grid and the
+  // all-pairs reference agree).
+  const byKey = new Map<string, { c: Conflict; rank: number }>();
+  const keep = (c: Conflict, rank: number) => {
+    const had = byKey.get(c.key);
+    if (
+      !had ||
+      c.time_to_conflict_s < had.c.time_to_conflict_s ||
+      (c.time_to_conflict_s === had.c.time_to_conflict_s && (c.min_horizontal_m < had.c.min_horizontal_m || (c.min_horizontal_m === had.c.min_horizontal_m && rank < had.rank)))
+    ) {
+      byKey.set(c.key, { c, rank });
+    }
+  };
   const emit = (i: number, j: number, hit: PairHit | null) => {
-    if (hit) conflicts.push(pairConflict(prep, tr, i, airborne[i]!.drone_id, tr, j, airborne[j]!.drone_id, hit, input.now));
+    if (!hit) return;
+    const oi = tr.owner[i]!;
+    const oj = tr.owner[j]!;
+    if (oi === oj || oi < 0 || oj < 0) return;
+    keep(pairConflict(prep, tr, i, airborne[oi]!.drone_id, tr, j, airborne[oj]!.drone_id, hit, input.now), Math.min(i, j) * tr.n + Math.max(i, j));
   };
   if (input.index === "all_pairs") {
     for (let i = 0; i < tr.n; i++) {
@@ -670,9 +852,10 @@ export function detectWithStats(input: DetectInput): { conflicts: Conflict[]; pa
     }
   }
   for (let i = 0; i < tr.n; i++) {
-    const id = airborne[i]!.drone_id;
-    for (const h of zoneHits(prep, config, tr, i, id, K)) conflicts.push(zoneConflict(prep, id, h, input.now));
+    const id = airborne[tr.owner[i]!]!.drone_id;
+    for (const h of zoneHits(prep, config, tr, i, id, K)) keep(zoneConflict(prep, id, h, input.now), i);
   }
+  const conflicts = [...byKey.values()].map((x) => x.c);
   conflicts.sort(byTimeThenKey);
   return { conflicts, pairsChecked };
 }
@@ -690,12 +873,65 @@ export function detectConflicts(input: DetectInput): Conflict[] {
   return detectWithStats(input).conflicts;
 }
 
+// ---------------------------------------------------------------------------- plan checks
+
+/** What a drone's reported motion says of a plan: it follows it, contradicts it, or cannot tell
+ * (it hovers while the plan says fly: it may be accelerating, or may have stopped). */
+export type PlanAgreement = "agree" | "disagree" | "unknown";
+/** A moving drone whose course is further than this from the bearing to its plan's next
+ * waypoint contradicts the plan, degrees. Wide enough for a drone rounding a waypoint. */
+export const PLAN_HEADING_TOLERANCE_DEG = 60;
+/** Waypoints closer than this horizontally count as reached (or as a climb or descent in place). */
+const PLAN_ARRIVED_M = 5;
+/** A leg that asks for at least this vertical speed is checked against the reported one, m/s. */
+const PLAN_CLIMB_CHECK_MPS = 0.5;
+
+/**
+ * Whether the drone's reported motion agrees with `path` (after `hold_s` of hovering), in the
+ * fleet's frame. Heading is compared with the bearing to the first waypoint not yet reached; a
+ * drone that moves during a hold, or moves while the plan is empty (hold where it is),
+ * contradicts it.
+ */
+export function planAgreement(
+  d: Pick<CoordinationDrone, "lat" | "lon" | "alt_m" | "heading_deg" | "speed_mps" | "climb_mps">,
+  path: readonly LatLonAlt[],
+  hold_s: number | undefined,
+  config: FleetConfig,
+): PlanAgreement {
+  const moving = d.speed_mps >= HOVER_SPEED_MPS;
+  if (hold_s !== undefined && hold_s > 0) return moving ? "disagree" : "agree";
+  const f = prepare(config).frame;
+  const x = f.x(d.lon);
+  const y = f.y(d.lat);
+  for (const wp of path) {
+    const dx = f.x(wp.lon) - x;
+    const dy = f.y(wp.lat) - y;
+    const dh = Math.hypot(dx, dy);
+    const dz = wp.alt_m - d.alt_m;
+    if (dh <= PLAN_ARRIVED_M && Math.abs(dz) <= PLAN_ARRIVED_M) continue;
+    // The climb or descent the leg asks for (trajectory.ts's straight 3D leg), against the one
+    // reported: a drone told to climb out of a conflict that stays level does not follow.
+    const speed = Math.max(d.speed_mps, HOVER_SPEED_MPS);
+    const wantVz = dz / Math.max(dh / speed, Math.abs(dz) / PLAN_CLIMB_MPS, 1e-9);
+    if (d.climb_mps !== undefined && Math.abs(wantVz) >= PLAN_CLIMB_CHECK_MPS && d.climb_mps * Math.sign(wantVz) < Math.abs(wantVz) / 4) return "disagree";
+    if (dh <= PLAN_ARRIVED_M) return "agree";
+    if (!moving) return "unknown";
+    const bearing = Math.atan2(dx, dy) / DEG;
+    // Signed difference folded into [-180, 180).
+    const diff = ((((d.heading_deg - bearing) % 360) + 540) % 360) - 180;
+    return Math.abs(diff) <= PLAN_HEADING_TOLERANCE_DEG ? "agree" : "disagree";
+  }
+  // Nothing left to fly: the plan says hover.
+  return moving ? (path.length === 0 ? "disagree" : "unknown") : "agree";
+}
+
 // ---------------------------------------------------------------------------- resolution plans
 
 /**
  * The drones as they would be with `resolution` applied: `modify_waypoint` replaces the plan with
- * the one waypoint (what the command desk records on ack); `hold` keeps the plan and delays it.
- * Used to verify resolutions, and by callers to re-run detection on the resolved plan.
+ * the one waypoint (what the command desk records on ack), or for a drone on a mission only the
+ * leg being flown (the mission goes on after it); `hold` keeps the plan and delays it. Used to
+ * verify resolutions, and by callers to re-run detection on the resolved plan.
  */
 export function applyResolution(drones: readonly CoordinationDrone[], resolution: Pick<Resolution, "commands">): CoordinationDrone[] {
   const byId = new Map<string, WaypointCommand | HoldCommand>();
@@ -703,30 +939,49 @@ export function applyResolution(drones: readonly CoordinationDrone[], resolution
   return drones.map((d) => {
     const c = byId.get(d.drone_id);
     if (!c) return d;
-    if (c.command === "hold") return { ...d, hold_s: c.duration_s };
-    return { ...d, path: [c.new_waypoint], hold_s: 0 };
+    // The drone is now predicted flying the command, not by dead reckoning as well, from when the
+    // command reaches it: its sample's age plus the way to the drone.
+    const lead_s = (d.age_s ?? 0) + RESOLUTION_LEAD_S;
+    if (c.command === "hold") return { ...d, hold_s: c.duration_s, also_dead_reckoning: false, lead_s };
+    const path = d.on_mission && d.path.length > 1 ? [c.new_waypoint, ...d.path.slice(1)] : [c.new_waypoint];
+    return { ...d, path, hold_s: 0, also_dead_reckoning: false, plan_speed_mps: undefined, lead_s };
   });
 }
 
 type Candidate = { strategy: Strategy; commands: WaypointCommand[] | HoldCommand[]; windowS: number };
 
-/** Everything resolution needs, computed once per `chooseResolution` call. */
-type Ctx = {
+/** What resolution needs about the whole fleet: built once per planner, shared by the conflicts
+ * it resolves, and updated as resolutions are committed. */
+type Base = {
   config: FleetConfig;
   prep: Prepared;
   H: number;
   V: number;
   horizonS: number;
+  /** Longest verification window (the longest hold plus resuming). */
+  longest: number;
   airborne: CoordinationDrone[];
   index: Map<string, number>;
-  /** Tracks of every airborne drone over the longest verification window. */
+  /** Tracks of every airborne drone (and second predictions) over the longest window, each row
+   * predicted when first needed (`ensureRow`): a resolution looks at the drones near it only. */
   base: Tracks;
-  /** Per-drone box over the whole base track (x0, x1, y0, y1, z0, z1). */
+  ready: Uint8Array;
+  /** Per-row box over the whole base track (x0, x1, y0, y1, z0, z1), once the row is ready. */
   boxes: Float64Array;
+  /** Per-row box that surely contains the row's track, known without predicting it: the drone's
+   * position, every waypoint of its plan, and how far it can go otherwise. */
+  coarse: Float64Array;
+};
+
+/** Everything resolving one conflict needs. */
+type Ctx = Base & {
   conflict: Conflict;
-  /** Conflict keys of the involved drones before any change: these may persist, others may not
-   * appear. */
-  baseline: Set<string>;
+  /** Conflicts of the involved drones before any change (key → first instant, s, and the least
+   * horizontal and vertical distances; zones: 0): these may persist, but not come sooner nor get
+   * closer; others may not appear. */
+  baseline: Map<string, { t: number; h: number; v: number }>;
+  /** The best unverified candidate seen so far (see `score`), for when none verifies. */
+  best: { cand: Candidate; score: number } | null;
 };
 
 /** Bounding box (x0, x1, y0, y1, z0, z1) of row i over samples k0..k1, into out[at..at+5]. */
@@ -749,44 +1004,65 @@ function trackBox(tr: Tracks, i: number, k0: number, k1: number, out: Float64Arr
     if (z < z0) z0 = z;
     if (z > z1) z1 = z;
   }
-  out[at] = x0;
-  out[at + 1] = x1;
-  out[at + 2] = y0;
-  out[at + 3] = y1;
-  out[at + 4] = z0;
-  out[at + 5] = z1;
+  // Grown by the corners the samples cut, so the broad phase keeps every pair narrow() would hit.
+  const gh = tr.maxDevH[i]!;
+  const gv = tr.maxDevV[i]!;
+  out[at] = x0 - gh;
+  out[at + 1] = x1 + gh;
+  out[at + 2] = y0 - gh;
+  out[at + 3] = y1 + gh;
+  out[at + 4] = z0 - gv;
+  out[at + 5] = z1 + gv;
 }
 
-/** Conflicts of `subjects` (changed or involved drones) against everyone, within `windowS`.
- * Returns key → the pair hit (pairs) or null (zones). */
-function conflictsOf(ctx: Ctx, subjects: readonly CoordinationDrone[], windowS: number): Map<string, PairHit | null> {
+/**
+ * Conflicts of `subjects` (changed or involved drones) against everyone, within `windowS`.
+ * Returns key → the pair hit (pairs) or null (zones). `second`: whether the subjects' own second
+ * predictions count (yes for the baseline; no for a subject given a command, which is predicted
+ * flying that command).
+ */
+function conflictsOf(ctx: Ctx, subjects: readonly CoordinationDrone[], windowS: number, second: boolean): Map<string, PairHit | null> {
   const out = new Map<string, PairHit | null>();
-  const tr = buildTracks(subjects, ctx.prep, ctx.config.cruise_speed_mps, ctx.base.times);
+  const tr = buildTracks(subjects, ctx.prep, ctx.config.cruise_speed_mps, ctx.base.times, second);
   const kEnd = intervalsFor(ctx.base.times, windowS);
   const { H, V } = ctx;
   const own = new Float64Array(6);
   const ids = new Set(subjects.map((s) => s.drone_id));
-  for (let s = 0; s < subjects.length; s++) {
-    const sid = subjects[s]!.drone_id;
+  const B = ctx.base;
+  const bx = ctx.boxes;
+  const cb = ctx.coarse;
+  for (let s = 0; s < tr.n; s++) {
+    const sid = subjects[tr.owner[s]!]!.drone_id;
     trackBox(tr, s, 0, kEnd, own, 0);
-    for (let j = 0; j < ctx.airborne.length; j++) {
-      const other = ctx.airborne[j]!;
+    for (let r = 0; r < B.n; r++) {
+      const o = B.owner[r]!;
+      if (o < 0) continue;
+      const other = ctx.airborne[o]!;
       if (ids.has(other.drone_id)) continue;
-      const b = j * 6;
-      const bx = ctx.boxes;
+      const b = r * 6;
+      if (own[0]! - H > cb[b + 1]! || cb[b]! > own[1]! + H) continue;
+      if (own[2]! - H > cb[b + 3]! || cb[b + 2]! > own[3]! + H) continue;
+      if (own[4]! - V > cb[b + 5]! || cb[b + 4]! > own[5]! + V) continue;
+      ensureRow(ctx, r);
       if (own[0]! - H > bx[b + 1]! || bx[b]! > own[1]! + H) continue;
       if (own[2]! - H > bx[b + 3]! || bx[b + 2]! > own[3]! + H) continue;
       if (own[4]! - V > bx[b + 5]! || bx[b + 4]! > own[5]! + V) continue;
-      const hit = narrow(tr, s, ctx.base, j, H, V, kEnd, ALL_CHUNKS, 1);
-      if (hit) out.set(pairKey(sid, other.drone_id), hit);
+      const hit = narrow(tr, s, B, r, H, V, kEnd, ALL_CHUNKS, 1);
+      if (hit) keepEarliest(out, pairKey(sid, other.drone_id), hit);
     }
-    for (let q = s + 1; q < subjects.length; q++) {
+    for (let q = s + 1; q < tr.n; q++) {
+      if (tr.owner[q] === tr.owner[s]) continue;
       const hit = narrow(tr, s, tr, q, H, V, kEnd, ALL_CHUNKS, 1);
-      if (hit) out.set(pairKey(sid, subjects[q]!.drone_id), hit);
+      if (hit) keepEarliest(out, pairKey(sid, subjects[tr.owner[q]!]!.drone_id), hit);
     }
     for (const z of zoneHits(ctx.prep, ctx.config, tr, s, sid, kEnd)) out.set(z.key, null);
   }
   return out;
+}
+
+function keepEarliest(out: Map<string, PairHit | null>, key: string, hit: PairHit): void {
+  const had = out.get(key);
+  if (!had || hit.t < had.t) out.set(key, hit);
 }
 
 /** Whether the conflict under resolution is already happening now (it cannot vanish from t=0). */
@@ -794,35 +1070,57 @@ function happeningNow(ctx: Ctx): boolean {
   return ctx.conflict.time_to_conflict_s <= 1e-9;
 }
 
-/** Whether `cand` fixes the conflict without causing a new one. */
-function verify(ctx: Ctx, cand: Candidate): boolean {
+/** `drones` with `cand` applied; a commanded drone is predicted flying its command only. */
+function subjectsOf(ctx: Base, cand: Pick<Candidate, "commands">): CoordinationDrone[] {
   const involved = new Set(cand.commands.map((c) => c.drone_id));
-  const subjects = applyResolution(
+  return applyResolution(
     ctx.airborne.filter((d) => involved.has(d.drone_id)),
     cand,
   );
-  const found = conflictsOf(ctx, subjects, cand.windowS);
+}
+
+/** Whether `cand` fixes the conflict without causing a new one. */
+function verify(ctx: Ctx, cand: Candidate): boolean {
+  return score(ctx, cand) === Infinity;
+}
+
+/**
+ * How good `cand` is: Infinity when it fixes the conflict and causes no new one nor makes an
+ * existing one sooner (verified); otherwise, if it fixes the conflict, the earliest instant of the
+ * conflicts it leaves or causes (later is less bad: there is time to resolve those next); -1 when
+ * it does not fix the conflict. The best unverified candidate is remembered in `ctx.best`.
+ */
+function score(ctx: Ctx, cand: Candidate): number {
+  const subjects = subjectsOf(ctx, cand);
+  const found = conflictsOf(ctx, subjects, cand.windowS, false);
+  let worst = Infinity;
   for (const [key, hit] of found) {
     if (key === ctx.conflict.key) {
-      if (!happeningNow(ctx)) return false;
+      if (!happeningNow(ctx)) return -1;
       // Already in conflict: the plan must end it well before the window closes.
       if (hit) {
-        if (hit.tEnd > cand.windowS - DEFAULT_STEP_S) return false;
+        if (hit.tEnd > cand.windowS - DEFAULT_STEP_S) return -1;
       } else if (!leavesViolation(ctx, subjects, cand.windowS)) {
-        return false;
+        return -1;
       }
       continue;
     }
-    if (!ctx.baseline.has(key)) return false;
+    const before = ctx.baseline.get(key);
+    const t = hit ? hit.t : 0;
+    // A conflict that was there already may stay, unless the change brings it forward or closer
+    // (a near miss of the grown minima must not become a real conflict).
+    if (before !== undefined && t >= before.t - DEFAULT_STEP_S / 2 && (!hit || (hit.minH >= before.h - 2 && hit.minV >= before.v - 1))) continue;
+    worst = Math.min(worst, t);
   }
-  return true;
+  if (worst !== Infinity && (!ctx.best || worst > ctx.best.score)) ctx.best = { cand, score: worst };
+  return worst;
 }
 
 /** For a zone breach happening now: whether the subject ends the window out of the zone. */
 function leavesViolation(ctx: Ctx, subjects: readonly CoordinationDrone[], windowS: number): boolean {
   const d = subjects.find((s) => ctx.conflict.drone_ids.includes(s.drone_id));
   if (!d) return false;
-  const tr = buildTracks([d], ctx.prep, ctx.config.cruise_speed_mps, ctx.base.times);
+  const tr = buildTracks([d], ctx.prep, ctx.config.cruise_speed_mps, ctx.base.times, false);
   const k = intervalsFor(ctx.base.times, windowS);
   const p = { x_m: tr.X[k]!, y_m: tr.Y[k]! };
   const z = tr.Z[k]!;
@@ -863,15 +1161,20 @@ function waypointAt(ctx: Ctx, x: number, y: number, alt: number): Waypoint {
   return { ...toLatLon(ctx.prep, x, y), alt_m: alt };
 }
 
+/** Lowest and highest altitude of every prediction of drone `id` over the horizon. */
 function altitudeRange(ctx: Ctx, id: string): { lo: number; hi: number } {
   const j = ctx.index.get(id)!;
-  const o = j * ctx.base.stride;
   const kEnd = intervalsFor(ctx.base.times, ctx.horizonS);
   let lo = Infinity;
   let hi = -Infinity;
-  for (let k = 0; k <= kEnd; k++) {
-    lo = Math.min(lo, ctx.base.Z[o + k]!);
-    hi = Math.max(hi, ctx.base.Z[o + k]!);
+  for (let r = 0; r < ctx.base.n; r++) {
+    if (ctx.base.owner[r] !== j) continue;
+    ensureRow(ctx, r);
+    const o = r * ctx.base.stride;
+    for (let k = 0; k <= kEnd; k++) {
+      lo = Math.min(lo, ctx.base.Z[o + k]!);
+      hi = Math.max(hi, ctx.base.Z[o + k]!);
+    }
   }
   return { lo, hi };
 }
@@ -911,6 +1214,7 @@ function* verticalCandidates(ctx: Ctx, mover: CoordinationDrone, other: Coordina
 }
 
 function* holdCandidates(ctx: Ctx, holders: readonly CoordinationDrone[], why: string): Generator<Candidate> {
+  if (holders.length === 0) return;
   for (const duration_s of HOLD_STEPS_S) {
     yield {
       strategy: "hold",
@@ -937,6 +1241,7 @@ function* lateralCandidates(ctx: Ctx, mover: CoordinationDrone, other: Coordinat
   const right = { x: t.uy, y: -t.ux };
   const sides = leftOfUs ? [1, -1] : [-1, 1];
   const j = ctx.index.get(mover.drone_id)!;
+  ensureRow(ctx, j);
   const kc = Math.min(ctx.base.K, Math.round(ctx.conflict.time_to_conflict_s / (ctx.base.times[1]! - ctx.base.times[0]!)));
   const anchors = [
     { x: t.x + t.ux * t.dist, y: t.y + t.uy * t.dist },
@@ -1011,52 +1316,273 @@ function firstOf(gens: Iterable<Candidate>[]): Candidate | null {
   return null;
 }
 
-function buildCtx(conflict: Conflict, drones: readonly CoordinationDrone[], config: FleetConfig, opts: CoordinationOptions): Ctx {
+function buildBase(drones: readonly CoordinationDrone[], config: FleetConfig, opts: CoordinationOptions): Base {
   const horizonS = opts.horizonS && opts.horizonS > 0 ? opts.horizonS : DEFAULT_HORIZON_S;
   const prep = prepare(config);
   const airborne = drones.filter(isAirborne);
   // Long enough for the longest hold plus resuming.
   const longest = Math.max(horizonS, HOLD_STEPS_S[HOLD_STEPS_S.length - 1]! + RESUME_WINDOW_S);
   const times = timeline(longest, opts.stepS ?? DEFAULT_STEP_S);
-  const base = buildTracks(airborne, prep, config.cruise_speed_mps, times);
-  const boxes = new Float64Array(airborne.length * 6);
-  for (let i = 0; i < airborne.length; i++) trackBox(base, i, 0, base.K, boxes, i * 6);
-  const ctx: Ctx = {
+  const base = buildTracks(airborne, prep, config.cruise_speed_mps, times, true, true);
+  const coarse = new Float64Array(base.n * 6);
+  const horizon = times[times.length - 1]!;
+  for (let r = 0; r < base.n; r++) {
+    const d = airborne[base.owner[r]!]!;
+    coarseBox(r < airborne.length ? d : deadReckoned(d), prep, config.cruise_speed_mps, horizon, coarse, r * 6);
+  }
+  return {
     config,
     prep,
-    H: config.separation.horizontal_m,
-    V: config.separation.vertical_m,
+    H: config.separation.horizontal_m * VERIFY_BUFFER.horizontal,
+    V: config.separation.vertical_m * VERIFY_BUFFER.vertical,
     horizonS,
+    longest,
     airborne,
     index: new Map(airborne.map((d, i) => [d.drone_id, i])),
     base,
-    boxes,
-    conflict,
-    baseline: new Set(),
+    ready: new Uint8Array(base.n),
+    boxes: new Float64Array(base.n * 6),
+    coarse,
   };
-  const involved = airborne.filter((d) => conflict.drone_ids.includes(d.drone_id));
-  ctx.baseline = new Set(conflictsOf(ctx, involved, longest).keys());
+}
+
+/** A box (x0, x1, y0, y1, z0, z1) that holds `d`'s whole predicted track up to `horizon`
+ * (trajectory.ts's rule), without predicting it: its plan's waypoints, or how far its heading and
+ * speed take it, the climb for CLIMB_EXTRAPOLATION_S, and the samples' corner allowance. */
+function coarseBox(d: CoordinationDrone, prep: Prepared, cruise: number, horizon: number, out: Float64Array, at: number): void {
+  const f = prep.frame;
+  const age = d.age_s !== undefined && d.age_s > 0 && Number.isFinite(d.age_s) ? Math.min(d.age_s, MAX_SAMPLE_AGE_S) : 0;
+  let x0 = f.x(d.lon);
+  let y0 = f.y(d.lat);
+  let z0 = d.alt_m;
+  let x1 = x0;
+  let y1 = y0;
+  let z1 = z0;
+  if (d.path.length > 0) {
+    for (const w of d.path) {
+      const x = f.x(w.lon);
+      const y = f.y(w.lat);
+      if (x < x0) x0 = x;
+      if (x > x1) x1 = x;
+      if (y < y0) y0 = y;
+      if (y > y1) y1 = y;
+      if (w.alt_m < z0) z0 = w.alt_m;
+      if (w.alt_m > z1) z1 = w.alt_m;
+    }
+  } else {
+    const reach = (d.speed_mps ?? 0) * (horizon + age);
+    x0 -= reach;
+    x1 += reach;
+    y0 -= reach;
+    y1 += reach;
+    const climb = Math.abs(d.climb_mps ?? 0) * (CLIMB_EXTRAPOLATION_S + age);
+    z0 -= climb;
+    z1 += climb;
+  }
+  out[at] = x0 - 1;
+  out[at + 1] = x1 + 1;
+  out[at + 2] = y0 - 1;
+  out[at + 3] = y1 + 1;
+  out[at + 4] = z0 - 1;
+  out[at + 5] = z1 + 1;
+}
+
+/** Scratch space of `ensureRow`: one planner predicts hundreds of rows a pass. */
+let scratchKnots: Track = newTrack(16);
+let scratchTimes = new Float64Array(128);
+
+/** Predict row r of the planner's base now, if it is not yet. */
+function ensureRow(b: Base, r: number): void {
+  if (b.ready[r]) return;
+  const d = b.airborne[b.base.owner[r]!]!;
+  if (scratchTimes.length < b.base.stride) scratchTimes = new Float64Array(b.base.stride);
+  scratchKnots = predictRow(b.base, r, r < b.airborne.length ? d : deadReckoned(d), b.prep, b.config.cruise_speed_mps, scratchKnots, scratchTimes);
+  trackBox(b.base, r, 0, b.base.K, b.boxes, r * 6);
+  b.ready[r] = 1;
+}
+
+function contextFor(b: Base, conflict: Conflict): Ctx {
+  const ctx: Ctx = { ...b, conflict, baseline: new Map(), best: null };
+  const involved = b.airborne.filter((d) => conflict.drone_ids.includes(d.drone_id));
+  for (const [key, hit] of conflictsOf(ctx, involved, b.longest, true)) ctx.baseline.set(key, hit ? { t: hit.t, h: hit.minH, v: hit.minV } : { t: 0, h: 0, v: 0 });
   return ctx;
 }
 
-/** The drone that gives way: lower priority, or at equal priority the larger id. */
+/** The drone that gives way: one without right of way before one with it, then lower priority,
+ * then at equal priority the larger id. */
 function yielderFirst(a: CoordinationDrone, b: CoordinationDrone): [CoordinationDrone, CoordinationDrone] {
+  const ra = urgency(a);
+  const rb = urgency(b);
+  if (ra !== rb) return ra < rb ? [a, b] : [b, a];
   const pa = a.priority ?? 0;
   const pb = b.priority ?? 0;
   if (pa !== pb) return pa < pb ? [a, b] : [b, a];
   return a.drone_id > b.drone_id ? [a, b] : [b, a];
 }
 
+/** How strongly a drone keeps its course: 0 without right of way, then by RIGHT_OF_WAY's order
+ * reversed (an emergency outranks everything). */
+function urgency(d: CoordinationDrone): number {
+  return d.right_of_way ? RIGHT_OF_WAY.length - RIGHT_OF_WAY.indexOf(d.right_of_way) : 0;
+}
+
+/** Right of way that still accepts a hold when the other drone's right is stronger: a returning
+ * drone can loiter for a few seconds (relays refuse it new waypoints, not a hold); one that
+ * lands or is in an emergency cannot. */
+const MAY_HOLD_WHEN_OUTRANKED: ReadonlySet<RightOfWay> = new Set<RightOfWay>(["returning", "low_battery"]);
+
+/** Options of one `choose`: the operator's strategy, what must not be chosen, and why (for the
+ * reason given when nothing can be). */
+export type ChooseOptions = { override?: OverrideStrategy; exclude?: Exclusions; why?: ReadonlyMap<string, string> };
+
 /**
- * Commands that fix `conflict`, verified by re-predicting every drone with them applied.
+ * Resolution over one fleet picture, for several conflicts in a row: the fleet's tracks are
+ * predicted once (the expensive part: ~1,000 drones × 76 samples), each `choose` only adds what
+ * its conflict needs, and `commit` makes a chosen resolution part of the picture, so the next
+ * conflict is resolved around it (two resolutions never send two drones to the same new
+ * altitude). The fleet object builds one per detection pass, and only when something needs it.
+ */
+export class ResolutionPlanner {
+  private readonly b: Base;
+
+  constructor(drones: readonly CoordinationDrone[], config: FleetConfig, opts: CoordinationOptions = {}) {
+    this.b = buildBase(drones, config, opts);
+  }
+
+  /** The airborne drones as the planner now sees them (committed resolutions applied). */
+  drones(): readonly CoordinationDrone[] {
+    return this.b.airborne;
+  }
+
+  /** See `chooseResolution`. */
+  choose(conflict: Conflict, opts: ChooseOptions = {}): Resolution {
+    return choose(contextFor(this.b, conflict), opts);
+  }
+
+  /** Make `r`'s commands part of the picture. */
+  commit(r: Pick<Resolution, "commands">): void {
+    const b = this.b;
+    if (r.commands.length === 0) return;
+    const changed = subjectsOf(b, r);
+    for (const d of changed) {
+      const i = b.index.get(d.drone_id);
+      if (i === undefined) continue;
+      b.airborne[i] = d;
+      repredictRow(b.base, i, d, b.prep, b.config.cruise_speed_mps);
+      trackBox(b.base, i, 0, b.base.K, b.boxes, i * 6);
+      b.ready[i] = 1;
+      coarseBox(d, b.prep, b.config.cruise_speed_mps, b.base.times[b.base.K]!, b.coarse, i * 6);
+      // A commanded drone is predicted flying its command only.
+      for (let r2 = b.airborne.length; r2 < b.base.n; r2++) if (b.base.owner[r2] === i) b.base.owner[r2] = -1;
+    }
+  }
+}
+
+/** Who may be commanded, and with which strategies. */
+function allowed(d: CoordinationDrone, exclude: Exclusions | undefined, strategy?: Strategy): boolean {
+  if (d.right_of_way) return false;
+  if (!exclude) return true;
+  if (exclude.has(d.drone_id)) return false;
+  return strategy === undefined || !exclude.has(`${d.drone_id}:${strategy}`);
+}
+
+function whyNot(ds: readonly CoordinationDrone[], exclude: Exclusions | undefined, why: ReadonlyMap<string, string> | undefined): string {
+  return ds
+    .map((d) =>
+      d.right_of_way
+        ? `${d.drone_id} has the right of way (${d.right_of_way.replace("_", " ")})`
+        : exclude?.has(d.drone_id)
+          ? `${d.drone_id} may not be commanded (${why?.get(d.drone_id) ?? "excluded"})`
+          : `no resolution for ${d.drone_id} verifies`,
+    )
+    .join("; ");
+}
+
+function choose(ctx: Ctx, opts: ChooseOptions): Resolution {
+  const { override, exclude } = opts;
+  const whyNot_ = (ds: readonly CoordinationDrone[]) => whyNot(ds, exclude, opts.why);
+  const conflict = ctx.conflict;
+  const involved = conflict.drone_ids.map((id) => ctx.airborne[ctx.index.get(id) ?? -1]);
+  if (involved.length === 0 || involved.some((d) => d === undefined)) return { strategy: "hold", commands: [], verified: true };
+  const done = (c: Candidate, verified: boolean, reason?: string): Resolution => ({
+    strategy: c.strategy,
+    commands: c.commands,
+    verified,
+    ...(reason ? { reason } : {}),
+  });
+  const nothing = (ds: readonly CoordinationDrone[]): Resolution => ({ strategy: "hold", commands: [], verified: false, reason: whyNot_(ds) });
+  const only = (s: Strategy, d: CoordinationDrone, g: () => Iterable<Candidate>): Iterable<Candidate> => (allowed(d, exclude, s) ? g() : []);
+
+  if (involved.length === 1) {
+    const d = involved[0]!;
+    const ret = () => only("return_inside", d, () => returnCandidates(ctx, d));
+    const hold = () => only("hold", d, () => holdCandidates(ctx, [d], "short of the zone"));
+    const order = override === "hold" ? [hold(), ret()] : [ret(), hold()];
+    const ok = firstVerified(ctx, order);
+    if (ok) return done(ok, true);
+    const fallback = firstOf(override === "hold" ? [hold(), ret()] : [ret(), hold()]);
+    return fallback ? done(fallback, false, whyNot_([d])) : nothing([d]);
+  }
+
+  const [y, k] = yielderFirst(involved[0]!, involved[1]!);
+  const gen: Record<OverrideStrategy, (m: CoordinationDrone, o: CoordinationDrone) => Iterable<Candidate>> = {
+    vertical_separation: (m, o) => only("vertical_separation", m, () => verticalCandidates(ctx, m, o)),
+    hold: (m, o) => only("hold", m, () => holdCandidates(ctx, [m], `while ${o.drone_id} passes`)),
+    lateral_reroute: (m, o) => only("lateral_reroute", m, () => lateralCandidates(ctx, m, o)),
+  };
+  if (override) {
+    const ok = firstVerified(ctx, [gen[override](y, k), gen[override](k, y)]);
+    if (ok) return done(ok, true);
+    const any = firstOf([gen[override](y, k), gen[override](k, y)]);
+    if (any) return done(any, false, "the operator's strategy could not be verified");
+  }
+  const holders = [y, k].filter((d) => allowed(d, exclude, "hold"));
+  const order: Iterable<Candidate>[] = [
+    gen.vertical_separation(y, k),
+    gen.hold(y, k),
+    gen.lateral_reroute(y, k),
+    gen.vertical_separation(k, y),
+    gen.hold(k, y),
+    gen.lateral_reroute(k, y),
+    holders.length === 2 ? holdCandidates(ctx, holders, "until the conflict clears") : [],
+  ];
+  const ok = firstVerified(ctx, order);
+  if (ok) return done(ok, true);
+  // Nothing fixes it without a new conflict: the candidate whose remaining conflicts come
+  // latest, when there is time to resolve those next (a stop in another drone's path is worse).
+  if (ctx.best && ctx.best.score >= MIN_LEAD_FOR_NEXT_S) {
+    return done(ctx.best.cand, false, `the best resolution leaves another conflict in ${ctx.best.score.toFixed(0)} s, to be resolved next`);
+  }
+  // Both have the right of way: the less urgent one holds if it can (two drones returning home
+  // across each other's path: one loiters a few seconds rather than both carry on).
+  if (y.right_of_way && k.right_of_way && MAY_HOLD_WHEN_OUTRANKED.has(y.right_of_way) && urgency(y) <= urgency(k) && !exclude?.has(y.drone_id) && !exclude?.has(`${y.drone_id}:hold`)) {
+    const why = `while ${k.drone_id} (${k.right_of_way.replace("_", " ")}) passes; both have the right of way`;
+    // Only a hold shown to work: an unverified one may stop it in a third drone's way.
+    const held = firstVerified(ctx, [holdCandidates(ctx, [y], why)]);
+    if (held) return done(held, true);
+  }
+  // Stopping what may be stopped is the least bad thing left: it freezes the separation they
+  // have now, as far as one drone can.
+  const last = firstOf([holdCandidates(ctx, holders, "until the conflict clears")]);
+  return last ? done(last, false, whyNot_([y, k])) : nothing([y, k]);
+}
+
+/**
+ * Commands that fix `conflict`, verified by re-predicting every drone with them applied (each
+ * drone the edge is unsure about by both its predictions).
  *
- * Pairs, by default: the yielding drone (lower priority; at equal priority the larger id) climbs
- * or descends clear of the other by vertical_m + 5 m within floor/ceiling; failing that (no
- * room, or it would not work) it holds; then it sidesteps; then the same for the other drone;
- * last, both hold (`verified: false` if even that cannot be shown to work). Zone breaches:
- * `return_inside`, else hold. `override` puts the operator's strategy first; if none of its
- * candidates verifies, its first valid candidate is returned with `verified: false` (the
- * operator decided), and only when it has no valid candidate at all does the default apply.
+ * Pairs, by default: the yielding drone (one without right of way before one with it; then lower
+ * priority; at equal priority the larger id) climbs or descends clear of the other by
+ * vertical_m + 5 m within floor/ceiling; failing that (no room, or it would not work) it holds;
+ * then it sidesteps; then the same for the other drone; last, both hold (`verified: false` if
+ * even that cannot be shown to work). Zone breaches: `return_inside`, else hold. `override` puts
+ * the operator's strategy first; if none of its candidates verifies, its first valid candidate is
+ * returned with `verified: false` (the operator decided), and only when it has no valid candidate
+ * at all does the default apply.
+ *
+ * A drone with `right_of_way`, or excluded by `exclude`, is never commanded (nor with an excluded
+ * strategy): the other drone moves; when no drone may move the result has no commands, `verified:
+ * false` and a `reason` for the operator.
  *
  * Every new waypoint passes the command desk's position rules (geofence, no-fly, floor/ceiling).
  * Grounded or unknown drones need no command: the result is then an empty hold.
@@ -1066,49 +1592,9 @@ export function chooseResolution(
   drones: readonly CoordinationDrone[],
   config: FleetConfig,
   override?: OverrideStrategy,
-  opts: CoordinationOptions = {},
+  opts: CoordinationOptions & { exclude?: Exclusions } = {},
 ): Resolution {
-  const ctx = buildCtx(conflict, drones, config, opts);
-  const involved = conflict.drone_ids.map((id) => ctx.airborne[ctx.index.get(id) ?? -1]);
-  if (involved.length === 0 || involved.some((d) => d === undefined)) return { strategy: "hold", commands: [], verified: true };
-  const done = (c: Candidate, verified: boolean): Resolution => ({ strategy: c.strategy, commands: c.commands, verified });
-
-  if (involved.length === 1) {
-    const d = involved[0]!;
-    const ret = () => returnCandidates(ctx, d);
-    const hold = () => holdCandidates(ctx, [d], "short of the zone");
-    const order = override === "hold" ? [hold(), ret()] : [ret(), hold()];
-    const ok = firstVerified(ctx, order);
-    if (ok) return done(ok, true);
-    const fallback = firstOf(override === "hold" ? [hold()] : [ret(), hold()]);
-    return done(fallback!, false);
-  }
-
-  const [y, k] = yielderFirst(involved[0]!, involved[1]!);
-  const gen: Record<OverrideStrategy, (m: CoordinationDrone, o: CoordinationDrone) => Iterable<Candidate>> = {
-    vertical_separation: (m, o) => verticalCandidates(ctx, m, o),
-    hold: (m, o) => holdCandidates(ctx, [m], `while ${o.drone_id} passes`),
-    lateral_reroute: (m, o) => lateralCandidates(ctx, m, o),
-  };
-  if (override) {
-    const ok = firstVerified(ctx, [gen[override](y, k), gen[override](k, y)]);
-    if (ok) return done(ok, true);
-    const any = firstOf([gen[override](y, k), gen[override](k, y)]);
-    if (any) return done(any, false);
-  }
-  const order: Iterable<Candidate>[] = [
-    gen.vertical_separation(y, k),
-    gen.hold(y, k),
-    gen.lateral_reroute(y, k),
-    gen.vertical_separation(k, y),
-    gen.hold(k, y),
-    gen.lateral_reroute(k, y),
-    holdCandidates(ctx, [y, k], "until the conflict clears"),
-  ];
-  const ok = firstVerified(ctx, order);
-  if (ok) return done(ok, true);
-  // Stopping both is the least bad thing left: it freezes the separation they have now.
-  return done(firstOf([holdCandidates(ctx, [y, k], "until the conflict clears")])!, false);
+  return new ResolutionPlanner(drones, config, opts).choose(conflict, { ...(override ? { override } : {}), ...(opts.exclude ? { exclude: opts.exclude } : {}) });
 }
 
 // ---------------------------------------------------------------------------- resolution check

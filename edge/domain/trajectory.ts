@@ -4,12 +4,18 @@
  * waypoint the safety check accepts is not flagged by the next detection pass on the same data.
  *
  * The rule, for a drone at its reported position:
+ * 0. A command on its way (`lead_s`, set when a resolution is verified): for that long the drone
+ *    goes on as it is (heading, speed, climb), then does what follows from where it got to.
  * 1. Holding (`hold_s` > 0, from a hold command): it stays where it is for that long, then does
  *    what follows.
- * 2. With a plan (remaining waypoints): it flies them in order in straight 3D legs at its
- *    reported ground speed, or at the fleet's cruise speed when it reports less than
+ * 2. With a plan (remaining waypoints): it flies them in order in straight 3D legs and hovers at
+ *    the last waypoint. Its speed is the reported ground speed, or, when it reports less than
  *    MIN_MOVING_SPEED_MPS (a drone turning at a waypoint or just commanded is momentarily slow),
- *    and hovers at the last waypoint.
+ *    the plan's own speed (a reported intent's target speed), else the fleet's cruise speed. A
+ *    leg takes as long as its horizontal part at that speed or its vertical part at
+ *    PLAN_CLIMB_MPS (at most that speed), whichever is longer.
+ *    Which plan a drone has (its reported intent, the edge's record of acknowledged commands, or
+ *    none) is the caller's choice: collision-avoidance.ts decides and checks it.
  * 3. Without a plan: dead reckoning. It keeps its reported heading and ground speed over the
  *    whole horizon, and its climb rate for CLIMB_EXTRAPOLATION_S, then levels off (projecting a
  *    take-off's climb over 30 s would send it through the ceiling). A drone reporting less than
@@ -42,10 +48,21 @@ export type MotionState = {
   path: readonly LatLonAlt[];
   /** Holding position for this many more seconds before doing the above. */
   hold_s?: number;
+  /** Speed the plan is flown at while the drone reports less than MIN_MOVING_SPEED_MPS (a
+   * reported intent's target speed); default: the fleet's cruise speed. */
+  plan_speed_mps?: number;
+  /** Seconds the drone carries on as it is (heading, speed, climb) before the hold and plan
+   * apply: a command on its way to the drone takes effect that much later. */
+  lead_s?: number;
 };
 
 /** Below this ground speed a drone counts as not moving: it hovers, or flies its plan at cruise. */
 export const MIN_MOVING_SPEED_MPS = 0.5;
+/** Fastest climb or descent a drone is assumed to fly a plan's leg at, m/s (PX4's and
+ * ArduPilot's multirotor defaults are 3 m/s up, 1–1.5 m/s down; the faster bound errs on
+ * arriving early). A leg takes as long as its horizontal part at the plan's speed or its
+ * vertical part at this rate (at most the plan's speed), whichever is longer. */
+export const PLAN_CLIMB_MPS = 3;
 /** How long a drone without a plan is assumed to keep its current climb rate, seconds. */
 export const CLIMB_EXTRAPOLATION_S = 5;
 /** How far ahead conflict detection looks, seconds; the safety check looks at least this far. */
@@ -61,9 +78,11 @@ export function isMoving(speed_mps: number | undefined): boolean {
   return speed_mps !== undefined && speed_mps > MIN_MOVING_SPEED_MPS;
 }
 
-/** The speed a drone flies its plan at: its ground speed if moving, else the cruise speed. */
-export function planSpeedMps(d: Pick<MotionState, "speed_mps">, cruise_mps: number): number {
-  return isMoving(d.speed_mps) ? d.speed_mps! : cruise_mps;
+/** The speed a drone flies its plan at: its ground speed if moving, else the plan's own speed
+ * (a reported intent's), else the cruise speed. */
+export function planSpeedMps(d: Pick<MotionState, "speed_mps" | "plan_speed_mps">, cruise_mps: number): number {
+  if (isMoving(d.speed_mps)) return d.speed_mps!;
+  return isMoving(d.plan_speed_mps) ? d.plan_speed_mps! : cruise_mps;
 }
 
 /** An empty track with room for `capacity` knots. */
@@ -91,17 +110,31 @@ function push(tr: Track, t: number, x: number, y: number, z: number): void {
  */
 export function predictTrack(d: MotionState, frame: LocalFrame, cruise_mps: number, horizon_s: number, out?: Track): Track {
   const need = d.path.length + 4;
-  const tr = out && out.ts.length >= need ? out : newTrack(need);
+  const tr = out && out.ts.length >= need + 1 ? out : newTrack(need + 1);
   tr.n = 0;
-  const x0 = frame.x(d.lon);
-  const y0 = frame.y(d.lat);
-  const z0 = d.alt_m;
-  const hold = d.hold_s !== undefined && d.hold_s > 0 ? d.hold_s : 0;
+  const moving = isMoving(d.speed_mps) && d.heading_deg !== undefined && Number.isFinite(d.heading_deg);
+  const h = moving ? d.heading_deg! * DEG : 0;
+  const vx = moving ? d.speed_mps! * Math.sin(h) : 0;
+  const vy = moving ? d.speed_mps! * Math.cos(h) : 0;
+  const vz = d.climb_mps !== undefined && Number.isFinite(d.climb_mps) ? d.climb_mps : 0;
+  let x0 = frame.x(d.lon);
+  let y0 = frame.y(d.lat);
+  let z0 = d.alt_m;
   push(tr, 0, x0, y0, z0);
+  // A command still on its way: the drone goes on as it is until it takes effect.
+  const lead = (d.path.length > 0 || (d.hold_s ?? 0) > 0) && d.lead_s !== undefined && d.lead_s > 0 ? Math.min(d.lead_s, CLIMB_EXTRAPOLATION_S) : 0;
+  if (lead > 0) {
+    x0 += vx * lead;
+    y0 += vy * lead;
+    z0 += vz * lead;
+    push(tr, lead, x0, y0, z0);
+  }
+  const hold = d.hold_s !== undefined && d.hold_s > 0 ? lead + d.hold_s : 0;
   if (hold > 0) push(tr, hold, x0, y0, z0);
   if (d.path.length > 0) {
     const speed = planSpeedMps(d, cruise_mps);
-    let t = hold;
+    const climb = Math.min(PLAN_CLIMB_MPS, speed);
+    let t = Math.max(hold, lead);
     let ax = x0;
     let ay = y0;
     let az = z0;
@@ -109,7 +142,7 @@ export function predictTrack(d: MotionState, frame: LocalFrame, cruise_mps: numb
       const bx = frame.x(wp.lon);
       const by = frame.y(wp.lat);
       const bz = wp.alt_m;
-      t += Math.hypot(bx - ax, by - ay, bz - az) / speed;
+      t += Math.max(Math.hypot(bx - ax, by - ay) / speed, Math.abs(bz - az) / climb);
       push(tr, t, bx, by, bz);
       ax = bx;
       ay = by;
@@ -117,11 +150,6 @@ export function predictTrack(d: MotionState, frame: LocalFrame, cruise_mps: numb
     }
     return tr;
   }
-  const moving = isMoving(d.speed_mps) && d.heading_deg !== undefined && Number.isFinite(d.heading_deg);
-  const h = moving ? d.heading_deg! * DEG : 0;
-  const vx = moving ? d.speed_mps! * Math.sin(h) : 0;
-  const vy = moving ? d.speed_mps! * Math.cos(h) : 0;
-  const vz = d.climb_mps !== undefined && Number.isFinite(d.climb_mps) ? d.climb_mps : 0;
   if (vx === 0 && vy === 0 && vz === 0) return tr;
   const tLevel = CLIMB_EXTRAPOLATION_S;
   push(tr, hold + tLevel, x0 + vx * tLevel, y0 + vy * tLevel, z0 + vz * tLevel);

@@ -3,7 +3,9 @@
  *  - the status tick every 5 s (fleet_status, stale sweep, and the analytics tick), while any
  *    socket is open or a drone is still live and may go stale;
  *  - detection passes every 500 ms while a drone is airborne (collision avoidance);
- *  - the earliest command deadline (the ledger's timeouts).
+ *  - the earliest command deadline (the ledger's timeouts);
+ *  - the earliest token expiry of an open socket (closed then with 4001);
+ *  - the earliest time a throttled dashboard (max_rate_hz) has samples due (fan-out.ts).
  * Each clock runs when it is due: an alarm set for a command deadline does not run the others
  * early. Pure bookkeeping: the fleet object reads and sets the alarm itself.
  */
@@ -20,6 +22,10 @@ export type AlarmNeeds = {
   detection: boolean;
   /** Earliest command deadline, or null. */
   deadline: number | null;
+  /** Earliest token expiry of an open socket, or null. */
+  expiry?: number | null;
+  /** Earliest time throttled samples are due, or null. */
+  flush?: number | null;
 };
 
 export class AlarmPlan {
@@ -51,6 +57,8 @@ export class AlarmPlan {
     const wants: number[] = [];
     if (needs.status) wants.push((this.statusDueAt ??= now + LIMITS.statusIntervalMs));
     if (needs.deadline !== null) wants.push(needs.deadline);
+    if (typeof needs.expiry === "number") wants.push(needs.expiry);
+    if (typeof needs.flush === "number") wants.push(needs.flush);
     if (needs.detection) wants.push((this.detectDueAt ??= now + DETECT_INTERVAL_MS));
     if (!wants.length) return null;
     // A due time already past (a slow pass, a clock moved by a test) fires at the next moment.

@@ -7,11 +7,13 @@
  * - queues missions, coordination events and final command states as the stores change them;
  * - on the tick: computes the live metrics, raises/clears alerts, broadcasts `analytics_live` and
  *   `alert`, queues a performance_metrics row, and pings the Directory at most once a minute;
- * - drains the outbox into Postgres when asked (flush), one flush at a time.
+ * - drains the outbox into Postgres when asked (flush), one flush at a time; rows Postgres refuses
+ *   become dead letters (outbox.ts), counted in the live view and listed for admins.
  * Its tables (snapshot_last, charging_open, and those of the outbox and alerts) are in schema.ts.
  */
-import { AlertBook, droneConditions } from "./alerts";
+import { AlertBook, droneConditions, type AlertCondition } from "./alerts";
 import { computeLiveMetrics } from "../domain/live-metrics";
+import { log } from "../domain/log";
 import { directoryStub } from "../postgres/directory";
 import type { FleetEnv } from "./env";
 import type { FleetConfig } from "../domain/fleet-config";
@@ -19,7 +21,7 @@ import { distance3dM } from "../domain/geo";
 import type { LedgerRow } from "./ledger";
 import type { DroneRecord } from "../domain/live-state";
 import type { MissionRow } from "./missions";
-import { Outbox, type OutboxStats } from "./outbox";
+import { Outbox, type DeadLetter, type OutboxStats } from "./outbox";
 import { SNAPSHOT_INTERVAL_MS } from "../domain/outbox-rows";
 import { openDatabase } from "../postgres/client";
 import { drainOutbox, type FlushLimits, type FlushResult } from "../postgres/drain";
@@ -37,6 +39,8 @@ export interface AnalyticsPorts {
   drones(): Iterable<DroneRecord>;
   activeMissions(): number;
   activeCoordinationEvents(): number;
+  /** Alert conditions other modules hold (collision avoidance: unresolvable events, saturation). */
+  extraConditions?(): AlertCondition[];
   broadcast(frame: ServerMessage): void;
   waitUntil(p: Promise<unknown>): void;
 }
@@ -66,7 +70,7 @@ export class FleetAnalytics {
     private readonly ports: AnalyticsPorts,
     bounds?: { snapshots: number; metrics: number },
   ) {
-    this.outbox = new Outbox(sql, bounds);
+    this.outbox = new Outbox(sql, bounds, () => ports.now());
     this.alerts = new AlertBook(sql);
   }
 
@@ -174,7 +178,7 @@ export class FleetAnalytics {
   tick(now: number): LiveAnalytics {
     const config = this.ports.config();
     const drones = [...this.ports.drones()];
-    const conditions = drones.flatMap((r) => droneConditions(r, config));
+    const conditions = [...drones.flatMap((r) => droneConditions(r, config)), ...(this.ports.extraConditions?.() ?? [])];
     const { raised, cleared } = this.alerts.reconcile(conditions, now);
     for (const [state, list] of [["raised", raised], ["cleared", cleared]] as const) {
       for (const a of list) {
@@ -206,6 +210,16 @@ export class FleetAnalytics {
     };
   }
 
+  /** What GET /analytics/dead-letters answers: the newest rows Postgres refused, and the counts. */
+  deadLetters(limit: number, before?: number): { dead_letters: DeadLetter[]; kept: number; total: number; dropped: number } {
+    return {
+      dead_letters: this.outbox.deadLetters(limit, before),
+      kept: this.outbox.deadLetterCount(),
+      total: this.outbox.meta("dead_letters_total"),
+      dropped: this.outbox.meta("dead_letters_dropped"),
+    };
+  }
+
   // ------------------------------------------------------------------ flush
 
   /** Drain the outbox into Postgres. A call while a flush runs joins it instead of starting another. */
@@ -222,10 +236,10 @@ export class FleetAnalytics {
     let r: FlushResult;
     const db = fleet ? openDatabase(this.env) : null;
     if (!fleet) {
-      r = { status: "unknown_fleet", rows: 0, batches: 0, ms: 0, remaining: this.outbox.pendingTotal(), error: "the fleet object does not know its name yet" };
+      r = { status: "unknown_fleet", rows: 0, batches: 0, ms: 0, remaining: this.outbox.pendingTotal(), dead_lettered: 0, error: "the fleet object does not know its name yet" };
     } else if (!db) {
       // Nothing to write to: the outbox keeps everything (within its bounds) until DATABASE_URL is set.
-      r = { status: "no_database", rows: 0, batches: 0, ms: 0, remaining: this.outbox.pendingTotal(), error: "DATABASE_URL is not configured" };
+      r = { status: "no_database", rows: 0, batches: 0, ms: 0, remaining: this.outbox.pendingTotal(), dead_lettered: 0, error: "DATABASE_URL is not configured" };
     } else {
       try {
         const config = this.ports.config();
@@ -234,7 +248,8 @@ export class FleetAnalytics {
         await db.close();
       }
     }
-    if (r.status === "error") console.warn(`FleetHub(${fleet}) flush failed after ${r.rows} rows: ${r.error}`);
+    if (r.status === "error") log("warn", "outbox flush failed", { fleet, rows: r.rows, reason: r.error });
+    if (r.dead_lettered) log("warn", "outbox rows Postgres refused were set aside (GET /analytics/dead-letters)", { fleet, dead_lettered: r.dead_lettered });
     const last: LastFlush = { ...r, at: t0 };
     this.outbox.setMetaText("last_flush", JSON.stringify(last));
     return r;
@@ -289,7 +304,7 @@ export class FleetAnalytics {
     this.ports.waitUntil(
       directoryStub(this.env)
         .ping(fleet, now)
-        .catch((err: unknown) => console.warn(`FleetHub(${fleet}) directory ping failed`, err)),
+        .catch((err: unknown) => log("warn", "directory ping failed", { fleet }, err)),
     );
   }
 }

@@ -1,38 +1,107 @@
 /**
- * The stateful side of collision avoidance in a fleet object: runs detection passes, opens an
- * event per new conflict, sends the chosen resolution through the command ledger, follows each
- * event until separation is restored, takes operator overrides, and keeps the involved drones'
- * tracks from 30 s before to 30 s after for replay. Detection and resolution themselves are the
- * pure functions of ../domain/conflicts.ts. Tables `coordination_events` and `event_tracks`
- * (schema.ts).
+ * The stateful side of collision avoidance in a fleet object: decides what each drone is about to
+ * do and how sure it is of that, runs detection passes, opens an event per conflict (merging
+ * conflicts that share drones), sends resolutions through the command ledger within budgets,
+ * follows each command to its outcome, takes operator overrides, says when the airspace is
+ * saturated, and keeps the involved drones' tracks from 30 s before to 30 s after for replay.
+ * Detection and resolution themselves are the pure functions of ../domain/conflicts.ts. Tables
+ * `coordination_events` and `event_tracks` (schema.ts).
+ *
+ * What a drone is predicted to fly (its plan), in this order:
+ * 1. a resolution the edge sent and the relay has not answered yet (the drone is about to turn);
+ * 2. the intent its relay reports with each sample (edge/protocol/relay.ts `DroneIntent`), unless
+ *    the edge's record below is newer;
+ * 3. the edge's record of commands it sent and the relay acknowledged (missions.plan);
+ * 4. none: dead reckoning on heading and speed.
+ *
+ * Trust, but check. Each new sample is compared with the plans (`planAgreement`): a plan the
+ * drone's motion contradicts for DROP_AFTER_SAMPLES samples in a row is dropped (an intent until
+ * its revision changes, a record until a new command replaces it). While a plan is new, was just
+ * contradicted, or the drone hovers although the plan says fly, the edge is unsure, and the drone
+ * is predicted both ways (plan and dead reckoning): a conflict in either counts. A relay that
+ * connects again (`relayConnected`) or reports a new intent revision (a restarted route)
+ * invalidates the plans stored for those drones.
+ *
+ * Right of way (`RightOfWay`): drones in an emergency, landing, returning, at critical battery or
+ * held by an operator's override keep their course and are never sent a resolution; the other
+ * drone moves. A resolution that fails (refused, timed out, no relay) excludes that drone (or that
+ * strategy of it) and the next pass tries the next strategy or the other drone. An event is
+ * `resolved` only when one of its resolutions was acknowledged and separation is predicted to
+ * hold; one that clears without an acknowledged resolution is `expired`. When nothing may or can
+ * be sent, the operator gets a `coordination_unresolved` alert with the reason.
+ *
+ * Calm in dense airspace: a drone is not re-commanded while it flies its last resolution
+ * (RETRY_AFTER_MS), nor after DRONE_COMMANDS_PER_MIN resolutions in a minute unless moving the
+ * other drone does not work, nor ever beyond DRONE_COMMANDS_MAX_PER_MIN; a pass makes at most
+ * MAX_RESOLUTIONS_PER_PASS resolution attempts and sends at most MAX_COMMANDS_PER_PASS commands,
+ * most urgent first. Conflicts left over pass after pass mean the airspace is saturated: the
+ * operator gets an `airspace_saturated` alert and drones starting to take off are held.
  */
 import {
-  applyResolution,
-  chooseResolution,
   detectConflicts,
   isResolved,
+  parseConflictKey,
+  planAgreement,
+  ResolutionPlanner,
   type Conflict,
   type CoordinationDrone,
   type HoldCommand,
   type OverrideStrategy,
+  type PlanAgreement,
+  type Resolution,
+  type RightOfWay,
+  type Strategy,
   type WaypointCommand,
 } from "../domain/conflicts";
 import type { FleetConfig } from "../domain/fleet-config";
 import type { DroneRecord } from "../domain/live-state";
-import type { MissionStore } from "./missions";
-import type { CoordinationEventView } from "../protocol";
+import type { AlertKind, AlertSeverity, CommandState, CoordinationEventView, DroneIntent, LedgerCommand, Waypoint } from "../protocol";
 
 /** How often the fleet object runs a detection pass while drones are airborne. */
 export const DETECT_INTERVAL_MS = 500;
 /** Track kept before and after an event, for replay. */
 export const REPLAY_WINDOW_MS = 30_000;
-/** A still-unresolved event gets a new resolution this long after its last one. */
-const RETRY_AFTER_MS = 5_000;
-const MAX_ATTEMPTS = 3;
-/** How long a sent-but-unacknowledged resolution waypoint overrides the drone's known plan. */
+/** A conflict still predicted this long after its last resolution gets another one: until then
+ * the drone is flying that resolution and is not re-commanded. */
+export const RETRY_AFTER_MS = 5_000;
+/** Resolutions per event before the operator is told it is not working. */
+export const MAX_ATTEMPTS = 4;
+/** How long a sent-but-unanswered resolution waypoint overrides the drone's known plan. */
 const PENDING_PLAN_MS = 6_000;
+/** A drone is taken to fly an acknowledged waypoint resolution for this long (holds: their time). */
+const RESOLUTION_FLIGHT_MS = 15_000;
 /** One track point per drone per second is plenty for replay. */
 const TRACK_EVERY_MS = 1_000;
+/** A plan contradicted by this many samples in a row is dropped ("more than a couple"). */
+export const DROP_AFTER_SAMPLES = 3;
+/** After this many samples in a row that do not agree with the plan, the edge is unsure of it
+ * and predicts the drone both ways. One is not enough: a sample taken while the drone rounds a
+ * waypoint averages the old leg and the new one. */
+export const UNSURE_AFTER_SAMPLES = 2;
+/** A new plan's first seconds do not count against it: the drone needs time to turn. */
+const PLAN_GRACE_MS = 2_000;
+/** Budgets of one pass, and of one drone. */
+export const MAX_RESOLUTIONS_PER_PASS = 8;
+/** Resolution stops for this pass once it has taken this long, ms (one resolution always runs):
+ * with detection (~8 ms at 1,000 drones) the pass stays under 20 ms however many conflicts
+ * wait; the rest wait for the next pass, most urgent first (and count towards saturation). */
+export const PASS_RESOLUTION_BUDGET_MS = 8;
+export const MAX_COMMANDS_PER_PASS = 8;
+/** A drone that had this many resolutions in the last minute is commanded again only when
+ * moving the other drone does not work, and never beyond the hard cap. */
+export const DRONE_COMMANDS_PER_MIN = 4;
+export const DRONE_COMMANDS_MAX_PER_MIN = 12;
+/** Conflicts that share drones join one event, up to this many drones. */
+const MERGE_MAX_DRONES = 6;
+/** Passes in a row with conflicts left over that make the airspace saturated, and quiet passes
+ * that end it. */
+const SATURATED_AFTER_PASSES = 6;
+const CALM_AFTER_PASSES = 20;
+/** How long a drone starting to take off into saturated airspace is held, seconds. */
+export const TAKEOFF_HOLD_S = 30;
+/** Alert `drone_id` of fleet-wide conditions (alerts are keyed by drone and kind, so a drone
+ * named "fleet" cannot clash: it never has this kind). */
+export const FLEET_ALERT_ID = "fleet";
 
 /** An event's lifecycle state, as the protocol defines it. */
 export type EventState = CoordinationEventView["status"];
@@ -41,11 +110,36 @@ export type CoordinationEvent = CoordinationEventView;
 
 export type TrackPoint = { t: number; lat: number; lon: number; alt_m: number };
 
+/*
+ * The shapes this module takes from its neighbours, written out structurally (a ledger row, an
+ * alert condition, the mission store, the object's SQL) rather than imported: the separation
+ * figure (bench/lib/separation.ts) runs this module in plain Node, outside the Workers types.
+ */
+/** What the coordinator learns of a command's end (ledger.ts's LedgerRow has these fields). */
+export type CommandFinal = {
+  sub: string;
+  drone_id: string | null;
+  command: LedgerCommand;
+  status: CommandState;
+  message: string | null;
+  finished_at: number | null;
+};
+/** An alert condition (alerts.ts's AlertCondition). */
+export type CoordinationAlert = { drone_id: string; kind: AlertKind; severity: AlertSeverity; message: string; value: number | null };
+/** The part of SqlStorage used here. */
+export interface SqlPort {
+  exec<T extends Record<string, SqlValue>>(query: string, ...bindings: SqlValue[]): Iterable<T> & { toArray(): T[] };
+}
+type SqlValue = ArrayBuffer | string | number | null;
+/** The part of the mission store used here (missions.ts). */
+export type MissionPlans = { busy(): Map<string, string>; plan(droneId: string): Waypoint[] };
+
 export interface CoordinatorPorts {
   config(): FleetConfig;
-  /** Live, airborne-or-not drones with their plans and priorities. */
+  /** Live drones (`coordinationDrones`): position, motion, state, and as `path` the edge's record. */
   drones(): CoordinationDrone[];
-  /** Send resolution commands through the ledger; returns how many were sent. */
+  /** Send resolution commands through the ledger; returns how many were sent. Commands that
+   * cannot be sent end at once, through `onCommandFinal`. */
   issue(commands: readonly (WaypointCommand | HoldCommand)[], eventId: string): number;
   /** An event opened or changed. */
   changed(event: CoordinationEvent): void;
@@ -53,29 +147,107 @@ export interface CoordinatorPorts {
 
 type EventRow = Omit<CoordinationEvent, "drone_ids"> & { drone_ids: string };
 
+/** What the coordinator believes of one drone's plans. */
+type Belief = {
+  /** Seq of the last sample judged (each sample counts once). */
+  seq: number | undefined;
+  intentBad: number;
+  /** Samples in a row that did not agree with the intent (contradicted it, or could not tell). */
+  intentOdd: number;
+  intentLast: PlanAgreement;
+  /** `route_id#revision` of an intent the drone's motion contradicted. */
+  intentDistrusted: string | null;
+  /** The record (missions.plan array) last seen, since when, and how it fares. */
+  record: readonly Waypoint[] | null;
+  recordSince: number;
+  recordBad: number;
+  recordOdd: number;
+  recordLast: PlanAgreement;
+  /** A record the edge no longer trusts (contradicted, or from before a reconnect / a restarted
+   * route); a new command replaces the array and is trusted again. */
+  recordDistrusted: readonly Waypoint[] | null;
+  /** Distrust whatever record is there at the next pass (reconnect, new intent revision). */
+  invalidateRecord: boolean;
+};
+
+type IntentEntry = { intent: DroneIntent; key: string; at: number; since: number };
+
+/** Following one event to its end (memory only; rebuilt from the ledger after eviction). */
+type Follow = {
+  /** Conflict keys merged into the event (the event's own key first). */
+  keys: Set<string>;
+  /** Commands sent and not answered: drone → what. */
+  outstanding: Map<string, { command: "hold" | "modify_waypoint"; strategy: Strategy; key: string; at: number }>;
+  /** Drones that acknowledged a resolution of this event. */
+  acked: Set<string>;
+  /** Drones (`id`) and strategies (`id:strategy`) not to use again, and why (drones). */
+  exclude: Set<string>;
+  why: Map<string, string>;
+  /** Conflict key → when it was last given a resolution, and how many it had. */
+  tries: Map<string, { at: number; n: number }>;
+  /** A resolution failed: try again at the next pass, not after RETRY_AFTER_MS. */
+  retryNow: boolean;
+  /** Why nothing that works could be sent (the operator's alert), or null. */
+  reason: string | null;
+};
+
 export class Coordinator {
   private readonly active = new Map<string, CoordinationEvent>();
+  private readonly byId = new Map<string, CoordinationEvent>();
+  /** Merged conflict key → event_id. */
+  private readonly keyToEvent = new Map<string, string>();
+  private readonly follow = new Map<string, Follow>();
   /** Recent track per drone (≤ 1 point/s over the replay window). */
   private readonly rings = new Map<string, TrackPoint[]>();
   /** Events still recording tracks: event_id → until (ms) and drones. */
   private readonly recording = new Map<string, { until: number; drones: string[] }>();
-  /** Drones holding position until this time (from hold commands), for prediction. */
-  private readonly holdUntil = new Map<string, number>();
-  /** New waypoints sent to drones and not yet acknowledged (the mission plan updates on ack). */
-  private readonly pendingPlans = new Map<string, { path: CoordinationDrone["path"]; at: number }>();
-  lastPass = { ms: 0, drones: 0, conflicts: 0, at: 0 };
+  /** Drones holding position until this time (from hold commands), and whether an operator's
+   * override ordered it. */
+  private readonly holdUntil = new Map<string, { until: number; operator: boolean; at: number }>();
+  /** New waypoints sent to drones and not yet answered (the mission plan updates on ack). */
+  private readonly pendingPlans = new Map<string, { path: Waypoint[]; at: number }>();
+  /** Reported intents, by drone. */
+  private readonly intents = new Map<string, IntentEntry>();
+  private readonly beliefs = new Map<string, Belief>();
+  /** Drone → until when it flies a resolution, of which event, since when, and (waypoint
+   * resolutions) the intent it reported when the command left: a drone that acknowledges a new
+   * waypoint but still reports the same intent afterwards does not fly it. */
+  private readonly flying = new Map<string, { until: number; eventId: string; since: number; intentBefore: string | null }>();
+  /** Drone → the intent key it reported when a waypoint resolution was sent to it. */
+  private readonly intentAtSend = new Map<string, string | null>();
+  /** Drone → times of the resolution commands sent to it in the last minute. */
+  private readonly sentAt = new Map<string, number[]>();
+  /** Drones held on take-off during this saturation. */
+  private readonly takeoffHeld = new Set<string>();
+  private busyPasses = 0;
+  private calmPasses = 0;
+  private saturatedSince: number | null = null;
+  private lastDeferred = 0;
+  lastPass = { ms: 0, drones: 0, conflicts: 0, at: 0, saturated: false, deferred: 0, commands: 0 };
+  /** Commands sent since the object started, for the budget figures. */
+  commandsSent = 0;
 
   constructor(
-    private readonly sql: SqlStorage,
+    private readonly sql: SqlPort,
     private readonly ports: CoordinatorPorts,
+    /** Tests and the separation figure pass Infinity: a budget in real milliseconds would make
+     * simulated runs depend on the machine's load. */
+    private readonly resolutionBudgetMs: number = PASS_RESOLUTION_BUDGET_MS,
   ) {}
 
   /** Active events come back after eviction, so an event in progress is followed to its end. */
   load(now: number): void {
     for (const r of this.sql.exec<EventRow>(`SELECT * FROM coordination_events WHERE status = 'active' OR resolved_at > ?`, now - REPLAY_WINDOW_MS)) {
       const e = fromRow(r);
-      if (e.status === "active") this.active.set(e.key, e);
+      if (e.status === "active") this.track(e);
       this.recording.set(e.event_id, { until: e.resolved_at !== null ? e.resolved_at + REPLAY_WINDOW_MS : Infinity, drones: e.drone_ids });
+    }
+    for (const e of this.active.values()) {
+      // Which of its resolutions the drones acknowledged before the eviction: the ledger knows.
+      const f = this.followOf(e);
+      for (const c of this.sql.exec<{ drone_id: string | null; status: string }>(`SELECT drone_id, status FROM commands WHERE sub = ?`, `coordinator:${e.event_id}`)) {
+        if (c.status === "acked" && c.drone_id) f.acked.add(c.drone_id);
+      }
     }
   }
 
@@ -83,14 +255,19 @@ export class Coordinator {
     return [...this.active.values()];
   }
 
+  /** Whether the airspace is saturated now (too many conflicts to resolve calmly). */
+  saturated(): boolean {
+    return this.saturatedSince !== null;
+  }
+
   holdFor(droneId: string, now: number): number | undefined {
-    const until = this.holdUntil.get(droneId);
-    if (until === undefined) return undefined;
-    if (until <= now) {
+    const h = this.holdUntil.get(droneId);
+    if (h === undefined) return undefined;
+    if (h.until <= now) {
       this.holdUntil.delete(droneId);
       return undefined;
     }
-    return (until - now) / 1000;
+    return (h.until - now) / 1000;
   }
 
   /** Called for every accepted telemetry sample; cheap unless a point is due. */
@@ -111,43 +288,194 @@ export class Coordinator {
     }
   }
 
-  /** One detection pass: open events for new conflicts, follow and close the others. */
-  pass(now: number, clock: () => number = () => performance.now()): void {
-    const t0 = clock();
-    // Resolutions sent but not yet acknowledged are part of the picture, and so is every
-    // resolution chosen earlier in this same pass: otherwise two resolutions can send two
-    // conflicting drones to the same new altitude.
-    let drones = this.withPendingPlans(this.ports.drones(), now);
-    const config = this.ports.config();
-    const conflicts = detectConflicts({ drones, config, now });
-    const seen = new Set<string>();
-    for (const c of conflicts) {
-      seen.add(c.key);
-      const existing = this.active.get(c.key);
-      if (!existing) drones = this.open(c, drones, config, now);
-      else if (existing.strategy !== "dismissed" && now - existing.last_attempt_at > RETRY_AFTER_MS && existing.attempts < MAX_ATTEMPTS) {
-        // Still predicted after the last resolution had time to act: try again (the
-        // resolution chooser escalates to holds when re-routing does not verify).
-        drones = this.resolve(existing, c, drones, config, now).drones;
+  /**
+   * The intent on an accepted sample (`intentOf` of the raw update): every sample carries its
+   * source's current intent, so none (or an invalid one) clears it. A new route or revision is a
+   * replaced or restarted route: what the edge stored for that drone no longer holds.
+   */
+  recordIntent(droneId: string, intent: DroneIntent | null | "invalid", now: number): void {
+    if (intent === null || intent === "invalid") {
+      this.intents.delete(droneId);
+      return;
+    }
+    const key = `${intent.route_id}#${intent.revision}`;
+    const prev = this.intents.get(droneId);
+    if (prev && prev.key !== key) {
+      const b = this.belief(droneId);
+      b.invalidateRecord = true;
+      b.intentBad = 0;
+      b.intentOdd = 0;
+    }
+    this.intents.set(droneId, { intent, key, at: now, since: prev?.key === key ? prev.since : now });
+  }
+
+  /**
+   * A relay said hello (a first connection or a reconnect) for these drones: it may have
+   * restarted, and its drones with it may have started their routes over. Nothing stored about
+   * their plans holds any more; the next samples bring their intents again.
+   */
+  relayConnected(droneIds: readonly string[], _now: number): void {
+    for (const id of droneIds) {
+      this.intents.delete(id);
+      this.pendingPlans.delete(id);
+      // A restarted relay or drone forgot the holds it was told, as it forgot the waypoints.
+      this.holdUntil.delete(id);
+      this.flying.delete(id);
+      const b = this.belief(id);
+      b.invalidateRecord = true;
+      b.intentBad = 0;
+      b.intentOdd = 0;
+      b.recordBad = 0;
+      b.intentDistrusted = null;
+    }
+  }
+
+  /** A command ended (the ledger's final-state hook). Follows the coordinator's own commands. */
+  onCommandFinal(row: CommandFinal): void {
+    if (!row.sub.startsWith("coordinator:") || !row.drone_id) return;
+    const e = this.byId.get(row.sub.slice("coordinator:".length));
+    const droneId = row.drone_id;
+    const now = row.finished_at ?? 0;
+    if (row.status !== "acked") {
+      this.pendingPlans.delete(droneId);
+      if (row.command === "hold") this.holdUntil.delete(droneId);
+    }
+    if (!e || e.status !== "active") return;
+    const f = this.followOf(e);
+    const out = f.outstanding.get(droneId);
+    f.outstanding.delete(droneId);
+    if (row.status === "acked") {
+      f.acked.add(droneId);
+      const hold = row.command === "hold" ? this.holdUntil.get(droneId) : undefined;
+      const before = row.command === "modify_waypoint" ? (this.intentAtSend.get(droneId) ?? null) : null;
+      this.flying.set(droneId, { until: hold ? hold.until : now + RESOLUTION_FLIGHT_MS, eventId: e.event_id, since: now, intentBefore: before });
+      this.pendingPlans.delete(droneId);
+      return;
+    }
+    // Refused, timed out or never sent: not that again; the next pass tries the next strategy
+    // or the other drone. A drone that refuses outright (emergency landing, low battery, not
+    // airborne) is not asked again at all for this event.
+    const msg = `${row.status}${row.message ? `: ${row.message}` : ""}`;
+    f.retryNow = true;
+    f.reason = `${out ? `${out.strategy} for ${droneId}` : `resolution for ${droneId}`} ${msg}`;
+    // Not sent at all (no relay connected): nothing was refused; the next pass tries again, and
+    // the reconnecting relay brings fresh intents.
+    if (row.status === "rejected") {
+      this.ports.changed(e);
+      return;
+    }
+    if (row.command === "hold") f.exclude.add(`${droneId}:hold`);
+    else {
+      f.exclude.add(`${droneId}:vertical_separation`);
+      f.exclude.add(`${droneId}:lateral_reroute`);
+      f.exclude.add(`${droneId}:return_inside`);
+    }
+    if (REFUSES_ALL.test(row.message ?? "")) {
+      f.exclude.add(droneId);
+      f.why.set(droneId, `it refused: ${msg}`);
+    }
+    this.ports.changed(e);
+  }
+
+  /** Alert conditions for the analytics tick: events nothing works for, and saturation. */
+  alertConditions(): CoordinationAlert[] {
+    const out: CoordinationAlert[] = [];
+    for (const e of this.active.values()) {
+      const f = this.follow.get(e.event_id);
+      if (!f?.reason || e.strategy === "dismissed") continue;
+      for (const id of e.drone_ids) {
+        out.push({
+          drone_id: id,
+          kind: "coordination_unresolved",
+          severity: "critical",
+          value: e.time_to_conflict_s,
+          message: `collision avoidance cannot resolve ${e.event_type.replace("_", "-")} ${e.key} (event ${e.event_id}): ${f.reason}`,
+        });
       }
     }
+    if (this.saturatedSince !== null) {
+      out.push({
+        drone_id: FLEET_ALERT_ID,
+        kind: "airspace_saturated",
+        severity: "critical",
+        value: this.lastDeferred,
+        message: `airspace saturated: ${this.active.size} coordination events, ${this.lastDeferred} conflicts waiting for a resolution; new take-offs are held`,
+      });
+    }
+    return out;
+  }
+
+  /** One detection pass: open events for new conflicts, resolve within budget, close the others. */
+  pass(now: number, clock: () => number = () => performance.now()): void {
+    const t0 = clock();
+    const config = this.ports.config();
+    const drones = this.picture(this.ports.drones(), now, config);
+    const byId = new Map(drones.map((d) => [d.drone_id, d]));
+    const conflicts = detectConflicts({ drones, config, now });
+    const live = new Set<string>();
+    const opened: CoordinationEvent[] = [];
+    const work: [CoordinationEvent, Conflict][] = [];
+    for (const c of conflicts) {
+      let e = this.eventFor(c);
+      if (!e) opened.push((e = this.open(c, now)));
+      live.add(e.event_id);
+      work.push([e, c]);
+    }
+    // Most urgent first, across events: conflicts come sorted by time to conflict, so a drone
+    // gets its resolution for the nearest conflict before a later one claims it.
+    let planner: ResolutionPlanner | null = null;
+    const budget = { resolutions: MAX_RESOLUTIONS_PER_PASS, commands: MAX_COMMANDS_PER_PASS, sent: 0 };
+    let deferred = 0;
+    const retrying = new Set<string>();
+    let resolvingSince: number | null = null;
+    for (const e of this.active.values()) {
+      const f = this.follow.get(e.event_id);
+      if (f?.retryNow) {
+        retrying.add(e.event_id);
+        f.retryNow = false;
+      }
+    }
+    for (const [e, c] of work) {
+      if (e.strategy === "dismissed" || e.status !== "active") continue;
+      const f = this.followOf(e);
+      if (!this.due(e, f, c, now, retrying.has(e.event_id))) continue;
+      if (budget.resolutions <= 0 || budget.commands <= 0 || (resolvingSince !== null && clock() - resolvingSince > this.resolutionBudgetMs)) {
+        deferred++;
+        continue;
+      }
+      resolvingSince ??= clock();
+      budget.resolutions--;
+      planner ??= new ResolutionPlanner(drones, config);
+      this.resolve(e, f, c, planner, now, budget);
+    }
+    // A new event is announced with its first resolution; one the budget deferred, bare.
+    for (const e of opened) {
+      if (e.attempts > 0 || e.status !== "active") continue;
+      this.save(e);
+      this.ports.changed(e);
+    }
     for (const e of [...this.active.values()]) {
-      if (seen.has(e.key)) continue;
-      const involved = e.drone_ids.map((id) => drones.find((d) => d.drone_id === id));
+      if (live.has(e.event_id)) continue;
+      const f = this.followOf(e);
+      const involved = e.drone_ids.map((id) => byId.get(id));
       if (involved.some((d) => d === undefined)) {
         // A drone went silent: nothing more can be known; the event ends as expired.
         this.close(e, "expired", now);
-      } else if (isResolved(e.key, drones, config)) {
-        this.close(e, "resolved", now);
+        continue;
       }
+      // Waiting for a command's answer: the event is settled by it (the desk times it out).
+      if (f.outstanding.size > 0) continue;
+      if ([...f.keys].every((k) => isResolved(k, drones, config))) this.close(e, f.acked.size > 0 ? "resolved" : "expired", now);
     }
-    this.lastPass = { ms: clock() - t0, drones: drones.length, conflicts: conflicts.length, at: now };
+    this.saturation(drones, deferred, now, budget);
+    this.lastDeferred = deferred;
+    this.lastPass = { ms: clock() - t0, drones: drones.length, conflicts: conflicts.length, at: now, saturated: this.saturatedSince !== null, deferred, commands: budget.sent };
   }
 
   /** Operator override: another strategy, or dismiss. */
   override(eventId: string, action: string, by: string, reason: string | undefined, now: number): { ok: true; message: string } | { ok: false; code: string; message: string } {
-    const e = [...this.active.values()].find((x) => x.event_id === eventId);
-    if (!e) {
+    const e = this.byId.get(eventId);
+    if (!e || e.status !== "active") {
       const known = this.sql.exec<{ status: string }>(`SELECT status FROM coordination_events WHERE event_id = ?`, eventId).toArray()[0];
       return known
         ? { ok: false, code: "event_closed", message: `event ${eventId} is already ${known.status}` }
@@ -160,38 +488,47 @@ export class Coordinator {
       this.close(e, "dismissed", now);
       return { ok: true, message: `event ${eventId} dismissed by ${by}` };
     }
-    const drones = this.ports.drones();
     const config = this.ports.config();
+    const drones = this.picture(this.ports.drones(), now, config);
+    const mine = drones.filter((d) => e.drone_ids.includes(d.drone_id));
     // The operator's choice applies even when the current plan already avoids the conflict: use
     // the predicted conflict when there is one, else the event as it was detected.
-    const predicted = detectConflicts({ drones: drones.filter((d) => e.drone_ids.includes(d.drone_id)), config, now }).find((c) => c.key === e.key);
+    const predicted = detectConflicts({ drones: mine, config, now }).find((c) => c.key === e.key);
+    const parsed = parseConflictKey(e.key);
     const conflict: Conflict = predicted ?? {
       key: e.key,
       event_type: e.event_type,
-      drone_ids: e.drone_ids,
+      drone_ids: parsed?.kind === "pair" ? [...parsed.drone_ids] : e.drone_ids.slice(0, 1),
       time_to_conflict_s: e.time_to_conflict_s,
       min_horizontal_m: e.min_horizontal_m,
       min_vertical_m: e.min_vertical_m,
-      at: midpoint(drones.filter((d) => e.drone_ids.includes(d.drone_id))),
+      at: midpoint(mine),
       detected_at: e.detected_at,
-      ...(e.key.includes("@no_fly:") ? { zone_id: e.key.slice(e.key.indexOf("@no_fly:") + 8) } : {}),
+      ...(parsed?.kind === "no_fly" ? { zone_id: parsed.zone_id } : {}),
     };
-    const { sent } = this.resolve(e, conflict, this.withPendingPlans(drones, now), config, now, action as OverrideStrategy);
-    return { ok: true, message: `strategy ${e.strategy} applied by ${by}: ${sent} command(s) sent` };
+    const f = this.followOf(e);
+    const r = new ResolutionPlanner(drones, config).choose(conflict, { override: action as OverrideStrategy, exclude: f.exclude, why: f.why });
+    const sent = this.send(e, f, conflict.key, r, now, action === "hold");
+    if (r.commands.length === 0) f.reason = r.reason ?? "no drone may be commanded";
+    return { ok: true, message: `strategy ${e.strategy} applied by ${by}: ${sent} command(s) sent${r.commands.length === 0 && r.reason ? ` (${r.reason})` : ""}` };
   }
 
   /** The event with the involved drones' tracks, for replay. */
   replay(eventId: string): { event: CoordinationEvent; tracks: Record<string, TrackPoint[]> } | null {
     const row = this.sql.exec<EventRow>(`SELECT * FROM coordination_events WHERE event_id = ?`, eventId).toArray()[0];
     if (!row) return null;
-    const tracks: Record<string, TrackPoint[]> = {};
+    // A Map, made an object at the end: drone ids are relay strings ("constructor" is a fine drone
+    // name), and fromEntries defines own keys (an RPC cannot carry a null-prototype object).
+    const byDrone = new Map<string, TrackPoint[]>();
     for (const p of this.sql.exec<TrackPoint & { drone_id: string }>(
       `SELECT drone_id, t, lat, lon, alt_m FROM event_tracks WHERE event_id = ? ORDER BY drone_id, t`,
       eventId,
     )) {
-      (tracks[p.drone_id] ??= []).push({ t: p.t, lat: p.lat, lon: p.lon, alt_m: p.alt_m });
+      let list = byDrone.get(p.drone_id);
+      if (!list) byDrone.set(p.drone_id, (list = []));
+      list.push({ t: p.t, lat: p.lat, lon: p.lon, alt_m: p.alt_m });
     }
-    return { event: fromRow(row), tracks };
+    return { event: fromRow(row), tracks: Object.fromEntries(byDrone) };
   }
 
   list(limit: number): CoordinationEvent[] {
@@ -201,9 +538,178 @@ export class Coordinator {
       .map(fromRow);
   }
 
-  // ------------------------------------------------------------------ internals
+  // ------------------------------------------------------------------ what each drone will do
 
-  private open(c: Conflict, drones: CoordinationDrone[], config: FleetConfig, now: number): CoordinationDrone[] {
+  private belief(id: string): Belief {
+    let b = this.beliefs.get(id);
+    if (!b) {
+      b = {
+        seq: undefined,
+        intentBad: 0,
+        intentOdd: 0,
+        intentLast: "unknown",
+        intentDistrusted: null,
+        record: null,
+        recordSince: 0,
+        recordBad: 0,
+        recordOdd: 0,
+        recordLast: "unknown",
+        recordDistrusted: null,
+        invalidateRecord: false,
+      };
+      this.beliefs.set(id, b);
+    }
+    return b;
+  }
+
+  /**
+   * The drones as detection should see them: each with the plan it is predicted to fly (see the
+   * module comment), a second prediction while the edge is unsure of it, its right of way, and
+   * any hold. Each new sample is judged against the plans here, once.
+   */
+  private picture(raw: readonly CoordinationDrone[], now: number, config: FleetConfig): CoordinationDrone[] {
+    for (const [id, p] of this.pendingPlans) if (now - p.at > PENDING_PLAN_MS) this.pendingPlans.delete(id);
+    return raw.map((d) => {
+      const id = d.drone_id;
+      const b = this.belief(id);
+      if (b.invalidateRecord) {
+        b.recordDistrusted = d.path.length > 0 ? d.path : null;
+        b.invalidateRecord = false;
+      }
+      if (d.path !== b.record) {
+        b.record = d.path;
+        b.recordSince = now;
+        b.recordBad = 0;
+        b.recordOdd = 0;
+        b.recordLast = "unknown";
+      }
+      const recordOk = d.path.length > 0 && d.path !== b.recordDistrusted;
+      const ie = this.intents.get(id);
+      let intentOk = ie !== undefined && ie.key !== b.intentDistrusted;
+      const hold = d.hold_s;
+      const fresh = d.seq === undefined || d.seq !== b.seq;
+      if (fresh) {
+        b.seq = d.seq;
+        if (intentOk) {
+          const a = planAgreement(d, ie!.intent.waypoints, ie!.intent.hold_s, config);
+          b.intentLast = a;
+          b.intentBad = a === "disagree" && now - ie!.since >= PLAN_GRACE_MS ? b.intentBad + 1 : a === "agree" ? 0 : b.intentBad;
+          b.intentOdd = a === "agree" ? 0 : b.intentOdd + 1;
+          if (b.intentBad >= DROP_AFTER_SAMPLES) {
+            b.intentDistrusted = ie!.key;
+            intentOk = false;
+          }
+        }
+        const fl = this.flying.get(id);
+        if (fl && fl.intentBefore !== null && ie && ie.key === fl.intentBefore && now - fl.since >= PLAN_GRACE_MS) {
+          // It acknowledged a new waypoint, yet still reports the route it had before.
+          this.notFollowing(id);
+        }
+        // The record is judged only where no trusted intent says what the drone flies (a drone
+        // on a mission that a resolution moved one leg of flies on; its intent says so).
+        if (recordOk && !intentOk) {
+          const a = planAgreement(d, d.path, hold, config);
+          b.recordLast = a;
+          b.recordBad = a === "disagree" && now - b.recordSince >= PLAN_GRACE_MS ? b.recordBad + 1 : a === "agree" ? 0 : b.recordBad;
+          b.recordOdd = a === "agree" ? 0 : b.recordOdd + 1;
+          if (b.recordBad >= DROP_AFTER_SAMPLES) {
+            b.recordDistrusted = d.path;
+            this.notFollowing(id);
+          }
+        }
+      }
+      const h = this.holdUntil.get(id);
+      const row = rightOfWay(d, config, h !== undefined && h.operator && h.until > now);
+      // Predicted from when its sample arrived, not as if it were where it was then now.
+      const age = d.received_at !== undefined ? Math.max(0, (now - d.received_at) / 1000) : 0;
+      const base: CoordinationDrone = { ...d, ...(row ? { right_of_way: row } : {}), ...(age > 0 ? { age_s: age } : {}) };
+      const pending = this.pendingPlans.get(id);
+      if (pending) return { ...base, path: pending.path, also_dead_reckoning: true };
+      const useRecord = d.path.length > 0 && d.path !== b.recordDistrusted;
+      if (intentOk && (!useRecord || ie!.at >= b.recordSince)) {
+        const it = ie!.intent;
+        // No grace period here: the drone itself says it flies this (a changed intent is its own
+        // word, not the edge's hope); its motion is what decides.
+        const unsure = b.intentOdd >= UNSURE_AFTER_SAMPLES;
+        // The drone's own word on holding, except for a hold the edge has just sent (the drone
+        // may not have reported it yet): a hold it no longer flies (a restart) is not assumed.
+        const justHeld = h !== undefined && now - h.at < PLAN_GRACE_MS ? (hold ?? 0) : 0;
+        const holdS = Math.max(justHeld, it.hold_s ?? 0);
+        return {
+          ...base,
+          path: it.waypoints,
+          ...(it.speed_mps !== undefined ? { plan_speed_mps: it.speed_mps } : {}),
+          hold_s: holdS,
+          ...(unsure ? { also_dead_reckoning: true } : {}),
+        };
+      }
+      if (useRecord) {
+        const unsure = b.recordOdd >= UNSURE_AFTER_SAMPLES || now - b.recordSince < PLAN_GRACE_MS;
+        return unsure ? { ...base, also_dead_reckoning: true } : base;
+      }
+      return { ...base, path: [] };
+    });
+  }
+
+  /** The drone does not fly the resolution it acknowledged: that event asks the other drone. */
+  private notFollowing(droneId: string): void {
+    const fl = this.flying.get(droneId);
+    if (!fl) return;
+    this.flying.delete(droneId);
+    const e = this.byId.get(fl.eventId);
+    if (!e || e.status !== "active") return;
+    const f = this.followOf(e);
+    f.exclude.add(droneId);
+    f.why.set(droneId, "it acknowledged its resolution but does not fly it");
+    f.acked.delete(droneId);
+    f.retryNow = true;
+    f.reason = `${droneId} acknowledged its resolution but does not fly it`;
+  }
+
+  // ------------------------------------------------------------------ events
+
+  private followOf(e: CoordinationEvent): Follow {
+    let f = this.follow.get(e.event_id);
+    if (!f) {
+      f = { keys: new Set([e.key]), outstanding: new Map(), acked: new Set(), exclude: new Set(), why: new Map(), tries: new Map(), retryNow: false, reason: null };
+      this.follow.set(e.event_id, f);
+    }
+    return f;
+  }
+
+  private track(e: CoordinationEvent): void {
+    this.active.set(e.event_id, e);
+    this.byId.set(e.event_id, e);
+    this.keyToEvent.set(e.key, e.event_id);
+  }
+
+  /** The active event a conflict belongs to: its own key's, else one sharing a drone (merged). */
+  private eventFor(c: Conflict): CoordinationEvent | null {
+    const own = this.keyToEvent.get(c.key);
+    const e = own ? this.active.get(own) : undefined;
+    if (e) return e;
+    if (own) this.keyToEvent.delete(c.key);
+    for (const other of this.active.values()) {
+      if (other.strategy === "dismissed" || !c.drone_ids.some((id) => other.drone_ids.includes(id))) continue;
+      const union = [...new Set([...other.drone_ids, ...c.drone_ids])].sort();
+      if (union.length > MERGE_MAX_DRONES) continue;
+      const f = this.followOf(other);
+      f.keys.add(c.key);
+      this.keyToEvent.set(c.key, other.event_id);
+      if (union.length !== other.drone_ids.length) {
+        other.drone_ids = union;
+        const rec = this.recording.get(other.event_id);
+        if (rec) rec.drones = union;
+        for (const id of c.drone_ids) if (!rec || !rec.drones.includes(id)) for (const p of this.rings.get(id) ?? []) this.insertTrack(other.event_id, id, p);
+        this.save(other);
+        this.ports.changed(other);
+      }
+      return other;
+    }
+    return null;
+  }
+
+  private open(c: Conflict, now: number): CoordinationEvent {
     const e: CoordinationEvent = {
       event_id: `ev-${now.toString(36)}-${crypto.randomUUID().slice(0, 8)}`,
       key: c.key,
@@ -223,51 +729,158 @@ export class Coordinator {
       attempts: 0,
       last_attempt_at: now,
     };
-    this.active.set(c.key, e);
+    this.track(e);
+    this.followOf(e);
     this.recording.set(e.event_id, { until: Infinity, drones: e.drone_ids });
     // The 30 s before detection, from the in-memory rings.
     for (const id of e.drone_ids) for (const p of this.rings.get(id) ?? []) this.insertTrack(e.event_id, id, p);
-    return this.resolve(e, c, drones, config, now).drones;
+    return e;
   }
 
-  /** Overlay the plans of resolution commands still waiting for their ack. */
-  private withPendingPlans(drones: CoordinationDrone[], now: number): CoordinationDrone[] {
-    if (this.pendingPlans.size === 0) return drones;
-    for (const [id, p] of this.pendingPlans) if (now - p.at > PENDING_PLAN_MS) this.pendingPlans.delete(id);
-    return drones.map((d) => {
-      const p = this.pendingPlans.get(d.drone_id);
-      return p ? { ...d, path: p.path } : d;
-    });
+  /** Whether conflict `c` of event `e` should get a resolution now (hysteresis, attempts). */
+  private due(e: CoordinationEvent, f: Follow, c: Conflict, now: number, retry: boolean): boolean {
+    // Waiting for an answer about this conflict or from one of its drones.
+    for (const o of f.outstanding.values()) if (o.key === c.key) return false;
+    if (c.drone_ids.some((id) => f.outstanding.has(id))) return false;
+    const last = f.tries.get(c.key);
+    if (last === undefined) return true;
+    if (last.n >= MAX_ATTEMPTS) {
+      f.reason ??= `still predicted after ${last.n} resolutions`;
+      return false;
+    }
+    if (retry) return true;
+    // Being flown: the drones get the time to carry the last resolution out, unless the conflict
+    // would come before that time is up (it is still predicted once the drone had time to turn).
+    const since = now - last.at;
+    return since >= RETRY_AFTER_MS || (since >= PLAN_GRACE_MS && c.time_to_conflict_s * 1000 < RETRY_AFTER_MS + PLAN_GRACE_MS);
   }
 
-  private resolve(
-    e: CoordinationEvent,
-    c: Conflict,
-    drones: CoordinationDrone[],
-    config: FleetConfig,
-    now: number,
-    override?: OverrideStrategy,
-  ): { sent: number; drones: CoordinationDrone[] } {
-    const r = chooseResolution(c, drones, config, override);
+  private tried(f: Follow, key: string, now: number): void {
+    const t = f.tries.get(key);
+    if (!t) f.tries.set(key, { at: now, n: 1 });
+    else if (t.at !== now) {
+      // One resolution attempt per pass, however it is counted.
+      t.at = now;
+      t.n++;
+    }
+  }
+
+  /** Resolution commands a drone got in the last minute (per-drone budget). */
+  private sentLastMinute(id: string, now: number): number {
+    const times = this.sentAt.get(id);
+    if (!times) return 0;
+    while (times.length && times[0]! <= now - 60_000) times.shift();
+    return times.length;
+  }
+
+  private resolve(e: CoordinationEvent, f: Follow, c: Conflict, planner: ResolutionPlanner, now: number, budget: { commands: number; sent: number }): void {
+    this.tried(f, c.key, now);
+    const why = new Map(f.why);
+    const hard = new Set(f.exclude);
+    for (const id of c.drone_ids) {
+      const n = this.sentLastMinute(id, now);
+      if (n >= DRONE_COMMANDS_MAX_PER_MIN) {
+        hard.add(id);
+        why.set(id, `${n} resolutions in the last minute`);
+      }
+    }
+    // Prefer not to re-command a drone that flies a resolution (or waits for one), or had its
+    // share of them this minute: the other drone moves, unless nothing else works.
+    const soft = new Set(hard);
+    for (const id of c.drone_ids) {
+      const fl = this.flying.get(id);
+      if ((fl && fl.until > now) || this.pendingPlans.has(id) || (this.holdUntil.get(id)?.until ?? 0) > now) soft.add(id);
+      if (this.sentLastMinute(id, now) >= DRONE_COMMANDS_PER_MIN) soft.add(id);
+    }
+    let r = planner.choose(c, { exclude: soft, why });
+    if (!r.verified && soft.size > hard.size) {
+      const again = planner.choose(c, { exclude: hard, why });
+      if (again.verified || r.commands.length === 0) r = again;
+    }
+    if (r.commands.length === 0) {
+      e.attempts++;
+      e.last_attempt_at = now;
+      const why = r.reason ?? "no drone may be commanded";
+      if (f.reason !== why) {
+        f.reason = why;
+        this.save(e);
+        this.ports.changed(e);
+      }
+      return;
+    }
+    if (r.commands.length > budget.commands) return;
+    planner.commit(r);
+    budget.commands -= r.commands.length;
+    budget.sent += this.send(e, f, c.key, r, now, false);
+    f.reason = r.verified ? null : (r.reason ?? "no resolution could be shown to work");
+  }
+
+  /** Send a resolution's commands; returns how many left for the relay. */
+  private send(e: CoordinationEvent, f: Follow, key: string, r: Resolution, now: number, operatorHold: boolean): number {
     e.strategy = r.strategy;
     e.attempts++;
     e.last_attempt_at = now;
-    const sent = this.ports.issue(r.commands, e.event_id);
+    this.tried(f, key, now);
     for (const cmd of r.commands) {
-      if (cmd.command === "hold") this.holdUntil.set(cmd.drone_id, now + cmd.duration_s * 1000);
-      else this.pendingPlans.set(cmd.drone_id, { path: [cmd.new_waypoint], at: now });
+      f.outstanding.set(cmd.drone_id, { command: cmd.command, strategy: r.strategy, key, at: now });
+      if (cmd.command === "hold") this.holdUntil.set(cmd.drone_id, { until: now + cmd.duration_s * 1000, operator: operatorHold, at: now });
+      else {
+        this.pendingPlans.set(cmd.drone_id, { path: [cmd.new_waypoint], at: now });
+        this.intentAtSend.set(cmd.drone_id, this.intents.get(cmd.drone_id)?.key ?? null);
+      }
+      let times = this.sentAt.get(cmd.drone_id);
+      if (!times) this.sentAt.set(cmd.drone_id, (times = []));
+      times.push(now);
+      this.flying.delete(cmd.drone_id);
     }
+    // Commands that cannot be sent end inside `issue` (onCommandFinal), so their state is set first.
+    const sent = r.commands.length ? this.ports.issue(r.commands, e.event_id) : 0;
+    this.commandsSent += sent;
     if (sent > 0 && e.first_command_at === null) e.first_command_at = now;
     this.save(e);
     this.ports.changed(e);
-    return { sent, drones: applyResolution(drones, r) };
+    return sent;
+  }
+
+  /** Saturation: conflicts left over pass after pass. Holds drones starting to take off. */
+  private saturation(drones: readonly CoordinationDrone[], deferred: number, now: number, budget: { commands: number; sent: number }): void {
+    if (deferred > 0) {
+      this.busyPasses++;
+      this.calmPasses = 0;
+    } else {
+      this.calmPasses++;
+      if (this.calmPasses >= CALM_AFTER_PASSES) this.busyPasses = 0;
+    }
+    if (this.saturatedSince === null && this.busyPasses >= SATURATED_AFTER_PASSES) this.saturatedSince = now;
+    if (this.saturatedSince !== null && this.calmPasses >= CALM_AFTER_PASSES) {
+      this.saturatedSince = null;
+      this.takeoffHeld.clear();
+    }
+    if (this.saturatedSince === null) return;
+    const holds: HoldCommand[] = [];
+    for (const d of drones) {
+      if (holds.length >= 4) break;
+      if (d.status !== "taking_off" || this.takeoffHeld.has(d.drone_id) || d.right_of_way) continue;
+      this.takeoffHeld.add(d.drone_id);
+      holds.push({ drone_id: d.drone_id, command: "hold", duration_s: TAKEOFF_HOLD_S, reason: `airspace saturated: hold ${TAKEOFF_HOLD_S} s before climbing into it` });
+    }
+    if (holds.length === 0) return;
+    for (const h of holds) this.holdUntil.set(h.drone_id, { until: now + h.duration_s * 1000, operator: false, at: now });
+    const sent = this.ports.issue(holds, "saturation");
+    this.commandsSent += sent;
+    budget.sent += sent;
   }
 
   private close(e: CoordinationEvent, status: Exclude<EventState, "active">, now: number): void {
     e.status = status;
     e.resolved_at = now;
     e.resolution_time_ms = now - e.detected_at;
-    this.active.delete(e.key);
+    this.active.delete(e.event_id);
+    this.byId.delete(e.event_id);
+    const f = this.follow.get(e.event_id);
+    for (const k of f?.keys ?? [e.key]) if (this.keyToEvent.get(k) === e.event_id) this.keyToEvent.delete(k);
+    this.follow.delete(e.event_id);
+    for (const [id, fl] of this.flying) if (fl.eventId === e.event_id) this.flying.delete(id);
     const rec = this.recording.get(e.event_id);
     if (rec) rec.until = now + REPLAY_WINDOW_MS;
     this.save(e);
@@ -279,7 +892,7 @@ export class Coordinator {
       `INSERT INTO coordination_events (event_id, key, event_type, drone_ids, detected_at, first_command_at, resolved_at, resolution_time_ms,
         strategy, status, overridden_by, override_reason, time_to_conflict_s, min_horizontal_m, min_vertical_m, attempts, last_attempt_at)
        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-       ON CONFLICT (event_id) DO UPDATE SET first_command_at = excluded.first_command_at, resolved_at = excluded.resolved_at,
+       ON CONFLICT (event_id) DO UPDATE SET drone_ids = excluded.drone_ids, first_command_at = excluded.first_command_at, resolved_at = excluded.resolved_at,
         resolution_time_ms = excluded.resolution_time_ms, strategy = excluded.strategy, status = excluded.status,
         overridden_by = excluded.overridden_by, override_reason = excluded.override_reason, attempts = excluded.attempts,
         last_attempt_at = excluded.last_attempt_at`,
@@ -316,15 +929,32 @@ export class Coordinator {
   }
 }
 
+/** Messages of a relay refusing every command of a drone for now (the simulator's and common
+ * autopilot wordings). */
+const REFUSES_ALL = /emergency|battery|not airborne|landing|refus/i;
+
+/** Why a drone keeps its course, if it does (see `RightOfWay`). */
+export function rightOfWay(d: CoordinationDrone, config: FleetConfig, operatorHold: boolean): RightOfWay | undefined {
+  if (d.state_known !== false) {
+    if (d.status === "emergency") return "emergency";
+    if (d.status === "landing") return "landing";
+    if (d.status === "returning") return "returning";
+  }
+  if (d.battery_pct !== undefined && d.battery_pct <= config.thresholds.battery_critical_pct) return "low_battery";
+  if (operatorHold) return "operator_hold";
+  return undefined;
+}
+
 const PRIORITY_RANK: Record<string, number> = { low: 1, normal: 2, high: 3, critical: 4 };
 
 /**
- * Live drones as detection sees them: position, velocity, plan, mission priority and any hold.
+ * Live drones as detection sees them before the coordinator picks their plans: position,
+ * velocity, state, the edge's record of their plan (`path`), mission priority and any hold.
  * Stale drones are left out (nothing current is known of them).
  */
 export function coordinationDrones(
   records: Iterable<DroneRecord>,
-  missions: Pick<MissionStore, "busy" | "plan">,
+  missions: MissionPlans,
   holdFor: (droneId: string) => number | undefined,
 ): CoordinationDrone[] {
   const busy = missions.busy();
@@ -335,6 +965,7 @@ export function coordinationDrones(
     const hold = holdFor(s.drone_id);
     out.push({
       drone_id: s.drone_id,
+      seq: s.seq,
       lat: s.lat,
       lon: s.lon,
       alt_m: s.alt_m,
@@ -343,8 +974,12 @@ export function coordinationDrones(
       ...(s.climb_mps !== undefined ? { climb_mps: s.climb_mps } : {}),
       status: s.status,
       armed: s.armed,
+      ...(s.state_known !== undefined ? { state_known: s.state_known } : {}),
+      battery_pct: s.battery_pct,
       path: missions.plan(s.drone_id),
+      received_at: rec.receivedAt,
       priority: PRIORITY_RANK[busy.get(s.drone_id) ?? ""] ?? 0,
+      ...(busy.has(s.drone_id) ? { on_mission: true } : {}),
       ...(hold !== undefined ? { hold_s: hold } : {}),
     });
   }

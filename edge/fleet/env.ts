@@ -13,4 +13,8 @@ export interface FleetEnv {
   NEON_WS_PROXY?: string;
   /** Most open dashboard sockets per token subject in one fleet (default 256, edge/fleet/limits.ts). */
   MAX_DASHBOARD_SOCKETS_PER_TOKEN?: string;
+  /** Most open relay sockets per token subject in one fleet (default 16, edge/fleet/limits.ts). */
+  MAX_RELAY_SOCKETS_PER_TOKEN?: string;
+  /** New drones one relay token subject may add per minute after a burst of 5,000 (default 1,000). */
+  MAX_NEW_DRONES_PER_MINUTE?: string;
 }

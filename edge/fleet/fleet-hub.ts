@@ -8,10 +8,12 @@
  *  - `alarm` runs the clocks alarm-plan.ts says are due (status tick, detection, deadlines);
  *  - typed RPC methods serve the Worker's routes and the cron (getStatus, getConfig, putConfig,
  *    listCommands, listMissions, listCoordination, getCoordinationEvent, analyticsLive,
- *    flushOutbox). Callers check roles, bodies and ids before they call.
- * The modules beside it own the rest, each saying what in its opening comment: sockets, ingest,
- * fan-out, status, dashboard-frames, alarm-plan, config-store, command-desk, ledger, missions,
- * collision-avoidance, analytics, outbox, alerts, limits, schema, clock.
+ *    analyticsDeadLetters, flushOutbox, listRelays, assignDroneRelay, releaseRelayId;
+ *    internalCounts for the leak checks). Callers check roles, bodies and ids before they call.
+ * The modules beside it own the rest, each saying what in its opening comment: sockets, flow,
+ * relay-registry, ingest, fan-out, status, dashboard-frames, alarm-plan, config-store,
+ * command-desk, ledger, missions, collision-avoidance, analytics, outbox, alerts, limits, schema,
+ * clock.
  *
  * Imports: edge/protocol, edge/domain, and of edge/postgres the client, the drain and the
  * Directory's stub (analytics.ts). Never edge/worker: the Worker reaches this object only through
@@ -20,9 +22,10 @@
 import { DurableObject } from "cloudflare:workers";
 import type { FleetConfig } from "../domain/fleet-config";
 import { isAirborne } from "../domain/drone";
+import { log } from "../domain/log";
 import { LiveState } from "../domain/live-state";
 import type { FlushResult } from "../postgres/drain";
-import type { CoordinationEventView, ErrorFrame, FleetStatus, RelayCommand } from "../protocol";
+import { CLOSE_CODES, LIMITS, type AuditCursor, type CoordinationEventView, type ErrorFrame, type FleetStatus, type RelayCommand } from "../protocol";
 import { AlarmPlan } from "./alarm-plan";
 import { FleetAnalytics, type AnalyticsLiveView } from "./analytics";
 import { systemClock, type Clock } from "./clock";
@@ -34,10 +37,11 @@ import type { FleetEnv } from "./env";
 import { FanOut } from "./fan-out";
 import { Ingest } from "./ingest";
 import { CommandLedger, type AuditEntry } from "./ledger";
-import { socketsPerToken } from "./limits";
+import { positiveInt, RELAY_LIMITS, socketsPerToken, TOKEN_LEEWAY_MS, type FlowLimits } from "./limits";
 import { MissionStore } from "./missions";
+import { RelayRegistry, type RelayView } from "./relay-registry";
 import { migrate } from "./schema";
-import { IDENTITY_HEADER, isDashboard, Sockets, type Identity } from "./sockets";
+import { defaultFlowLimits, IDENTITY_HEADER, isDashboard, Sockets, type Identity } from "./sockets";
 import { StatusBoard } from "./status";
 
 export class FleetHub extends DurableObject<FleetEnv> {
@@ -46,6 +50,8 @@ export class FleetHub extends DurableObject<FleetEnv> {
    * (runInDurableObject) put their own clock here to move time without sleeping.
    */
   clock: Clock;
+  /** Flow control per dashboard socket (limits.ts); tests shrink the window here. */
+  flowLimits: FlowLimits = defaultFlowLimits();
   private readonly sql: SqlStorage;
   private fleet = "";
   private readonly live = new LiveState();
@@ -61,13 +67,22 @@ export class FleetHub extends DurableObject<FleetEnv> {
   private readonly fanOut: FanOut;
   private readonly ingest: Ingest;
   private readonly dashboardFrames: DashboardFrames;
+  private readonly relays: RelayRegistry;
 
   constructor(ctx: DurableObjectState, env: FleetEnv, clock: Clock = systemClock) {
     super(ctx, env);
     this.clock = clock;
     const now = () => this.clock.now();
     this.sql = ctx.storage.sql;
-    this.sockets = new Sockets(ctx, socketsPerToken(env.MAX_DASHBOARD_SOCKETS_PER_TOKEN));
+    this.sockets = new Sockets(ctx, {
+      dashboardsPerToken: socketsPerToken(env.MAX_DASHBOARD_SOCKETS_PER_TOKEN),
+      relaysPerToken: positiveInt(env.MAX_RELAY_SOCKETS_PER_TOKEN, RELAY_LIMITS.socketsPerSubject),
+      now,
+      flowLimits: () => this.flowLimits,
+      drop: (ws) => this.dropSocket(ws),
+    });
+    const newDronesPerMinute = positiveInt(env.MAX_NEW_DRONES_PER_MINUTE, RELAY_LIMITS.newDronesPerMinute);
+    this.relays = new RelayRegistry(this.sql, { staleAfterMs: LIMITS.staleAfterMs, newDronesPerMinute, newDronesBurst: RELAY_LIMITS.newDronesBurst });
     this.config = new ConfigStore(this.sql);
     this.analytics = new FleetAnalytics(this.sql, env, {
       now,
@@ -76,11 +91,15 @@ export class FleetHub extends DurableObject<FleetEnv> {
       drones: () => this.live.records(),
       activeMissions: () => this.missions.activeCount(),
       activeCoordinationEvents: () => this.coordinator.activeEvents().length,
+      extraConditions: () => this.coordinator.alertConditions(),
       broadcast: (frame) => this.sockets.broadcast(frame),
       waitUntil: (p) => this.ctx.waitUntil(p),
     });
     // Analytics hooks: final command states and mission changes go to the outbox.
-    this.ledger = new CommandLedger(this.sql, (row) => this.analytics.onCommandFinal(row));
+    this.ledger = new CommandLedger(this.sql, (row) => {
+      this.analytics.onCommandFinal(row);
+      this.coordinator.onCommandFinal(row); // collision avoidance follows its own commands
+    });
     this.missions = new MissionStore(this.sql, (m, at) => this.analytics.onMission(m, at));
     this.desk = new CommandDesk(this.deskPorts(), this.ledger, this.missions);
     this.coordinator = new Coordinator(this.sql, {
@@ -93,8 +112,14 @@ export class FleetHub extends DurableObject<FleetEnv> {
       },
     });
     this.status = new StatusBoard({ fleet: () => this.fleet, live: this.live, sockets: this.sockets, activeEvents: () => this.coordinator.activeEvents() });
-    this.fanOut = new FanOut(this.sockets, this.live);
-    const drop = (ws: WebSocket) => this.dropSocket(ws);
+    this.fanOut = new FanOut(this.sql, {
+      clock: { now },
+      sockets: this.sockets,
+      live: this.live,
+      flowLimits: () => this.flowLimits,
+      flushAt: () => this.ctx.waitUntil(this.scheduleAlarm()),
+    });
+    this.sockets.hooks = { lagging: (ws) => this.fanOut.onLagging(ws) };
     this.ingest = new Ingest(this.sql, {
       clock: { now },
       fleet: () => this.fleet,
@@ -105,16 +130,24 @@ export class FleetHub extends DurableObject<FleetEnv> {
       desk: this.desk,
       missions: this.missions,
       coordinator: this.coordinator,
-      drop,
+      relays: this.relays,
+      newDronesPerMinute,
+      // Results and progress count only from the relay the ledger says the command went to.
+      commandRelay: (id) => {
+        const row = this.ledger.get(id);
+        return row ? row.relay_id : undefined;
+      },
       accepted: (samples, at) => this.analytics.onTelemetry(samples, at), // analytics hook: snapshots, charging
     });
-    this.dashboardFrames = new DashboardFrames({ clock: { now }, sockets: this.sockets, fanOut: this.fanOut, desk: this.desk, drop });
+    this.dashboardFrames = new DashboardFrames({ clock: { now }, sockets: this.sockets, fanOut: this.fanOut, desk: this.desk });
     ctx.blockConcurrencyWhile(async () => {
       const at = now();
       migrate(ctx.storage, at);
       this.fleet = fleetName(this.sql, ctx.id.name);
       this.config.load();
       this.ingest.load(at);
+      this.relays.load(at, this.openRelayIds());
+      this.fanOut.load();
       this.missions.load();
       this.coordinator.load(at);
       this.analytics.load();
@@ -137,8 +170,8 @@ export class FleetHub extends DurableObject<FleetEnv> {
     return this.config.put(config, by, this.clock.now());
   }
 
-  /** GET /commands: the audit, newest first; `before` a received_at for paging. */
-  listCommands(limit: number, before?: number): AuditEntry[] {
+  /** GET /commands: the audit, newest first; `before` the cursor of the previous page (rest.ts). */
+  listCommands(limit: number, before?: AuditCursor): AuditEntry[] {
     return this.ledger.list(limit, before);
   }
 
@@ -160,9 +193,52 @@ export class FleetHub extends DurableObject<FleetEnv> {
     return this.analytics.liveView(this.clock.now());
   }
 
+  /** GET /analytics/dead-letters (admin): outbox rows Postgres refused, newest first. */
+  analyticsDeadLetters(limit: number, before?: number): ReturnType<FleetAnalytics["deadLetters"]> {
+    return this.analytics.deadLetters(limit, before);
+  }
+
   /** Drain this fleet's outbox into Postgres (the cron trigger and the recompute route call it). */
   flushOutbox(): Promise<FlushResult> {
     return this.analytics.flush();
+  }
+
+  /** GET /relays (admin): every relay_id the fleet knows, its token subject and its drones. */
+  listRelays(): RelayView[] {
+    return this.relays.list();
+  }
+
+  /**
+   * PUT /drones/:id/relay (admin): give a drone to another relay (`relayId`), or to none (the next
+   * relay to report it takes it). Its next sample counts whatever its seq, since the new relay
+   * counts its own. Null when the fleet has no such drone.
+   */
+  assignDroneRelay(droneId: string, relayId: string | null): { drone_id: string; relay_id: string | null; previous: string | null } | null {
+    if (!this.live.has(droneId)) return null;
+    const previous = this.relays.ownerOf(droneId) ?? null;
+    this.relays.reassign(droneId, relayId);
+    this.live.resetSeq(droneId);
+    this.sql.exec(`UPDATE drones SET seq = -1 WHERE drone_id = ?`, droneId);
+    return { drone_id: droneId, relay_id: relayId, previous };
+  }
+
+  /** DELETE /relays/:relay_id (admin): unbind a relay_id from its token subject (refused while connected). */
+  releaseRelayId(relayId: string): "released" | "connected" | "unknown" {
+    return this.relays.release(relayId);
+  }
+
+  /**
+   * What the object holds per socket and per relay, for the leak checks (tests; every count but
+   * `listed` and `relays`/`owners` returns to its baseline once the sockets closed).
+   */
+  internalCounts(): Sockets["counts"] & FanOut["counts"] & RelayRegistry["counts"] & { framesAfterClose: number; limiter: number } {
+    return {
+      ...this.sockets.counts,
+      framesAfterClose: this.sockets.framesAfterClose,
+      ...this.fanOut.counts,
+      limiter: this.dashboardFrames.limiterSize,
+      ...this.relays.counts,
+    };
   }
 
   // ------------------------------------------------------------------ lifecycle entry points
@@ -171,17 +247,29 @@ export class FleetHub extends DurableObject<FleetEnv> {
   override async fetch(req: Request): Promise<Response> {
     try {
       const path = new URL(req.url).pathname;
-      const who: Identity = { sub: req.headers.get(IDENTITY_HEADER.sub) ?? "unknown", role: req.headers.get(IDENTITY_HEADER.role) ?? "viewer" };
+      // The token's exp (seconds): the socket lives as long as the Worker would take the token.
+      const exp = Number(req.headers.get(IDENTITY_HEADER.exp));
+      const who: Identity = {
+        sub: req.headers.get(IDENTITY_HEADER.sub) ?? "unknown",
+        role: req.headers.get(IDENTITY_HEADER.role) ?? "viewer",
+        expiresAt: Number.isFinite(exp) && exp > 0 ? exp * 1000 + TOKEN_LEEWAY_MS : null,
+      };
       if (path === "/ws") return this.acceptDashboard(who);
       if (path === "/relay") return this.acceptRelay(who);
       return Response.json({ error: { code: "not_found", message: `no route ${path}` } }, { status: 404 });
     } catch (err) {
-      console.error(`FleetHub(${this.fleet}) fetch failed`, err);
+      log("error", "fleet object fetch failed", { fleet: this.fleet }, err);
       return Response.json({ error: { code: "internal", message: "fleet object error" } }, { status: 500 });
     }
   }
 
   override async webSocketMessage(ws: WebSocket, message: string | ArrayBuffer): Promise<void> {
+    // A socket this object closed (a flood, an expired token) may still deliver what it had sent:
+    // dropped unread, so a flooding socket costs the others as little as possible.
+    if (this.sockets.isClosing(ws)) {
+      this.sockets.droppedAfterClose();
+      return;
+    }
     const conn = this.sockets.conn(ws);
     if (!conn) {
       ws.close(1011, "unknown socket");
@@ -190,10 +278,11 @@ export class FleetHub extends DurableObject<FleetEnv> {
     try {
       if (isDashboard(conn)) this.dashboardFrames.onFrame(ws, conn, message);
       // New telemetry may have put a drone in the air: detection passes need the alarm.
+      else if (this.sockets.expired(conn, this.clock.now())) this.sockets.closeForExpiry(ws, conn);
       else if (this.ingest.onFrame(ws, conn.att, message) && !this.plan.detectionPlanned) this.ctx.waitUntil(this.scheduleAlarm());
     } catch (err) {
       // A bug must not take the object or the socket down: answer in-band and go on.
-      console.error(`FleetHub(${this.fleet}) message handler failed`, err);
+      log("error", "fleet object message handler failed", { fleet: this.fleet }, err);
       const frame: ErrorFrame = { type: "error", code: "internal", message: "internal error handling the frame" };
       if (isDashboard(conn)) this.sockets.toDashboard(ws, frame);
       else this.sockets.toRelay(ws, frame);
@@ -211,7 +300,7 @@ export class FleetHub extends DurableObject<FleetEnv> {
   }
 
   override async webSocketError(ws: WebSocket, err: unknown): Promise<void> {
-    console.warn(`FleetHub(${this.fleet}) socket error`, err);
+    log("warn", "fleet object socket error", { fleet: this.fleet }, err);
     this.dropSocket(ws);
   }
 
@@ -219,6 +308,10 @@ export class FleetHub extends DurableObject<FleetEnv> {
     try {
       const now = this.clock.now();
       this.desk.expire(now);
+      // Sockets whose token expired, dashboards that lagged too long, throttled samples now due.
+      this.sockets.closeExpired(now);
+      this.sockets.closeTooSlow(now);
+      this.fanOut.flushDue(now);
       const due = this.plan.take(now, this.anyAirborne());
       if (due.detect) this.coordinator.pass(now);
       if (due.status) {
@@ -226,7 +319,7 @@ export class FleetHub extends DurableObject<FleetEnv> {
         this.analytics.tick(now); // analytics hook: analytics_live, alerts, performance_metrics
       }
     } catch (err) {
-      console.error(`FleetHub(${this.fleet}) alarm failed`, err);
+      log("error", "fleet object alarm failed", { fleet: this.fleet }, err);
     } finally {
       await this.scheduleAlarm();
     }
@@ -240,6 +333,10 @@ export class FleetHub extends DurableObject<FleetEnv> {
     if ("limit" in accepted) {
       return Response.json({ error: { code: "too_many_connections", message: `at most ${accepted.limit} dashboard sockets per token subject in a fleet` } }, { status: 429 });
     }
+    if (accepted.att.expiresAt !== null && accepted.att.expiresAt !== undefined && accepted.att.expiresAt <= now) {
+      // The Worker checked the token with the system clock; the object's (a test's) may be later.
+      this.sockets.close(accepted.server, CLOSE_CODES.tokenExpired, "token expired");
+    }
     this.status.sendTo(accepted.server, now);
     this.ctx.waitUntil(this.scheduleAlarm());
     return new Response(null, { status: 101, webSocket: accepted.client });
@@ -247,16 +344,39 @@ export class FleetHub extends DurableObject<FleetEnv> {
 
   private acceptRelay(who: Identity): Response {
     const now = this.clock.now();
-    const { client } = this.sockets.acceptRelay(who, now);
+    const accepted = this.sockets.acceptRelay(who, now);
+    if ("limit" in accepted) {
+      return Response.json({ error: { code: "too_many_connections", message: `at most ${accepted.limit} relay sockets per token subject in a fleet` } }, { status: 429 });
+    }
+    const { client } = accepted;
     this.status.relayLink("up", now);
     this.ctx.waitUntil(this.scheduleAlarm());
     return new Response(null, { status: 101, webSocket: client });
   }
 
+  /** A socket closed (either side) or errored: forget everything held for it. Idempotent. */
   private dropSocket(ws: WebSocket): void {
-    const { lastRelay } = this.sockets.drop(ws);
-    this.desk.forget(ws);
-    if (lastRelay) this.status.relayLink("down", this.clock.now());
+    const { conn, lastRelay } = this.sockets.drop(ws);
+    const now = this.clock.now();
+    if (conn && isDashboard(conn)) {
+      this.fanOut.forget(ws);
+      this.dashboardFrames.forget(ws);
+      this.desk.forget(ws);
+    } else if (conn?.att.relayId && !this.sockets.relaySocket(conn.att.relayId, ws)) {
+      // Its drones stay its own for the stale bound from now (relay-registry.ts).
+      this.relays.disconnected(conn.att.relayId, now);
+    }
+    if (lastRelay) this.status.relayLink("down", now);
+  }
+
+  /** relay_ids with an open socket (at start-up, from the hibernated sockets' attachments). */
+  private openRelayIds(): Set<string> {
+    const out = new Set<string>();
+    for (const ws of this.sockets.relaySockets()) {
+      const c = this.sockets.conn(ws);
+      if (c && !isDashboard(c) && c.att.relayId) out.add(c.att.relayId);
+    }
+    return out;
   }
 
   /** Set the one alarm for the earliest clock that is wanted (alarm-plan.ts). */
@@ -265,6 +385,8 @@ export class FleetHub extends DurableObject<FleetEnv> {
       status: this.sockets.any() || this.live.anyLive(),
       deadline: this.ledger.earliestDeadline(),
       detection: this.anyAirborne(),
+      expiry: this.sockets.earliestExpiry(),
+      flush: this.fanOut.nextFlushAt(),
     });
     if (want === null) return;
     const current = await this.ctx.storage.getAlarm();
@@ -279,7 +401,7 @@ export class FleetHub extends DurableObject<FleetEnv> {
       drone: (id) => this.live.get(id),
       drones: () => this.live.records(),
       relayFor: (droneId) => {
-        const relayId = this.ingest.relayOfDrone(droneId);
+        const relayId = this.relays.ownerOf(droneId);
         const ws = relayId ? this.sockets.relaySocket(relayId) : null;
         if (!relayId || !ws) return null;
         return { relayId, send: (frame: RelayCommand) => this.sockets.toRelay(ws, frame) };

@@ -3,14 +3,24 @@
  * batches, command results, mission progress, ping). Telemetry is validated item by item, merged
  * into the live state (highest seq wins), persisted to the `drones` table in the same turn, fanned
  * out to subscribed dashboards and handed to collision avoidance and analytics. Owns the live state
- * as stored (load at start-up) and which relay serves each drone (commands go there).
+ * as stored (load at start-up).
+ *
+ * Trust (issue 18, rules in edge/protocol/relay.ts): nothing but relay_hello (or ping) is taken
+ * before the hello; the hello's relay_id must be the token subject's (relay-registry.ts); each
+ * telemetry item must be for a drone the relay owns or may take, within the subject's new-drone
+ * allowance, with a seq and ts in range; a command_result or mission_progress counts only from
+ * the relay the command or the mission's command was sent to, with a ts in range.
  */
-import type { LiveState } from "../domain/live-state";
+import { sampleOutOfRange, type LiveState } from "../domain/live-state";
 import {
+  CLOSE_CODES,
   DASHBOARD_TYPES,
   LIMITS,
+  SEQ_MAX,
+  TS_MAX_AHEAD_MS,
   TelemetrySample,
   parseRelayMessage,
+  intentOf,
   type BatchAck,
   type ErrorCode,
   type RelayMessage,
@@ -20,6 +30,7 @@ import type { CommandDesk } from "./command-desk";
 import type { Coordinator } from "./collision-avoidance";
 import type { FanOut } from "./fan-out";
 import type { MissionStore } from "./missions";
+import type { RelayRegistry } from "./relay-registry";
 import { refuseOtherRole, type RelayAttachment, type Sockets } from "./sockets";
 import type { LinkChange, StatusBoard } from "./status";
 
@@ -31,36 +42,35 @@ export interface IngestPorts {
   fanOut: FanOut;
   status: StatusBoard;
   desk: Pick<CommandDesk, "onResult">;
-  missions: Pick<MissionStore, "transition">;
-  coordinator: Pick<Coordinator, "recordTrack">;
-  /** The object closed the socket itself: forget it now (no close event will say so). */
-  drop(ws: WebSocket): void;
+  missions: Pick<MissionStore, "transition" | "get">;
+  coordinator: Pick<Coordinator, "recordTrack" | "recordIntent" | "relayConnected">;
+  relays: RelayRegistry;
+  /** The new-drone allowance per token subject and minute (for the refusal message). */
+  newDronesPerMinute: number;
+  /** The relay_id a command was sent to: undefined when there is no such command, null when it was never sent. */
+  commandRelay(commandId: string): string | null | undefined;
   /** Analytics hook: accepted telemetry (snapshots, charging sessions). */
   accepted(samples: readonly TelemetrySample[], now: number): void;
 }
 
 export class Ingest {
-  /** drone → relay_id of the relay that last reported it (commands go there). */
-  private readonly relayOf = new Map<string, string>();
-
   constructor(
     private readonly sql: SqlStorage,
     private readonly p: IngestPorts,
   ) {}
 
-  /** The stored live state, at object start-up; links are recomputed from the clock. */
+  /**
+   * The stored live state, at object start-up; links are recomputed from the clock. A stored
+   * sample beyond SEQ_MAX (kept by code before that rule) is deleted: it would freeze its drone.
+   */
   load(now: number): void {
-    for (const row of this.sql.exec<{ sample: string; received_at: number; relay_id: string | null }>(`SELECT sample, received_at, relay_id FROM drones`)) {
+    const frozen: string[] = [];
+    for (const row of this.sql.exec<{ drone_id: string; seq: number; sample: string; received_at: number }>(`SELECT drone_id, seq, sample, received_at FROM drones`)) {
       const parsed = TelemetrySample.safeParse(JSON.parse(row.sample));
       if (!parsed.success) continue;
-      this.p.live.restore(parsed.data, row.received_at, now);
-      if (row.relay_id) this.relayOf.set(parsed.data.drone_id, row.relay_id);
+      if (!this.p.live.restore(parsed.data, row.received_at, now, row.seq)) frozen.push(row.drone_id);
     }
-  }
-
-  /** The relay that last reported a drone, by relay_id. */
-  relayOfDrone(droneId: string): string | undefined {
-    return this.relayOf.get(droneId);
+    if (frozen.length) this.sql.exec(`DELETE FROM drones WHERE drone_id IN (SELECT value FROM json_each(?))`, JSON.stringify(frozen));
   }
 
   /** One frame from a relay socket. Returns true when telemetry was accepted. */
@@ -71,8 +81,7 @@ export class Ingest {
       return false;
     }
     if (message.length > LIMITS.relayFrameBytes) {
-      ws.close(1009, `frame larger than ${LIMITS.relayFrameBytes} bytes`);
-      this.p.drop(ws);
+      sockets.close(ws, 1009, `frame larger than ${LIMITS.relayFrameBytes} bytes`);
       return false;
     }
     const parsed = parseRelayMessage(message);
@@ -80,29 +89,50 @@ export class Ingest {
       sockets.toRelay(ws, refuseOtherRole(parsed.error, "dashboard", DASHBOARD_TYPES));
       return false;
     }
-    return this.handle(ws, att, parsed.value);
+    const msg = parsed.value;
+    // Before its hello a socket speaks for no relay: nothing it sends is applied.
+    if (att.relayId === null && msg.type !== "relay_hello" && msg.type !== "ping") {
+      sockets.toRelay(ws, { type: "error", code: "hello_required", message: `send relay_hello first; ${msg.type} before it is refused and nothing was applied` });
+      return false;
+    }
+    return this.handle(ws, att, msg);
   }
 
   private handle(ws: WebSocket, att: RelayAttachment, msg: RelayMessage): boolean {
     const { sockets, clock } = this.p;
     switch (msg.type) {
       case "relay_hello":
-        // A relay that reconnects before its old socket timed out replaces it.
-        sockets.claimRelayId(ws, att, msg.relay_id);
-        sockets.toRelay(ws, { type: "hello_ack", fleet: this.p.fleet(), last_seq: this.p.live.lastSeq() });
+        this.hello(ws, att, msg);
         return false;
       case "telemetry_batch": {
-        const { ack, accepted } = this.ingest(att, msg.batch_id, msg.updates);
+        const { ack, accepted } = this.ingest(att, att.relayId!, msg.batch_id, msg.updates);
         sockets.toRelay(ws, ack);
         return accepted;
       }
-      case "command_result":
-        // Acknowledge even a late or repeated result so the relay can drop it from its outbox.
+      case "command_result": {
+        const sentTo = this.p.commandRelay(msg.command_id);
+        if (sentTo !== undefined && sentTo !== att.relayId) {
+          // Not acknowledged: this relay holds nothing the edge wants from it.
+          sockets.toRelay(ws, { type: "error", code: "not_your_command", message: `command ${msg.command_id} was not sent to relay ${att.relayId}; its result is not taken from it` });
+          return false;
+        }
+        // Acknowledge even a late, repeated or unknown result so the relay can drop it from its outbox.
         this.p.desk.onResult(msg.command_id, msg.status, msg.message);
         sockets.toRelay(ws, { type: "command_result_ack", command_id: msg.command_id });
         return false;
+      }
       case "mission_progress": {
-        const m = this.p.missions.transition(msg.mission_id, msg.state, clock.now(), { waypointIndex: msg.waypoint_index, message: msg.message });
+        const now = clock.now();
+        if (msg.ts > now + TS_MAX_AHEAD_MS) {
+          sockets.toRelay(ws, { type: "error", code: "ts_out_of_range", message: `mission_progress ts ${msg.ts} is more than ${TS_MAX_AHEAD_MS / 3_600_000} h ahead of the edge's clock; not applied` });
+          return false;
+        }
+        const mission = this.p.missions.get(msg.mission_id);
+        if (mission && (mission.drone_id !== msg.drone_id || this.p.commandRelay(mission.command_id) !== att.relayId)) {
+          sockets.toRelay(ws, { type: "error", code: "not_your_command", message: `mission ${msg.mission_id} of drone ${mission.drone_id} was not sent to relay ${att.relayId} for ${msg.drone_id}; its progress is not taken from it` });
+          return false;
+        }
+        const m = this.p.missions.transition(msg.mission_id, msg.state, now, { waypointIndex: msg.waypoint_index, message: msg.message });
         if (m) {
           sockets.broadcast({
             type: "mission_update",
@@ -122,8 +152,34 @@ export class Ingest {
     }
   }
 
+  /**
+   * relay_hello: bind the relay_id to the token subject (or refuse it, 4003), replace an older
+   * socket of the same relay, and answer with the seqs the edge holds for the drones it may report:
+   * those it owns, and those nobody holds (new, or their relay gone for longer than the stale bound).
+   */
+  private hello(ws: WebSocket, att: RelayAttachment, msg: Extract<RelayMessage, { type: "relay_hello" }>): void {
+    const { sockets, clock, relays } = this.p;
+    const now = clock.now();
+    if (att.relayId !== null && att.relayId !== msg.relay_id) {
+      sockets.toRelay(ws, { type: "error", code: "forbidden", message: `this socket speaks for relay ${att.relayId}; open another socket for ${msg.relay_id}` });
+      return;
+    }
+    if (!relays.hello(msg.relay_id, att.sub, now).ok) {
+      sockets.toRelay(ws, { type: "error", code: "relay_id_taken", message: `relay_id ${msg.relay_id} belongs to another token subject; an admin can release it` });
+      sockets.close(ws, CLOSE_CODES.relayIdTaken, "relay_id belongs to another token subject");
+      return;
+    }
+    // A relay that reconnects before its old socket timed out replaces it.
+    sockets.claimRelayId(ws, att, msg.relay_id);
+    // A relay (re)connecting may have restarted its drones' routes: stored plans no longer hold.
+    this.p.coordinator.relayConnected(msg.drone_ids, now);
+    const lastSeq = this.p.live.lastSeq((id) => relays.mayTake(id, msg.relay_id, now));
+    sockets.toRelay(ws, { type: "hello_ack", fleet: this.p.fleet(), last_seq: lastSeq });
+  }
+
   /** Validate item by item, persist and fan out what is new; report the rest. */
-  private ingest(att: RelayAttachment, batchId: number, updates: readonly unknown[]): { ack: BatchAck; accepted: boolean } {
+  private ingest(att: RelayAttachment, relayId: string, batchId: number, updates: readonly unknown[]): { ack: BatchAck; accepted: boolean } {
+    const { relays } = this.p;
     const now = this.p.clock.now();
     const ack: BatchAck = { type: "batch_ack", batch_id: batchId, accepted: 0, duplicates: 0, rejected: 0, errors: [] };
     const accepted: TelemetrySample[] = [];
@@ -138,13 +194,36 @@ export class Ingest {
         reject(i, "invalid_item", r.error.issues.slice(0, 2).map((x) => `${x.path.join(".")}: ${x.message}`).join("; "));
         continue;
       }
+      const id = r.data.drone_id;
+      // Range first: a sample refused for its seq or ts costs no new-drone allowance.
+      const range = sampleOutOfRange(r.data, now);
+      if (range === "seq_out_of_range") {
+        reject(i, range, `seq ${r.data.seq} is beyond ${SEQ_MAX}; it would freeze ${id}, refused`);
+        continue;
+      }
+      if (range === "ts_out_of_range") {
+        reject(i, range, `ts ${r.data.ts} is more than ${TS_MAX_AHEAD_MS / 3_600_000} h ahead of the edge's clock, refused`);
+        continue;
+      }
+      const verdict = relays.check(id, relayId, att.sub, !this.p.live.has(id), now);
+      if (verdict === "not_owner") {
+        reject(i, verdict, `drone ${id} belongs to relay ${relays.ownerOf(id)}; refused from relay ${relayId}`);
+        continue;
+      }
+      if (verdict === "too_many_new_drones") {
+        reject(i, verdict, `this relay token may add ${this.p.newDronesPerMinute} new drones per minute; ${id} refused, send it again later`);
+        continue;
+      }
       const { outcome, becameLive } = this.p.live.ingest(r.data, now);
       if (outcome === "duplicate") ack.duplicates++;
       else if (outcome === "too_many_drones") reject(i, "too_many_drones", `fleet is limited to ${LIMITS.dronesPerFleet} drones`);
+      else if (outcome !== "accepted") reject(i, outcome, `${id} refused: ${outcome}`);
       else {
+        relays.own(id, relayId);
         ack.accepted++;
         accepted.push(r.data);
         this.p.coordinator.recordTrack(r.data.drone_id, { t: now, lat: r.data.lat, lon: r.data.lon, alt_m: r.data.alt_m });
+        this.p.coordinator.recordIntent(r.data.drone_id, intentOf(updates[i]), now);
         if (becameLive) backLive.push({ id: r.data.drone_id, state: "live", lastSeen: now });
       }
     }
@@ -154,7 +233,7 @@ export class Ingest {
       // the write is durable, and live telemetry should not wait for that. The relay's
       // batch_ack is sent after the write, so the relay only forgets what is durable here.
       this.p.fanOut.telemetry(accepted);
-      this.persist(accepted, now, att.relayId ?? att.sub);
+      this.persist(accepted, now, relayId);
       this.p.accepted(accepted, now);
     }
     return { ack, accepted: accepted.length > 0 };
@@ -166,7 +245,6 @@ export class Ingest {
    * Samples of one drone arrive in rising seq order, so the last row for a drone wins.
    */
   private persist(samples: readonly TelemetrySample[], now: number, relayId: string): void {
-    for (const s of samples) this.relayOf.set(s.drone_id, relayId);
     this.sql.exec(
       `INSERT INTO drones (drone_id, seq, received_at, sample, relay_id)
        SELECT json_extract(value, '$.drone_id'), json_extract(value, '$.seq'), ?, value, ? FROM json_each(?) WHERE true

@@ -2,8 +2,13 @@
  * The command ledger, in the fleet object's SQLite: every command with who sent it, what it asked,
  * each state it went through and its final answer. It is the idempotency record (a command_id is
  * stored once and answered from here forever after) and the audit trail. Table `commands` (schema.ts).
+ *
+ * An id is reserved only by a command that may run: a refusal that says nothing about the command
+ * itself (its sender's role may not command, a rate limit, no relay) is recorded under an id of
+ * the edge's own, with the client's in `params.client_command_id`, so the client's id stays free
+ * for a retry (`release`).
  */
-import type { CommandResponse, CommandState, LedgerCommand } from "../protocol";
+import type { AuditCursor, CommandResponse, CommandState, LedgerCommand } from "../protocol";
 import { FINAL_STATES } from "../protocol";
 
 export type LedgerRow = {
@@ -56,6 +61,19 @@ export class CommandLedger {
     );
   }
 
+  /**
+   * Move a command not yet sent to `attemptId`, keeping the client's id in its params, so that the
+   * client's id is free again. Returns false when the row was already sent or final.
+   */
+  release(commandId: string, attemptId: string): boolean {
+    const row = this.get(commandId);
+    if (!row || row.status !== "received") return false;
+    // Written by create() from a parsed command's fields.
+    const params = { ...(JSON.parse(row.params) as object), client_command_id: commandId };
+    this.sql.exec(`UPDATE commands SET command_id = ?, params = ? WHERE command_id = ? AND status = 'received'`, attemptId, JSON.stringify(params), commandId);
+    return true;
+  }
+
   setDrone(commandId: string, droneId: string): void {
     this.sql.exec(`UPDATE commands SET drone_id = ? WHERE command_id = ?`, droneId, commandId);
   }
@@ -100,12 +118,21 @@ export class CommandLedger {
     return r.d ?? null;
   }
 
-  /** Newest first, `before` a received_at for paging. */
-  list(limit: number, before?: number): AuditEntry[] {
+  /**
+   * Newest first: by received_at, then command_id, both descending, so that (received_at,
+   * command_id) is a unique cursor. `before` pages on: the entries after it in that order; a
+   * cursor without command_id takes the entries received strictly earlier.
+   */
+  list(limit: number, before?: AuditCursor): AuditEntry[] {
+    const at = before?.received_at ?? Number.MAX_SAFE_INTEGER;
     const rows = this.sql
       .exec<LedgerRow>(
-        `SELECT * FROM commands WHERE received_at < ? ORDER BY received_at DESC, command_id LIMIT ?`,
-        before ?? Number.MAX_SAFE_INTEGER,
+        `SELECT * FROM commands WHERE received_at < ? OR (received_at = ? AND command_id < ?)
+         ORDER BY received_at DESC, command_id DESC LIMIT ?`,
+        at,
+        at,
+        // "" sorts before every id: no entry of the cursor's own instant.
+        before?.command_id ?? "",
         limit,
       )
       .toArray();

@@ -110,7 +110,8 @@ export class MissionStore {
 
   /** Missions assigned per drone since `since`, for fairness. */
   assignedSince(since: number): Record<string, number> {
-    const out: Record<string, number> = {};
+    // Null prototype: drone ids are relay strings ("constructor" is a fine drone name).
+    const out = Object.create(null) as Record<string, number>;
     for (const r of this.sql.exec<{ drone_id: string; n: number }>(
       `SELECT drone_id, COUNT(*) AS n FROM missions WHERE created_at >= ? GROUP BY drone_id`,
       since,

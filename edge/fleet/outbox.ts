@@ -13,12 +13,33 @@
  * thinned to every other row per drone, the dropped rows' distance added to the row that follows,
  * and the count kept in `outbox_meta`. Live-metric rows are thinned the same way past their own
  * bound. Missions, coordination events, alerts, charging sessions and command audit are never dropped.
+ *
+ * Dead letters: a row Postgres refused on its own (edge/postgres/drain.ts decides) moves to
+ * `outbox_dead_letters` with the reason, so every other row keeps flowing. Admins read them
+ * (GET /analytics/dead-letters) and `/analytics/live` counts them. The table keeps the newest
+ * `DEAD_LETTER_BOUND` rows; older ones are dropped and counted (`dead_letters_dropped`).
  */
 import type { OutboxBodies, OutboxBatch, OutboxItem, OutboxKind, SnapshotRow } from "../domain/outbox-rows";
 import { OUTBOX_KINDS } from "../domain/outbox-rows";
 
 export const DEFAULT_SNAPSHOT_BOUND = 200_000;
 export const DEFAULT_METRICS_BOUND = 50_000;
+/** Most dead letters kept; each is one refused row, so this many means something is badly wrong. */
+export const DEAD_LETTER_BOUND = 1_000;
+
+/** A row Postgres refused, as kept in the fleet object. `kind` is an outbox kind or "snapshot". */
+export type DeadLetter = {
+  id: number;
+  kind: string;
+  key: string;
+  /** The row as it was queued (an outbox body, or the snapshot's columns), JSON text. */
+  body: string;
+  /** Why Postgres (or the driver) refused it. */
+  error: string;
+  /** When it was queued (ms; null for snapshots, which keep only their slot time). */
+  queued_at: number | null;
+  dead_at: number;
+};
 
 export type OutboxStats = {
   pending: Record<OutboxKind | "snapshot", number>;
@@ -26,6 +47,10 @@ export type OutboxStats = {
   snapshots_thinned: number;
   /** Live-metric rows dropped the same way. */
   metrics_thinned: number;
+  /** Rows set aside because Postgres refused them, kept now (at most DEAD_LETTER_BOUND). */
+  dead_letters: number;
+  /** Every row ever set aside, including those dropped beyond the bound. */
+  dead_letters_total: number;
 };
 
 export class Outbox {
@@ -38,6 +63,8 @@ export class Outbox {
   constructor(
     private readonly sql: SqlStorage,
     private readonly bounds: { snapshots: number; metrics: number } = { snapshots: DEFAULT_SNAPSHOT_BOUND, metrics: DEFAULT_METRICS_BOUND },
+    /** The fleet object's clock (dead letters' `dead_at`). */
+    private readonly now: () => number = () => Date.now(),
   ) {}
 
   load(): void {
@@ -85,7 +112,8 @@ export class Outbox {
     return { items, snapshots };
   }
 
-  /** Delete a batch after its transaction committed. Rows replaced meanwhile are already gone. */
+  /** Delete a batch (or a contiguous part of one) after its transaction committed. Rows replaced
+   * meanwhile are already gone. The rest of the batch stays in flight until release(). */
   ack(batch: OutboxBatch): void {
     // Durable Object SQLite binds at most 100 parameters per statement ("too many SQL variables").
     for (const ids of chunk(batch.items.map((i) => i.id), 100)) {
@@ -96,11 +124,58 @@ export class Outbox {
       // Snapshots are read in id order: the batch is an id range (less any thinned meanwhile).
       this.sql.exec(`DELETE FROM outbox_snapshots WHERE id >= ? AND id <= ?`, snaps[0]!.id, snaps[snaps.length - 1]!.id);
     }
-    this.release();
     this.load();
   }
 
-  /** A batch that was not written (Postgres failed): its rows stay queued. */
+  /**
+   * Move rows Postgres refused out of the outbox into the dead letters, with the reason. A row
+   * replaced by a newer revision meanwhile is not recorded: the newer one gets its own try.
+   */
+  deadLetter(part: OutboxBatch, error: string): void {
+    const now = this.now();
+    let added = 0;
+    for (const i of part.items) {
+      const row = this.sql.exec<{ body: string; created_at: number }>(`SELECT body, created_at FROM outbox WHERE id = ?`, i.id).toArray()[0];
+      if (!row) continue;
+      this.sql.exec(`INSERT INTO outbox_dead_letters (kind, key, body, error, queued_at, dead_at) VALUES (?, ?, ?, ?, ?, ?)`, i.kind, i.key, row.body, error, row.created_at, now);
+      this.sql.exec(`DELETE FROM outbox WHERE id = ?`, i.id);
+      added++;
+    }
+    for (const s of part.snapshots) {
+      if (this.sql.exec<{ n: number }>(`SELECT COUNT(*) AS n FROM outbox_snapshots WHERE id = ?`, s.id).one().n === 0) continue;
+      const { id: _id, ...body } = s;
+      this.sql.exec(
+        `INSERT INTO outbox_dead_letters (kind, key, body, error, queued_at, dead_at) VALUES ('snapshot', ?, ?, ?, NULL, ?)`,
+        `${s.drone_id}@${s.snapshot_time}`,
+        JSON.stringify(body),
+        error,
+        now,
+      );
+      this.sql.exec(`DELETE FROM outbox_snapshots WHERE id = ?`, s.id);
+      added++;
+    }
+    if (!added) return;
+    this.addMeta("dead_letters_total", added);
+    const over = this.deadLetterCount() - DEAD_LETTER_BOUND;
+    if (over > 0) {
+      this.sql.exec(`DELETE FROM outbox_dead_letters WHERE id IN (SELECT id FROM outbox_dead_letters ORDER BY id LIMIT ?)`, over);
+      this.addMeta("dead_letters_dropped", over);
+    }
+    this.load();
+  }
+
+  /** The newest dead letters first; `before` an id for paging. */
+  deadLetters(limit: number, before?: number): DeadLetter[] {
+    return this.sql
+      .exec<DeadLetter>(`SELECT * FROM outbox_dead_letters WHERE id < ? ORDER BY id DESC LIMIT ?`, before ?? Number.MAX_SAFE_INTEGER, limit)
+      .toArray();
+  }
+
+  deadLetterCount(): number {
+    return this.sql.exec<{ n: number }>(`SELECT COUNT(*) AS n FROM outbox_dead_letters`).one().n;
+  }
+
+  /** The batch read is settled (written, set aside or left queued): thinning may touch its rows again. */
   release(): void {
     this.inflightSnapshotId = 0;
     this.inflightItemId = 0;
@@ -114,7 +189,13 @@ export class Outbox {
     const pending = Object.fromEntries([...OUTBOX_KINDS, "snapshot"].map((k) => [k, 0])) as OutboxStats["pending"];
     for (const r of this.sql.exec<{ kind: OutboxKind; n: number }>(`SELECT kind, COUNT(*) AS n FROM outbox GROUP BY kind`)) pending[r.kind] = r.n;
     pending.snapshot = this.snapshotCount;
-    return { pending, snapshots_thinned: this.meta("snapshots_thinned"), metrics_thinned: this.meta("metrics_thinned") };
+    return {
+      pending,
+      snapshots_thinned: this.meta("snapshots_thinned"),
+      metrics_thinned: this.meta("metrics_thinned"),
+      dead_letters: this.deadLetterCount(),
+      dead_letters_total: this.meta("dead_letters_total"),
+    };
   }
 
   meta(key: string): number {

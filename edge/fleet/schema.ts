@@ -14,6 +14,7 @@
  *
  * Durable Object SQLite refuses `PRAGMA user_version`, so the version lives in a one-row table.
  */
+import { log } from "../domain/log";
 
 export type Migration = {
   version: number;
@@ -87,6 +88,31 @@ export const MIGRATIONS: readonly Migration[] = [
       drone_id TEXT PRIMARY KEY, start_time INTEGER NOT NULL, start_battery REAL NOT NULL)`,
     ),
   },
+  {
+    version: 2,
+    description: "outbox dead letters: rows Postgres refused, set aside so the rest still flows",
+    up: ddl(
+      // Outbox rows (kind "snapshot" for telemetry snapshots) that Postgres refused alone, with its
+      // reason (outbox.ts; the drain in edge/postgres/drain.ts decides). Bounded there.
+      `CREATE TABLE IF NOT EXISTS outbox_dead_letters (
+      id INTEGER PRIMARY KEY AUTOINCREMENT, kind TEXT NOT NULL, key TEXT NOT NULL, body TEXT NOT NULL,
+      error TEXT NOT NULL, queued_at INTEGER, dead_at INTEGER NOT NULL)`,
+    ),
+  },
+  {
+    version: 3,
+    description: "relay identities bound to token subjects; dashboard subscriptions out of the socket attachment",
+    up: ddl(
+      // relay_id → the token subject that first said hello with it (relay-registry.ts), and since
+      // when its last socket is gone (null while one is open): a relay's drones stay its own until
+      // it has been gone for longer than the stale bound. The drone's owner is drones.relay_id.
+      `CREATE TABLE IF NOT EXISTS relays (
+      relay_id TEXT PRIMARY KEY, sub TEXT NOT NULL, bound_at INTEGER NOT NULL, seen_at INTEGER NOT NULL, gone_at INTEGER)`,
+      // The drones a dashboard socket subscribed to by name (fan-out.ts), keyed by the socket's id
+      // in its attachment: a list of 10,000 ids does not fit the 16 KiB attachment.
+      `CREATE TABLE IF NOT EXISTS dashboard_subs (sid TEXT NOT NULL, drone_id TEXT NOT NULL, PRIMARY KEY (sid, drone_id)) WITHOUT ROWID`,
+    ),
+  },
 ];
 
 /** The version this code brings storage to. */
@@ -113,7 +139,7 @@ export function migrate(storage: DurableObjectStorage, now: number, migrations: 
   const from = schemaVersion(sql);
   const latest = migrations.length;
   if (from > latest) {
-    console.warn(`fleet storage is at schema version ${from}, newer than this code's ${latest}; leaving it as it is`);
+    log("warn", `fleet storage is at schema version ${from}, newer than this code's ${latest}; leaving it as it is`, { schema_version: from, code_version: latest });
     return { from, to: from };
   }
   for (const m of migrations.slice(from)) {

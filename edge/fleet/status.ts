@@ -47,8 +47,10 @@ export class StatusBoard {
     for (const f of this.frames(now)) this.src.sockets.sendRaw(ws, f);
   }
 
+  /** fleet_status to every dashboard but those lagging (flow.ts): a lagging page gets the next
+   * one after it caught up rather than another big frame it cannot read. */
   broadcast(now: number): void {
-    const sockets = this.src.sockets.dashboards();
+    const sockets = this.src.sockets.dashboards().filter((ws) => !this.src.sockets.lagging(ws));
     if (!sockets.length) return;
     const frames = this.frames(now);
     for (const ws of sockets) for (const f of frames) this.src.sockets.sendRaw(ws, f);

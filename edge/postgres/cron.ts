@@ -63,7 +63,7 @@ async function flushOne(env: Env, e: DirectoryEntry, now: number): Promise<Fleet
     // The object knows its name from the id (idFromName): nothing to pass.
     r = await env.FLEET_HUB.get(env.FLEET_HUB.idFromName(e.fleet)).flushOutbox();
   } catch (err) {
-    r = { status: "error", rows: 0, batches: 0, ms: 0, remaining: e.pending, error: errorText(err) };
+    r = { status: "error", rows: 0, batches: 0, ms: 0, remaining: e.pending, dead_lettered: 0, error: errorText(err) };
   }
   await directoryStub(env).reportFlush(e.fleet, { at: now, remaining: r.remaining, error: r.error });
   return { fleet: e.fleet, ...r };

@@ -4,6 +4,13 @@
  * hourly_analytics on (fleet_id, hour), then trend_analysis against the previous hour and the same
  * hour yesterday, then the insights (edge/domain/insights.ts) for the hour, replacing the hour's old ones.
  * One transaction, so a re-run of an hour (backfill, late data) replaces its rows as a whole.
+ *
+ * Data completeness counts what each drone could have sent while it was known in the hour: one
+ * snapshot per 10 s slot from its first to its last snapshot of the hour, both included. A drone
+ * that joins at :30 is expected from :30 (its partial first hour is complete, not half lost); a
+ * drone silent from :10 to :50 between two reports is expected throughout (that gap is loss). A
+ * silence before a drone's first or after its last report of the hour is not counted there: the
+ * edge cannot tell a drone switched off from a lost one (link_lost alerts report those).
  */
 import { sql } from "drizzle-orm";
 import { generateInsights, TREND_METRICS, type ChargerInput, type InsightOut, type TrendInput } from "../domain/insights";
@@ -11,7 +18,7 @@ import { SNAPSHOT_INTERVAL_MS } from "../domain/outbox-rows";
 import { inTransaction, type AnalyticsDb } from "./client";
 
 export const HOUR_MS = 3_600_000;
-/** Snapshots one drone sends in an hour at one per 10 s. */
+/** Snapshots one drone sends in a whole hour at one per 10 s (the most it can be expected to send). */
 export const SNAPSHOTS_PER_DRONE_HOUR = HOUR_MS / SNAPSHOT_INTERVAL_MS;
 
 /** A row of hourly_analytics as Postgres returns it (snake_case). */
@@ -55,7 +62,6 @@ export async function aggregateHour(db: AnalyticsDb, fleetId: string, hour: Date
   const s = start.toISOString();
   const e = new Date(start.getTime() + HOUR_MS).toISOString();
   const now = (opts.now ?? new Date()).toISOString();
-  const perDrone = SNAPSHOTS_PER_DRONE_HOUR;
 
   return inTransaction(db, async (tx) => {
     // The hour may be aggregated before the fleet's first flush (recompute): the row must exist.
@@ -102,6 +108,12 @@ export async function aggregateHour(db: AnalyticsDb, fleetId: string, hour: Date
                  (select count(distinct drone_id) from drone_telemetry_snapshots
                    where fleet_id = ${fleetId} and snapshot_time >= ${s}::timestamptz and snapshot_time < ${e}::timestamptz))::int as n),
       u as (select coalesce(sum(n), 0)::int as received, avg(active)::float8 as avg_active from slots),
+      per_drone as (
+        select floor(extract(epoch from (max(snapshot_time) - min(snapshot_time))) * 1000 / ${SNAPSHOT_INTERVAL_MS}::int) + 1 as slots
+          from drone_telemetry_snapshots
+         where fleet_id = ${fleetId} and snapshot_time >= ${s}::timestamptz and snapshot_time < ${e}::timestamptz
+         group by drone_id),
+      xp as (select coalesce(sum(slots), 0)::int as expected from per_drone),
       a as (select count(*)::int as n from alerts
              where fleet_id = ${fleetId} and raised_at >= ${s}::timestamptz and raised_at < ${e}::timestamptz),
       k as (select count(*)::int as n, count(*) filter (where status in ('failed', 'timeout'))::int as failed
@@ -116,10 +128,10 @@ export async function aggregateHour(db: AnalyticsDb, fleetId: string, hour: Date
              c.n, c.gained, c.mins, e.n, e.per_type, er.avg_ms,
              sz.n,
              case when sz.n > 0 then u.avg_active / sz.n * 100 end,
-             u.received, sz.n * ${perDrone}::int,
-             case when sz.n > 0 then u.received::float8 / (sz.n * ${perDrone}::int) end,
+             u.received, xp.expected,
+             case when xp.expected > 0 then u.received::float8 / xp.expected end,
              a.n, k.n, k.failed, ${now}::timestamptz
-        from m, c, e, er, sz, u, a, k
+        from m, c, e, er, sz, u, xp, a, k
       on conflict (fleet_id, hour) do update set
         missions_completed = excluded.missions_completed, successful_missions = excluded.successful_missions,
         failed_missions = excluded.failed_missions, aborted_missions = excluded.aborted_missions,

@@ -1,6 +1,6 @@
-/** Reads for the analytics REST routes: hourly rows with their trends, insights, alerts. */
+/** Reads for the analytics REST routes: hourly rows (with the seed's keys) and their trends, insights, alerts. */
 import { and, asc, desc, eq, gte, isNull, lt, type SQL } from "drizzle-orm";
-import { alerts, hourlyAnalytics, insights, trendAnalysis } from "../../drizzle/schema";
+import { alerts, hourlyAnalytics, insights, trendAnalysis, type CoordinationHourStats } from "../../drizzle/schema";
 import type { AnalyticsDb } from "./client";
 
 type Snake<T> = { [K in keyof T as K extends string ? SnakeKey<K> : K]: T[K] };
@@ -12,6 +12,23 @@ export function snakeKeys<T extends Record<string, unknown>>(row: T): Snake<T> {
 }
 
 export type Range = { from: Date; to: Date };
+
+/**
+ * An hourly row with the seed's hourly keys beside ours (AnalyticsProcessor.calculate_hourly_metrics):
+ * missions_completed, successful_missions, failed_missions, avg_charge_gained, charging_sessions
+ * and fleet_utilization_percentage are our column names already; added are avg_duration (minutes,
+ * = avg_duration_minutes), avg_charging_time (minutes, = avg_charging_time_minutes) and, for each
+ * event type seen in the hour, coordination_<type>_count and coordination_<type>_avg_resolution
+ * (ms, null when none of them resolved), unfolded from the `coordination` column.
+ */
+export function withSeedKeys<R extends { avg_duration_minutes: number | null; avg_charging_time_minutes: number | null; coordination: CoordinationHourStats }>(row: R) {
+  const coordination: Record<string, number | null> = {};
+  for (const [type, st] of Object.entries(row.coordination ?? {}).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
+    coordination[`coordination_${type}_count`] = st.count;
+    coordination[`coordination_${type}_avg_resolution`] = st.avg_resolution_ms;
+  }
+  return { ...row, avg_duration: row.avg_duration_minutes, avg_charging_time: row.avg_charging_time_minutes, ...coordination };
+}
 
 /** Hours in [from, to), oldest first, each with its trend rows by metric. */
 export async function readHourly(db: AnalyticsDb, fleetId: string, r: Range) {
@@ -31,7 +48,7 @@ export async function readHourly(db: AnalyticsDb, fleetId: string, r: Range) {
     if (!m) byHour.set(hour.getTime(), (m = {}));
     m[metric] = snakeKeys(rest);
   }
-  return rows.map(({ fleetId: _f, ...row }) => ({ ...snakeKeys(row), trends: byHour.get(row.hour.getTime()) ?? {} }));
+  return rows.map(({ fleetId: _f, ...row }) => ({ ...withSeedKeys(snakeKeys(row)), trends: byHour.get(row.hour.getTime()) ?? {} }));
 }
 
 export async function readInsights(db: AnalyticsDb, fleetId: string, r: Range, limit: number) {

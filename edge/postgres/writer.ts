@@ -6,6 +6,11 @@
  * command audit) use `on conflict do nothing`; rows that evolve (missions, coordination events,
  * alerts) use `on conflict do update` where the incoming revision (`updated_at`) is not older.
  * Also upserts the fleet (config and version) and its drones (first/last seen).
+ *
+ * Every string is cleaned on the way in (NUL and lone surrogates → U+FFFD, as the protocol does at
+ * the boundary), the JSON ones too: Postgres refuses them in text and jsonb, and a refused row would
+ * fail its whole batch. What Postgres still refuses (a number out of an integer's range, a time out
+ * of timestamptz's) the drain sets aside row by row (drain.ts).
  */
 import { sql, type SQL } from "drizzle-orm";
 import type { PgColumn, PgTable } from "drizzle-orm/pg-core";
@@ -21,6 +26,7 @@ import {
   performanceMetrics,
 } from "../../drizzle/schema";
 import type { OutboxBatch, OutboxBodies, OutboxItem, OutboxKind } from "../domain/outbox-rows";
+import { sanitizeText } from "../protocol";
 import { inTransaction, type AnalyticsDb } from "./client";
 
 export type FleetInfo = { id: string; config: Record<string, unknown>; configVersion: number };
@@ -32,7 +38,9 @@ const d = (ms: number) => new Date(ms);
 const dn = (ms: number | null | undefined) => (ms === null || ms === undefined ? null : new Date(ms));
 
 /** Write one batch in one transaction; resolves after COMMIT. */
-export async function writeBatch(db: AnalyticsDb, fleet: FleetInfo, batch: OutboxBatch): Promise<WriteCounts> {
+export async function writeBatch(db: AnalyticsDb, info: FleetInfo, raw: OutboxBatch): Promise<WriteCounts> {
+  const fleet = clean(info);
+  const batch: OutboxBatch = { items: raw.items.map((i) => ({ ...i, body: clean(i.body) }) as OutboxItem), snapshots: raw.snapshots.map(clean) };
   const by = groupByKind(batch.items);
   const counts = Object.fromEntries(Object.entries(by).map(([k, v]) => [k, v.length])) as WriteCounts;
   counts.snapshot = batch.snapshots.length;
@@ -141,7 +149,8 @@ export async function writeBatch(db: AnalyticsDb, fleet: FleetInfo, batch: Outbo
             status: a.status,
             code: a.code,
             message: a.message,
-            params: parseJson(a.params),
+            // The params are JSON text: a NUL in them is an escape until parsed.
+            params: clean(parseJson(a.params)),
             relayId: a.relay_id,
             receivedAt: d(a.received_at),
             sentAt: dn(a.sent_at),
@@ -275,6 +284,15 @@ async function insertChunks<T>(rows: readonly T[], columns: number, insert: (row
 function excludedSet<T extends PgTable>(table: T, keys: (keyof T["_"]["columns"] & string)[]): Record<string, SQL> {
   const cols = table as unknown as Record<string, PgColumn>;
   return Object.fromEntries(keys.map((k) => [k, sql.raw(`excluded."${cols[k]!.name}"`)]));
+}
+
+/** `v` with every string in it, keys included, cleaned by sanitizeText (a copy; `v` is left alone). */
+export function clean<T>(v: T): T {
+  if (typeof v === "string") return sanitizeText(v) as T;
+  if (Array.isArray(v)) return v.map(clean) as T;
+  // fromEntries defines own properties, so a "__proto__" key stays a key.
+  if (v !== null && typeof v === "object" && !(v instanceof Date)) return Object.fromEntries(Object.entries(v).map(([k, x]) => [sanitizeText(k), clean(x)])) as T;
+  return v;
 }
 
 function parseJson(text: string): unknown {

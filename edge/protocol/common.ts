@@ -31,11 +31,42 @@ export const DRONE_ID_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
 export const FLEET_ID_RE = /^[a-z0-9][a-z0-9_-]{0,62}$/;
 export const COMMAND_ID_RE = /^[A-Za-z0-9_-]{8,64}$/;
 
+// ---------------------------------------------------------------- text at the boundary
+// Postgres refuses NUL in text ("invalid byte sequence for encoding UTF8: 0x00") and jsonb
+// ("unsupported Unicode escape sequence"), and jsonb refuses lone UTF-16 surrogates; one such
+// string in a stored row used to stop a fleet's analytics for good. So every frame a dashboard or
+// a relay sends is cleaned when it is parsed: free text (reasons, messages, names, modes) has
+// NUL and lone surrogates replaced by U+FFFD, and an id (whatever names a thing: event, mission,
+// relay and request ids) with NUL, any other control character or a lone surrogate is refused.
+// The Postgres writer applies `sanitizeText` once more to everything it stores.
+
+/** NUL, or a UTF-16 surrogate that is not half of a pair. */
+const UNSAFE_TEXT_RE = /\u0000|[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g;
+/** What an id may not hold: control characters (C0, DEL) and lone surrogates. */
+const UNSAFE_ID_RE = /[\u0000-\u001F\u007F]|[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+
+/** `s` with NUL and lone surrogates replaced by U+FFFD (the same string when there are none). */
+export function sanitizeText(s: string): string {
+  UNSAFE_TEXT_RE.lastIndex = 0;
+  return UNSAFE_TEXT_RE.test(s) ? s.replace(UNSAFE_TEXT_RE, "\uFFFD") : s;
+}
+
+/** Whether `s` may serve as an id: no control characters, no lone surrogates. */
+export function isSafeId(s: string): boolean {
+  return !UNSAFE_ID_RE.test(s);
+}
+
+/** Free text from a client, at most `max` UTF-16 units (at least `min`), cleaned by `sanitizeText`. */
+export const FreeText = (max: number, min = 0) => z.string().min(min).max(max).transform(sanitizeText);
+/** An id from a client without a stricter format: 1..`max` units, no control characters or lone surrogates. */
+export const IdText = (max: number) => z.string().min(1).max(max).refine(isSafeId, "must not contain control characters or lone surrogates");
+
 export const DroneId = z.string().regex(DRONE_ID_RE, "drone id: 1-64 of A-Z a-z 0-9 _ . -");
-export const RequestId = z.string().min(1).max(128).optional();
+export const RequestId = IdText(128).optional();
 /** A client-made id (UUID recommended); the same id never runs twice. The edge's own commands
  * (`sys-…`) use the same format. */
 export const CommandId = z.string().min(8).max(64).regex(/^[A-Za-z0-9_-]+$/, "command_id: 8-64 of A-Z a-z 0-9 _ -");
+
 export const finite = () => z.number().refine(Number.isFinite, "must be a finite number");
 /** Milliseconds since the Unix epoch. */
 export const EpochMs = z.number().int().min(0);
@@ -71,8 +102,14 @@ export const TelemetrySample = z.object({
   climb_mps: finite().min(-1000).max(1000).optional(),
   battery_pct: finite().min(0).max(100),
   armed: z.boolean(),
-  mode: z.string().min(1).max(32),
+  mode: FreeText(32, 1),
   status: DroneStatus,
+  /**
+   * `false`: the source has no reading of the drone's state (a ROS 2 drone without a state topic),
+   * so `armed` and `status` are placeholders. The edge then infers "airborne" from altitude and
+   * speed (edge/domain/drone.ts) and dashboards show the state as inferred. Absent: measured.
+   */
+  state_known: z.boolean().optional(),
 });
 export type TelemetrySample = z.infer<typeof TelemetrySample>;
 
@@ -133,8 +170,41 @@ export const ERROR_CODES = [
   "invalid_item",
   "too_many_drones",
   "internal",
+  // Trust (issue 18): relay identity and ownership, sample ranges, token lifetime.
+  /** A relay socket sent something other than relay_hello (or ping) first; nothing was applied. */
+  "hello_required",
+  /** relay_hello named a relay_id bound to another token subject. */
+  "relay_id_taken",
+  /** Telemetry for a drone that belongs to another relay (batch_ack item). */
+  "not_owner",
+  /** More new drones from this relay token than its per-minute allowance (batch_ack item). */
+  "too_many_new_drones",
+  /** A sample's seq beyond SEQ_MAX (batch_ack item). */
+  "seq_out_of_range",
+  /** A timestamp more than TS_MAX_AHEAD_MS ahead of the edge's clock. */
+  "ts_out_of_range",
+  /** command_result or mission_progress from a relay the command or mission was not sent to. */
+  "not_your_command",
+  /** The socket's token expired: nothing more is taken on it; reconnect with a new token. */
+  "token_expired",
 ] as const;
 export const ErrorCode = z.enum(ERROR_CODES);
+
+/**
+ * Close codes the edge uses on its sockets (4000-4999 is the application range of RFC 6455).
+ * 1008 (policy: message flood) and 1009 (frame too large) are the standard ones.
+ */
+export const CLOSE_CODES = {
+  /** Relay: a newer socket of the same relay (same relay_id and token subject) took over. */
+  replaced: 4000,
+  /** Dashboard or relay: the token's `exp` (plus the 30 s clock-skew leeway) passed. Reconnect
+   * with a fresh token; reconnecting with the same token is refused with 401. */
+  tokenExpired: 4001,
+  /** Dashboard: it stayed behind its flow-control window for too long (see `lagging`). */
+  tooSlow: 4002,
+  /** Relay: relay_hello named a relay_id that belongs to another token subject. */
+  relayIdTaken: 4003,
+} as const;
 export type ErrorCode = z.infer<typeof ErrorCode>;
 
 /** E→D and E→R: a frame the edge could not take, or a fault while handling it. */
@@ -180,7 +250,9 @@ export function parseValue<S extends z.ZodType<{ type: string }>>(
   knownTypes: readonly string[],
   data: unknown,
 ): Parsed<z.infer<S>> {
-  const requestId = stringField(data, "request_id")?.slice(0, 128);
+  const raw = stringField(data, "request_id");
+  // Echoed in the error frame: cleaned like any text (the id itself may be what was refused).
+  const requestId = raw === undefined ? undefined : sanitizeText(raw.slice(0, 128));
   const t = typeof data === "object" && data !== null ? (data as { type?: unknown }).type : undefined;
   if (typeof t !== "string" || !knownTypes.includes(t)) {
     return {

@@ -9,12 +9,16 @@
 import * as z from "zod";
 import {
   CheckedWaypoint,
+  COMMAND_TYPES,
   CommandId,
   CommandState,
+  type CommandType,
   Count,
   DroneId,
   EpochMs,
   ErrorFrame,
+  FreeText,
+  IdText,
   LedgerCommand,
   LIMITS,
   MissionPriority,
@@ -23,6 +27,7 @@ import {
   Ping,
   Pong,
   RequestId,
+  stringField,
   TelemetrySample,
   Waypoint,
 } from "./common";
@@ -31,13 +36,20 @@ import {
 
 const DroneSelection = z.union([z.literal("all"), z.array(DroneId).max(LIMITS.dronesPerFleet)]);
 
+/** Highest `max_rate_hz` a subscription may ask for; faster is the same as unthrottled. */
+export const MAX_RATE_HZ = 100;
+
 /** D→E: choose the drones whose `telemetry` this socket receives. `batch: true` asks for
- * `telemetry_batch` frames (one per ingested relay frame) instead of one frame per update. */
+ * `telemetry_batch` frames (one per ingested relay frame) instead of one frame per update.
+ * `max_rate_hz` throttles the socket: at most that many telemetry rounds per second, each drone
+ * once per round with its latest sample (latest-wins; the samples in between are not sent); 0
+ * takes the throttle off. `batch` and `max_rate_hz` keep their previous value when absent. */
 export const SubscribeTelemetry = z.object({
   type: z.literal("subscribe_telemetry"),
   request_id: RequestId,
   drone_ids: DroneSelection,
   batch: z.boolean().optional(),
+  max_rate_hz: z.number().min(0).max(MAX_RATE_HZ).optional(),
 });
 /** D→E: stop telemetry for some drones, or all when drone_ids is absent or "all". */
 export const UnsubscribeTelemetry = z.object({
@@ -45,60 +57,146 @@ export const UnsubscribeTelemetry = z.object({
   request_id: RequestId,
   drone_ids: DroneSelection.optional(),
 });
+/**
+ * D→E: the answer to a `flow` frame, sent as soon as the page has handled every frame before it.
+ * The edge cannot see how much a socket still buffers, so this is how it learns what a dashboard
+ * has read: a socket more than the flow window behind gets latest-wins telemetry (`lagging`), and
+ * one that stays behind is closed with 4002. Never rate-limited.
+ */
+export const FlowAck = z.object({ type: z.literal("flow_ack"), seq: Count });
+
+// Commands. Each may come without `command_id` (a client written against the seed sends none):
+// the edge then makes one (`edge-…`), runs the command once and answers with that id and
+// `idempotent: false` — a retry without an id is a new command. Names and shapes a seed client
+// plausibly sends are accepted beside ours and normalised here, at the boundary: waypoint
+// spellings (lat|latitude, lon|lng|longitude, alt_m|alt|altitude) and assign_mission's flat form.
+
+/** A refusal that names a missing field and what it must hold; zod's own message otherwise. */
+const required = (what: string) => ({ error: (iss: { input?: unknown }) => (iss.input === undefined ? `required (${what})` : undefined) });
+/** `schema`, with a message naming the field and its form when it is missing. */
+const requiredAs = <S extends z.ZodType<unknown, string>>(schema: S, what: string) => z.string(required(what)).pipe(schema);
+
+/** A client-made id (UUID recommended); absent: the edge makes one and the answer says `idempotent: false`. */
+const OptionalCommandId = CommandId.optional();
+
+/** The spellings of each waypoint field the edge accepts; the first is ours. */
+export const WAYPOINT_SPELLINGS = { lat: ["lat", "latitude"], lon: ["lon", "lng", "longitude"], alt_m: ["alt_m", "alt", "altitude"] } as const;
+type Spelling = (typeof WAYPOINT_SPELLINGS)[keyof typeof WAYPOINT_SPELLINGS][number];
+const spellingShape = Object.fromEntries(Object.values(WAYPOINT_SPELLINGS).flat().map((k) => [k, z.number().optional()])) as Record<Spelling, z.ZodOptional<z.ZodNumber>>;
+
+/**
+ * A waypoint as a client sends it: `{lat, lon, alt_m}`, or the seed-plausible `alt`, `altitude`,
+ * `latitude`, `longitude` (and `lng`), read as `{lat, lon, alt_m}`. Two spellings of one field are
+ * taken when they agree and refused, naming both, when they do not. Range checks are safety rules
+ * (answered with a rule code), not schema errors.
+ */
+export const WaypointInput = z.object(spellingShape, required("a point {lat, lon, alt_m}")).transform((v, ctx): Waypoint => {
+  const out: Partial<Record<keyof typeof WAYPOINT_SPELLINGS, number>> = {};
+  for (const [field, names] of Object.entries(WAYPOINT_SPELLINGS) as [keyof typeof WAYPOINT_SPELLINGS, readonly Spelling[]][]) {
+    const given = names.filter((n) => v[n] !== undefined);
+    const first = given[0];
+    if (first === undefined) {
+      ctx.issues.push({ code: "custom", path: [field], input: v, message: `required (${names.join(" or ")}, a number)` });
+      continue;
+    }
+    const clash = given.find((n) => v[n] !== v[first]);
+    if (clash !== undefined) {
+      ctx.issues.push({ code: "custom", path: [clash], input: v, message: `${first} (${v[first]}) and ${clash} (${v[clash]}) disagree: send one of them` });
+      continue;
+    }
+    out[field] = v[first];
+  }
+  const { lat, lon, alt_m } = out;
+  return lat === undefined || lon === undefined || alt_m === undefined ? z.NEVER : { lat, lon, alt_m };
+});
+
+const CommandDroneId = requiredAs(DroneId, "the drone's id");
+const MissionWaypoints = z.array(WaypointInput, required("a list of 1-100 points {lat, lon, alt_m}")).min(1).max(100);
+/** Latest completion time, ms since the epoch. */
+const Deadline = z.number().int().positive();
 
 /** D→E: move a drone's current target. Answered by `waypoint_modification_response`. */
 export const ModifyWaypoint = z.object({
   type: z.literal("modify_waypoint"),
-  command_id: CommandId,
+  command_id: OptionalCommandId,
   request_id: RequestId,
-  drone_id: DroneId,
-  new_waypoint: Waypoint,
-  modification_reason: z.string().max(500).default(""),
+  drone_id: CommandDroneId,
+  new_waypoint: WaypointInput,
+  modification_reason: FreeText(500).default(""),
 });
-/** D→E: give a mission to a drone, or let the edge choose one. Answered by `mission_assignment_response`. */
-export const AssignMission = z.object({
-  type: z.literal("assign_mission"),
-  command_id: CommandId,
-  request_id: RequestId,
-  drone_id: DroneId.optional(),
-  mission: z.object({
-    waypoints: z.array(Waypoint).min(1).max(100),
-    priority: MissionPriority.default("normal"),
-    /** Latest completion time, ms since the epoch. */
-    deadline: z.number().int().positive().optional(),
-  }),
+/** The mission of an assign_mission. */
+export const MissionBody = z.object({
+  waypoints: MissionWaypoints,
+  priority: MissionPriority.default("normal"),
+  deadline: Deadline.optional(),
 });
-/** D→E: land now where the drone is. Never rate-limited or queued. */
+/**
+ * D→E: give a mission to a drone, or let the edge choose one. Answered by
+ * `mission_assignment_response`. The mission comes as `mission: {waypoints, priority?, deadline?}`
+ * or, the seed-like flat form, as `waypoints`, `priority?`, `deadline?` beside `drone_id?`; both at
+ * once is refused. Parsed, it is always `mission: {…}`.
+ */
+export const AssignMission = z
+  .object({
+    type: z.literal("assign_mission"),
+    command_id: OptionalCommandId,
+    request_id: RequestId,
+    drone_id: DroneId.optional(),
+    mission: MissionBody.optional(),
+    waypoints: MissionWaypoints.optional(),
+    priority: MissionPriority.optional(),
+    deadline: Deadline.optional(),
+  })
+  .transform((v, ctx) => {
+    const { mission, waypoints, priority, deadline, ...rest } = v;
+    if (mission && (waypoints !== undefined || priority !== undefined || deadline !== undefined)) {
+      ctx.issues.push({ code: "custom", path: ["mission"], input: v, message: "send the mission either as mission: {waypoints, priority?, deadline?} or as waypoints, priority?, deadline? at the top level, not both" });
+      return z.NEVER;
+    }
+    if (mission) return { ...rest, mission };
+    if (waypoints === undefined) {
+      ctx.issues.push({ code: "custom", path: ["waypoints"], input: v, message: "required (waypoints: a list of 1-100 points {lat, lon, alt_m}, or mission: {waypoints, priority?, deadline?})" });
+      return z.NEVER;
+    }
+    return { ...rest, mission: { waypoints, priority: priority ?? "normal", ...(deadline !== undefined ? { deadline } : {}) } };
+  });
+/** D→E: land now where the drone is. Never rate-limited or queued (operator or admin). */
 export const EmergencyLand = z.object({
   type: z.literal("emergency_land"),
-  command_id: CommandId,
+  command_id: OptionalCommandId,
   request_id: RequestId,
-  drone_id: DroneId,
-  reason: z.string().max(500).optional(),
+  drone_id: CommandDroneId,
+  reason: FreeText(500).optional(),
 });
 export const OVERRIDE_ACTIONS = ["dismiss", "vertical_separation", "hold", "lateral_reroute"] as const;
 /** D→E: replace the strategy of a coordination event or dismiss it (operator or admin). */
 export const CoordinationOverride = z.object({
   type: z.literal("coordination_override"),
-  command_id: CommandId,
+  command_id: OptionalCommandId,
   request_id: RequestId,
-  event_id: z.string().min(1).max(64),
-  action: z.enum(OVERRIDE_ACTIONS),
-  reason: z.string().max(500).optional(),
+  event_id: requiredAs(IdText(64), "the coordination event's id, event.event_id of a coordination_event frame"),
+  action: z.enum(OVERRIDE_ACTIONS, required(`one of ${OVERRIDE_ACTIONS.join(", ")}`)),
+  reason: FreeText(500).optional(),
 });
 
 export const CommandMessage = z.discriminatedUnion("type", [ModifyWaypoint, AssignMission, EmergencyLand, CoordinationOverride]);
-export type CommandMessage = z.infer<typeof CommandMessage>;
+/** A command as the edge parses it: `command_id` may be absent (a seed-style client). */
+export type ParsedCommand = z.infer<typeof CommandMessage>;
+/** A command with its id: what the dashboard sends, and what the command desk works with once it
+ * has given an id-less command one. */
+export type CommandMessage = ParsedCommand & { command_id: string };
 
 export const DashboardMessage = z.discriminatedUnion("type", [
   SubscribeTelemetry,
   UnsubscribeTelemetry,
   Ping,
+  FlowAck,
   ModifyWaypoint,
   AssignMission,
   EmergencyLand,
   CoordinationOverride,
 ]);
+/** A D→E frame as parsed (commands possibly without `command_id`). */
 export type DashboardMessage = z.infer<typeof DashboardMessage>;
 
 // ---------------------------------------------------------------- edge → dashboard (E→D): drones
@@ -190,8 +288,32 @@ export const Subscribed = z.object({
   request_id: RequestId,
   drone_ids: DroneSelection,
   batch: z.boolean(),
+  /** The socket's throttle; absent when unthrottled. */
+  max_rate_hz: z.number().optional(),
 });
 export type Subscribed = z.infer<typeof Subscribed>;
+
+/** E→D: flow control; answer with `flow_ack` carrying the same `seq` (see FlowAck). */
+export const FlowFrame = z.object({ type: z.literal("flow"), seq: Count });
+export type FlowFrame = z.infer<typeof FlowFrame>;
+/**
+ * E→D: this socket fell behind (`lagging`: more than the flow window unread) and now gets only the
+ * latest sample per drone, once it has caught up (`caught_up`, followed by those samples). Big
+ * periodic frames (fleet_status) are skipped while lagging. A socket still lagging after the lag
+ * limit is closed with 4002. `conflated`: samples replaced by a newer one of the same drone
+ * instead of being sent.
+ */
+export const LaggingFrame = z.object({
+  type: z.literal("lagging"),
+  state: z.enum(["lagging", "caught_up"]),
+  ts: EpochMs,
+  /** Drones whose latest sample waits for the socket. */
+  pending: Count,
+  conflated: Count,
+  /** When lagging: how long the socket may stay behind before it is closed (ms). */
+  close_after_ms: Count.optional(),
+});
+export type LaggingFrame = z.infer<typeof LaggingFrame>;
 
 // ---------------------------------------------------------------- command answers (E→D)
 
@@ -209,16 +331,28 @@ export const CommandCandidate = z.object({
 });
 export type CommandCandidate = z.infer<typeof CommandCandidate>;
 
-/** Fields common to every command answer. `status` is the ledger state; `code` says why it failed. */
+/**
+ * Fields common to every command answer. `status` is the ledger state; `code` says why it failed.
+ * Every refusal of a command, whatever went wrong (bad JSON inside a known command type, a
+ * malformed field, a rate limit, a role that may not command, an unknown drone, no relay), comes
+ * as that command's own response type with `success: false`; only a frame whose type cannot be
+ * read at all is answered with a generic `error`.
+ */
 const commandAnswer = {
+  /** The request's command_id, or the one the edge made when it carried none. */
   command_id: CommandId,
   request_id: RequestId,
   success: z.boolean(),
   status: CommandState,
   code: z.string().optional(),
   message: z.string(),
+  /** Safe points near a refused one; empty where there are none. */
+  alternative_suggestions: z.array(AlternativeSuggestion),
   /** True when this answers a repeated command_id with the first result. */
   duplicate: z.boolean().optional(),
+  /** `false` when the request carried no command_id and the edge made this one: a retry without
+   * an id runs again. Absent when the client's own id guards the command. */
+  idempotent: z.boolean().optional(),
 };
 export const WaypointModificationResponse = z.object({
   ...commandAnswer,
@@ -226,7 +360,6 @@ export const WaypointModificationResponse = z.object({
   drone_id: z.string(),
   /** The safety rule that refused the waypoint. */
   rule: z.string().optional(),
-  alternative_suggestions: z.array(AlternativeSuggestion),
 });
 export type WaypointModificationResponse = z.infer<typeof WaypointModificationResponse>;
 export const MissionAssignmentResponse = z.object({
@@ -237,7 +370,6 @@ export const MissionAssignmentResponse = z.object({
   candidates: z.array(CommandCandidate),
   /** Present when a waypoint broke a safety rule. */
   rule: z.string().optional(),
-  alternative_suggestions: z.array(AlternativeSuggestion).optional(),
 });
 export type MissionAssignmentResponse = z.infer<typeof MissionAssignmentResponse>;
 export const EmergencyLandResponse = z.object({ ...commandAnswer, type: z.literal("emergency_land_response"), drone_id: z.string() });
@@ -261,6 +393,57 @@ export const CommandResponse = z.discriminatedUnion("type", [
   HoldResponse,
 ]);
 export type CommandResponse = z.infer<typeof CommandResponse>;
+
+/** The answer type of each operator command. */
+export const COMMAND_RESPONSE_TYPES = {
+  modify_waypoint: "waypoint_modification_response",
+  assign_mission: "mission_assignment_response",
+  emergency_land: "emergency_land_response",
+  coordination_override: "coordination_override_response",
+} as const satisfies Record<CommandType, CommandResponse["type"]>;
+
+/** What can be read of a command frame the edge cannot take whole, to answer it in its own type. */
+export type CommandHead = {
+  type: CommandType;
+  command_id?: string;
+  request_id?: string;
+  drone_id?: string;
+  event_id?: string;
+  action?: string;
+};
+
+/**
+ * The command type and ids of a frame that failed to parse (or was not parsed), so the refusal
+ * can come as that command's answer with its ids echoed. Valid JSON is read as an object; text
+ * that is not JSON (a truncated frame) is searched for its first `"type"` and the ids. Only ids of
+ * a valid form are kept. Null when no command type can be read (or the frame is too large to
+ * read): such a frame gets a generic `error`. Never throws.
+ */
+export function readCommandHead(raw: string): CommandHead | null {
+  if (raw.length > LIMITS.dashboardFrameBytes) return null;
+  let fields: (key: string) => string | undefined;
+  try {
+    const data: unknown = JSON.parse(raw);
+    if (typeof data !== "object" || data === null || Array.isArray(data)) return null;
+    fields = (key) => stringField(data, key);
+  } catch {
+    // Not JSON: the first value written for each key, if it is a plain string.
+    fields = (key) => new RegExp(`"${key}"\\s*:\\s*"([^"\\\\]{1,128})"`).exec(raw)?.[1];
+  }
+  const type = fields("type");
+  if (!(COMMAND_TYPES as readonly string[]).includes(type ?? "")) return null;
+  const head: CommandHead = { type: type as CommandType };
+  const valid = (key: keyof Omit<CommandHead, "type">, schema: z.ZodType<string>, max: number) => {
+    const v = fields(key);
+    if (v !== undefined && v.length <= max && schema.safeParse(v).success) head[key] = v;
+  };
+  valid("command_id", CommandId, 64);
+  valid("request_id", IdText(128), 128);
+  valid("drone_id", DroneId, 64);
+  valid("event_id", IdText(64), 64);
+  valid("action", z.enum(OVERRIDE_ACTIONS), 32);
+  return head;
+}
 
 /** E→D: a ledger state change, sent to every dashboard so operators see commands until final. */
 export const CommandStatusFrame = z.object({
@@ -340,7 +523,10 @@ export type LiveAnalytics = z.infer<typeof LiveAnalytics>;
 export const AnalyticsLiveFrame = LiveAnalytics.extend({ type: z.literal("analytics_live") });
 export type AnalyticsLiveFrame = z.infer<typeof AnalyticsLiveFrame>;
 
-export const ALERT_KINDS = ["battery_low", "battery_critical", "link_lost", "geofence_breach", "emergency"] as const;
+/** `coordination_unresolved`: collision avoidance cannot resolve a conflict of this drone (the
+ * message says why); `airspace_saturated`: fleet-wide (drone_id "fleet"), too many conflicts to
+ * resolve calmly, new take-offs are held (edge/fleet/collision-avoidance.ts). */
+export const ALERT_KINDS = ["battery_low", "battery_critical", "link_lost", "geofence_breach", "emergency", "coordination_unresolved", "airspace_saturated"] as const;
 export const AlertKind = z.enum(ALERT_KINDS);
 export type AlertKind = z.infer<typeof AlertKind>;
 export const ALERT_SEVERITIES = ["warning", "critical"] as const;
@@ -379,6 +565,8 @@ export const ServerMessage = z.discriminatedUnion("type", [
   CoordinationEventFrame,
   AnalyticsLiveFrame,
   AlertFrame,
+  FlowFrame,
+  LaggingFrame,
   ErrorFrame,
 ]);
 /** Every frame the edge sends a dashboard. */
@@ -387,7 +575,18 @@ export type ServerMessage = z.infer<typeof ServerMessage>;
 export const EdgeToDashboard = ServerMessage;
 export type EdgeToDashboard = ServerMessage;
 
-export const DASHBOARD_TYPES = DashboardMessage.options.map((o) => o.shape.type.value);
+/** Every D→E frame type; the Record makes the list exhaustive at compile time. */
+const DASHBOARD_TYPE_SET: Record<DashboardMessage["type"], true> = {
+  subscribe_telemetry: true,
+  unsubscribe_telemetry: true,
+  ping: true,
+  flow_ack: true,
+  modify_waypoint: true,
+  assign_mission: true,
+  emergency_land: true,
+  coordination_override: true,
+};
+export const DASHBOARD_TYPES = Object.keys(DASHBOARD_TYPE_SET) as DashboardMessage["type"][];
 /** Every E→D frame type; the Record makes the list exhaustive at compile time. */
 const EDGE_TO_DASHBOARD_TYPE_SET: Record<ServerMessage["type"], true> = {
   fleet_status: true,
@@ -406,6 +605,8 @@ const EDGE_TO_DASHBOARD_TYPE_SET: Record<ServerMessage["type"], true> = {
   coordination_event: true,
   analytics_live: true,
   alert: true,
+  flow: true,
+  lagging: true,
   error: true,
 };
 export const EDGE_TO_DASHBOARD_TYPES = Object.keys(EDGE_TO_DASHBOARD_TYPE_SET) as ServerMessage["type"][];

@@ -12,23 +12,52 @@ import {
   EpochMs,
   ErrorCode,
   ErrorFrame,
+  FreeText,
+  IdText,
   LIMITS,
   MissionPriority,
   parseFrame,
   Ping,
   Pong,
   stringField,
+  TelemetrySample,
+  finite,
   type Parsed,
 } from "./common";
 
 // ---------------------------------------------------------------- relay → edge (R→E)
 
+/**
+ * Relay identity (issue 18). A relay socket says `relay_hello` before anything else (a `ping`
+ * excepted); every other frame first is refused with `hello_required` and nothing is applied.
+ * The first hello with a `relay_id` binds that id to the token's subject for good: hellos with it
+ * from another subject are refused (`relay_id_taken`, close 4003), the same subject reconnecting
+ * replaces its own older socket (close 4000). A drone belongs to the relay that first reported
+ * it until that relay has been gone for longer than LIMITS.staleAfterMs, or an admin reassigns it;
+ * telemetry for it from any other relay is refused per item (`not_owner`), and a command's
+ * `command_result` or a mission's `mission_progress` counts only from the relay it was sent to
+ * (`not_your_command`).
+ */
+
+/**
+ * Highest `seq` the edge takes (Number.MAX_SAFE_INTEGER / 2, rounded down). A relay's seqs are
+ * the wall clock in ms or a counter, both far below; a seq near 2^53 would freeze the drone for
+ * every later (honest) sample, so such a sample is refused per item (`seq_out_of_range`) and
+ * never becomes the stored high-water mark.
+ */
+export const SEQ_MAX = Math.floor(Number.MAX_SAFE_INTEGER / 2);
+/**
+ * How far ahead of the edge's clock a relay timestamp (a sample's `ts`, `mission_progress.ts`) may
+ * be: one day, beyond any clock that is merely skewed. Later ones are refused (`ts_out_of_range`).
+ */
+export const TS_MAX_AHEAD_MS = 86_400_000;
+
 /** R→E: first frame after connecting: who the relay is and which drones it serves. */
 export const RelayHello = z.object({
   type: z.literal("relay_hello"),
-  relay_id: z.string().min(1).max(128),
+  relay_id: IdText(128),
   source: z.enum(["sim", "ros2"]),
-  version: z.string().max(64).optional(),
+  version: FreeText(64).optional(),
   drone_ids: z.array(DroneId).max(LIMITS.dronesPerFleet),
 });
 export type RelayHello = z.infer<typeof RelayHello>;
@@ -43,13 +72,60 @@ export const TelemetryBatch = z.object({
 });
 export type TelemetryBatch = z.infer<typeof TelemetryBatch>;
 
-export const COMMAND_RESULT_STATUSES = ["acked", "failed"] as const;
+/** Most waypoints one intent carries: enough for the edge's 30 s prediction horizon many times
+ * over, small enough that every sample may carry it. */
+export const INTENT_MAX_WAYPOINTS = 32;
+
+/**
+ * What a drone is about to do, as its source knows it (R→E, on a telemetry update; additive:
+ * updates without it stay valid). The edge predicts the drone along it before anything else
+ * (its own record of acknowledged commands, then dead reckoning), and checks it against the
+ * reported motion. The source sends its current intent with every sample that has one: a sample
+ * without `intent` means the source knows none now.
+ */
+export const DroneIntent = z.object({
+  /** Which route: a mission id, "patrol", a ROS topic. With `revision`, names one plan. */
+  route_id: z.string().min(1).max(64),
+  /** Changes whenever the route is replaced or restarted (a reloaded mission, a new command), not
+   * when the drone merely progresses along it: a new revision invalidates what the edge stored. */
+  revision: Count,
+  /** The waypoints still to fly, in order, the first being the one flown to now; for a looping
+   * patrol, unrolled as far as the source likes. Empty: the drone holds where it is. */
+  waypoints: z.array(CheckedWaypoint).max(INTENT_MAX_WAYPOINTS),
+  /** Ground speed the drone flies the route at, m/s (when it is not yet moving). */
+  speed_mps: finite().min(0).max(200).optional(),
+  /** Seconds the drone hovers where it is before flying on (a loiter at a waypoint). */
+  hold_s: finite().min(0).max(86_400).optional(),
+});
+export type DroneIntent = z.infer<typeof DroneIntent>;
+
+/** One item of `telemetry_batch.updates`: a sample, optionally with the drone's intent. */
+export const TelemetryUpdate = TelemetrySample.extend({ intent: DroneIntent.optional() });
+export type TelemetryUpdate = z.infer<typeof TelemetryUpdate>;
+
+/**
+ * The intent on a raw telemetry update, read apart from the sample: the sample is stored and fanned
+ * out without it, the intent goes to collision avoidance. Null when there is none; `invalid` when
+ * the update carries one that does not parse (the sample itself still counts: a bad plan must not
+ * cost the drone its position).
+ */
+export function intentOf(update: unknown): DroneIntent | null | "invalid" {
+  if (typeof update !== "object" || update === null || !("intent" in update)) return null;
+  const raw = (update as { intent?: unknown }).intent;
+  if (raw === undefined) return null;
+  const r = DroneIntent.safeParse(raw);
+  return r.success ? r.data : "invalid";
+}
+
+/** `timeout`: the drone-side service did not answer before the relay's own deadline (which ends before
+ * the edge's), so the operator sees the final state `timeout` with the service named. */
+export const COMMAND_RESULT_STATUSES = ["acked", "failed", "timeout"] as const;
 /** R→E: the outcome of a `command` at the drone. Resent after a reconnect until acknowledged. */
 export const CommandResult = z.object({
   type: z.literal("command_result"),
   command_id: CommandId,
   status: z.enum(COMMAND_RESULT_STATUSES),
-  message: z.string().max(1000).optional(),
+  message: FreeText(1000).optional(),
 });
 export type CommandResult = z.infer<typeof CommandResult>;
 
@@ -57,12 +133,12 @@ export const PROGRESS_STATES = ["active", "completed", "failed", "aborted"] as c
 /** R→E: a mission's progress as the drone flies it. */
 export const MissionProgress = z.object({
   type: z.literal("mission_progress"),
-  mission_id: z.string().min(1).max(64),
+  mission_id: IdText(64),
   drone_id: DroneId,
   state: z.enum(PROGRESS_STATES),
   /** Index of the waypoint being flown to. */
   waypoint_index: Count.optional(),
-  message: z.string().max(500).optional(),
+  message: FreeText(500).optional(),
   ts: EpochMs,
 });
 export type MissionProgress = z.infer<typeof MissionProgress>;

@@ -1,6 +1,7 @@
 /** How the Worker reaches a fleet's Durable Object: its stub, and RPC calls with one error shape. */
 import type { Context } from "hono";
 import type { FleetHub } from "../fleet/fleet-hub";
+import { log } from "../domain/log";
 import { httpError, type AppEnv } from "./http";
 
 /** The fleet's Durable Object: idFromName(fleet), so the object knows its name (ctx.id.name). */
@@ -17,7 +18,7 @@ export async function callFleet<T>(c: Context<AppEnv>, what: string, fn: (hub: D
   try {
     return await fn(hub);
   } catch (err) {
-    console.error(`fleet ${c.get("fleet")}: ${what} failed`, err);
+    log("error", `fleet object call ${what} failed`, { fleet: c.get("fleet"), call: what }, err);
     throw httpError(500, "internal", "fleet object error");
   }
 }

@@ -2,7 +2,7 @@
  * Commands from the edge (E→R `command`, answered by R→E `command_result`):
  * - Each runs through `execute` (the source's) with the relay's own deadline: `timeout_ms` from the
  *   frame clamped to [500, 30000] ms. A source that throws → `failed` with its message; one that
- *   never answers → `failed` "timeout at the relay after N ms" (and its signal is aborted).
+ *   never answers → `timeout` "timeout at the relay after N ms" (and its signal is aborted).
  * - Commands run concurrently, so an emergency land never waits behind a slow command. At most
  *   `maxInflight` run at once; beyond that a command fails at once ("relay busy"), except
  *   emergency_land, which always runs.
@@ -170,7 +170,7 @@ export class CommandRunner {
         const fields = { command_id: id, command: cmd.command, drone_id: cmd.drone_id, ok: outcome.ok, message: outcome.message, ms };
         if (outcome.ok) this.o.log.info("command acked", fields);
         else this.o.log.warn("command failed", fields);
-        this.o.onEnded({ command: cmd.command, status: outcome.ok ? "acked" : "failed", seconds: ms / 1000 });
+        this.o.onEnded({ command: cmd.command, status: resultStatus(outcome), seconds: ms / 1000 });
         this.finish(id, outcome);
         this.o.onReleased();
       },
@@ -196,7 +196,7 @@ export class CommandRunner {
     const frame: CommandResult = {
       type: "command_result",
       command_id: id,
-      status: outcome.ok ? "acked" : "failed",
+      status: resultStatus(outcome),
       ...(outcome.message ? { message: outcome.message.slice(0, MAX_MESSAGE) } : {}),
     };
     this.unacked.delete(id);
@@ -222,7 +222,7 @@ export class CommandRunner {
 
 /**
  * Run `execute` with a deadline. Always resolves, exactly once: the source's outcome; `failed`
- * with the error's message when it throws or rejects; `failed` "timeout at the relay after N ms"
+ * with the error's message when it throws or rejects; `timeout` "timeout at the relay after N ms"
  * when it has not answered by then (the signal is aborted so the source can stop waiting).
  */
 export async function runWithTimeout(
@@ -237,7 +237,7 @@ export async function runWithTimeout(
   const timeout = new Promise<CommandOutcome>((resolve) => {
     timer = clock.setTimeout(() => {
       const message = `timeout at the relay after ${timeoutMs} ms`;
-      resolve({ ok: false, message });
+      resolve({ ok: false, timedOut: true, message });
       controller.abort(new Error(message));
     }, timeoutMs);
     // Aborted from outside (the relay stopping): end now rather than at the deadline.
@@ -266,5 +266,11 @@ export function normalizeOutcome(v: unknown): CommandOutcome {
   const raw = "message" in v ? v.message : undefined;
   const message = typeof raw === "string" && raw.length > 0 ? raw.slice(0, MAX_MESSAGE) : undefined;
   if (v.ok) return message === undefined ? { ok: true } : { ok: true, message };
-  return { ok: false, message: message ?? "failed at the drone" };
+  const timedOut = "timedOut" in v && v.timedOut === true;
+  return { ok: false, message: message ?? "failed at the drone", ...(timedOut ? { timedOut: true as const } : {}) };
+}
+
+/** The wire status of a finished command: a service that did not answer is `timeout`, not `failed`. */
+function resultStatus(outcome: CommandOutcome): CommandResult["status"] {
+  return outcome.ok ? "acked" : outcome.timedOut ? "timeout" : "failed";
 }

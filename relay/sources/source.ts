@@ -10,13 +10,14 @@
  * the relay's log, node:*, and rclnodejs (ros2/ only, loaded at run time). Not relay/link: a source
  * never talks to the edge itself; cli.ts wires it to a link.
  */
-import type { DRONE_STATUSES, MissionProgress, RelayCommand, RelayHello, TelemetrySample } from "../../edge/protocol";
+import type { DRONE_STATUSES, MissionProgress, RelayCommand, RelayHello, TelemetryUpdate } from "../../edge/protocol";
 
 /**
  * A sample as a source produces it. `seq` is deliberately absent: sequence numbers are the link's
- * job, because only the link knows what the edge has already seen (hello_ack `last_seq`).
+ * job, because only the link knows what the edge has already seen (hello_ack `last_seq`). A
+ * source that knows what the drone is about to do adds its `intent` (edge/protocol/relay.ts).
  */
-export type SourceSample = Omit<TelemetrySample, "seq">;
+export type SourceSample = Omit<TelemetryUpdate, "seq">;
 
 export type SourceKind = RelayHello["source"];
 export type DroneStatus = (typeof DRONE_STATUSES)[number];
@@ -25,7 +26,8 @@ export type DroneStatus = (typeof DRONE_STATUSES)[number];
  * How a command ended at the drone. `ok: true` is "accepted" (a ROS service returning success),
  * not "done": a mission's completion is reported later through `onMissionProgress`.
  */
-export type CommandOutcome = { ok: true; message?: string } | { ok: false; message: string };
+/** `timedOut`: the drone-side service did not answer before the relay's deadline (reported as `timeout`). */
+export type CommandOutcome = { ok: true; message?: string } | { ok: false; message: string; timedOut?: true };
 
 /** A mission's progress, as the link sends it in a `mission_progress` frame (minus `type`).
  * `waypoint_index` is the waypoint being flown to (the last one for `completed`). */
@@ -56,4 +58,6 @@ export interface DroneSource {
   onMissionProgress?: ((p: MissionProgressEvent) => void) | null;
   /** ROS messages received per topic kind, for metrics (ROS sources only). */
   rosMessageCounts?(): Readonly<Record<string, number>>;
+  /** Seconds since each of a drone's topics last delivered (null: never), for silence reports (ROS only). */
+  topicAges?(droneId: string): Readonly<Record<string, number | null>>;
 }

@@ -5,6 +5,8 @@ import {
   detectConflicts,
   isResolved,
   parseConflictKey,
+  planAgreement,
+  ResolutionPlanner,
   type Conflict,
   type CoordinationDrone,
   type WaypointCommand,
@@ -322,3 +324,150 @@ describe("isResolved and keys", () => {
     expect(isResolved("a|b", [drone("a", 0, 0, 50, 0, 0), drone("b", 10, 0, 50, 0, 0)], config)).toBe(false);
   });
 });
+
+// ------------------------------------------------------------------ issue 14: field conditions
+
+describe("classification from the geometry of the predicted encounter", () => {
+  const type = (a: CoordinationDrone, b: CoordinationDrone) => detect([a, b])[0]?.event_type;
+
+  it("head-on: courses more than 135° apart where they meet", () => {
+    expect(type(drone("a", -200, 0, 50, 90, 10), drone("b", 200, 35, 50, 260, 10))).toBe("head_on");
+    // A drone that turns onto the reciprocal course before they meet is head-on, not crossing.
+    const turning = drone("a", -150, -100, 50, 0, 10, { path: [{ ...at(-150, 0), alt_m: 50 }, { ...at(300, 0), alt_m: 50 }] });
+    expect(type(turning, drone("b", 150, 0, 50, 270, 10))).toBe("head_on");
+  });
+
+  it("crossing: courses between 45° and 135° apart", () => {
+    expect(type(drone("a", -200, 0, 50, 90, 10), drone("b", -100, -173.2, 50, 30, 10))).toBe("crossing");
+    expect(type(drone("a", -200, 0, 50, 90, 10), drone("b", 100, -173.2, 50, 330, 10))).toBe("crossing");
+  });
+
+  it("overtaking: within 45°, the one behind closing; also when the chaser turns onto the course", () => {
+    expect(type(drone("fast", 0, 0, 50, 80, 15), drone("slow", 150, 20, 50, 95, 5))).toBe("overtaking");
+    const chaser = drone("a", 0, -100, 50, 0, 15, { path: [{ ...at(0, 0), alt_m: 50 }, { ...at(600, 0), alt_m: 50 }] });
+    const ahead = drone("b", 60, 0, 50, 90, 4, { path: [{ ...at(600, 0), alt_m: 50 }] });
+    expect(type(chaser, ahead)).toBe("overtaking");
+  });
+
+  it("converging: one hovers, or the gap closes vertically on the same course", () => {
+    expect(type(drone("h", 0, 0, 50, 0, 0), drone("m", -200, 0, 50, 90, 10))).toBe("converging");
+    // Same course, same speed, one descending onto the other.
+    expect(type(drone("top", 0, 0, 62, 90, 10, { climb_mps: -2 }), drone("low", 10, 0, 50, 90, 10))).toBe("converging");
+  });
+});
+
+describe("what detection knows of a drone", () => {
+  it("checks both predictions of a drone it is unsure about, and reports a conflict in either", () => {
+    // a's plan turns it away north at once; its heading and speed say it keeps flying east.
+    const plan = [{ ...at(-190, 300), alt_m: 50 }];
+    const a = drone("a", -200, 0, 50, 90, 10, { path: plan });
+    const b = drone("b", 200, 0, 50, 270, 10);
+    expect(detect([a, b])).toEqual([]);
+    const [c, ...rest] = detect([{ ...a, also_dead_reckoning: true }, b]);
+    expect(rest).toEqual([]);
+    expect(c).toMatchObject({ key: "a|b", event_type: "head_on" });
+    expect(c!.time_to_conflict_s).toBeCloseTo(18.5, 3);
+  });
+
+  it("takes a drone of unknown state for airborne when altitude or speed says it flies", () => {
+    const unknown = { armed: false, status: "idle" as const, state_known: false };
+    const other = drone("b", 200, 0, 50, 270, 10);
+    expect(detect([drone("a", -200, 0, 50, 90, 10, unknown), other])).toHaveLength(1);
+    // The same placeholders with a known state mean a grounded drone, and so does an unknown one
+    // standing still at home level.
+    expect(detect([drone("a", -200, 0, 50, 90, 10, { armed: false, status: "idle" }), other])).toEqual([]);
+    expect(detect([drone("a", 195, 0, 0, 0, 0, unknown), drone("c", 200, 0, 2, 0, 0)])).toEqual([]);
+  });
+
+  it("predicts a late sample from when it was taken: 2 s old is 2 s further along", () => {
+    const fresh = detect(headOn())[0]!;
+    const [a, b] = headOn();
+    const late = detect([{ ...a!, age_s: 2 }, b!])[0]!;
+    expect(late.time_to_conflict_s).toBeCloseTo(fresh.time_to_conflict_s - 1, 3);
+  });
+
+  it("does not let a corner between two samples hide a conflict", () => {
+    // a turns back at (0, 0) half a second from now; b hovers 28.5 m beyond the corner. Both
+    // samples (t = 0 and t = 1) are over 33 m from b; the corner itself is 28.5 m.
+    const a = drone("a", -7, 0, 50, 90, 14, { path: [{ ...at(0, 0), alt_m: 50 }, { ...at(-100, -100), alt_m: 50 }] });
+    const b = drone("b", 28.5, 0, 50, 0, 0);
+    const [c] = detect([a, b]);
+    expect(c).toMatchObject({ key: "a|b" });
+    expect(c!.time_to_conflict_s).toBeLessThan(1);
+  });
+});
+
+describe("planAgreement: does the drone fly its plan?", () => {
+  const plan = [{ ...at(300, 0), alt_m: 50 }];
+  it("agrees when the course points at the next waypoint, disagrees when it does not", () => {
+    expect(planAgreement(drone("a", 0, 0, 50, 95, 10), plan, 0, config)).toBe("agree");
+    expect(planAgreement(drone("a", 0, 0, 50, 200, 10), plan, 0, config)).toBe("disagree");
+    // Hovering while the plan says fly: cannot tell (accelerating, or stopped).
+    expect(planAgreement(drone("a", 0, 0, 50, 0, 0), plan, 0, config)).toBe("unknown");
+    // Holding: agrees while it hovers; moving contradicts a hold, and an empty plan.
+    expect(planAgreement(drone("a", 0, 0, 50, 0, 0), plan, 5, config)).toBe("agree");
+    expect(planAgreement(drone("a", 0, 0, 50, 90, 10), plan, 5, config)).toBe("disagree");
+    expect(planAgreement(drone("a", 0, 0, 50, 90, 10), [], 0, config)).toBe("disagree");
+  });
+
+  it("checks the climb the leg asks for: a drone told to climb that stays level disagrees", () => {
+    const climb = [{ ...at(60, 0), alt_m: 70 }];
+    expect(planAgreement(drone("a", 0, 0, 50, 90, 10, { climb_mps: 0 }), climb, 0, config)).toBe("disagree");
+    expect(planAgreement(drone("a", 0, 0, 50, 90, 10, { climb_mps: 2.5 }), climb, 0, config)).toBe("agree");
+  });
+});
+
+describe("right of way and exclusions", () => {
+  it("a landing or emergency drone is never commanded: the other drone moves", () => {
+    for (const row of ["landing", "emergency", "returning", "low_battery", "operator_hold"] as const) {
+      // a (the smaller id) would keep its course anyway; give b the right of way instead.
+      const drones = [drone("a", -200, 0, 50, 90, 10), drone("b", 200, 0, 50, 270, 10, { right_of_way: row })];
+      const r = chooseResolution(detect(drones)[0]!, drones, config);
+      expect(r.verified, row).toBe(true);
+      expect(r.commands.map((c) => c.drone_id), row).toEqual(["a"]);
+    }
+  });
+
+  it("when both have the right of way, a returning drone holds for a landing one, if that works", () => {
+    const lander = drone("a", 0, 0, 40, 0, 0, { right_of_way: "landing", climb_mps: -1.5, plan_speed_mps: 1.5, path: [{ ...at(0, 0), alt_m: 0 }] });
+    const home = drone("b", -80, 0, 40, 90, 10, { right_of_way: "returning", path: [{ ...at(150, 0), alt_m: 40 }] });
+    const c = detect([lander, home])[0]!;
+    const r = chooseResolution(c, [lander, home], config);
+    expect(r).toMatchObject({ strategy: "hold", verified: true });
+    expect(r.commands.map((x) => x.drone_id)).toEqual(["b"]);
+    // Two landing drones: nothing may be sent, and the reason says why.
+    const both = [lander, { ...home, right_of_way: "landing" as const }];
+    const none = chooseResolution(c, both, config);
+    expect(none.commands).toEqual([]);
+    expect(none.verified).toBe(false);
+    expect(none.reason).toMatch(/right of way \(landing\)/);
+  });
+
+  it("excluded drones and strategies are not used; the other drone or another strategy is", () => {
+    const drones = headOn();
+    const c = detect(drones)[0]!;
+    const other = chooseResolution(c, drones, config, undefined, { exclude: new Set(["b"]) });
+    expect(other.commands.map((x) => x.drone_id)).toEqual(["a"]);
+    const noClimb = chooseResolution(c, drones, config, undefined, { exclude: new Set(["b:vertical_separation"]) });
+    expect(noClimb.commands.map((x) => x.drone_id)).toEqual(["b"]);
+    expect(noClimb.strategy).not.toBe("vertical_separation");
+    const nobody = chooseResolution(c, drones, config, undefined, { exclude: new Set(["a", "b"]) });
+    expect(nobody).toMatchObject({ commands: [], verified: false });
+  });
+
+  it("a planner resolves conflicts that share a drone around each other's commitments", () => {
+    // b meets a head-on and c crossing; after b's resolution, c's must not send anyone into b.
+    const drones = [drone("a", -250, 0, 50, 90, 10), drone("b", 250, 0, 50, 270, 10), drone("c", 0, -250, 50, 0, 10)];
+    const planner = new ResolutionPlanner(drones, config);
+    for (const c of detect(drones)) {
+      const r = planner.choose(c);
+      if (r.verified) planner.commit(r);
+    }
+    expect(detect(applyAll(drones, planner.drones()))).toEqual([]);
+  });
+});
+
+/** The drones as the planner sees them after its commits. */
+function applyAll(drones: CoordinationDrone[], planned: readonly CoordinationDrone[]): CoordinationDrone[] {
+  return drones.map((d) => planned.find((p) => p.drone_id === d.drone_id) ?? d);
+}

@@ -7,6 +7,7 @@ import { validateWaypoint } from "../../edge/domain/safety";
 import {
   CLIMB_EXTRAPOLATION_S,
   MIN_MOVING_SPEED_MPS,
+  PLAN_CLIMB_MPS,
   positionAt,
   predictTrack,
   separationWindow,
@@ -62,6 +63,22 @@ describe("predictTrack: the one motion rule", () => {
     expect(where(fast, 40)).toEqual(where(fast, 10));
     const stopped = state(0, 0, 50, { speed_mps: 0.2, path });
     expect(where(stopped, 5)[0]).toBeCloseTo(5 * config.cruise_speed_mps, 6);
+  });
+
+  it("flies a plan at the intent's speed while not yet moving, and climbs no faster than PLAN_CLIMB_MPS", () => {
+    const path = [wp(100, 0, 50)];
+    const intent = state(0, 0, 50, { speed_mps: 0, path, plan_speed_mps: 4 });
+    expect(where(intent, 5)[0]).toBeCloseTo(20, 6);
+    // Moving drones keep their own ground speed whatever the plan says.
+    expect(where({ ...intent, heading_deg: 90, speed_mps: 10 }, 5)[0]).toBeCloseTo(50, 6);
+    // A 30 m climb over 40 m horizontally takes 10 s (3 m/s), not 4 s: both parts arrive together.
+    const steep = state(0, 0, 20, { heading_deg: 90, speed_mps: 10, path: [wp(40, 0, 50)] });
+    const [x5, , z5] = where(steep, 5);
+    expect(x5).toBeCloseTo(20, 6);
+    expect(z5).toBeCloseTo(20 + PLAN_CLIMB_MPS * 5, 6);
+    // A vertical leg (a take-off over the pad) at the plan's own, slower speed.
+    const takeoff = state(0, 0, 0, { speed_mps: 0, path: [wp(0, 0, 30)], plan_speed_mps: 1.5 });
+    expect(where(takeoff, 10)[2]).toBeCloseTo(15, 6);
   });
 
   it("holds in place for hold_s before doing what it would do", () => {

@@ -16,7 +16,7 @@ import { Outbox } from "../../edge/fleet/outbox";
 import { SNAPSHOT_INTERVAL_MS, type OutboxItem } from "../../edge/domain/outbox-rows";
 import { useLocalProxy } from "../../edge/postgres/client";
 import { HOUR_MS } from "../../edge/postgres/hourly";
-import { LIMITS } from "../../edge/protocol";
+import { AnalyticsLiveBody, DeadLettersBody, LIMITS } from "../../edge/protocol";
 import { connect, ManualClock, relay, sample, sendBatch, stubFor, token, uniqueFleet, useClock, type TestSocket } from "./helpers";
 
 const open: TestSocket[] = [];
@@ -222,9 +222,13 @@ describe("live analytics and alerts", () => {
     const { r } = await relay(fleet);
     open.push(r);
     const far = { lat: 47.3977 + 3000 / 111_195, lon: 8.5456 }; // 3 km north: outside the ±1.5 km fence
-    await sendBatch(r, [sample("low", { battery_pct: 25 }), sample("crit", { battery_pct: 10 }), sample("out", far), sample("sos", { status: "emergency" }), sample("ok")]);
+    // 300 m apart east-west, so that no two are in conflict (coordination alerts are not the subject here).
+    const lane = (i: number) => ({ lat: 47.3977, lon: 8.5456 + (i * 300) / 75_250 });
+    // Threshold alerts only: collision avoidance raises its own (coordination_*) about "out".
+    const threshold = (f: { type: string; alert?: unknown }) => f.type === "alert" && !(f.alert as { kind: string }).kind.startsWith("coordination_");
+    await sendBatch(r, [sample("low", { ...lane(1), battery_pct: 25 }), sample("crit", { ...lane(2), battery_pct: 10 }), sample("out", far), sample("sos", { ...lane(3), status: "emergency" }), sample("ok", lane(4))]);
     await tick(fleet);
-    const raised = await Promise.all([0, 1, 2, 3].map(() => d.next((f) => f.type === "alert" && f.state === "raised")));
+    const raised = await Promise.all([0, 1, 2, 3].map(() => d.next((f) => threshold(f) && f.state === "raised")));
     const kinds = raised.map((f) => `${(f.alert as { drone_id: string }).drone_id}:${(f.alert as { kind: string }).kind}`).sort();
     expect(kinds).toEqual(["crit:battery_critical", "low:battery_low", "out:geofence_breach", "sos:emergency"]);
     expect((await d.nextOfType("analytics_live")).emergency_status).toBe("emergency");
@@ -232,21 +236,24 @@ describe("live analytics and alerts", () => {
     // The next tick repeats nothing.
     await tick(fleet);
     await d.nextOfType("analytics_live");
-    expect((await d.barrier()).filter((f) => f.type === "alert")).toEqual([]);
+    expect((await d.barrier()).filter(threshold)).toEqual([]);
 
     // Battery recovers, the drone comes back inside; low drops to critical; ok goes silent.
     // sos reports again unchanged; ok stays silent: with 5 s more on the clock, for 20 s.
-    await sendBatch(r, [sample("low", { battery_pct: 12 }), sample("out"), sample("crit", { battery_pct: 50, status: "charging" }), sample("sos", { status: "emergency" })]);
+    await sendBatch(r, [sample("low", { ...lane(1), battery_pct: 12 }), sample("out"), sample("crit", { ...lane(2), battery_pct: 50, status: "charging" }), sample("sos", { ...lane(3), status: "emergency" })]);
     await tick(fleet, 5_000);
     const changes: string[] = [];
     for (let i = 0; i < 5; i++) {
-      const f = await d.nextOfType("alert");
+      const f = await d.next(threshold);
       changes.push(`${f.state} ${(f.alert as { drone_id: string }).drone_id}:${(f.alert as { kind: string }).kind}`);
     }
     expect(changes.sort()).toEqual(["cleared crit:battery_critical", "cleared low:battery_low", "cleared out:geofence_breach", "raised low:battery_critical", "raised ok:link_lost"]);
 
     // Every raise and clear is queued for Postgres; an alert's newest revision replaces the older.
-    const alerts = (await queued(fleet)).items.filter((i) => i.kind === "alert").map((i) => i.body as { drone_id: string; kind: string; cleared_at: number | null });
+    const alerts = (await queued(fleet)).items
+      .filter((i) => i.kind === "alert")
+      .map((i) => i.body as { drone_id: string; kind: string; cleared_at: number | null })
+      .filter((a) => !a.kind.startsWith("coordination_"));
     expect(alerts).toHaveLength(6);
     expect(alerts.find((a) => a.drone_id === "crit")!.cleared_at).not.toBeNull();
     expect(alerts.find((a) => a.kind === "emergency")!.cleared_at).toBeNull();
@@ -330,8 +337,9 @@ describe("cron triggers into Postgres", () => {
     // :02 of the next hour aggregates this one.
     const hour = Math.floor(now / HOUR_MS) * HOUR_MS;
     await scheduled("2 * * * *", hour + HOUR_MS + 2 * 60_000);
-    const h = await rows(`select fleet_size, snapshots_received, snapshots_expected, alerts_raised from hourly_analytics where fleet_id = $1`, fleet);
-    expect(h).toEqual([{ fleet_size: 3, snapshots_received: 3, snapshots_expected: 3 * 360, alerts_raised: 1 }]);
+    const h = await rows(`select fleet_size, snapshots_received, snapshots_expected, data_completeness, alerts_raised from hourly_analytics where fleet_id = $1`, fleet);
+    // Each drone reported once: known for one slot of the hour, and sent it.
+    expect(h).toEqual([{ fleet_size: 3, snapshots_received: 3, snapshots_expected: 3, data_completeness: 1, alerts_raised: 1 }]);
     expect(await rows(`select count(*)::int as n from trend_analysis where fleet_id = $1`, fleet)).toEqual([{ n: 13 }]);
     expect((await directoryStub(env).fleets(0)).find((e) => e.fleet === fleet)!.hourly_through).toBe(hour);
 
@@ -342,13 +350,14 @@ describe("cron triggers into Postgres", () => {
     expect(res.status).toBe(200);
     const body = (await res.json()) as { hours: { hour: string; fleet_size: number; trends: Record<string, unknown> }[] };
     expect(body.hours).toHaveLength(1);
-    expect(body.hours[0]).toMatchObject({ hour: from, fleet_size: 3 });
+    // The seed's keys beside ours (no missions, charging or events in this hour: counts 0, averages null).
+    expect(body.hours[0]).toMatchObject({ hour: from, fleet_size: 3, missions_completed: 0, avg_duration: null, avg_charging_time: null, charging_sessions: 0, fleet_utilization_percentage: 0 });
     expect(Object.keys(body.hours[0]!.trends)).toContain("failed_missions");
     for (const path of ["analytics/insights", "insights"]) {
       const ins = await SELF.fetch(`https://edge.test/v1/fleets/${fleet}/${path}?from=${from}`, { headers: auth });
       expect(ins.status, path).toBe(200);
-      // Three drones reported once in an hour: far from complete.
-      expect(((await ins.json()) as { insights: { rule: string }[] }).insights.map((i) => i.rule)).toContain("low_completeness");
+      // The fleet's first, partial hour: the drones joined late, nothing was lost, no warning.
+      expect(((await ins.json()) as { insights: { rule: string }[] }).insights.map((i) => i.rule)).not.toContain("low_completeness");
     }
     // Up to a minute ahead: the object's clock ran 5 s ahead of the real one for the tick.
     const to = new Date(Date.now() + 60_000).toISOString();
@@ -356,8 +365,110 @@ describe("cron triggers into Postgres", () => {
     expect(((await al.json()) as { alerts: { kind: string }[] }).alerts.map((a) => a.kind)).toEqual(["battery_low"]);
   });
 
+  it("a NUL from a viewer or a relay no longer stops later commands, missions and snapshots from reaching Postgres", async () => {
+    const fleet = uniqueFleet("nul");
+    const clock = await clockOf(fleet);
+    const viewer = await dashboard(fleet, "viewer");
+    const op = await dashboard(fleet, "operator");
+    const { r } = await relay(fleet);
+    open.push(r);
+    // Far apart, so that collision avoidance has nothing to say (its commands would interleave).
+    const nearAt = { lat: 47.3977, lon: 8.5556 };
+    await sendBatch(r, [sample("d1"), sample("near", { ...nearAt, status: "idle", armed: false, alt_m: 0, speed_mps: 0, battery_pct: 90 })]);
+    const wp = { lat: 47.3987, lon: 8.5456, alt_m: 60 };
+
+    // A viewer's command, refused, with a NUL in its reason.
+    const refused = `cmd-${crypto.randomUUID()}`;
+    viewer.send({ type: "modify_waypoint", command_id: refused, drone_id: "d1", new_waypoint: wp, modification_reason: "stop\u0000now" });
+    expect(await viewer.nextOfType("waypoint_modification_response")).toMatchObject({ success: false, code: "forbidden" });
+    // An operator's command the relay fails with a NUL in its message.
+    const failed = `cmd-${crypto.randomUUID()}`;
+    op.send({ type: "modify_waypoint", command_id: failed, drone_id: "d1", new_waypoint: wp, modification_reason: "inspect" });
+    const c1 = await r.next((f) => f.type === "command" && f.command_id === failed);
+    r.send({ type: "command_result", command_id: c1.command_id, status: "failed", message: "motor\u0000fault\ud800" });
+    expect(await op.nextOfType("waypoint_modification_response")).toMatchObject({ command_id: failed, success: false });
+
+    // Later: a mission flown to completion, and telemetry in the next snapshot slot.
+    const assigned = `cmd-${crypto.randomUUID()}`;
+    op.send({ type: "assign_mission", command_id: assigned, drone_id: "near", mission: { waypoints: [{ ...nearAt, lat: 47.3987, alt_m: 50 }] } });
+    const c2 = await r.next((f) => f.type === "command" && f.command_id === assigned);
+    r.send({ type: "command_result", command_id: c2.command_id, status: "acked" });
+    expect(await op.nextOfType("mission_assignment_response")).toMatchObject({ command_id: assigned, success: true });
+    for (const state of ["active", "completed"]) {
+      r.send({ type: "mission_progress", mission_id: c2.mission_id, drone_id: "near", state, ts: Date.now() });
+      await op.next((f) => f.type === "mission_update" && (f.update as { status?: string }).status === state);
+    }
+    clock.advance(SNAPSHOT_INTERVAL_MS);
+    await sendBatch(r, [sample("d1", { lat: 47.3982 }), sample("near", nearAt)]);
+
+    const flush = await stubFor(fleet).flushOutbox();
+    expect(flush).toMatchObject({ status: "ok", remaining: 0, dead_lettered: 0 });
+    const audit = await rows(`select command_id, status, message, params from command_audit where fleet_id = $1 order by received_at, command_id`, fleet);
+    const byId = new Map(audit.map((a: { command_id: string }) => [a.command_id, a]));
+    expect(byId.get(failed)).toMatchObject({ status: "failed", message: expect.stringContaining("motor\uFFFDfault\uFFFD") });
+    expect(byId.get(assigned)).toMatchObject({ status: "acked" });
+    // The refused command, where the ledger records it, carries its reason cleaned.
+    if (byId.has(refused)) expect(byId.get(refused)).toMatchObject({ status: "rejected", params: expect.objectContaining({ modification_reason: "stop\uFFFDnow" }) });
+    expect(await rows(`select status from missions where fleet_id = $1`, fleet)).toEqual([{ status: "completed" }]);
+    expect(await rows(`select count(*)::int as n from drone_telemetry_snapshots where fleet_id = $1`, fleet)).toEqual([{ n: 4 }]);
+  });
+
+  it("sets a row Postgres refuses aside, counts it in /analytics/live and shows it to admins only", async () => {
+    const fleet = uniqueFleet("dead");
+    const clock = await clockOf(fleet);
+    const { r } = await relay(fleet);
+    open.push(r);
+    await sendBatch(r, [sample("d1")]);
+    // A row the protocol cannot make: a resolution time beyond Postgres's integer. Queued between
+    // good rows, as a bug elsewhere would queue it.
+    await runInDurableObject(stubFor(fleet), (_hub: FleetHub, state) => {
+      const box = new Outbox(state.storage.sql);
+      const t = clock.now();
+      box.put("coordination_event", "ev-poison", { event_id: "ev-poison", key: "k", event_type: "head_on", drone_ids: ["d1", "d2"], detected_at: t, first_command_at: null, resolved_at: t, resolution_time_ms: 3e9, strategy: "hold", status: "resolved", overridden_by: null, override_reason: null, time_to_conflict_s: 10, min_horizontal_m: 5, min_vertical_m: 1, attempts: 1, last_attempt_at: t, updated_at: t }, t);
+    });
+    clock.advance(SNAPSHOT_INTERVAL_MS);
+    await sendBatch(r, [sample("d1", { lat: 47.3982 })]);
+
+    const flush = await stubFor(fleet).flushOutbox();
+    expect(flush).toMatchObject({ status: "ok", dead_lettered: 1, remaining: 0 });
+    expect(await rows(`select count(*)::int as n from drone_telemetry_snapshots where fleet_id = $1`, fleet)).toEqual([{ n: 2 }]);
+    expect(await rows(`select count(*)::int as n from coordination_events where fleet_id = $1`, fleet)).toEqual([{ n: 0 }]);
+
+    const live = (await (await SELF.fetch(`https://edge.test/v1/fleets/${fleet}/analytics/live`, { headers: { Authorization: `Bearer ${await token("viewer", [fleet])}` } })).json()) as Record<string, unknown> & { outbox: Record<string, unknown> };
+    expect(live.outbox).toMatchObject({ dead_letters: 1, dead_letters_total: 1, last_flush: { dead_lettered: 1 } });
+    const parsed = AnalyticsLiveBody.safeParse(live);
+    expect(parsed.success, parsed.success ? "" : parsed.error.message).toBe(true);
+
+    const url = `https://edge.test/v1/fleets/${fleet}/analytics/dead-letters`;
+    for (const role of ["viewer", "operator"] as const) {
+      expect((await SELF.fetch(url, { headers: { Authorization: `Bearer ${await token(role, [fleet])}` } })).status, role).toBe(403);
+    }
+    const res = await SELF.fetch(url, { headers: { Authorization: `Bearer ${await token("admin", [fleet])}` } });
+    expect(res.status).toBe(200);
+    const body = DeadLettersBody.parse(await res.json());
+    expect(body).toMatchObject({ fleet, kept: 1, total: 1, dropped: 0 });
+    expect(body.dead_letters).toEqual([
+      expect.objectContaining({ kind: "coordination_event", key: "ev-poison", error: expect.stringMatching(/out of range for type integer/), body: expect.objectContaining({ resolution_time_ms: 3e9 }) }),
+    ]);
+    // A second flush does not try it again.
+    expect(await stubFor(fleet).flushOutbox()).toMatchObject({ status: "ok", rows: 0, dead_lettered: 0 });
+  });
+
+  it("answers the seed's flat live fields at the top level of /analytics/live, beside `metrics`", async () => {
+    const fleet = uniqueFleet("flat");
+    const { r } = await relay(fleet);
+    open.push(r);
+    await sendBatch(r, [sample("a1", { armed: true, battery_pct: 70 }), sample("g1", { armed: false, status: "idle", alt_m: 0, battery_pct: 90 })]);
+    const res = await SELF.fetch(`https://edge.test/v1/fleets/${fleet}/analytics/live`, { headers: { Authorization: `Bearer ${await token("viewer", [fleet])}` } });
+    const live = (await res.json()) as Record<string, unknown> & { metrics: Record<string, unknown> };
+    const seedKeys = ["timestamp", "active_drones", "total_drones", "fleet_battery_average", "active_missions", "coordination_events_active", "fleet_utilization_percentage", "emergency_status"];
+    for (const k of seedKeys) expect(live[k], k).toEqual(live.metrics[k]);
+    expect(live).toMatchObject({ fleet, active_drones: 1, total_drones: 2, fleet_battery_average: 80, fleet_utilization_percentage: 50, emergency_status: "normal" });
+  });
+
   it("recompute is admin-only, flushes first and rewrites the same row", async () => {
     const fleet = uniqueFleet("re");
+    await clockOf(fleet); // no tick of its own between the two flushes
     const { r } = await relay(fleet);
     open.push(r);
     await sendBatch(r, [sample("d1"), sample("d2")]);

@@ -1,6 +1,7 @@
 import { SELF, evictDurableObject, runDurableObjectAlarm } from "cloudflare:test";
 import { afterEach, describe, expect, it } from "vitest";
 import { COMMAND_TIMEOUT_MS } from "../../edge/fleet/command-desk";
+import { CommandsBody, parseRestBody } from "../../edge/protocol";
 import { connect, ManualClock, relay, sample, sendBatch, stubFor, token, uniqueFleet, useClock, type TestSocket } from "./helpers";
 
 const HOME = { lat: 47.3977, lon: 8.5456 };
@@ -30,7 +31,7 @@ async function setup(opts: { drones?: Record<string, Record<string, unknown>>; r
 }
 
 /** The relay side: answer the next command frame. */
-async function relayAnswers(r: TestSocket, status: "acked" | "failed" = "acked", message?: string) {
+async function relayAnswers(r: TestSocket, status: "acked" | "failed" | "timeout" = "acked", message?: string) {
   const cmd = await r.nextOfType("command");
   r.send({ type: "command_result", command_id: cmd.command_id, status, ...(message ? { message } : {}) });
   await r.next((f) => f.type === "command_result_ack" && f.command_id === cmd.command_id);
@@ -111,12 +112,14 @@ describe("modify_waypoint", () => {
     }
   });
 
-  it("answers schema-invalid coordinates with a coded error", async () => {
-    const { d } = await setup();
-    d.send(`{"type":"modify_waypoint","command_id":"${cid()}","drone_id":"d1","new_waypoint":{"lat":"NaN","lon":8,"alt_m":50}}`);
-    expect(await d.nextOfType("error")).toMatchObject({ code: "invalid_message" });
-    d.send(`{"type":"modify_waypoint","command_id":"${cid()}","drone_id":"d1","new_waypoint":{"lat":1e400,"lon":8,"alt_m":50}}`);
-    expect(await d.nextOfType("error")).toMatchObject({ code: "invalid_message" });
+  it("answers schema-invalid coordinates in its own response type with a code, echoing the ids", async () => {
+    const { d, r } = await setup();
+    for (const lat of ['"NaN"', "1e400"]) {
+      const id = cid();
+      d.send(`{"type":"modify_waypoint","command_id":"${id}","request_id":"rq","drone_id":"d1","new_waypoint":{"lat":${lat},"lon":8,"alt_m":50}}`);
+      expect(await d.nextOfType("waypoint_modification_response"), lat).toMatchObject({ command_id: id, request_id: "rq", drone_id: "d1", success: false, status: "rejected", code: "invalid_message", alternative_suggestions: [] });
+    }
+    expect((await r.barrier()).filter((f) => f.type === "command")).toEqual([]);
   });
 
   it("refuses viewers, unknown drones and drones of another fleet", async () => {
@@ -185,6 +188,19 @@ describe("ledger faults", () => {
     expect(await d.nextOfType("waypoint_modification_response")).toMatchObject({ success: false, status: "failed", message: /controller busy/ });
   });
 
+  it("ends in timeout, naming the service, when the relay reports that the drone's service did not answer", async () => {
+    const { d, r } = await setup();
+    const id = cid();
+    d.send({ type: "modify_waypoint", command_id: id, drone_id: "d1", new_waypoint: at(60, 0), modification_reason: "" });
+    await relayAnswers(r, "timeout", "service /d1/modify_waypoint did not answer within 4250 ms");
+    expect(await d.nextOfType("waypoint_modification_response")).toMatchObject({
+      success: false,
+      status: "timeout",
+      code: "timeout",
+      message: /\/d1\/modify_waypoint did not answer/,
+    });
+  });
+
   it("never rate-limits emergency_land during a flood of other commands", async () => {
     const { d, r } = await setup();
     for (let i = 0; i < 30; i++) d.send({ type: "modify_waypoint", command_id: cid(), drone_id: "d1", new_waypoint: at(20 + i, 0), modification_reason: "flood" });
@@ -207,6 +223,115 @@ describe("ledger faults", () => {
     const { commands } = (await res.json()) as { commands: Record<string, unknown>[] };
     expect(commands[0]).toMatchObject({ command_id: id, command: "modify_waypoint", drone_id: "d1", sub: "operator-user", role: "operator", status: "acked" });
     expect(typeof commands[0]!.latency_ms).toBe("number");
+  });
+});
+
+describe("command ids the ledger keeps free (issue 18)", () => {
+  it("a viewer's refused command_id is not reserved: an operator's emergency_land with it runs", async () => {
+    const { d: viewer, r, fleet } = await setup({ role: "viewer" });
+    const id = cid();
+    viewer.send({ type: "emergency_land", command_id: id, drone_id: "d1" });
+    expect(await viewer.nextOfType("emergency_land_response")).toMatchObject({ command_id: id, success: false, status: "rejected", code: "forbidden" });
+    const op = await connect(fleet, "ws", await token("operator", [fleet]));
+    open.push(op);
+    op.send({ type: "emergency_land", command_id: id, drone_id: "d1" });
+    expect(await relayAnswers(r)).toMatchObject({ command_id: id, command: "emergency_land", drone_id: "d1" });
+    const land = await op.nextOfType("emergency_land_response");
+    expect(land).toMatchObject({ command_id: id, success: true, status: "acked" });
+    expect(land.duplicate).toBeUndefined();
+    // The audit keeps the viewer's attempt, under an id of the edge's own.
+    const audit = await stubFor(fleet).listCommands(10);
+    expect(audit.find((c) => c.command_id === id)).toMatchObject({ role: "operator", status: "acked" });
+    expect(audit.find((c) => c.role === "viewer")).toMatchObject({ status: "rejected", code: "forbidden", params: { client_command_id: id } });
+  });
+
+  it("a viewer repeating an operator's id in flight is refused and leaves that command alone", async () => {
+    const { d: op, r, fleet } = await setup();
+    const viewer = await connect(fleet, "ws", await token("viewer", [fleet]));
+    open.push(viewer);
+    const id = cid();
+    op.send({ type: "modify_waypoint", command_id: id, drone_id: "d1", new_waypoint: at(60, 0), modification_reason: "" });
+    const cmd = await r.nextOfType("command");
+    viewer.send({ type: "emergency_land", command_id: id, drone_id: "d1" });
+    expect(await viewer.nextOfType("emergency_land_response")).toMatchObject({ command_id: id, code: "forbidden" });
+    // No dashboard is told that the operator's command ended.
+    expect((await op.barrier()).filter((f) => f.command_id === id && f.status === "rejected")).toEqual([]);
+    r.send({ type: "command_result", command_id: cmd.command_id, status: "acked" });
+    expect(await op.nextOfType("waypoint_modification_response")).toMatchObject({ command_id: id, success: true });
+  });
+
+  it("relay_offline leaves the id free: the same command runs once a relay is back", async () => {
+    const { d, r, fleet } = await setup({ drones: { d1: { ...at(0, 0, 0), status: "idle", armed: false, speed_mps: 0, battery_pct: 95 } } });
+    r.close();
+    await d.next((f) => f.type === "link_status" && f.scope === "relay" && f.state === "down");
+    const land = cid();
+    const mission = cid();
+    d.send({ type: "emergency_land", command_id: land, drone_id: "d1" });
+    expect(await d.nextOfType("emergency_land_response")).toMatchObject({ command_id: land, success: false, code: "relay_offline" });
+    d.send({ type: "assign_mission", command_id: mission, waypoints: [at(100, 0, 40)] });
+    expect(await d.nextOfType("mission_assignment_response")).toMatchObject({ command_id: mission, success: false, code: "relay_offline" });
+    expect(await stubFor(fleet).listMissions(10)).toEqual([]);
+
+    const { r: r2 } = await relay(fleet);
+    open.push(r2);
+    d.send({ type: "emergency_land", command_id: land, drone_id: "d1" });
+    expect((await relayAnswers(r2)).command_id).toBe(land);
+    expect(await d.nextOfType("emergency_land_response")).toMatchObject({ command_id: land, success: true, status: "acked" });
+    d.send({ type: "assign_mission", command_id: mission, waypoints: [at(100, 0, 40)] });
+    expect((await relayAnswers(r2)).command_id).toBe(mission);
+    expect(await d.nextOfType("mission_assignment_response")).toMatchObject({ command_id: mission, success: true });
+    expect((await stubFor(fleet).listMissions(10)).map((m) => m.command_id)).toEqual([mission]);
+  });
+
+  it("rate_limited leaves the id free: the same command runs when the limit has refilled", async () => {
+    const { d, r, fleet } = await setup();
+    const clock = new ManualClock();
+    await useClock(fleet, clock);
+    for (let i = 0; i < 20; i++) d.send({ type: "modify_waypoint", command_id: cid(), drone_id: "d1", new_waypoint: at(20 + i, 0), modification_reason: "fill" });
+    const id = cid();
+    const msg = { type: "modify_waypoint", command_id: id, drone_id: "d1", new_waypoint: at(90, 0), modification_reason: "retry me" };
+    d.send(msg);
+    expect(await d.next((f) => f.type === "waypoint_modification_response" && f.command_id === id)).toMatchObject({ success: false, code: "rate_limited" });
+    clock.advance(10_000);
+    d.send(msg);
+    const cmd = await r.next((f) => f.type === "command" && f.command_id === id);
+    expect(cmd).toMatchObject({ command: "modify_waypoint", modification_reason: "retry me" });
+  });
+});
+
+describe("the command audit", () => {
+  it("pages by a unique cursor: commands sharing a received_at are neither skipped nor repeated", async () => {
+    const { d, fleet } = await setup();
+    const clock = new ManualClock();
+    await useClock(fleet, clock);
+    const ids: string[] = [];
+    for (let i = 0; i < 5; i++) {
+      const id = cid();
+      ids.push(id);
+      d.send({ type: "coordination_override", command_id: id, event_id: "ev-none", action: "hold" });
+      await d.next((f) => f.type === "coordination_override_response" && f.command_id === id);
+    }
+    const url = `https://edge.test/v1/fleets/${fleet}/commands`;
+    const headers = { Authorization: `Bearer ${await token("viewer", [fleet])}` };
+    const seen: string[] = [];
+    let before: string | null | undefined;
+    for (let page = 0; page < 10; page++) {
+      const res = await SELF.fetch(`${url}?limit=2${before ? `&before=${encodeURIComponent(before)}` : ""}`, { headers });
+      const body = parseRestBody(CommandsBody, await res.json());
+      if (!body.ok) throw new Error(body.message);
+      expect(body.value.commands.every((c) => c.received_at === clock.now())).toBe(true);
+      seen.push(...body.value.commands.map((c) => c.command_id));
+      before = body.value.next_before;
+      if (!before) break;
+    }
+    expect(seen.sort()).toEqual([...ids].sort());
+    // A bare received_at still pages as before: the commands received strictly earlier.
+    const bare = async (q: string) => ((await (await SELF.fetch(`${url}?before=${q}`, { headers })).json()) as { commands: unknown[] }).commands.length;
+    expect(await bare(String(clock.now()))).toBe(0);
+    expect(await bare(String(clock.now() + 1))).toBe(5);
+    const bad = await SELF.fetch(`${url}?before=yesterday`, { headers });
+    expect(bad.status).toBe(400);
+    expect(((await bad.json()) as { error: { code: string } }).error.code).toBe("bad_cursor");
   });
 });
 

@@ -15,7 +15,25 @@ const M_LON = 111_320 * Math.cos((HOME.lat * Math.PI) / 180);
 const SEP_H = 30;
 const SEP_V = 10;
 
-type Sim = { id: string; x: number; y: number; z: number; heading: number; speed: number; target: { x: number; y: number; z: number } | null; holdS: number; seq: number };
+type Sim = {
+  id: string;
+  x: number;
+  y: number;
+  z: number;
+  heading: number;
+  speed: number;
+  target: { x: number; y: number; z: number } | null;
+  holdS: number;
+  seq: number;
+  /** What the drone reports as its intent (issue 14), in local metres; none when undefined. */
+  intent?: { x: number; y: number; z: number }[];
+  /** Reported status; default flying. */
+  status?: string;
+  /** The relay reports no state for it (state_known: false, placeholders). */
+  stateUnknown?: boolean;
+  /** It refuses every command with this message. */
+  refuses?: string;
+};
 
 const open: TestSocket[] = [];
 afterEach(() => {
@@ -37,9 +55,13 @@ function toSample(d: Sim) {
     heading_deg: ((d.heading % 360) + 360) % 360,
     speed_mps: d.holdS > 0 ? 0 : d.speed,
     battery_pct: 90,
-    armed: true,
-    mode: "AUTO.MISSION",
-    status: "flying",
+    armed: d.stateUnknown ? false : true,
+    mode: d.stateUnknown ? "UNKNOWN" : "AUTO.MISSION",
+    status: d.stateUnknown ? "idle" : (d.status ?? "flying"),
+    ...(d.stateUnknown ? { state_known: false } : {}),
+    ...(d.intent
+      ? { intent: { route_id: "patrol", revision: 1, waypoints: d.intent.map((p) => ({ lat: HOME.lat + p.y / M_LAT, lon: HOME.lon + p.x / M_LON, alt_m: p.z })) } }
+      : {}),
   };
 }
 
@@ -76,6 +98,12 @@ async function obey(r: TestSocket, world: Map<string, Sim>): Promise<string[]> {
   const got: string[] = [];
   for (const cmd of (await r.barrier()).filter((f) => f.type === "command")) {
     const d = world.get(cmd.drone_id as string)!;
+    got.push(`${cmd.command}:${cmd.drone_id}`);
+    if (d.refuses) {
+      r.send({ type: "command_result", command_id: cmd.command_id, status: "failed", message: d.refuses });
+      continue;
+    }
+    got.pop();
     if (cmd.command === "hold") d.holdS = cmd.duration_s as number;
     if (cmd.command === "modify_waypoint") {
       const wp = cmd.new_waypoint as { lat: number; lon: number; alt_m: number };
@@ -218,5 +246,85 @@ describe("collision avoidance in the fleet object", () => {
     const missing = await SELF.fetch(`https://edge.test/v1/fleets/${fleet}/coordination/ev-missing`, { headers: { Authorization: `Bearer ${await token("viewer", [fleet])}` } });
     expect(missing.status).toBe(404);
     await missing.text();
+  });
+});
+
+describe("collision avoidance in the field (issue 14)", () => {
+  it("predicts by the reported intent: drones heading at each other but routed apart raise nothing", async () => {
+    // Head-on by heading (dead reckoning: conflict in ~28 s); their routes turn apart 100 m ahead.
+    const a = { ...drone("a", -300, 0, 50, 90), intent: [{ x: -200, y: 0, z: 50 }, { x: -200, y: 400, z: 50 }] };
+    const b = { ...drone("b", 300, 0, 50, 270), intent: [{ x: 200, y: 0, z: 50 }, { x: 200, y: -400, z: 50 }] };
+    const { fleet, clock, d, r, world } = await setup([a, b]);
+    // A new intent is checked against the drone's motion for two seconds before it is trusted
+    // alone (until then dead reckoning counts too): let three samples agree with it first.
+    for (let t = 0; t < 3; t++) {
+      await sendBatch(r, [...world.values()].map(toSample));
+      clock.advance(1_000);
+    }
+    await sendBatch(r, [...world.values()].map(toSample));
+    await detect(fleet, clock);
+    expect((await d.barrier()).filter((f) => f.type === "coordination_event")).toEqual([]);
+    // And the other way round: dead reckoning sees them apart, their intents bring them together.
+    const c = { ...drone("c", -300, 200, 50, 0), intent: [{ x: 0, y: 200, z: 50 }, { x: 300, y: 200, z: 50 }] };
+    const e = { ...drone("e", 300, 200, 50, 180), intent: [{ x: 0, y: 200, z: 50 }, { x: -300, y: 200, z: 50 }] };
+    world.set("c", c);
+    world.set("e", e);
+    await sendBatch(r, [c, e].map(toSample));
+    await detect(fleet, clock);
+    const ev = await d.next((f) => f.type === "coordination_event" && (f.event as { key: string }).key === "c|e");
+    expect(ev.event).toMatchObject({ event_type: "head_on" });
+  });
+
+  it("a landing drone keeps its course; a refused resolution moves the other drone; never 'resolved' on failure", async () => {
+    // b (the larger id) would yield; it is landing, so a moves.
+    const a = drone("a", -300, 0, 50, 90);
+    const b = { ...drone("b", 300, 0, 50, 270), status: "landing" };
+    const { fleet, clock, d, r, world } = await setup([a, b]);
+    const { commands, lost } = await fly(fleet, clock, r, world, 40);
+    expect(lost).toBe(false);
+    expect(commands.length).toBeGreaterThan(0);
+    expect(commands.every((c) => c.endsWith(":a"))).toBe(true);
+    // Now a pair where the yielder refuses everything: the other one is moved, the event is not
+    // resolved by the refused command.
+    const f2 = await setup([drone("p", -300, 0, 50, 90), { ...drone("q", 300, 0, 50, 270), refuses: "emergency landing in progress" }]);
+    const out = await fly(f2.fleet, f2.clock, f2.r, f2.world, 40);
+    expect(out.lost).toBe(false);
+    expect(out.commands[0]).toMatch(/:q$/);
+    expect(out.commands.some((c) => c.endsWith(":p"))).toBe(true);
+    const events = (await f2.d.barrier()).filter((f) => f.type === "coordination_event").map((f) => f.event as { status: string; first_command_at: number | null });
+    expect(events.at(-1)?.status).toBe("resolved");
+  });
+
+  it("a drone without a state topic is taken for airborne from its altitude and speed, and avoided", async () => {
+    const a = { ...drone("a", -300, 0, 50, 90), stateUnknown: true };
+    const b = { ...drone("b", 300, 0, 50, 270), stateUnknown: true };
+    const { fleet, clock, d, r, world } = await setup([a, b]);
+    const { commands, lost } = await fly(fleet, clock, r, world, 45);
+    expect(lost).toBe(false);
+    expect(commands.length).toBeGreaterThan(0);
+    const ev = await d.next((f) => f.type === "coordination_event");
+    expect(ev.event).toMatchObject({ drone_ids: ["a", "b"], event_type: "head_on" });
+    // fleet_status counts them as flying (inferred).
+    const status = await stubFor(fleet).getStatus();
+    expect(status.counts.flying).toBe(2);
+  });
+
+  it("a relay reconnect invalidates the edge's stored plans for its drones", async () => {
+    const { fleet, clock, d, r, world } = await setup([drone("a", -300, 0, 50, 90), drone("b", 300, 0, 50, 270)]);
+    await sendBatch(r, [...world.values()].map(toSample));
+    await detect(fleet, clock);
+    await obey(r, world);
+    // The relay goes away and comes back (its drones restarted their routes: back on course).
+    r.close();
+    const again = await relay(fleet);
+    open.push(again.r);
+    for (const x of world.values()) {
+      x.target = null;
+      x.heading = x.id === "a" ? 90 : 270;
+      x.speed = 10;
+    }
+    const { lost } = await fly(fleet, clock, again.r, world, 45);
+    expect(lost).toBe(false);
+    expect((await d.barrier()).filter((f) => f.type === "coordination_event").length).toBeGreaterThan(0);
   });
 });

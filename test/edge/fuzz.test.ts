@@ -10,6 +10,7 @@ import { describe, expect, it } from "vitest";
 import {
   AlertsBody,
   AnalyticsLiveBody,
+  COMMAND_RESPONSE_TYPES,
   CommandsBody,
   CoordinationBody,
   ERROR_CODES,
@@ -22,6 +23,7 @@ import {
   parseEdgeToRelay,
   parseRelayMessage,
   parseRestBody,
+  readCommandHead,
   StatusBody,
 } from "../../edge/protocol";
 import type { FleetHub } from "../../edge/fleet/fleet-hub";
@@ -98,8 +100,15 @@ describe("live object fuzzing", () => {
       const parsed = parseDashboardMessage(raw);
       d.send(raw);
       if (!parsed.ok) {
-        const e = await d.nextOfType("error");
+        // A command is refused in its own response type; only a frame of no readable command type
+        // gets a generic error.
+        // (The viewer's well-formed commands are answered in the same types, with forbidden.)
+        const head = readCommandHead(raw);
+        const e = head
+          ? await d.next((f) => f.type === COMMAND_RESPONSE_TYPES[head.type] && f.code === parsed.error.code && (head.command_id === undefined || f.command_id === head.command_id))
+          : await d.nextOfType("error");
         expect(ERROR_CODES).toContain(e.code);
+        if (head) expect(e).toMatchObject({ success: false, status: "rejected" });
         answered++;
       }
     }
@@ -253,10 +262,15 @@ describe("the wire as sent", () => {
     const toRelay = record(r);
     r.send({ type: "relay_hello", relay_id: "relay-wire", source: "sim", drone_ids: [] });
     await r.nextOfType("hello_ack");
-    // Two drones already closer than the separation minima (a conflict whatever the prediction
-    // model), one at low battery, and 1,200 parked drones so fleet_status comes in parts.
+    // Two drones hovering closer than the separation minima (a conflict whatever the prediction
+    // model, however long after their samples the pass runs), one at low battery, and 1,200 parked
+    // drones so fleet_status comes in parts.
     const north = 10 / 111_320;
-    await sendBatch(r, [sample("a"), sample("b", { lat: 47.3977 + north, heading_deg: 180 }), sample("low", { battery_pct: 25, lat: 47.39 })]);
+    await sendBatch(r, [
+      sample("a", { speed_mps: 0 }),
+      sample("b", { lat: 47.3977 + north, heading_deg: 180, speed_mps: 0 }),
+      sample("low", { battery_pct: 25, lat: 47.39 }),
+    ]);
     for (let k = 0; k < 2; k++) {
       await sendBatch(r, Array.from({ length: 600 }, (_, i) => sample(`p${k}-${i}`, { armed: false, status: "landed", speed_mps: 0, lat: 47.39 + i * 1e-5 })));
     }

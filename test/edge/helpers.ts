@@ -46,15 +46,33 @@ export async function useClock(fleet: string, clock: Clock): Promise<void> {
 type Frame = { type: string; [k: string]: unknown };
 let barrierSeq = 0;
 
-/** A client socket whose incoming frames are queued, read with bounded waits. */
+/**
+ * A client socket whose incoming frames are queued, read with bounded waits. It answers the
+ * edge's flow-control markers (`flow` → `flow_ack`) as a dashboard page does, unless `holdFlow`
+ * is set (a page that stopped reading, as the edge sees it); markers are not queued as frames.
+ */
 export class TestSocket {
   readonly frames: Frame[] = [];
   closed: { code: number; reason: string } | null = null;
+  /** Hold flow_acks back: the edge then counts this socket as not reading. */
+  holdFlow = false;
+  /** Markers received and not answered while `holdFlow` was set. */
+  readonly heldFlow: number[] = [];
+  /** Bytes of every frame received (markers included). */
+  bytesIn = 0;
   private waiters: (() => void)[] = [];
 
   constructor(readonly ws: WebSocket) {
     ws.addEventListener("message", (e) => {
-      this.frames.push(JSON.parse(e.data as string) as Frame);
+      const text = e.data as string;
+      this.bytesIn += text.length;
+      const f = JSON.parse(text) as Frame;
+      if (f.type === "flow" && typeof f.seq === "number") {
+        if (this.holdFlow) this.heldFlow.push(f.seq);
+        else this.send({ type: "flow_ack", seq: f.seq });
+        return;
+      }
+      this.frames.push(f);
       this.wake();
     });
     ws.addEventListener("close", (e) => {
@@ -71,6 +89,12 @@ export class TestSocket {
 
   send(msg: unknown): void {
     this.ws.send(typeof msg === "string" ? msg : JSON.stringify(msg));
+  }
+
+  /** Read again: answer the held markers and go on answering. */
+  resumeFlow(): void {
+    this.holdFlow = false;
+    for (const seq of this.heldFlow.splice(0)) this.send({ type: "flow_ack", seq });
   }
 
   /** Remove and return the first queued frame matching `pred`, waiting up to `timeoutMs`. */
@@ -178,10 +202,10 @@ export function sample(droneId: string, over: Record<string, unknown> = {}) {
   };
 }
 
-/** Connect a relay, say hello and return it with the hello_ack. */
-export async function relay(fleet: string, droneIds: string[] = []) {
-  const r = await connect(fleet, "relay", await token("relay", [fleet]));
-  r.send({ type: "relay_hello", relay_id: "relay-test", source: "sim", drone_ids: droneIds });
+/** Connect a relay, say hello and return it with the hello_ack. `relayId`/`sub`: another relay (default relay-test, relay-user). */
+export async function relay(fleet: string, droneIds: string[] = [], opts: { relayId?: string; sub?: string } = {}) {
+  const r = await connect(fleet, "relay", await token("relay", [fleet], opts.sub ? { sub: opts.sub } : {}));
+  r.send({ type: "relay_hello", relay_id: opts.relayId ?? "relay-test", source: "sim", drone_ids: droneIds });
   const ack = await r.nextOfType("hello_ack");
   return { r, ack };
 }

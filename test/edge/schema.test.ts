@@ -142,9 +142,15 @@ describe("fleet object schema", () => {
   it("migration 1 is exactly the schema before versioning", async () => {
     const { stub } = freshFleet();
     const { created, legacy } = await runInDurableObject(stub, (_hub: FleetHub, state) => {
-      const created = schemaOf(state.storage.sql);
-      writeLegacyStorage(state.storage.sql, "x");
-      return { created, legacy: schemaOf(state.storage.sql) };
+      const sql = state.storage.sql;
+      writeLegacyStorage(sql, "x");
+      const legacy = schemaOf(sql);
+      // Migration 1 alone on empty storage (later migrations add tables of their own).
+      for (const { name } of sql.exec<{ name: string }>(`SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' AND name NOT LIKE '_cf_%'`).toArray()) {
+        sql.exec(`DROP TABLE "${name}"`);
+      }
+      MIGRATIONS[0]!.up(sql);
+      return { created: schemaOf(sql), legacy };
     });
     expect(Object.keys(created).sort()).toEqual(Object.keys(legacy).sort());
     expect(created).toEqual(legacy);
@@ -204,25 +210,27 @@ describe("fleet object schema", () => {
       expect(schemaVersion(sql)).toBe(SCHEMA_VERSION);
       const ran: number[] = [];
       const next = (version: number, up: (sql: SqlStorage) => void): Migration => ({ version, description: `test ${version}`, up: (s) => (ran.push(version), up(s)) });
-      const v2 = next(2, (s) => s.exec(`CREATE TABLE IF NOT EXISTS extra (x INTEGER)`));
-      const v3 = next(3, (s) => s.exec(`ALTER TABLE extra ADD COLUMN y TEXT`));
-      expect(migrate(state.storage, T0, [...MIGRATIONS, v2, v3])).toEqual({ from: 1, to: 3 });
-      expect(migrate(state.storage, T0, [...MIGRATIONS, v2, v3])).toEqual({ from: 3, to: 3 });
-      expect(ran).toEqual([2, 3]);
-      expect(schemaVersion(sql)).toBe(3);
+      // Two migrations after the code's own: N + 1 and N + 2.
+      const n = SCHEMA_VERSION;
+      const v2 = next(n + 1, (s) => s.exec(`CREATE TABLE IF NOT EXISTS extra (x INTEGER)`));
+      const v3 = next(n + 2, (s) => s.exec(`ALTER TABLE extra ADD COLUMN y TEXT`));
+      expect(migrate(state.storage, T0, [...MIGRATIONS, v2, v3])).toEqual({ from: n, to: n + 2 });
+      expect(migrate(state.storage, T0, [...MIGRATIONS, v2, v3])).toEqual({ from: n + 2, to: n + 2 });
+      expect(ran).toEqual([n + 1, n + 2]);
+      expect(schemaVersion(sql)).toBe(n + 2);
 
       // A failing migration leaves the previous version whole; the next start tries again.
-      const broken = next(4, (s) => {
+      const broken = next(n + 3, (s) => {
         s.exec(`CREATE TABLE half_done (x INTEGER)`);
         throw new Error("boom");
       });
       expect(() => migrate(state.storage, T0, [...MIGRATIONS, v2, v3, broken])).toThrow(/boom/);
-      expect(schemaVersion(sql)).toBe(3);
+      expect(schemaVersion(sql)).toBe(n + 2);
       expect(sql.exec(`SELECT name FROM sqlite_master WHERE name = 'half_done'`).toArray()).toEqual([]);
 
       // Code that knows fewer migrations than the storage has leaves it alone (additive rule).
-      expect(migrate(state.storage, T0)).toEqual({ from: 3, to: 3 });
-      expect(schemaVersion(sql)).toBe(3);
+      expect(migrate(state.storage, T0)).toEqual({ from: n + 2, to: n + 2 });
+      expect(schemaVersion(sql)).toBe(n + 2);
 
       // Migrations are numbered 1, 2, 3, … without gaps.
       expect(() => migrate(state.storage, T0, [...MIGRATIONS, v3])).toThrow(/numbered/);

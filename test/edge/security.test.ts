@@ -213,12 +213,14 @@ describe("tokens never in logs", () => {
     await status(`/v1/fleets/${fleet}/analytics/hourly?access_token=${admin}&from=nonsense`);
     const r = await connect(fleet, "relay", relayTok);
     open.push(r);
+    r.send({ type: "relay_hello", relay_id: "relay-logs", source: "sim", drone_ids: [] });
+    await r.nextOfType("hello_ack");
     r.send("{not json");
     r.send(JSON.stringify({ type: "telemetry_batch", batch_id: 1, sent_at: 0, updates: [{ token: admin }] }));
     await r.nextOfType("error");
     await r.nextOfType("batch_ack");
     // An internal error while a token is in the request (no fleet binding): logged, without it.
-    const broken = await app.request(`https://edge.test/v1/fleets/${fleet}/status?access_token=${admin}`, { headers: bearer(admin) }, { AUTH_SECRET: SECRET } as never);
+    const broken = await app.request(`https://edge.test/v1/fleets/${fleet}/status?access_token=${admin}`, { headers: bearer(admin) }, { AUTH_SECRET: SECRET, ENVIRONMENT: "development" } as never);
     expect(broken.status).toBe(500);
     expect(logged.some((l) => l.includes("edge error"))).toBe(true);
     for (const line of logged) {

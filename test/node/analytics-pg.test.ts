@@ -281,6 +281,100 @@ describe("outbox flush into Postgres", () => {
   });
 });
 
+describe("a poison-proof flush", () => {
+  const t0 = T("2026-03-01T12:00:00Z");
+  const good = () => [
+    mission("g-m", { status: "completed", started: t0, completed: t0 + 60_000, updated: t0 + 60_000 }),
+    audit("g-c", t0 + 1000, "acked"),
+    metrics(t0 + 5000, 2),
+  ];
+  const goodSnaps = () => [snap("g1", t0, 0), snap("g1", t0 + 10_000, 5)];
+  const withBody = (it: NewItem, over: Record<string, unknown>): NewItem => ({ ...it, body: { ...it.body, ...over } }) as NewItem;
+
+  it("cleans NUL and lone surrogates in text and jsonb columns before Postgres sees them", async () => {
+    const fleet = "poison-text";
+    const box = outboxOf([
+      ...good(),
+      // A viewer's refused command: the reason is in the params (jsonb) and the message (text).
+      withBody(audit("p-c", t0 + 2000, "rejected"), { message: "forbidden: a\u0000b", params: JSON.stringify({ modification_reason: "x\u0000y\ud800" }) }),
+      withBody(mission("p-m", { status: "failed", started: t0, completed: t0 + 1000, updated: t0 + 1000 }), { message: "relay said \u0000\udc00" }),
+      withBody(event("p-e", "head_on", t0 + 3000, 100), { overridden_by: "op\u0000", drone_ids: ["d1", "d\u00002"] }),
+      withBody(alert("p-a", t0 + 4000), { message: "low \ud83d\ude81 \u0000" }),
+    ]);
+    const r = await drainOutbox(box, db, { id: fleet, config: { name: "yard\u0000", zones: [{ "k\u0000": "\ud800" }] }, configVersion: 1 });
+    expect(r).toMatchObject({ status: "ok", rows: 7, dead_lettered: 0, remaining: 0 });
+    expect(box.deadLetters).toEqual([]);
+    const a = await pool.query(`select message, params from command_audit where fleet_id = $1 and command_id = 'p-c'`, [fleet]);
+    expect(a.rows).toEqual([{ message: "forbidden: a\uFFFDb", params: { modification_reason: "x\uFFFDy\uFFFD" } }]);
+    const m = await pool.query(`select message from missions where fleet_id = $1 and mission_id = 'p-m'`, [fleet]);
+    expect(m.rows).toEqual([{ message: "relay said \uFFFD\uFFFD" }]);
+    const e = await pool.query(`select overridden_by, drone_ids from coordination_events where fleet_id = $1`, [fleet]);
+    expect(e.rows).toEqual([{ overridden_by: "op\uFFFD", drone_ids: ["d1", "d\uFFFD2"] }]);
+    const al = await pool.query(`select message from alerts where fleet_id = $1`, [fleet]);
+    expect(al.rows).toEqual([{ message: "low \u{1F681} \uFFFD" }]);
+    const f = await pool.query(`select config from fleets where id = $1`, [fleet]);
+    expect(f.rows).toEqual([{ config: { name: "yard\uFFFD", zones: [{ "k\uFFFD": "\uFFFD" }] } }]);
+  });
+
+  it("sets aside each row Postgres refuses, one per column type, and writes every other row", async () => {
+    const fleet = "poison-types";
+    const poison: [string, NewItem | Omit<SnapshotRow, "id">][] = [
+      ["integer out of range", withBody(event("p-int", "crossing", t0 + 1000, 100), { resolution_time_ms: 3e9 })],
+      ["integer with a fraction", withBody(mission("p-frac", { status: "active", started: t0, updated: t0 }), { waypoint_count: 1.5 })],
+      ["timestamptz out of range", withBody(alert("p-ts", t0), { raised_at: -8.64e15 })],
+      ["timestamptz not a time", withBody(charge("p-nan", t0, 10, 20, 40), { start_time: Number.NaN })],
+      ["double precision null", { ...snap("p-dbl", t0, 0), lat: null as unknown as number }],
+      ["boolean not a boolean", { ...snap("p-bool", t0, 0), armed: "maybe" as unknown as boolean }],
+      ["integer out of range (metrics)", withBody(metrics(t0 + 10_000, 2), { total_drones: 1e10 })],
+    ];
+    const items = poison.map(([, p]) => p).filter((p): p is NewItem => "kind" in p);
+    const snaps = poison.map(([, p]) => p).filter((p): p is Omit<SnapshotRow, "id"> => !("kind" in p));
+    // Poison first, in the middle and last: the good rows around them must all arrive.
+    const box = outboxOf([items[0]!, ...good().slice(0, 2), ...items.slice(1), good()[2]!], [snaps[0]!, ...goodSnaps(), snaps[1]!]);
+    const r = await drainOutbox(box, db, FLEET_INFO(fleet));
+    expect(r).toMatchObject({ status: "ok", rows: 5, dead_lettered: poison.length, remaining: 0 });
+    expect(box.pendingTotal()).toBe(0);
+    expect(box.deadLetters.map((d) => d.key).sort()).toEqual(["p-frac", "p-int", "p-nan@" + t0, "p-ts", String(t0 + 10_000), `p-bool@${t0}`, `p-dbl@${t0}`].sort());
+    const why = new Map(box.deadLetters.map((d) => [d.key, d.error]));
+    expect(why.get("p-int")).toMatch(/out of range for type integer/);
+    expect(why.get("p-frac")).toMatch(/invalid input syntax for type integer/);
+    expect(why.get("p-ts")).toMatch(/out of range/);
+    expect(why.get(`p-nan@${t0}`)).toMatch(/invalid time value/i);
+    expect(why.get(`p-dbl@${t0}`)).toMatch(/null value in column "lat"/);
+    expect(why.get(`p-bool@${t0}`)).toMatch(/invalid input syntax for type boolean/);
+    for (const [table, n] of [
+      ["missions", 1],
+      ["command_audit", 1],
+      ["performance_metrics", 1],
+      ["drone_telemetry_snapshots", 2],
+      ["coordination_events", 0],
+      ["alerts", 0],
+      ["charging_sessions", 0],
+    ] as const) {
+      expect(await count(table, fleet), table).toBe(n);
+    }
+    // A second run has nothing left to try.
+    expect(await drainOutbox(box, db, FLEET_INFO(fleet))).toMatchObject({ status: "ok", rows: 0, dead_lettered: 0 });
+  });
+
+  it("keeps later batches flowing past a poison row, batch after batch", async () => {
+    const fleet = "poison-later";
+    const box = outboxOf([withBody(event("p-int", "crossing", t0, 100), { resolution_time_ms: 3e9 }), ...Array.from({ length: 9 }, (_, i) => metrics(t0 + i * 5000, 1))]);
+    const r = await drainOutbox(box, db, FLEET_INFO(fleet), { maxItems: 4 });
+    expect(r).toMatchObject({ status: "ok", rows: 9, dead_lettered: 1, remaining: 0 });
+    expect(await count("performance_metrics", fleet)).toBe(9);
+  });
+
+  it("sets nothing aside when Postgres itself fails", async () => {
+    const box = outboxOf([withBody(event("p-int", "crossing", t0, 100), { resolution_time_ms: 3e9 }), ...good()]);
+    const dead = newPool(url.replace(/:\d+\//, ":1/"));
+    const r = await drainOutbox(box, drizzleFor(dead), FLEET_INFO("poison-down"));
+    await endPool(dead);
+    expect(r).toMatchObject({ status: "error", rows: 0, dead_lettered: 0, remaining: 4 });
+    expect(box.deadLetters).toEqual([]);
+  });
+});
+
 describe("hourly aggregation", () => {
   const H = T("2026-03-02T14:00:00Z");
   const min = 60_000;
@@ -350,7 +444,8 @@ describe("hourly aggregation", () => {
       coordination: { head_on: { count: 2, avg_resolution_ms: 2000 }, crossing: { count: 1, avg_resolution_ms: 500 } },
       fleet_size: 5,
       snapshots_received: 9,
-      snapshots_expected: 5 * 360,
+      // From each drone's first to its last snapshot of the hour: a, b, c over 3 slots, d over 1.
+      snapshots_expected: 3 + 3 + 3 + 1,
       alerts_raised: 2,
       commands: 3,
       commands_failed: 2,
@@ -361,10 +456,78 @@ describe("hourly aggregation", () => {
     expect(row.avg_resolution_time_ms).toBeCloseTo(1500, 9);
     // Average active drones per slot (2 + 1 + 1) / 3 over the real fleet size, 5.
     expect(row.fleet_utilization_percentage).toBeCloseTo(((4 / 3) / 5) * 100, 9);
-    expect(row.data_completeness).toBeCloseTo(9 / 1800, 12);
+    expect(row.data_completeness).toBeCloseTo(9 / 10, 12);
     // No earlier hours: trends have values but no baselines.
     const failed = trends.find((t) => t.metric === "failed_missions")!;
     expect(failed).toMatchObject({ value: 1, previous_hour_value: null, yesterday_value: null, previous_hour_change_pct: null });
+  });
+
+  it("expects telemetry only while each drone was known: a partial first hour is complete, a gap is not", async () => {
+    const fleet = "hourly-known";
+    const slot = 10_000;
+    const every = (drone: string, from: number, to: number) => Array.from({ length: (to - from) / slot }, (_, i) => snap(drone, from + i * slot, 3));
+    // The fleet's first hour: "early" reports from :00, "late" joins at :30, "brief" reports once at :59:50.
+    await drainOutbox(
+      outboxOf([metrics(H + 40 * min, 3)], [...every("early", H, H + 60 * min), ...every("late", H + 30 * min, H + 60 * min), snap("brief", H + 60 * min - slot, 0)]),
+      db,
+      FLEET_INFO(fleet),
+    );
+    const first = await aggregateHour(db, fleet, H);
+    expect(first.row).toMatchObject({ snapshots_received: 360 + 180 + 1, snapshots_expected: 360 + 180 + 1, data_completeness: 1 });
+    expect(first.insights.filter((i) => i.rule === "low_completeness")).toEqual([]);
+
+    // The next hour: "early" goes silent from :10 to :50 between two reports: 40 minutes lost.
+    const next = H + 60 * min;
+    await drainOutbox(outboxOf([], [...every("early", next, next + 10 * min), ...every("early", next + 50 * min, next + 60 * min), ...every("late", next, next + 60 * min)]), db, FLEET_INFO(fleet));
+    const second = await aggregateHour(db, fleet, next);
+    expect(second.row).toMatchObject({ snapshots_received: 120 + 360, snapshots_expected: 360 + 360 });
+    expect(second.row.data_completeness).toBeCloseTo(480 / 720, 12);
+    const low = second.insights.find((i) => i.rule === "low_completeness");
+    expect(low).toMatchObject({ severity: "warning", message: expect.stringMatching(/^only 67 % of expected telemetry snapshots arrived \(480 of 720\)/) });
+  });
+
+  it("answers the seed's hourly keys over REST, beside ours", async () => {
+    const fleet = "hourly-seed";
+    await loadHour(fleet);
+    await aggregateHour(db, fleet, H);
+    const [h] = await readHourly(db, fleet, { from: new Date(H), to: new Date(H + 60 * min) });
+    expect(h).toMatchObject({
+      missions_completed: 4,
+      successful_missions: 2,
+      failed_missions: 1,
+      charging_sessions: 2,
+      coordination_head_on_count: 2,
+      coordination_head_on_avg_resolution: 2000,
+      coordination_crossing_count: 1,
+      coordination_crossing_avg_resolution: 500,
+      // Ours stay beside them.
+      avg_duration_minutes: h!.avg_duration,
+      avg_charging_time_minutes: h!.avg_charging_time,
+      coordination: { head_on: { count: 2, avg_resolution_ms: 2000 } },
+    });
+    expect(h!.avg_duration).toBeCloseTo(75 / 4, 9);
+    expect(h!.avg_charging_time).toBeCloseTo(25, 9);
+    expect(h!.avg_charge_gained).toBeCloseTo(50, 9);
+    expect(h!.fleet_utilization_percentage).toBeCloseTo(((4 / 3) / 5) * 100, 9);
+    // The seed's four queries, verbatim but for the fleet filter, agree with the keys.
+    const seed = await pool.query(
+      `select count(*)::int as missions_completed, avg(actual_duration_minutes) as avg_duration,
+              count(*) filter (where status = 'completed')::int as successful_missions, count(*) filter (where status = 'failed')::int as failed_missions
+         from missions where fleet_id = $1 and completed_at between $2 and $3`,
+      [fleet, new Date(H), new Date(H + 60 * min - 1)],
+    );
+    expect(seed.rows[0]).toMatchObject({ missions_completed: h!.missions_completed, successful_missions: h!.successful_missions, failed_missions: h!.failed_missions });
+    expect(seed.rows[0].avg_duration).toBeCloseTo(h!.avg_duration as number, 9);
+    const ev = await pool.query<{ event_type: string; event_count: number; avg_resolution_time: number }>(
+      `select event_type, count(*)::int as event_count, avg(resolution_time_ms)::float8 as avg_resolution_time
+         from coordination_events where fleet_id = $1 and created_at between $2 and $3 group by event_type`,
+      [fleet, new Date(H), new Date(H + 60 * min - 1)],
+    );
+    const byKey = h as unknown as Record<string, unknown>;
+    for (const r of ev.rows) {
+      expect(byKey[`coordination_${r.event_type}_count`]).toBe(r.event_count);
+      expect(byKey[`coordination_${r.event_type}_avg_resolution`]).toBe(r.avg_resolution_time);
+    }
   });
 
   it("an empty hour still gets a row", async () => {
@@ -426,8 +589,8 @@ describe("trends and insights", () => {
       db,
       FLEET_INFO(fleet),
     );
-    // Telemetry for two of the fleet's drones, a few snapshots each: data is far from complete.
-    await drainOutbox(outboxOf([], [snap("drone_1", H, 5), snap("drone_7", H, 0)]), db, FLEET_INFO(fleet));
+    // Telemetry for two of the fleet's drones: drone_1 silent for the hour between two reports, far from complete.
+    await drainOutbox(outboxOf([], [snap("drone_1", H, 5), snap("drone_1", H + 3_590_000, 5), snap("drone_7", H, 0)]), db, FLEET_INFO(fleet));
 
     await aggregateHour(db, fleet, H - 24 * 60 * min);
     await aggregateHour(db, fleet, H - 60 * min);
@@ -447,7 +610,7 @@ describe("trends and insights", () => {
     );
     expect(byRule.has("slow_charger:drone_3")).toBe(false);
     expect(byRule.get("low_completeness:")?.severity).toBe("critical");
-    expect(byRule.get("low_completeness:")?.message).toMatch(/^only 0 % of expected telemetry snapshots arrived \(2 of 720\)/);
+    expect(byRule.get("low_completeness:")?.message).toMatch(/^only 1 % of expected telemetry snapshots arrived \(3 of 361\)/);
 
     // Stored, and readable through the route queries.
     const stored = await readInsights(db, fleet, { from: new Date(H), to: new Date(H + 60 * min) }, 100);

@@ -1,13 +1,49 @@
 /**
  * The dashboard's pure logic, without a browser: reading server frames, the reconnect delay,
- * merging fleet_status parts and telemetry, plans from mission_update, the command ledger as the
- * page tracks it, and reading the analytics routes' JSON.
+ * merging fleet_status parts and telemetry (ordered by seq, as at the edge), plans from
+ * mission_update, the command ledger as the page tracks it, and reading the analytics routes' JSON.
  */
 import { describe, expect, it } from "vitest";
-import type { CommandStatusFrame, CoordinationEventView, DroneState, FleetStatus, TelemetrySample, WaypointModificationResponse } from "../../edge/protocol";
+import { computeLiveMetrics } from "../../edge/domain/live-metrics";
+import { LiveState } from "../../edge/domain/live-state";
+import {
+  AlertsBody,
+  HourlyBody,
+  isNewerSample,
+  parseRestBody,
+  type CommandState,
+  type CommandStatusFrame,
+  type CoordinationEventView,
+  type DroneState,
+  type FleetStatus,
+  type TelemetrySample,
+  type WaypointModificationResponse,
+} from "../../edge/protocol";
 import { parseHourly, toAlertView } from "../../web/src/analytics-data";
 import { backoffDelay, parseServerFrame } from "../../web/src/frames";
-import { CommandLog, FleetModel, isNewer, type AuditLike } from "../../web/src/model";
+import {
+  choiceFromQuery,
+  effectiveBaseMap,
+  latOf,
+  lonOf,
+  makeBaseMap,
+  MAX_LAT,
+  metresPerPixel,
+  NO_BASEMAP,
+  parseChoice,
+  serializeChoice,
+  templateProblem,
+  TILE_PX,
+  tilesInView,
+  tileUrl,
+  tileZoomFor,
+  worldX,
+  worldY,
+} from "../../web/src/basemap";
+import { declutter } from "../../web/src/declutter";
+import { rowWindow } from "../../web/src/virtual";
+import { CommandLog, FleetModel, type AuditLike } from "../../web/src/model";
+import { sessionFromMe } from "../../web/src/identity";
 
 const T0 = 1_800_000_000_000;
 
@@ -32,14 +68,34 @@ function status(drones: DroneState[], over: Partial<FleetStatus> = {}): FleetSta
 }
 
 describe("server frames and reconnect delay", () => {
-  it("accepts known frame types and ignores the rest without throwing", () => {
-    expect(parseServerFrame(JSON.stringify({ type: "pong", ts: 1 }))).toEqual({ type: "pong", ts: 1 });
-    expect(parseServerFrame(JSON.stringify({ type: "analytics_live", total_drones: 3 }))?.type).toBe("analytics_live");
-    expect(parseServerFrame(JSON.stringify({ type: "from_the_future" }))).toBeNull();
-    expect(parseServerFrame(JSON.stringify({ type: "toString" }))).toBeNull();
-    expect(parseServerFrame("{not json")).toBeNull();
-    expect(parseServerFrame("42")).toBeNull();
-    expect(parseServerFrame(JSON.stringify({ no: "type" }))).toBeNull();
+  it("accepts frames as the edge sends them and ignores the rest with a warning, without throwing", () => {
+    const warnings: string[] = [];
+    const parse = (raw: string) => parseServerFrame(raw, (m) => warnings.push(m));
+    expect(parse(JSON.stringify({ type: "pong", ts: 1 }))).toEqual({ type: "pong", ts: 1 });
+    const live = new LiveState();
+    live.ingest(sample("a", 1), T0);
+    const metrics = computeLiveMetrics({ fleet: "f", now: T0, drones: live.records(), activeMissions: 0, activeCoordinationEvents: 0, activeAlerts: [] });
+    expect(parse(JSON.stringify({ type: "analytics_live", ...metrics }))).toEqual({ type: "analytics_live", ...metrics });
+    expect(parse(JSON.stringify(live.status("f", true, T0)))?.type).toBe("fleet_status");
+    expect(warnings).toEqual([]);
+    // A known type with malformed fields is not trusted any more than an unknown one.
+    for (const raw of [
+      JSON.stringify({ type: "analytics_live", total_drones: 3 }),
+      JSON.stringify({ type: "telemetry", ...sample("a", 2), lat: "north" }),
+      JSON.stringify({ type: "from_the_future" }),
+      JSON.stringify({ type: "toString" }),
+      "{not json",
+      "42",
+      JSON.stringify({ no: "type" }),
+    ]) {
+      expect(parse(raw), raw).toBeNull();
+    }
+    expect(warnings.join("\n")).toMatch(/invalid_message\): analytics_live: /);
+    expect(warnings.join("\n")).toMatch(/unknown_type\): unknown message type "from_the_future"/);
+    // The same problem again warns once, not at every frame.
+    const n = warnings.length;
+    parse(JSON.stringify({ type: "from_the_future" }));
+    expect(warnings).toHaveLength(n);
   });
 
   it("backs off exponentially with jitter, capped", () => {
@@ -64,12 +120,34 @@ describe("FleetModel", () => {
     expect(m.applySample(sample("a", 3), T0 + 30)).toBe(true);
     expect(m.drones.get("a")!.sample.seq).toBe(3);
     expect(m.drones.get("a")!.trail).toHaveLength(2);
-    // A restarted counter with a much later timestamp is new data.
-    expect(isNewer(sample("a", 0, { ts: T0 + 3_600_000 }), sample("a", 3))).toBe(true);
     for (let i = 4; i < 1000; i++) m.applySample(sample("a", i), T0 + i);
     expect(m.drones.get("a")!.trail.length).toBeLessThanOrEqual(600);
     m.pruneTrails(T0 + 10 * 60_000);
     expect(m.drones.get("a")!.trail).toHaveLength(0);
+  });
+
+  it("orders samples by seq, as the edge does, never by time", () => {
+    const m = new FleetModel();
+    m.applySample(sample("a", 10), T0);
+    // A higher seq wins even when its relay timestamp is older (the relay's clock stepped back).
+    expect(m.applySample(sample("a", 11, { ts: T0 - 60_000 }), T0 + 10)).toBe(true);
+    expect(m.drones.get("a")!.sample.seq).toBe(11);
+    // A lower seq is dropped however much later its timestamp: the edge would have dropped it too.
+    expect(m.applySample(sample("a", 5, { ts: T0 + 3_600_000 }), T0 + 20)).toBe(false);
+    expect(m.drones.get("a")!.sample.seq).toBe(11);
+    // fleet_status entries follow the same rule.
+    m.applyStatus(status([{ ...state("a", 4, T0), ts: T0 + 7_200_000 }]), T0 + 30);
+    expect(m.drones.get("a")!.sample.seq).toBe(11);
+    // The page and the edge's live state agree sample by sample.
+    const edge = new LiveState();
+    const page = new FleetModel();
+    const arrivals = [sample("b", 3), sample("b", 1, { ts: T0 + 99_999 }), sample("b", 7, { ts: T0 - 5 }), sample("b", 7), sample("b", 6), sample("b", 8)];
+    for (const [i, s] of arrivals.entries()) {
+      const held = edge.get("b")?.sample;
+      expect(page.applySample(s, T0 + i), `arrival ${i}`).toBe(edge.ingest(s, T0 + i).outcome === "accepted");
+      expect(isNewerSample(s, held), `arrival ${i}`).toBe(page.drones.get("b")!.sample === s);
+    }
+    expect(page.drones.get("b")!.sample).toEqual(edge.get("b")!.sample);
   });
 
   it("turns a drone stale after 15 s without data, or when the edge says so", () => {
@@ -200,7 +278,7 @@ describe("CommandLog", () => {
     const log = new CommandLog();
     log.track({ command_id: "open", command: "modify_waypoint", drone_id: "a", summary: "" }, T0);
     log.applyStatus(statusFrame("open", "sent"), T0);
-    const audit = (id: string, s: string): AuditLike => ({ command_id: id, command: "modify_waypoint", drone_id: "a", sub: "op", status: s, code: s === "timeout" ? "timeout" : null, message: null, received_at: T0, sent_at: T0, finished_at: T0 + 5000 });
+    const audit = (id: string, s: CommandState): AuditLike => ({ command_id: id, command: "modify_waypoint", drone_id: "a", sub: "op", status: s, code: s === "timeout" ? "timeout" : null, message: null, received_at: T0, sent_at: T0, finished_at: T0 + 5000, params: {} });
     log.mergeAudit([audit("open", "timeout"), audit("seen-elsewhere", "acked")], T0 + 6000);
     expect(log.items.get("open")).toMatchObject({ status: "timeout", code: "timeout" });
     expect(log.items.get("seen-elsewhere")!.history.map((h) => h.status)).toEqual(["received", "sent", "acked"]);
@@ -211,27 +289,210 @@ describe("CommandLog", () => {
 
 describe("analytics JSON", () => {
   it("reads hourly rows with ISO hours, numeric strings and trends", () => {
-    const rows = parseHourly({
+    const body = parseRestBody(HourlyBody, {
       fleet: "f",
       from: "2026-11-27T00:00:00.000Z",
+      to: "2026-11-28T00:00:00.000Z",
       hours: [
         { hour: "2026-11-27T09:00:00.000Z", missions_completed: 3, avg_duration_minutes: "12.5", coordination: { head_on: { count: 1 } }, trends: { missions_completed: { value: 3, previous_hour_change_pct: 50, yesterday_change_pct: null } } },
-        { hour: "2026-11-27T08:00:00.000Z", missionsCompleted: 2, fleet_utilization_percentage: null },
-        { no_hour: 1 },
+        { hour: "2026-11-27T08:00:00.000Z", missions_completed: 2, fleet_utilization_percentage: null, trends: {} },
       ],
     });
+    if (!body.ok) throw new Error(body.message);
+    const rows = parseHourly(body.value.hours);
     expect(rows.map((r) => new Date(r.hour).toISOString())).toEqual(["2026-11-27T08:00:00.000Z", "2026-11-27T09:00:00.000Z"]);
     expect(rows[0]!.values).toEqual({ missions_completed: 2 });
     expect(rows[1]!.values).toEqual({ missions_completed: 3, avg_duration_minutes: 12.5 });
     expect(rows[1]!.trends.missions_completed).toEqual({ value: 3, previous_hour_change_pct: 50, yesterday_change_pct: null });
+    // A row without its hour is not an hourly body: the page shows the route as failed instead.
+    expect(parseRestBody(HourlyBody, { fleet: "f", from: "", to: "", hours: [{ no_hour: 1, trends: {} }] }).ok).toBe(false);
   });
 
-  it("reads alerts from Postgres rows and from the fleet object alike", () => {
-    const fromPg = toAlertView({ alert_id: "x", drone_id: "d1", kind: "battery_low", severity: "warning", message: "low", value: 28.5, raised_at: "2026-11-27T09:00:00.000Z", cleared_at: null });
-    expect(fromPg).toMatchObject({ alert_id: "x", raised_at: Date.parse("2026-11-27T09:00:00.000Z"), cleared_at: null, value: 28.5 });
-    const fromHub = toAlertView({ alert_id: "y", drone_id: "d1", kind: "link_lost", severity: "critical", message: "silent", value: null, raised_at: T0, cleared_at: T0 + 5 });
-    expect(fromHub).toMatchObject({ raised_at: T0, cleared_at: T0 + 5, severity: "critical" });
-    expect(toAlertView({ alert_id: "z", drone_id: "d1", kind: "made_up", severity: "warning", message: "", raised_at: T0 })).toBeNull();
-    expect(toAlertView(null)).toBeNull();
+  it("reads alerts from Postgres rows as the alert frames carry them", () => {
+    const body = parseRestBody(AlertsBody, {
+      fleet: "f",
+      from: "2026-11-27T00:00:00.000Z",
+      to: "2026-11-28T00:00:00.000Z",
+      alerts: [
+        { alert_id: "x", drone_id: "d1", kind: "battery_low", severity: "warning", message: "low", value: 28.5, raised_at: "2026-11-27T09:00:00.000Z", cleared_at: null },
+        { alert_id: "y", drone_id: "d1", kind: "link_lost", severity: "critical", message: "silent", value: null, raised_at: "2026-11-27T09:00:00.000Z", cleared_at: "2026-11-27T09:05:00.000Z" },
+      ],
+    });
+    if (!body.ok) throw new Error(body.message);
+    const [low, lost] = body.value.alerts.map(toAlertView);
+    expect(low).toEqual({ alert_id: "x", drone_id: "d1", kind: "battery_low", severity: "warning", message: "low", value: 28.5, raised_at: Date.parse("2026-11-27T09:00:00.000Z"), cleared_at: null });
+    expect(lost).toMatchObject({ raised_at: Date.parse("2026-11-27T09:00:00.000Z"), cleared_at: Date.parse("2026-11-27T09:05:00.000Z"), severity: "critical" });
+    expect(toAlertView({ ...body.value.alerts[0]!, raised_at: "yesterday" })).toBeNull();
+    // A kind this page does not know is refused with the body, as for frames.
+    expect(parseRestBody(AlertsBody, { fleet: "f", from: "", to: "", alerts: [{ ...body.value.alerts[0]!, kind: "made_up" }] }).ok).toBe(false);
+  });
+});
+
+describe("FleetModel at fleet scale", () => {
+  it("sorts ids naturally and only when the set of drones changed", () => {
+    const m = new FleetModel();
+    for (const id of ["drone_10", "drone_2", "drone_1"]) m.applySample(sample(id, 1), T0);
+    const first = m.sortedIds();
+    expect(first).toEqual(["drone_1", "drone_2", "drone_10"]);
+    m.applySample(sample("drone_2", 2), T0 + 1000);
+    expect(m.sortedIds()).toBe(first); // same array: no re-sort for a new sample
+    m.applySample(sample("drone_3", 1), T0 + 1000);
+    expect(m.sortedIds()).toEqual(["drone_1", "drone_2", "drone_3", "drone_10"]);
+    m.applyStatus(status([state("drone_1", 5, T0)]), T0 + 2000);
+    expect(m.sortedIds()).toEqual(["drone_1"]);
+  });
+
+  it("moves eventsVersion for events only, not for telemetry", () => {
+    const m = new FleetModel();
+    const v = m.eventsVersion;
+    m.applySample(sample("a", 1), T0);
+    expect(m.eventsVersion).toBe(v);
+    m.applyEvent({ event_id: "e1", event_type: "separation_conflict", status: "active", drone_ids: ["a", "b"] } as unknown as CoordinationEventView);
+    expect(m.eventsVersion).toBeGreaterThan(v);
+  });
+});
+
+describe("base map: Web Mercator and tiles", () => {
+  it("projects as slippy-map tile servers do", () => {
+    // Zurich at zoom 16: tile 34323/22944 by OpenStreetMap's formula, ytile = (1 − asinh(tan φ)/π)/2 · 2^z.
+    const z = 16;
+    expect(Math.floor(worldX(8.5456) * 2 ** z)).toBe(34323);
+    expect(Math.floor(worldY(47.3977) * 2 ** z)).toBe(22944);
+    expect(worldX(-180)).toBe(0);
+    expect(worldY(0)).toBeCloseTo(0.5, 12);
+    expect(worldY(MAX_LAT)).toBeCloseTo(0, 9);
+    for (const lat of [-60, -1.5, 0, 47.3977, 85]) expect(latOf(worldY(lat))).toBeCloseTo(lat, 9);
+    for (const lon of [-179.9, 0, 8.5456, 179.9]) expect(lonOf(worldX(lon))).toBeCloseTo(lon, 9);
+    // ~1.6 m per pixel at 47.4° N, zoom 16.
+    expect(metresPerPixel(47.4, TILE_PX * 2 ** 16)).toBeCloseTo(1.6168, 3);
+  });
+
+  it("lists the tiles covering a view, in whole pixels without seams, wrapping the antimeridian", () => {
+    const view = { cx: (34323 + 0.5) / 2 ** 16, cy: (22944 + 0.5) / 2 ** 16, zoom: 16, width: 600, height: 300 };
+    const tiles = tilesInView(view, 16);
+    const xs = [...new Set(tiles.map((t) => t.x))];
+    const ys = [...new Set(tiles.map((t) => t.y))];
+    expect(xs).toEqual([34322, 34323, 34324]);
+    expect(ys).toEqual([22943, 22944, 22945]);
+    // The centre tile's centre is the view's centre; tiles abut exactly.
+    const mid = tiles.find((t) => t.x === 34323 && t.y === 22944)!;
+    expect(mid.sx + mid.sw / 2).toBe(300);
+    expect(mid.sy + mid.sh / 2).toBe(150);
+    for (const t of tiles) expect([t.sw, t.sh]).toEqual([256, 256]);
+    const right = tiles.find((t) => t.x === 34324 && t.y === 22944)!;
+    expect(right.sx).toBe(mid.sx + mid.sw);
+    // Half a level up: tiles are drawn larger, still seamless.
+    const scaled = tilesInView({ ...view, zoom: 16.5 }, 16);
+    const row = scaled.filter((t) => t.y === 22944).sort((a, b) => a.sx - b.sx);
+    for (let i = 1; i < row.length; i++) expect(row[i]!.sx).toBe(row[i - 1]!.sx + row[i - 1]!.sw);
+    // Across the antimeridian the columns wrap; rows beyond the Mercator limit are left out.
+    const edge = tilesInView({ cx: 0, cy: 0, zoom: 2, width: 600, height: 600 }, 2);
+    expect(edge.filter((t) => t.y === 1).map((t) => t.x)).toEqual([2, 3, 0, 1]);
+    expect(Math.min(...edge.map((t) => t.y))).toBe(0);
+    expect(tileZoomFor(20.4, 19)).toBe(19);
+    expect(tileZoomFor(15.6, 19)).toBe(16);
+  });
+
+  it("fills URL templates and refuses ones the page cannot load", () => {
+    expect(tileUrl("https://{s}.tile.example/{z}/{x}/{y}.png", 3, 4, 5)).toBe("https://a.tile.example/3/4/5.png");
+    expect(tileUrl("/tiles/{z}/{x}/{y}@2x.png?v={z}", 3, 1, 0)).toBe("/tiles/3/1/0@2x.png?v=3");
+    expect(templateProblem("https://tile.example/{z}/{x}/{y}.png")).toBeNull();
+    expect(templateProblem("/tiles/{z}/{x}/{y}.png")).toBeNull();
+    expect(templateProblem("javascript:alert(1)//{z}{x}{y}")).toMatch(/http/);
+    expect(templateProblem("https://tile.example/{z}/{x}.png")).toMatch(/\{y\}/);
+    expect(templateProblem("https://tile.example/{z}/{x}/{y} .png")).toMatch(/spaces/);
+  });
+
+  it("takes the browser's choice over the deployment's, from the address or from storage", () => {
+    const deployment = makeBaseMap("https://osm.example/{z}/{x}/{y}.png", "© OpenStreetMap contributors", "19");
+    expect(deployment).toEqual({ url: "https://osm.example/{z}/{x}/{y}.png", attribution: "© OpenStreetMap contributors", maxZoom: 19 });
+    expect(makeBaseMap("", "x")).toEqual(NO_BASEMAP);
+    expect(makeBaseMap("ftp://x/{z}/{x}/{y}")).toEqual(NO_BASEMAP);
+    expect(makeBaseMap("/t/{z}/{x}/{y}.png", null, "99").maxZoom).toBe(19);
+    expect(effectiveBaseMap(deployment, null)).toBe(deployment);
+    expect(effectiveBaseMap(deployment, { mode: "off" })).toEqual(NO_BASEMAP);
+
+    const q = new URLSearchParams({ tiles: "http://127.0.0.1:9/t/{z}/{x}/{y}.png", tiles_attribution: "local", tiles_max_zoom: "17" });
+    const fromQuery = choiceFromQuery(q)!;
+    expect(effectiveBaseMap(deployment, fromQuery)).toEqual({ url: "http://127.0.0.1:9/t/{z}/{x}/{y}.png", attribution: "local", maxZoom: 17 });
+    expect(choiceFromQuery(new URLSearchParams("tiles=off"))).toEqual({ mode: "off" });
+    expect(choiceFromQuery(new URLSearchParams("tiles=nonsense"))).toBeUndefined();
+    expect(choiceFromQuery(new URLSearchParams("fleet=a"))).toBeUndefined();
+
+    // Stored choices survive a round trip; anything unreadable means "no choice".
+    for (const c of [fromQuery, { mode: "off" } as const]) expect(parseChoice(serializeChoice(c))).toEqual(c);
+    for (const raw of [null, "", "{", "42", '{"mode":"custom"}', '{"mode":"custom","url":"javascript:x"}', '{"mode":"other"}']) expect(parseChoice(raw), String(raw)).toBeNull();
+  });
+});
+
+describe("map declutter and table window", () => {
+  const opts = { cellPx: 44, clusterMin: 8, labelAllUpTo: 60, maxLabels: 40, labelWidth: (id: string) => id.length * 6, labelHeight: 13, labelDx: 12, labelDy: 4, markerPx: 9 };
+
+  it("labels every drone of a small fleet where a label covers no other label or drone", () => {
+    const markers = [
+      { id: "drone_0", x: 100, y: 100, priority: false },
+      { id: "drone_1", x: 300, y: 100, priority: false }, // its label would cover drone_2
+      { id: "drone_2", x: 305, y: 103, priority: false },
+      { id: "drone_3", x: 100, y: 300, priority: false },
+      { id: "drone_4", x: 130, y: 300, priority: false }, // drone_3's label would cover it
+    ];
+    const r = declutter(markers, opts);
+    expect(r.clusters).toEqual([]);
+    expect(r.labels).toEqual(["drone_0", "drone_2", "drone_4"]);
+  });
+
+  it("clusters dense spots and labels only the drones that matter in a crowd", () => {
+    const markers = Array.from({ length: 1000 }, (_, i) => ({ id: `drone_${i}`, x: (i % 40) * 10 + 5, y: Math.floor(i / 40) * 10 + 5, priority: false, pinned: false }));
+    markers[7]!.priority = true; // selected
+    markers[7]!.pinned = true;
+    markers[500]!.priority = true; // in a coordination event
+    markers[501]!.priority = true; // in the same event, right of drone_500: its label would cover drone_501
+    const r = declutter(markers, opts);
+    expect(r.labels).toEqual(["drone_7", "drone_501"]);
+    expect(r.clustered.has("drone_7")).toBe(false);
+    expect(r.clusters.length).toBeGreaterThan(0);
+    const inClusters = r.clusters.reduce((n, c) => n + c.count, 0);
+    expect(inClusters).toBe(r.clustered.size);
+    expect(inClusters).toBeGreaterThan(900);
+  });
+
+  it("caps labels and always keeps the selected drone's", () => {
+    const markers = Array.from({ length: 60 }, (_, i) => ({ id: `d${i}`, x: (i % 6) * 150, y: Math.floor(i / 6) * 40, priority: true, pinned: i === 59 }));
+    const r = declutter(markers, { ...opts, maxLabels: 10 });
+    expect(r.labels[0]).toBe("d59");
+    expect(r.labels).toHaveLength(10);
+  });
+
+  it("builds only the rows in view, with overscan, and spacers for the rest", () => {
+    expect(rowWindow(0, 250, 25, 1000, 5)).toEqual({ first: 0, count: 15, padTop: 0, padBottom: 985 * 25 });
+    const mid = rowWindow(12_500, 250, 25, 1000, 5);
+    expect(mid.first).toBe(495);
+    expect(mid.count).toBe(20);
+    expect(mid.padTop + mid.count * 25 + mid.padBottom).toBe(25_000);
+    const end = rowWindow(1e9, 250, 25, 1000, 5);
+    expect(end.first + end.count).toBe(1000);
+    expect(rowWindow(0, 250, 25, 3)).toEqual({ first: 0, count: 3, padTop: 0, padBottom: 0 });
+    expect(rowWindow(0, 250, 25, 0).count).toBe(0);
+  });
+});
+
+describe("signing in through the identity provider (no token of the page's own)", () => {
+  const person = { sub: "ana@example.com", via: "cloudflare-access", provider: "access", groups: ["fleet-ops-zurich"], exp: 2_000_000_000 };
+
+  it("opens the first fleet granted by name, with the highest role that matches it, and sends no token", () => {
+    const s = sessionFromMe({ ...person, grants: [{ role: "viewer", fleets: ["zurich-1", "basel"] }, { role: "operator", fleets: ["zurich-*"] }] }, null);
+    expect(s).toEqual({ token: "", fleet: "zurich-1", claims: { sub: "ana@example.com", role: "operator", fleets: ["zurich-1", "basel"], exp: 2_000_000_000 } });
+  });
+
+  it("takes the fleet asked for and refuses one the person may not open", () => {
+    const grants = [{ role: "operator", fleets: ["zurich-*"] }];
+    expect(sessionFromMe({ ...person, grants }, "zurich-7")).toMatchObject({ token: "", fleet: "zurich-7", claims: { role: "operator" } });
+    expect(sessionFromMe({ ...person, grants }, "geneva")).toMatchObject({ problem: expect.stringMatching(/may not open fleet "geneva"/) });
+    expect(sessionFromMe({ ...person, grants }, null)).toMatchObject({ problem: expect.stringMatching(/enter the fleet/) });
+  });
+
+  it("falls back to the token form when the answer is no person or only an edge token", () => {
+    expect(sessionFromMe({ error: { code: "unauthorized", message: "missing token" } }, null)).toBeNull();
+    expect(sessionFromMe({ ...person, via: "token", grants: [] }, null)).toBeNull();
   });
 });

@@ -138,6 +138,14 @@ describe("relay CLI process", () => {
     expect(help.stdout).toMatch(/Usage: npm run relay -- --edge URL --fleet F --token T --source sim\|ros2/);
   });
 
+  it("--source ros2 in a shell without ROS 2 sourced exits 1 saying what to source, without loading rclnodejs", async () => {
+    const r = await runCli(["--edge", "http://127.0.0.1:1", "--fleet", "demo", "--token", "t", "--source", "ros2", "--drone-ids", "uav1", "--health-port", "off"]);
+    expect(r.code).toBe(1);
+    const lines = r.stderr.trim().split("\n").map((l) => JSON.parse(l) as { msg: string; error?: string });
+    const failed = lines.find((l) => l.msg === "source failed to start");
+    expect(failed?.error).toMatch(/^ROS 2 is not sourced in this shell \(ROS_DISTRO and AMENT_PREFIX_PATH are unset\); .*source .*setup\.bash.*its loader would try to rebuild/);
+  });
+
   it("runs the simulated fleet against an edge, never logs the token, and stops on SIGTERM", async () => {
     const wss = new WebSocketServer({ port: 0, host: "127.0.0.1" });
     await new Promise((r) => wss.once("listening", r));

@@ -87,6 +87,18 @@ describe("config file", () => {
     expect(ok(parseRelayArgs(["--config", "/relay.json"], deps()))).toMatchObject({ droneIds: ["a", "b"], outbox: { dir: null }, token: "file-token" });
   });
 
+  it("reads the subscription QoS per topic (sensor_data by default), or one profile for all", () => {
+    files["/qos.yaml"] = "qos:\n  fix: default\n  state: system_default\n";
+    expect(ok(parseRelayArgs([...BASE, "--config", "/qos.yaml"], deps())).qos).toEqual({ fix: "default", state: "system_default" });
+    files["/qos-all.yaml"] = "qos: default\n";
+    expect(ok(parseRelayArgs([...BASE, "--config", "/qos-all.yaml"], deps())).qos).toEqual({ fix: "default", battery: "default", velocity: "default", state: "default" });
+    expect(ok(parseRelayArgs(BASE, deps())).qos).toBeUndefined();
+    files["/qos-bad.yaml"] = "qos:\n  gps: default\n";
+    expect(errorOf(parseRelayArgs([...BASE, "--config", "/qos-bad.yaml"], deps()))).toMatch(/--config \/qos-bad\.yaml: qos: unknown topic "gps" \(expected fix, battery, velocity, state\)/);
+    files["/qos-bad2.yaml"] = "qos:\n  fix: reliable\n";
+    expect(errorOf(parseRelayArgs([...BASE, "--config", "/qos-bad2.yaml"], deps()))).toMatch(/qos\.fix: expected sensor_data, default, system_default, got "reliable"/);
+  });
+
   it("names the bad key in the file, nested as written", () => {
     const bad = (yaml: string): string => {
       files["/bad.yaml"] = yaml;
@@ -162,6 +174,7 @@ describe("--print-config", () => {
     const doc = parseYaml(text) as Record<string, unknown>;
     expect(doc).toMatchObject({ token_file: "/tok", fleet: "north", profile: "mavros", drones: ["uav1", { id: "uav2" }] });
     expect((doc.topics as Record<string, string>).state).toBe("/{drone}/mavros/state");
+    expect(doc.qos).toEqual({ fix: "sensor_data", battery: "sensor_data", velocity: "sensor_data", state: "sensor_data" });
     // What it prints is itself a valid config file.
     files["/printed.yaml"] = text;
     expect(ok(parseRelayArgs(["--config", "/printed.yaml"], deps())).perDrone).toEqual(ok(r).perDrone);

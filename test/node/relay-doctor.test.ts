@@ -1,7 +1,9 @@
 /**
  * `npm run relay -- doctor`: the real CLI on this machine (no ROS 2) against an HTTP double of the
- * edge, then the checks that need ROS 2 with the rclnodejs double (missing interface types,
- * topics and services on the graph).
+ * edge, then the checks that need ROS 2 with the rclnodejs double: a graph shared with a running
+ * relay (whose own endpoints graph-wide listings include), publishers' QoS against the relay's
+ * subscriptions, message rates, servers per service, type support that `require` does not check,
+ * a failed rclnodejs build, and a shell where ROS 2 is not sourced.
  */
 import { spawn } from "node:child_process";
 import { createServer, type Server } from "node:http";
@@ -12,8 +14,11 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parseRelayArgs } from "../../relay/config";
-import { formatReport, runDoctor } from "../../relay/sources/ros2/doctor";
-import { ALL_TYPES, FakeRcl } from "./relay-rcl-double";
+import { formatReport, runDoctor, type DoctorDeps } from "../../relay/sources/ros2/doctor";
+import { getProfile } from "../../relay/sources/ros2/profiles/index";
+import type { RclLike } from "../../relay/sources/ros2/rcl";
+import { Ros2Source } from "../../relay/sources/ros2/ros2";
+import { ALL_TYPES, FakeGraph, FakeHost, FakeRcl, mavrosState, navSatFix, OVERLAY, RCLNODEJS, ROS } from "./relay-rcl-double";
 
 const ROOT = fileURLToPath(new URL("../..", import.meta.url));
 const dir = mkdtempSync(join(tmpdir(), "relay-doctor-"));
@@ -77,10 +82,11 @@ describe("relay doctor without ROS 2 (the real CLI)", () => {
     const lines = r.stdout.trim().split("\n");
     expect(lines[0]).toBe("dronefleet relay doctor");
     expect(lines).toContain(`✓ configuration valid (${join(dir, "relay.yaml")}): source ros2, profile mavros, 2 drone(s), fleet demo`);
-    expect(lines).toContain("✗ ROS_DISTRO is not set: ROS 2 is not sourced in this shell");
-    expect(r.stdout).toMatch(/fix: source \/opt\/ros\/<distro>\/setup\.bash/);
-    expect(r.stdout).toMatch(/^✗ rclnodejs cannot be loaded: rclnodejs not installed/m);
-    expect(r.stdout).toMatch(/fix: with ROS 2 sourced, run npm install/);
+    expect(lines).toContain("✗ ROS 2 is not sourced in this shell (ROS_DISTRO and AMENT_PREFIX_PATH are unset)");
+    expect(r.stdout).toMatch(/fix: .*source \/opt\/ros\/<distro>\/setup\.bash/);
+    expect(lines).toContain("✗ rclnodejs is not installed");
+    expect(r.stdout).toMatch(/fix: with ROS 2 sourced, in the repository's root: npm_config_yes=true npm ci --omit=dev --workspace relay/);
+    expect(lines).toContain("- rclnodejs not loaded");
     expect(r.stdout).toMatch(/^- interface types not checked \(ROS 2 not sourced\); profile mavros needs .*mavros_msgs\/srv\/CommandTOL/m);
     expect(lines).toContain("- topics and services on the ROS graph");
     expect(lines).toContain(`✓ outbox directory ${join(dir, "outbox")} writable`);
@@ -96,7 +102,7 @@ describe("relay doctor without ROS 2 (the real CLI)", () => {
     const r = await doctorCli([]);
     expect(r.code).toBe(1);
     expect(r.stdout).toMatch(/^✗ configuration: missing --edge/m);
-    expect(r.stdout).toMatch(/^✗ ROS_DISTRO is not set/m);
+    expect(r.stdout).toMatch(/^✗ ROS 2 is not sourced in this shell/m);
     expect(r.stdout).toMatch(/^- edge and token/m);
   });
 });
@@ -104,40 +110,161 @@ describe("relay doctor without ROS 2 (the real CLI)", () => {
 describe("relay doctor with ROS 2 (rclnodejs double)", () => {
   const files: Record<string, string> = {
     "/relay.yaml": "edge: https://edge.example\nfleet: demo\ntoken: ok-token\nsource: ros2\nprofile: mavros\ndrones: [uav1]\n",
+    "/reliable.yaml": "edge: https://edge.example\nfleet: demo\ntoken: ok-token\nsource: ros2\nprofile: mavros\ndrones: [uav1]\nqos:\n  fix: default\n",
+    "/default.yaml": "edge: https://edge.example\nfleet: demo\ntoken: ok-token\nsource: ros2\ndrones: [uav1]\n",
   };
-  const parsed = parseRelayArgs(["--config", "/relay.yaml"], {
-    env: {},
-    readFile: (p) => files[p] ?? "",
-    defaultRelayId: "x",
-  });
+  const parse = (file: string) => parseRelayArgs(["--config", file], { env: {}, readFile: (p) => files[p] ?? "", defaultRelayId: "x" });
+  const parsed = parse("/relay.yaml");
   const fetch200 = (async () => new Response("{}", { status: 200 })) as typeof fetch;
+  const MAVROS_TOPICS = ["global_position/global", "battery", "local_position/velocity_local", "state"] as const;
 
-  it("names the missing interface types and the topics and services not on the graph", async () => {
-    const rcl = new FakeRcl({ installed: ALL_TYPES.filter((t) => !t.startsWith("mavros_msgs/")) });
-    rcl.advertise("/uav1/mavros/global_position/global", "sensor_msgs/msg/NavSatFix");
-    rcl.advertise("/uav1/mavros/battery", "sensor_msgs/msg/BatteryState");
-    rcl.serve("/uav1/mavros/cmd/land", "mavros_msgs/srv/CommandTOL", () => ({ success: true, result: 0 }));
-    const results = await runDoctor({ env: { ROS_DISTRO: "humble" }, parsed, loadRcl: async () => rcl, fetch: fetch200, discoveryMs: 0 });
-    const report = formatReport(results);
-    expect(report).toContain("✓ ROS 2 sourced (ROS_DISTRO=humble)");
+  /** The doctor against `rcl`, its time driven through the shared graph (no real waiting). */
+  async function doctor(rcl: FakeRcl, extra: Partial<DoctorDeps> = {}) {
+    const results = await runDoctor({
+      env: {},
+      parsed,
+      host: rcl.host,
+      loadRcl: async () => rcl,
+      fetch: fetch200,
+      discoveryMs: 500,
+      rateWindowMs: 2000,
+      sleep: async (ms) => rcl.graph.advance(ms),
+      ...extra,
+    });
+    return { results, report: formatReport(results) };
+  }
+
+  /** A MAVROS vehicle on the graph: its four topics at `hz`, its three services. */
+  function mavrosVehicle(rcl: FakeRcl, id: string, opts: { hz?: number; skip?: string[] } = {}) {
+    for (const t of MAVROS_TOPICS) {
+      if (opts.skip?.includes(t)) continue;
+      const message = t === "state" ? () => mavrosState({ armed: false, mode: "AUTO.LOITER" }) : () => navSatFix(1, 2, 3);
+      rcl.advertise(`/${id}/mavros/${t}`, "x/msg/Y", { node: "mavros", namespace: `/${id}`, reliability: t === "state" ? "reliable" : "best_effort", rateHz: opts.hz ?? 10, message });
+    }
+    for (const s of ["cmd/land", "mission/push", "set_mode"]) {
+      if (opts.skip?.includes(s)) continue;
+      rcl.serve(`/${id}/mavros/${s}`, "x/srv/Y", () => ({ success: true }), { node: "mavros", namespace: `/${id}` });
+    }
+  }
+
+  it("all green: publishers, QoS, rates, servers and type support", async () => {
+    const rcl = new FakeRcl();
+    mavrosVehicle(rcl, "uav1");
+    const { results, report } = await doctor(rcl);
+    expect(results.filter((r) => r.status === "fail")).toEqual([]);
+    expect(report).toContain("✓ ROS 2 sourced (ROS_DISTRO=humble, AMENT_PREFIX_PATH=");
+    expect(report).toContain("✓ rclnodejs 2.2.0 built (build/Release/rclnodejs.node)");
     expect(report).toContain("✓ rclnodejs loads");
-    expect(report).toMatch(/^✗ interface types missing: mavros_msgs\/msg\/State, mavros_msgs\/srv\/WaypointPush, mavros_msgs\/srv\/CommandTOL, mavros_msgs\/srv\/SetMode, mavros_msgs\/msg\/Waypoint$/m);
-    expect(report).toMatch(/fix: install MAVROS's messages \(sudo apt install ros-\$ROS_DISTRO-mavros-msgs\)/);
-    expect(report).toContain("✗ topics not on the ROS graph: /uav1/mavros/local_position/velocity_local, /uav1/mavros/state");
-    expect(report).toContain("✗ services not on the ROS graph: /uav1/mavros/mission/push, /uav1/mavros/set_mode");
-    expect(report).toMatch(/namespace:=<drone>\/mavros/);
-    expect(report).toContain("✓ token accepted for fleet demo");
-    expect(report).toContain("- outbox in memory only");
+    expect(report).toContain("✓ interface types generated (8, checked with rclnodejs)");
+    expect(report).toContain("✓ type support libraries found for sensor_msgs, geometry_msgs, mavros_msgs");
+    expect(report).toMatch(/^✓ all 4 topics receive messages: \/uav1\/mavros\/global_position\/global 10\.0 Hz \(1 publisher, best effort\), .*\/uav1\/mavros\/state 10\.0 Hz \(1 publisher, reliable\)$/m);
+    expect(report).toContain("✓ all 3 command services served by another node");
+    expect(report).toContain("✓ type support loads for 3 service types (a client of each was created)");
+    expect(report).toMatch(/All checks passed\.\n$/);
     expect(rcl.shutDown).toBe(true); // the doctor's node is cleaned up
-    expect(report.trim().split("\n").at(-1)).toBe("3 problems found.");
   });
 
-  it("all green: exit status 0 material", async () => {
+  it("the graph-wide listing includes a running relay's own endpoints (the defect); the doctor counts only others' publishers and servers", async () => {
+    const graph = new FakeGraph();
+    // The relay runs on the ground station: its subscriptions, and a client from a hold command.
+    const relayRcl = new FakeRcl({ graph });
+    const relay = new Ros2Source({ droneIds: ["uav1"], rcl: relayRcl, host: relayRcl.host, profile: getProfile("mavros"), serviceWaitMs: 10 });
+    await relay.start(() => {});
+    try {
+      await relay.execute({ type: "command", command_id: "doctor-cmd-1", drone_id: "uav1", timeout_ms: 500, command: "hold", duration_s: 1 }, new AbortController().signal);
+      // The drone has MAVROS up, minus its velocity and state topics and its set_mode and push services.
+      const rcl = new FakeRcl({ graph });
+      mavrosVehicle(rcl, "uav1", { skip: ["local_position/velocity_local", "state", "mission/push", "set_mode"] });
+      // What the old check read: every topic and set_mode "visible", the relay's own endpoints among them.
+      const probe = new FakeRcl({ graph });
+      await probe.init();
+      const node = probe.createNode("probe");
+      expect(node.getTopicNamesAndTypes().map((t) => t.name)).toEqual(expect.arrayContaining(MAVROS_TOPICS.map((t) => `/uav1/mavros/${t}`)));
+      expect(node.getServiceNamesAndTypes().map((t) => t.name)).toContain("/uav1/mavros/set_mode");
+      node.destroy();
+
+      const { report } = await doctor(rcl);
+      expect(report).toContain("✗ topics with no publisher (other than the relay's own nodes): /uav1/mavros/local_position/velocity_local, /uav1/mavros/state");
+      expect(report).toMatch(/without its state topic a drone's armed and status are unknown .*collision avoidance/);
+      expect(report).toContain("✓ 2 of 4 topics receive messages: /uav1/mavros/global_position/global 10.0 Hz (1 publisher, best effort), /uav1/mavros/battery 10.0 Hz (1 publisher, best effort)");
+      expect(report).toContain("✗ services with no server (other than the relay's own clients): /uav1/mavros/mission/push, /uav1/mavros/set_mode");
+      expect(report).toMatch(/namespace:=<drone>\/mavros/);
+      expect(report.trim().split("\n").at(-1)).toBe("2 problems found.");
+    } finally {
+      await relay.stop();
+    }
+  });
+
+  it("names a best-effort publisher against a reliable subscription as the reason nothing arrives", async () => {
     const rcl = new FakeRcl();
-    for (const t of ["global_position/global", "battery", "local_position/velocity_local", "state"]) rcl.advertise(`/uav1/mavros/${t}`, "x/msg/Y");
-    for (const s of ["cmd/land", "mission/push", "set_mode"]) rcl.serve(`/uav1/mavros/${s}`, "x/srv/Y", () => ({}));
-    const results = await runDoctor({ env: { ROS_DISTRO: "jazzy" }, parsed, loadRcl: async () => rcl, fetch: fetch200, discoveryMs: 0 });
-    expect(results.filter((r) => r.status === "fail")).toEqual([]);
-    expect(formatReport(results)).toMatch(/All checks passed\.\n$/);
+    mavrosVehicle(rcl, "uav1");
+    const { report } = await doctor(rcl, { parsed: parse("/reliable.yaml") });
+    expect(report).toContain(
+      "✗ /uav1/mavros/global_position/global: best-effort publisher (mavros) but the relay subscribes reliable (qos.fix: default): a reliable subscription never matches a best-effort publisher, so nothing arrives",
+    );
+    expect(report).toMatch(/fix: set qos\.fix: sensor_data in the relay config/);
+    expect(report).toContain("✓ 3 of 4 topics receive messages");
+    expect(report.trim().split("\n").at(-1)).toBe("1 problem found.");
+  });
+
+  it("a publisher that sends nothing in the window is named", async () => {
+    const rcl = new FakeRcl();
+    mavrosVehicle(rcl, "uav1", { skip: ["battery"] });
+    rcl.advertise("/uav1/mavros/battery", "sensor_msgs/msg/BatteryState", { node: "mavros", namespace: "/uav1" }); // never publishes
+    const { report } = await doctor(rcl);
+    expect(report).toContain("✗ topics with a publisher but no message in 2 s: /uav1/mavros/battery");
+  });
+
+  it("names the missing interface types with one hint per package", async () => {
+    const rcl = new FakeRcl({ installed: ALL_TYPES.filter((t) => !t.startsWith("mavros_msgs/")) });
+    mavrosVehicle(rcl, "uav1");
+    const { report } = await doctor(rcl);
+    expect(report).toMatch(/^✗ interface types missing: mavros_msgs\/msg\/State, mavros_msgs\/srv\/WaypointPush, mavros_msgs\/srv\/CommandTOL, mavros_msgs\/srv\/SetMode, mavros_msgs\/msg\/Waypoint$/m);
+    const fix = report.split("\n").find((l) => l.includes("fix: install MAVROS's messages")) ?? "";
+    expect(fix.match(/install MAVROS's messages/g)).toHaveLength(1);
+    expect(fix).toMatch(/sudo apt install ros-\$ROS_DISTRO-mavros-msgs.*npx generate-ros-messages/);
+  });
+
+  it("type support: an overlay that is not sourced, and one whose library is off LD_LIBRARY_PATH (found by creating a client)", async () => {
+    // ROS 2 sourced, the workspace not: rclnodejs.require passes, the library is nowhere.
+    const unsourced = new FakeRcl({ host: new FakeHost({ sourced: "ros" }) });
+    let { report } = await doctor(unsourced, { parsed: parse("/default.yaml") });
+    expect(report).toContain("✓ interface types generated (7, checked with rclnodejs)");
+    expect(report).toContain("✗ type support library missing: libdronefleet_interfaces__rosidl_typesupport_c.so (dronefleet_interfaces)");
+    expect(report).toMatch(/fix: libdronefleet_interfaces__rosidl_typesupport_c\.so is on neither LD_LIBRARY_PATH nor AMENT_PREFIX_PATH\/lib: .*source \/opt\/dronefleet\/ws\/install\/setup\.bash/);
+    // On the ament path but not the loader's: only creating a client shows it.
+    const host = new FakeHost({ sourced: "ros", env: { AMENT_PREFIX_PATH: `${OVERLAY}:${ROS}` } });
+    ({ report } = await doctor(new FakeRcl({ host }), { parsed: parse("/default.yaml") }));
+    expect(report).toContain("✓ type support libraries found for sensor_msgs, geometry_msgs, std_msgs, dronefleet_interfaces, std_srvs");
+    expect(report).toContain(
+      "✗ type support for dronefleet_interfaces/srv/ModifyWaypoint does not load: libdronefleet_interfaces__rosidl_typesupport_c.so: cannot open shared object file: No such file or directory",
+    );
+    expect(report).toContain("✗ type support for dronefleet_interfaces/srv/AssignMission does not load");
+    expect(report).toMatch(/fix: libdronefleet_interfaces__rosidl_typesupport_c\.so is not on LD_LIBRARY_PATH, where the loader looks/);
+  });
+
+  it("detects a failed rclnodejs build and says how to rebuild, without loading it", async () => {
+    const rcl = new FakeRcl();
+    rcl.host.remove(`${RCLNODEJS}/build`);
+    let loads = 0;
+    const { report } = await doctor(rcl, { loadRcl: async (): Promise<RclLike> => (loads++, rcl) });
+    expect(loads).toBe(0);
+    expect(report).toMatch(/^✗ rclnodejs is installed but its native addon was never built \(no \/opt\/dronefleet\/node_modules\/rclnodejs\/build\/Release\/rclnodejs\.node\): .*npx rimraf/m);
+    expect(report).toMatch(/fix: with ROS 2 sourced, in the repository's root: npm_config_yes=true npm rebuild rclnodejs, then npx generate-ros-messages; it built when node_modules\/rclnodejs\/build\/Release\/rclnodejs\.node exists/);
+    expect(report).toContain("✓ interface types generated (8, checked with the ament index (AMENT_PREFIX_PATH))");
+    expect(rcl.host.rebuilds).toBe(0);
+  });
+
+  it("never loads rclnodejs in a shell where ROS 2 is not sourced", async () => {
+    const rcl = new FakeRcl({ host: new FakeHost({ sourced: "none" }) });
+    let loads = 0;
+    const { report } = await doctor(rcl, { loadRcl: async (): Promise<RclLike> => (loads++, rcl) });
+    expect(loads).toBe(0);
+    expect(rcl.host.rebuilds).toBe(0);
+    expect(report).toContain("✗ ROS 2 is not sourced in this shell (ROS_DISTRO and AMENT_PREFIX_PATH are unset)");
+    expect(report).toContain("    fix: source /opt/ros/humble/setup.bash");
+    expect(report).toContain("✓ rclnodejs 2.2.0 built (build/Release/rclnodejs.node)");
+    expect(report).toContain("- rclnodejs not loaded");
+    expect(report).toMatch(/loading rclnodejs now would make its loader rebuild its native addon, deleting the working build/);
   });
 });

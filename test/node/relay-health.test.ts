@@ -1,10 +1,13 @@
 /**
  * The relay's health endpoint and metrics against a real link and an edge double: /metrics in
- * Prometheus text format reflects a forced disconnect (link_up 0, then reconnects_total up) and
- * commands (counts and the latency histogram); /healthz applies its grace period.
+ * Prometheus text format (prom-client) reflects a forced disconnect (link_up 0, then
+ * reconnects_total up) and commands (counts and the latency histogram), beside process and
+ * event-loop metrics; /healthz applies its grace period and reports configured drones that send
+ * nothing (degraded, logged once).
  */
 import { afterEach, describe, expect, it } from "vitest";
-import { startHealthServer, type HealthServer } from "../../relay/health";
+import { createLogger } from "../../relay/log";
+import { DroneWatch, SILENT_AFTER_MS, startHealthServer, type HealthServer } from "../../relay/health";
 import { EdgeLink } from "../../relay/link/link";
 import { RelayMetrics } from "../../relay/metrics";
 import { FakeClock } from "./relay-clock";
@@ -15,7 +18,7 @@ afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c();
 });
 
-async function setup(graceMs: number) {
+async function setup(graceMs: number, watch?: DroneWatch) {
   const edge = await new DedupEdge().start();
   cleanups.push(() => edge.stop());
   // The link's time moves only when a test says so: the link stays down until then.
@@ -35,8 +38,8 @@ async function setup(graceMs: number) {
     execute: async () => ({ ok: true, message: "holding" }),
   });
   cleanups.push(() => link.stop());
-  const metrics = new RelayMetrics({ link, samples: () => 7, rosMessages: () => ({ fix: 3, state: 1 }) });
-  const server: HealthServer = await startHealthServer({ host: "127.0.0.1", port: 0, graceMs, link, metrics });
+  const metrics = new RelayMetrics({ link, samples: () => 7, rosMessages: () => ({ fix: 3, state: 1 }), silentDrones: () => watch?.silentIds().length ?? 0 });
+  const server: HealthServer = await startHealthServer({ host: "127.0.0.1", port: 0, graceMs, link, metrics, watch });
   cleanups.push(() => server.close());
   const base = `http://127.0.0.1:${server.port}`;
   const get = async (path: string) => {
@@ -70,6 +73,11 @@ describe("relay health endpoint", () => {
     expect(m.text).toContain("# TYPE dronefleet_relay_link_up gauge");
     expect(m.text).toContain("# TYPE dronefleet_relay_reconnects_total counter");
     expect(m.text).toContain('dronefleet_relay_ros_messages_total{topic="fix"} 3');
+    // prom-client's process and event-loop metrics, beside ours.
+    expect(m.text).toContain("# TYPE process_cpu_seconds_total counter");
+    expect(m.text).toContain("# TYPE process_resident_memory_bytes gauge");
+    expect(m.text).toContain("# TYPE nodejs_eventloop_lag_seconds gauge");
+    expect(m.text).toContain("# TYPE nodejs_eventloop_lag_p99_seconds gauge");
     expect(await metric("link_up")).toBe(1);
     expect(await metric("reconnects_total")).toBe(0);
     expect(await metric("frames_sent_total")).toBe(1);
@@ -116,10 +124,44 @@ describe("relay health endpoint", () => {
     await edge.until(() => edge.results.length === 1);
     expect(await metric('commands_total{command="hold",status="acked"}')).toBe(1);
     expect(await metric('command_latency_seconds_count{command="hold"}')).toBe(1);
-    expect(await metric('command_latency_seconds_bucket{command="hold",le="+Inf"}')).toBe(1);
-    expect(await metric('command_latency_seconds_bucket{command="hold",le="0.1"}')).toBe(1);
+    expect(await metric('command_latency_seconds_bucket{le="+Inf",command="hold"}')).toBe(1);
+    expect(await metric('command_latency_seconds_bucket{le="0.1",command="hold"}')).toBe(1);
     const { text } = await get("/metrics");
     expect(text).toContain("# TYPE dronefleet_relay_command_latency_seconds histogram");
     expect(text.endsWith("\n")).toBe(true);
+  });
+
+  it("/healthz is degraded, with the drone named and logged once, while a configured drone sends nothing", async () => {
+    let t = 1_000_000;
+    const lines: { level: string; msg: string; count?: number; drones?: { drone_id: string; never_heard?: boolean }[] }[] = [];
+    const watch = new DroneWatch({
+      droneIds: () => ["d0", "d1"],
+      now: () => t,
+      log: createLogger("info", (l) => lines.push(JSON.parse(l) as (typeof lines)[number])),
+      describe: (id) => ({ topic_age_s: { fix: id === "d1" ? null : 1 } }),
+    });
+    const { link, get, metric, connected } = await setup(60_000, watch);
+    const up = connected();
+    link.start();
+    await up;
+    watch.saw("d0");
+    watch.saw("d1");
+    expect(JSON.parse((await get("/healthz")).text)).toMatchObject({ status: "ok", silent_drones: 0, silent: [] });
+    // d0 keeps sending; d1 goes quiet for longer than the stale time.
+    t += SILENT_AFTER_MS;
+    watch.saw("d0");
+    t += 1;
+    const h = await get("/healthz");
+    expect(h.status).toBe(200);
+    expect(JSON.parse(h.text)).toMatchObject({ status: "degraded", link_up: true, silent_drones: 1, silent: ["d1"] });
+    expect(await metric("silent_drones")).toBe(1);
+    await get("/healthz");
+    watch.check();
+    const silent = lines.filter((l) => l.msg.startsWith("drones silent"));
+    expect(silent).toHaveLength(1); // once, however often it is polled
+    expect(silent[0]).toMatchObject({ level: "warn", count: 1, drones: [{ drone_id: "d1", topic_age_s: { fix: null } }] });
+    watch.saw("d1");
+    expect(JSON.parse((await get("/healthz")).text)).toMatchObject({ status: "ok", silent_drones: 0 });
+    expect(lines.filter((l) => l.msg === "drone heard from again")).toHaveLength(1);
   });
 });

@@ -643,6 +643,18 @@ describe("EdgeLink commands", () => {
     expect(seen).toEqual([cmd]);
   });
 
+  it("answers timeout when the drone's service did not answer before the relay's deadline", async () => {
+    const { conn } = await connectedLink(async () => ({ ok: false, timedOut: true, message: "service /d1/hold did not answer within 4250 ms" }));
+    const cmd = commandFrame({ command: "hold", duration_s: 5 });
+    conn.ws.send(JSON.stringify(cmd));
+    expect(await nextResult(conn)).toEqual({
+      type: "command_result",
+      command_id: cmd.command_id,
+      status: "timeout",
+      message: "service /d1/hold did not answer within 4250 ms",
+    });
+  });
+
   it("answers failed with the error message when the source throws, or rejects the command", async () => {
     const executed: string[] = [];
     const { conn } = await connectedLink(async (c) => {
@@ -681,7 +693,7 @@ describe("EdgeLink commands", () => {
     expect((signal as AbortSignal | null)?.aborted).toBe(false);
     clock.advance(1);
     const r = await nextResult(conn, 2000);
-    expect(r).toMatchObject({ command_id: cmd.command_id, status: "failed", message: "timeout at the relay after 500 ms" });
+    expect(r).toMatchObject({ command_id: cmd.command_id, status: "timeout", message: "timeout at the relay after 500 ms" });
     expect((signal as AbortSignal | null)?.aborted).toBe(true);
     expect(link.stats().commandsInFlight).toBe(0);
   });

@@ -26,6 +26,7 @@ async function mavros(opts: Partial<ConstructorParameters<typeof Ros2Source>[0]>
   const src = new Ros2Source({
     droneIds: ["uav1", "uav2"],
     rcl,
+    host: rcl.host,
     profile: getProfile("mavros"),
     now: () => 1_700_000_000_000,
     serviceWaitMs: 50,
@@ -52,6 +53,8 @@ describe("mavros profile: telemetry", () => {
       ["/uav1/mavros/battery", "sensor_msgs/msg/BatteryState", "qos_profile_sensor_data"],
       ["/uav1/mavros/local_position/velocity_local", "geometry_msgs/msg/TwistStamped", "qos_profile_sensor_data"],
       ["/uav1/mavros/state", "mavros_msgs/msg/State", "qos_profile_sensor_data"],
+      // The mission (intent.ts), reliable as MAVROS publishes it.
+      ["/uav1/mavros/mission/waypoints", "mavros_msgs/msg/WaypointList", "qos_profile_default"],
     ]);
   });
 
@@ -161,31 +164,32 @@ describe("missing interface types", () => {
     const log = lines.map((l) => JSON.parse(l) as { msg: string; missing?: string[]; fix?: string[] });
     const report = log.find((l) => l.msg.startsWith("ROS 2 interface types missing"));
     expect(report?.missing).toContain("mavros_msgs/srv/CommandTOL");
-    expect(report?.fix?.join(" ")).toMatch(/apt install ros-\$ROS_DISTRO-mavros-msgs/);
+    // One hint per package, not one per type (five here).
+    expect(report?.fix).toEqual([expect.stringMatching(/^mavros_msgs: install MAVROS's messages \(sudo apt install ros-\$ROS_DISTRO-mavros-msgs\).*npx generate-ros-messages/)]);
     // The state topic is skipped; the others run.
     expect(rcl.nodes[0]?.subscriptions.some((s) => s.typeClass === "mavros_msgs/msg/State")).toBe(false);
     rcl.publish("/uav1/mavros/global_position/global", navSatFix(3, 4, 5));
     expect(got).toHaveLength(1);
     const r = await src.execute(cmd({ command: "emergency_land" }), never);
     expect(r.ok).toBe(false);
-    expect(r.ok ? "" : r.message).toMatch(/^interface mavros_msgs\/srv\/CommandTOL is not installed on the relay host: install MAVROS's messages/);
+    expect(r.ok ? "" : r.message).toMatch(/^interface mavros_msgs\/srv\/CommandTOL is not usable on the relay host: install MAVROS's messages/);
     expect(rcl.nodes[0]?.clients).toHaveLength(0);
   });
 
   it("refuses to start without the position type, saying which and how to install it", async () => {
     const rcl = new FakeRcl({ installed: ALL_TYPES.filter((t) => t !== "sensor_msgs/msg/NavSatFix") });
-    const src = new Ros2Source({ droneIds: ["uav1"], rcl, profile: getProfile("mavros") });
+    const src = new Ros2Source({ droneIds: ["uav1"], rcl, host: rcl.host, profile: getProfile("mavros") });
     await expect(src.start(() => {})).rejects.toThrow(/cannot relay without sensor_msgs\/msg\/NavSatFix.*apt install ros-\$ROS_DISTRO-sensor-msgs/);
     expect(rcl.initialized).toBe(false);
   });
 
   it("default profile: missing dronefleet_interfaces fails those commands with the colcon hint", async () => {
     const rcl = new FakeRcl({ installed: ALL_TYPES.filter((t) => !t.startsWith("dronefleet_interfaces/")) });
-    const src = new Ros2Source({ droneIds: ["uav1"], rcl, serviceWaitMs: 50 });
+    const src = new Ros2Source({ droneIds: ["uav1"], rcl, host: rcl.host, serviceWaitMs: 50 });
     sources.push(src);
     await src.start(() => {});
     const r = await src.execute(cmd({ command: "modify_waypoint", new_waypoint: { lat: 1, lon: 1, alt_m: 10 }, modification_reason: "" }), never);
-    expect(r).toEqual({ ok: false, message: expect.stringMatching(/dronefleet_interfaces\/srv\/ModifyWaypoint is not installed.*colcon/) });
+    expect(r).toEqual({ ok: false, message: expect.stringMatching(/dronefleet_interfaces\/srv\/ModifyWaypoint is not usable.*colcon.*npx generate-ros-messages/) });
   });
 
   it("per-drone names override the templates for that drone only", async () => {

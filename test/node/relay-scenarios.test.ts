@@ -2,14 +2,15 @@
  * Simulator conflict scenarios (relay/sources/sim/scenarios.ts) and the sim's separation monitor, on a fake
  * clock. Left alone, every scenario really loses separation (so a test that sees none with the
  * edge in the loop proves the edge did something); parallel tracks do not. Then the edge's own
- * Coordinator (pure apart from SQL, stubbed here) is put in the loop against the real flight
- * model: each scenario is detected, resolved, and flown without a loss of separation.
+ * collision avoidance is put in the loop against the real flight model (bench/lib/separation.ts:
+ * the Coordinator with the fleet object's ingest, ledger and command desk modelled around it):
+ * each scenario is detected, resolved and flown without a loss of separation, and so are the
+ * hard cases, each across 20 random seeds: a relay restart mid-flight, a plan the drone ignores,
+ * an emergency landing in another drone's path, a drone without a state topic, and waypoint
+ * changes made outside the edge.
  */
 import { describe, expect, it } from "vitest";
-import { Coordinator, type CoordinationEvent } from "../../edge/fleet/collision-avoidance";
-import type { CoordinationDrone } from "../../edge/domain/conflicts";
-import { defaultFleetConfig } from "../../edge/domain/fleet-config";
-import type { RelayCommand, Waypoint } from "../../edge/protocol";
+import { flyAirspace, separationSuite, type AirspaceCase, type AirspaceResult } from "../../bench/lib/separation";
 import { parseRelayArgs } from "../../relay/config";
 import { parallelDrones, SCENARIO_MAX_DRONES, SCENARIO_NAMES, scenarioDrones, type ScenarioDrone, type ScenarioName } from "../../relay/sources/sim/scenarios";
 import { SimFleet, type PairSeparation } from "../../relay/sources/sim/sim";
@@ -154,77 +155,138 @@ describe("--scenario flag", () => {
 
 // ------------------------------------------------------------ the edge's coordinator in the loop
 
-/** Just enough of SqlStorage for Coordinator.pass (inserts; no reads). */
-const nullSql = { exec: () => Object.assign([][Symbol.iterator](), { toArray: () => [] }) } as unknown as SqlStorage;
-
-/**
- * The fleet object's loop without workerd: samples become CoordinationDrones (plan set on ack, as
- * the command desk does; hold from the coordinator), a pass every 500 ms, commands reach the sim
- * 150 ms after they are issued.
- */
-async function withCoordinator(scenario: ScenarioName, seconds: number) {
-  const { fleet, samples, run, now } = fakeFleet(scenario);
-  const config = defaultFleetConfig();
-  const plans = new Map<string, Waypoint[]>();
-  const pending: { at: number; cmd: RelayCommand }[] = [];
-  const results: { at: number; drone_id: string; command: string; ok: boolean }[] = [];
-  const events = new Map<string, CoordinationEvent>();
-  const coordinator: Coordinator = new Coordinator(nullSql, {
-    config: () => config,
-    drones: () =>
-      [...samples.values()].map((s): CoordinationDrone => {
-        const hold = coordinator.holdFor(s.drone_id, now());
-        return { ...s, path: plans.get(s.drone_id) ?? [], ...(hold !== undefined ? { hold_s: hold } : {}) };
-      }),
-    issue: (cmds) => {
-      for (const c of cmds) {
-        const { reason: _reason, ...rest } = c;
-        pending.push({ at: now() + 150, cmd: { type: "command", command_id: `c${pending.length}`, ...rest } as unknown as RelayCommand });
-      }
-      return cmds.length;
-    },
-    changed: (e) => events.set(e.event_id, { ...e }),
-  });
-  let nextPass = now();
-  for (let t = 0; t < seconds * 20; t++) {
-    run(0.05);
-    for (const p of pending.filter((x) => x.at <= now())) {
-      pending.splice(pending.indexOf(p), 1);
-      const r = await fleet.execute(p.cmd, new AbortController().signal);
-      results.push({ at: now(), drone_id: p.cmd.drone_id, command: p.cmd.command, ok: r.ok });
-      if (r.ok && p.cmd.command === "modify_waypoint") plans.set(p.cmd.drone_id, [p.cmd.new_waypoint]);
-    }
-    if (now() >= nextPass) {
-      coordinator.pass(now());
-      nextPass = now() + 500;
-    }
-  }
-  return { fleet, events: [...events.values()], results };
-}
+const coordinatorCommands = (r: AirspaceResult) => r.commands.filter((c) => c.by.startsWith("coordinator:"));
+/** Every loss of separation, for a readable failure. */
+const losses = (r: AirspaceResult) => r.lossList.map((l) => `${r.name} seed ${r.seed}: ${l.pair.join("-")} at ${l.from.toFixed(1)} s, ${l.horizontal_m.toFixed(1)} m / ${l.vertical_m.toFixed(1)} m`);
+const SEEDS = Array.from({ length: 20 }, (_, i) => i + 1);
+const PAIRS = ["head_on", "crossing", "overtaking"] as const;
 
 describe("conflict scenarios with the edge's coordinator in the loop", () => {
   for (const name of SCENARIO_NAMES) {
     it(`${name}: detected, resolved by commands the sim accepts, separation kept`, async () => {
-      const { fleet, events, results } = await withCoordinator(name, 60);
-      expect(results.length).toBeGreaterThan(0);
-      expect(results.every((r) => r.ok)).toBe(true);
+      const r = await flyAirspace({ name, scenario: name, seed: 1, seconds: 60, avoidance: true });
+      const cmds = coordinatorCommands(r);
+      expect(cmds.length).toBeGreaterThan(0);
+      expect(cmds.every((c) => c.status === "acked")).toBe(true);
       if (name !== "swarm") {
-        expect(events[0]).toMatchObject({ event_type: name, drone_ids: ["drone_0", "drone_1"], status: "resolved" });
+        expect(r.events[0]).toMatchObject({ event_type: name, drone_ids: ["drone_0", "drone_1"], status: "resolved" });
       } else {
-        expect(events.filter((e) => e.drone_ids.length === 2).length).toBeGreaterThanOrEqual(4);
+        expect(r.events.filter((e) => e.drone_ids.length >= 2).length).toBeGreaterThanOrEqual(4);
       }
-      expect(events.every((e) => e.status === "resolved")).toBe(true);
-      const firstCommand = Math.min(...results.map((r) => r.at));
-      const report = fleet.separationReport();
-      const after = report.flatMap((p) => p.losses.filter((l) => l.to >= firstCommand).map((l) => ({ pair: p.drone_ids, ...l })));
-      expect(after).toEqual([]);
+      expect(r.events.every((e) => e.status === "resolved")).toBe(true);
+      expect(losses(r)).toEqual([]);
       // And the drones did not simply stop: everyone is still flying.
-      for (const d of fleet.snapshot()) expect(d.status).toBe("flying");
+      for (const d of r.fleet.snapshot()) expect(d.status).toBe("flying");
       // Commanded waypoints stay inside the default geofence.
-      for (const d of fleet.snapshot()) {
+      for (const d of r.fleet.snapshot()) {
         if (d.task?.kind !== "goto") continue;
         expect(Math.max(Math.abs(d.task.target.x), Math.abs(d.task.target.y))).toBeLessThan(1_500);
       }
     });
   }
+});
+
+describe("separation holds in the hard cases, across 20 random seeds", () => {
+  /** Fly `make(seed)` for every seed; return the results and every loss. */
+  async function acrossSeeds(make: (seed: number) => AirspaceCase): Promise<{ runs: AirspaceResult[]; lost: string[] }> {
+    const runs: AirspaceResult[] = [];
+    for (const seed of SEEDS) runs.push(await flyAirspace(make(seed)));
+    return { runs, lost: runs.flatMap(losses) };
+  }
+
+  it("a relay restart mid-scenario: the drones start their routes over, the edge drops its stored plans", async () => {
+    const names = [...SCENARIO_NAMES];
+    const { runs, lost } = await acrossSeeds((seed) => ({
+      name: `${names[seed % names.length]!}, relay restart`,
+      scenario: names[seed % names.length]!,
+      seed,
+      seconds: 45,
+      avoidance: true,
+      restartsAtS: [6 + (seed % 7) * 2],
+    }));
+    expect(lost).toEqual([]);
+    // The control: the same restarts without collision avoidance lose separation.
+    const control = await flyAirspace({ name: "control", scenario: "head_on", seed: 3, seconds: 45, avoidance: false, restartsAtS: [12] });
+    expect(control.losses).toBeGreaterThan(0);
+    // Commands lost in the restart end (timeout or refused), and no event is left open past its conflict.
+    for (const r of runs) for (const e of r.events) if (e.status === "resolved") expect(e.first_command_at).not.toBeNull();
+  });
+
+  it("a plan the drone ignores: it acknowledges the resolution, flies on, and the other drone is moved", async () => {
+    const { runs, lost } = await acrossSeeds((seed) => ({
+      name: `${PAIRS[seed % 3]!}, drone_1 ignores commands${seed % 2 ? "" : ", no intents"}`,
+      scenario: PAIRS[seed % 3]!,
+      seed,
+      seconds: 45,
+      avoidance: true,
+      ignoring: ["drone_1"],
+      // Without intents only the drone's motion shows it ignores the plan (the edge's record of
+      // the acknowledged command says otherwise); with them, its unchanged intent does too.
+      intents: seed % 2 === 1,
+    }));
+    expect(lost).toEqual([]);
+    for (const r of runs) {
+      // drone_1 (the larger id) yields first, acknowledges, ignores; then drone_0 gets a command.
+      const cmds = coordinatorCommands(r);
+      expect(cmds.some((c) => c.drone_id === "drone_0" && c.status === "acked"), r.name).toBe(true);
+    }
+  });
+
+  it("an emergency-landing drone in another's path: the other moves, the landing drone gets nothing", async () => {
+    const { runs, lost } = await acrossSeeds((seed) => ({
+      name: `${PAIRS[seed % 3]!}, drone_0 emergency lands`,
+      scenario: PAIRS[seed % 3]!,
+      seed,
+      seconds: 45,
+      avoidance: true,
+      emergencyLands: [{ droneId: "drone_0", atS: 2 + (seed % 10) }],
+    }));
+    expect(lost).toEqual([]);
+    for (const r of runs) {
+      const landAt = r.commands.find((c) => c.command === "emergency_land")!.at;
+      const toLander = coordinatorCommands(r).filter((c) => c.drone_id === "drone_0" && c.at > landAt + 300);
+      expect(toLander, r.name).toEqual([]);
+      // Nothing the edge sent was refused, and every event it resolved had an acknowledged command.
+      expect(coordinatorCommands(r).filter((c) => c.status !== "acked"), r.name).toEqual([]);
+    }
+  });
+
+  it("a drone without a state topic (armed and status unknown) is taken for airborne and avoided", async () => {
+    const { runs, lost } = await acrossSeeds((seed) => ({
+      name: `${PAIRS[seed % 3]!}, no state topic`,
+      scenario: PAIRS[seed % 3]!,
+      seed,
+      seconds: 45,
+      avoidance: true,
+      // One drone, or both, report `armed: false, status: idle, state_known: false`.
+      stateUnknown: seed % 2 ? ["drone_0"] : ["drone_0", "drone_1"],
+    }));
+    expect(lost).toEqual([]);
+    for (const r of runs) expect(r.events.length, r.name).toBeGreaterThan(0);
+  });
+
+  it("random waypoint changes made outside the edge (a ground station redirects drones)", async () => {
+    const { runs, lost } = await acrossSeeds((seed) => ({
+      name: "swarm, redirects outside the edge",
+      scenario: "swarm",
+      seed,
+      seconds: 40,
+      avoidance: true,
+      redirectEveryS: 3,
+    }));
+    expect(lost).toEqual([]);
+    expect(runs.reduce((a, r) => a + r.redirects, 0)).toBeGreaterThan(100);
+  });
+});
+
+describe("the separation figure (small version of `npm run bench`'s)", () => {
+  it("zero losses with avoidance on, losses with it off, over the scenario suite with restarts and random missions", async () => {
+    const scale = { seconds: 40, patrolDrones: 24 };
+    const on = await separationSuite([1, 2], true, scale);
+    const off = await separationSuite([1, 2], false, scale);
+    expect(on.losses).toBe(0);
+    expect(off.losses).toBeGreaterThan(10);
+    expect(on.closestM).toBeGreaterThan(25);
+    expect(on.maxCommandsPerDroneMinute).toBeLessThanOrEqual(12);
+  });
 });

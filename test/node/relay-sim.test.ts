@@ -1,8 +1,9 @@
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { MissionProgress, TelemetrySample, type RelayCommand } from "../../edge/protocol";
+import { MissionProgress, TelemetrySample, TelemetryUpdate, type RelayCommand } from "../../edge/protocol";
 import { offsetM, toLocal } from "../../edge/domain/geo";
 import {
   DEFAULT_PHYSICS,
+  SECTOR_M,
   SIM_MODES,
   SimFleet,
   applyCommand,
@@ -467,5 +468,110 @@ describe("SimFleet.execute (commands executed for real)", () => {
       ["active", 1],
       ["completed", 1],
     ]);
+  });
+});
+
+// ------------------------------------------------------------------ issue 14: intent, layout, field cases
+
+describe("intent: what each sample says the drone is about to fly", () => {
+  const localOf = (w: { lat: number; lon: number; alt_m: number }) => {
+    const l = toLocal(HOME, w);
+    return { x: Math.round(l.x_m), y: Math.round(l.y_m), alt: Math.round(w.alt_m) };
+  };
+
+  it("patrol: the loop from the waypoint being flown to, unrolled; a commanded point; holds", async () => {
+    const { fleet, byId } = fakeFleet();
+    setDrone(fleet, FLYING);
+    const d = byId("drone_0");
+    const s = toSample(d, HOME, 1);
+    expect(TelemetryUpdate.safeParse({ ...s, seq: 1 }).success).toBe(true);
+    expect(s.intent).toMatchObject({ route_id: "patrol", revision: 0 });
+    expect(s.intent!.waypoints.length).toBe(Math.min(8, d.route.length * 2));
+    expect(localOf(s.intent!.waypoints[0]!)).toEqual({ x: Math.round(d.route[d.wp]!.x), y: Math.round(d.route[d.wp]!.y), alt: Math.round(d.route[d.wp]!.alt) });
+    // A command replaces the route: a new revision, the point as the whole plan.
+    await fleet.execute(cmd("drone_0", { command: "modify_waypoint", new_waypoint: at(200, -150, 40), modification_reason: "test" }), signal);
+    const g = toSample(byId("drone_0"), HOME, 2).intent!;
+    expect(g).toMatchObject({ route_id: "goto", revision: 1 });
+    expect(g.waypoints.map(localOf)).toEqual([{ x: 200, y: -150, alt: 40 }]);
+    // A hold keeps the route and says how long it hovers first.
+    await fleet.execute(cmd("drone_0", { command: "hold", duration_s: 12 }), signal);
+    expect(toSample(byId("drone_0"), HOME, 3).intent).toMatchObject({ route_id: "goto", revision: 1, hold_s: 12 });
+  });
+
+  it("return home and landing: to the pad, then down at the descent rate; none on the ground", () => {
+    const d = createDrone(0, 4, seededRandom(3));
+    const rtl = toSample({ ...d, ...FLYING, status: "returning", x: 200, y: 0 }, HOME, 1).intent!;
+    expect(rtl.route_id).toBe("rtl");
+    expect(rtl.waypoints.map(localOf).at(-1)).toEqual({ x: Math.round(d.pad.x), y: Math.round(d.pad.y), alt: 0 });
+    const land = toSample({ ...d, ...FLYING, status: "landing", x: d.pad.x, y: d.pad.y, alt: 30 }, HOME, 1).intent!;
+    expect(land).toMatchObject({ route_id: "land", speed_mps: DEFAULT_PHYSICS.descentMps });
+    expect(toSample({ ...d, status: "charging", armed: false, alt: 0 }, HOME, 1).intent).toBeUndefined();
+    // A source that knows no routes, and one without a state topic.
+    expect(toSample({ ...d, ...FLYING }, HOME, 1, { intent: false }).intent).toBeUndefined();
+    expect(toSample({ ...d, ...FLYING }, HOME, 1, { stateKnown: false })).toMatchObject({ armed: false, status: "idle", mode: "UNKNOWN", state_known: false });
+  });
+
+  it("restartRoutes: flying drones start their routes over (new revision); commands forgotten", async () => {
+    const { fleet, byId } = fakeFleet();
+    setDrone(fleet, { ...FLYING, wp: 2 });
+    await fleet.execute(cmd("drone_0", { command: "modify_waypoint", new_waypoint: at(200, -150, 40), modification_reason: "test" }), signal);
+    const before = byId("drone_0");
+    fleet.restartRoutes();
+    const after = byId("drone_0");
+    expect(after).toMatchObject({ task: null, wp: 0, pauseS: 0, revision: before.revision + 1, status: "flying" });
+    expect(toSample(after, HOME, 1).intent).toMatchObject({ route_id: "patrol", revision: before.revision + 1 });
+  });
+
+  it("ignoreCommands: acknowledged, not carried out; redirect: the same as a command, outside the edge", async () => {
+    const { fleet, byId } = fakeFleet();
+    setDrone(fleet, FLYING);
+    fleet.ignoreCommands("drone_0");
+    const r = await fleet.execute(cmd("drone_0", { command: "modify_waypoint", new_waypoint: at(200, -150, 40), modification_reason: "test" }), signal);
+    expect(r.ok).toBe(true);
+    expect(byId("drone_0").task).toBeNull();
+    expect(fleet.redirect("drone_0", { x: 100, y: 100, alt: 45 })).toBe(true);
+    expect(byId("drone_0").task).toMatchObject({ kind: "goto", target: { x: 100, y: 100, alt: 45 } });
+  });
+
+  it("flies legs as straight 3D lines: a climb and the horizontal part arrive together", () => {
+    const d = { ...createDrone(0, 1, seededRandom(1)), ...FLYING, alt: 30, task: { kind: "goto" as const, target: { x: 60, y: 0, alt: 60 } } };
+    // 30 m up at 3 m/s takes 10 s; 60 m across would take < 10 s at cruise: both take 10 s.
+    const mid = stepDrone(d, 5);
+    expect(mid.alt).toBeCloseTo(45, 6);
+    expect(mid.x).toBeCloseTo(30, 6);
+  });
+});
+
+describe("the patrol layout: one sector per drone, an area that grows with the fleet", () => {
+  it("spreads N drones over ⌈√N⌉² sectors of 90 m, inside the default geofence up to 1,024", () => {
+    for (const n of [5, 100, 1000]) {
+      const ds = new SimFleet({ drones: n, seed: 2 }).snapshot();
+      const half = (Math.ceil(Math.sqrt(n)) * SECTOR_M) / 2;
+      for (const d of ds) for (const w of d.route) expect(Math.max(Math.abs(w.x), Math.abs(w.y))).toBeLessThanOrEqual(half);
+      expect(half).toBeLessThanOrEqual(n <= 1024 ? 1500 : Infinity);
+    }
+  });
+
+  it("keeps patrols of the same altitude band at least 100 m apart, and other bands 11 m or more above or below", () => {
+    const ds = new SimFleet({ drones: 400, seed: 4 }).snapshot();
+    for (let i = 0; i < ds.length; i++) {
+      for (let j = i + 1; j < ds.length; j++) {
+        const a = ds[i]!;
+        const b = ds[j]!;
+        const dz = Math.abs(a.route[0]!.alt - b.route[0]!.alt);
+        if (dz >= 11) continue;
+        let minH = Infinity;
+        for (const p of a.route) for (const q of b.route) minH = Math.min(minH, Math.hypot(p.x - q.x, p.y - q.y));
+        expect(minH, `${a.id}/${b.id}`).toBeGreaterThan(100);
+      }
+    }
+  });
+
+  it("a patrol fleet left alone keeps separation (their sectors do it)", () => {
+    let clock = 1_700_000_000_000;
+    const fleet = new SimFleet({ drones: 64, seed: 6, monitorSeparation: true, rateHz: 1, now: () => clock });
+    for (let t = 0; t < 120; t++) fleet.emitDue((clock += 1000));
+    // Take-offs and landings happen over the drones' own pads, in their own sectors.
+    expect(fleet.separationReport().flatMap((p) => p.losses)).toEqual([]);
   });
 });

@@ -7,6 +7,7 @@ import {
   CommandsBody,
   CoordinationBody,
   CoordinationReplayBody,
+  DeadLettersBody,
   ErrorBody,
   HourlyBody,
   InsightsBody,
@@ -18,6 +19,7 @@ import { alert, event, liveState, T0 } from "./frames";
 
 const iso = (t: number) => new Date(t).toISOString();
 const range = { fleet: "fleet-a", from: iso(T0 - 86_400_000), to: iso(T0) };
+const liveMetrics = computeLiveMetrics({ fleet: "fleet-a", now: T0, drones: liveState().records(), activeMissions: 0, activeCoordinationEvents: 0, activeAlerts: [alert] });
 
 /** [schema, body as the route answers it, where it is built]. */
 const bodies = [
@@ -43,16 +45,37 @@ const bodies = [
   [
     AnalyticsLiveBody,
     {
+      // The seed's flat fields at the top level, and the same nested in `metrics`.
+      ...liveMetrics,
       fleet: "fleet-a",
-      metrics: computeLiveMetrics({ fleet: "fleet-a", now: T0, drones: liveState().records(), activeMissions: 0, activeCoordinationEvents: 0, activeAlerts: [alert] }),
+      metrics: liveMetrics,
       alerts: [alert],
-      outbox: { pending: { mission: 0, command_audit: 2, snapshot: 14 }, snapshots_thinned: 0, metrics_thinned: 0, database: "configured", last_flush: { status: "ok", rows: 3, batches: 1, ms: 12, remaining: 0, at: T0 } },
+      outbox: {
+        pending: { mission: 0, command_audit: 2, snapshot: 14 },
+        snapshots_thinned: 0,
+        metrics_thinned: 0,
+        dead_letters: 1,
+        dead_letters_total: 3,
+        database: "configured",
+        last_flush: { status: "ok", rows: 3, batches: 1, ms: 12, remaining: 0, dead_lettered: 1, at: T0 },
+      },
     },
     "routes/analytics.ts /analytics/live",
   ],
   [
+    DeadLettersBody,
+    {
+      fleet: "fleet-a",
+      dead_letters: [{ id: 3, kind: "coordination_event", key: "ev-1", body: { event_id: "ev-1", resolution_time_ms: 3e9 }, error: 'value "3000000000" is out of range for type integer', queued_at: T0, dead_at: T0 + 60_000 }],
+      kept: 1,
+      total: 3,
+      dropped: 2,
+    },
+    "routes/analytics.ts /analytics/dead-letters",
+  ],
+  [
     HourlyBody,
-    { ...range, hours: [{ hour: iso(T0 - 3_600_000), missions_completed: 3, avg_duration_minutes: 12.5, coordination: { head_on: { count: 1 } }, trends: { missions_completed: { value: 3, previous_hour_value: 2, previous_hour_change_pct: 50, yesterday_value: null, yesterday_change_pct: null } } }] },
+    { ...range, hours: [{ hour: iso(T0 - 3_600_000), missions_completed: 3, avg_duration_minutes: 12.5, avg_duration: 12.5, coordination: { head_on: { count: 1, avg_resolution_ms: 800 } }, coordination_head_on_count: 1, coordination_head_on_avg_resolution: 800, trends: { missions_completed: { value: 3, previous_hour_value: 2, previous_hour_change_pct: 50, yesterday_value: null, yesterday_change_pct: null } } }] },
     "postgres/reads.ts readHourly",
   ],
   [InsightsBody, { ...range, insights: [{ hour: iso(T0 - 3_600_000), rule: "battery_drain", subject: "d1", severity: "warning", message: "d1 drained fast", data: { pct_per_h: 40 }, created_at: iso(T0) }] }, "postgres/reads.ts readInsights"],

@@ -5,8 +5,8 @@
  * is shown in place of the chart or list and retried later, never as a page error.
  */
 import uPlot from "uplot";
-import type { AlertFrame, AlertView, AnalyticsLiveFrame, LiveAnalytics } from "../../edge/protocol";
-import { arrayIn, parseHourly, toAlertView, toTime, type HourRow } from "./analytics-data";
+import { AlertsBody, AnalyticsLiveBody, HourlyBody, InsightsBody, type AlertFrame, type AlertView, type AnalyticsLiveFrame, type LiveAnalytics } from "../../edge/protocol";
+import { parseHourly, toAlertView, toTime, type HourRow } from "./analytics-data";
 import { unavailable, type Api } from "./api";
 import { formatAge, formatClock, h, replaceChildren, setClass, setText } from "./dom";
 import type { FleetModel } from "./model";
@@ -121,15 +121,15 @@ export class AlertsFeed {
 
   /** Active alerts from the fleet object (no Postgres needed) and the last day's history. */
   async load(api: Api, cards?: LiveCards): Promise<void> {
-    const [live, history] = await Promise.all([api.get<{ metrics?: LiveAnalytics; alerts?: unknown }>("/analytics/live"), api.get<unknown>("/alerts?limit=50")]);
+    const [live, history] = await Promise.all([api.get("/analytics/live", AnalyticsLiveBody), api.get("/alerts?limit=50", AlertsBody)]);
     const notes: string[] = [];
     if (live.ok) {
-      if (live.data.metrics && cards) cards.applyLive({ type: "analytics_live", ...live.data.metrics }, Date.now());
-      for (const x of arrayIn(live.data.alerts)) this.add(toAlertView(x));
+      if (cards) cards.applyLive({ type: "analytics_live", ...live.data.metrics }, Date.now());
+      for (const a of live.data.alerts) this.add(a);
     } else {
       notes.push(`Live alerts ${unavailable(live)}.`);
     }
-    if (history.ok) for (const x of arrayIn(history.data)) this.add(toAlertView(x));
+    if (history.ok) for (const row of history.data.alerts) this.add(toAlertView(row));
     else notes.push(`Alert history ${unavailable(history)}; new alerts show as they happen.`);
     this.note = notes.join(" ");
     this.trim();
@@ -242,13 +242,13 @@ export class HourlyCharts {
   async load(api: Api, hours = 24): Promise<boolean> {
     const to = new Date(Math.ceil(Date.now() / 3_600_000) * 3_600_000);
     const from = new Date(to.getTime() - hours * 3_600_000);
-    const r = await api.get<unknown>(`/analytics/hourly?from=${encodeURIComponent(from.toISOString())}&to=${encodeURIComponent(to.toISOString())}`);
+    const r = await api.get(`/analytics/hourly?from=${encodeURIComponent(from.toISOString())}&to=${encodeURIComponent(to.toISOString())}`, HourlyBody);
     if (!r.ok) {
       setText(this.status, `Hourly analytics ${unavailable(r)}.`);
       this.draw([], [0, 0]);
       return false;
     }
-    const rows = parseHourly(r.data).map((row) => {
+    const rows = parseHourly(r.data.hours).map((row) => {
       // completeness comes as a 0..1 fraction; chart it as a percentage next to utilization.
       const c = row.values.data_completeness;
       return c === undefined ? row : { ...row, values: { ...row.values, data_completeness_pct: c * 100 } };
@@ -354,23 +354,22 @@ export class InsightsList {
   constructor(private readonly root: HTMLElement) {}
 
   async load(api: Api): Promise<void> {
-    const r = await api.get<unknown>("/insights?limit=20");
+    const r = await api.get("/insights?limit=20", InsightsBody);
     if (!r.ok) {
       replaceChildren(this.root, h("p", { class: "muted" }, `Insights ${unavailable(r)}.`));
       return;
     }
-    const items = arrayIn(r.data)
-      .filter((x): x is Record<string, unknown> => !!x && typeof x === "object" && typeof (x as { message?: unknown }).message === "string")
+    const items = r.data.insights
       .slice(0, 20)
       .map((x) => {
-        const sev = typeof x.severity === "string" ? x.severity : "info";
-        const hour = toTime(x.hour ?? x.created_at ?? x.createdAt);
-        const subject = typeof x.subject === "string" && x.subject ? x.subject : "fleet";
+        const sev = x.severity || "info";
+        const hour = toTime(x.hour);
+        const subject = x.subject || "fleet";
         return h(
           "li",
           { class: `insight ${sev}` },
           h("span", { class: `tag ${sev === "critical" ? "bad" : sev === "warning" ? "warn" : "info"}` }, sev),
-          h("div", null, h("div", null, String(x.message)), h("div", { class: "muted small" }, `${subject}${hour ? ` · hour of ${new Date(hour).toLocaleString([], { hour: "2-digit", minute: "2-digit", day: "numeric", month: "short", hour12: false })}` : ""}`)),
+          h("div", null, h("div", null, x.message), h("div", { class: "muted small" }, `${subject}${hour ? ` · hour of ${new Date(hour).toLocaleString([], { hour: "2-digit", minute: "2-digit", day: "numeric", month: "short", hour12: false })}` : ""}`)),
         );
       });
     replaceChildren(this.root, items.length ? h("ul", { class: "insights" }, ...items) : h("p", { class: "muted" }, "No insights yet: they are generated with each hourly aggregation."));

@@ -2,8 +2,13 @@
  * REST calls under /v1/fleets/{fleet}/…, with the token as a Bearer header. Every call is bounded
  * by a timeout and returns a result instead of throwing, because several routes are optional
  * (analytics may not be deployed: 404, or its database may be down: 503) and the page shows that
- * in place rather than failing as a whole.
+ * in place rather than failing as a whole. Every body is checked against its schema from
+ * edge/protocol (rest.ts) before the page sees it: a body of the wrong shape is a failed call
+ * (`bad_body`), never a cast.
  */
+import type { z } from "zod";
+import { ErrorBody, parseRestBody } from "../../edge/protocol";
+
 export type ApiResult<T> =
   | { ok: true; status: number; data: T }
   | { ok: false; status: number; code: string; message: string };
@@ -23,15 +28,16 @@ export class Api {
   socketUrl(): string {
     const u = new URL(this.fleetPath("/ws"), location.href);
     u.protocol = u.protocol === "https:" ? "wss:" : "ws:";
-    u.searchParams.set("access_token", this.token);
+    // No token: signed in through the identity provider, whose cookie the browser sends itself.
+    if (this.token) u.searchParams.set("access_token", this.token);
     return u.toString();
   }
 
-  async get<T>(path: string, timeoutMs = 10_000): Promise<ApiResult<T>> {
+  async get<S extends z.ZodType>(path: string, schema: S, timeoutMs = 10_000): Promise<ApiResult<z.infer<S>>> {
     let res: Response;
     try {
       res = await fetch(this.fleetPath(path), {
-        headers: { authorization: `Bearer ${this.token}`, accept: "application/json" },
+        headers: { ...(this.token ? { authorization: `Bearer ${this.token}` } : {}), accept: "application/json" },
         signal: AbortSignal.timeout(timeoutMs),
         cache: "no-store",
       });
@@ -45,13 +51,18 @@ export class Api {
     } catch {
       // Not JSON (a proxy's HTML error page): the status says enough.
     }
-    if (res.ok) return { ok: true, status: res.status, data: body as T };
-    const err = (body as { error?: { code?: unknown; message?: unknown } } | null)?.error;
+    if (res.ok) {
+      const r = parseRestBody(schema, body);
+      if (r.ok) return { ok: true, status: res.status, data: r.value };
+      console.warn(`GET ${path}: unexpected body: ${r.message}`);
+      return { ok: false, status: res.status, code: "bad_body", message: `unexpected response body (${r.message})` };
+    }
+    const err = ErrorBody.safeParse(body);
     return {
       ok: false,
       status: res.status,
-      code: typeof err?.code === "string" ? err.code : `http_${res.status}`,
-      message: typeof err?.message === "string" ? err.message : `HTTP ${res.status}`,
+      code: err.success ? err.data.error.code : `http_${res.status}`,
+      message: err.success ? err.data.error.message : `HTTP ${res.status}`,
     };
   }
 }

@@ -12,6 +12,7 @@ import type { FleetConfig } from "../../edge/domain/fleet-config";
 import type { LatLon } from "../../edge/domain/geo";
 import {
   MISSION_PRIORITIES,
+  MissionPriority,
   OVERRIDE_ACTIONS,
   type AlternativeSuggestion,
   type CommandMessage,
@@ -24,8 +25,6 @@ import {
 import { byId, formatAge, formatClock, h, replaceChildren, setText } from "./dom";
 import type { MapClick, MapMode } from "./map";
 import { isFinal, type CommandLog, type FleetModel, type TrackedCommand } from "./model";
-
-type Priority = (typeof MISSION_PRIORITIES)[number];
 
 /** What the operator is doing: shared with the map, which draws it. */
 export type UiState = {
@@ -46,7 +45,7 @@ export type UiState = {
   lastAnswer: CommandResponse | null;
   lastAssignment: MissionAssignmentResponse | null;
   altitude: number;
-  priority: Priority;
+  priority: MissionPriority;
 };
 
 export function initialUiState(): UiState {
@@ -357,7 +356,10 @@ export class CommandCenter {
     const { ui } = this.d;
     const root = byId("mission");
     const priority = h("select", { id: "priority", "aria-label": "Priority" }, ...MISSION_PRIORITIES.map((p) => h("option", { value: p, selected: p === ui.priority }, p)));
-    priority.addEventListener("change", () => (ui.priority = priority.value as Priority));
+    priority.addEventListener("change", () => {
+      const p = MissionPriority.safeParse(priority.value);
+      if (p.success) ui.priority = p.data;
+    });
     const list = ui.draft.length
       ? h(
           "ol",
@@ -514,8 +516,9 @@ export class CommandCenter {
 
   renderEvents(): void {
     const { model } = this.d;
-    if (model.version === this.eventsVersion) return;
-    this.eventsVersion = model.version;
+    // Only when events changed: telemetry bumps model.version many times a second.
+    if (model.eventsVersion === this.eventsVersion) return;
+    this.eventsVersion = model.eventsVersion;
     const events = [...model.events.values()].sort((a, b) => Number(b.status === "active") - Number(a.status === "active") || b.detected_at - a.detected_at);
     const active = events.filter((e) => e.status === "active").length;
     setText(byId("coord-count"), `${active} active · ${events.length - active} recent`);

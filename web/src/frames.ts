@@ -2,7 +2,7 @@
  * Pure pieces of the dashboard's connection (no DOM, tested in Node): reading server frames and
  * the reconnect delay.
  */
-import type { ServerMessage } from "../../edge/protocol";
+import { parseEdgeToDashboard, type ServerMessage } from "../../edge/protocol";
 
 /** Delay before reconnect attempt `attempt` (0-based): base·2^attempt capped at `capMs`, with
  * "equal jitter" (half fixed, half random) so a fleet of dashboards does not reconnect in step
@@ -12,39 +12,26 @@ export function backoffDelay(attempt: number, baseMs = 500, capMs = 15_000, rand
   return Math.round(exp / 2 + random() * (exp / 2));
 }
 
-const SERVER_TYPES: Record<ServerMessage["type"], true> = {
-  fleet_status: true,
-  telemetry: true,
-  telemetry_batch: true,
-  link_status: true,
-  pong: true,
-  subscribed: true,
-  waypoint_modification_response: true,
-  mission_assignment_response: true,
-  emergency_land_response: true,
-  coordination_override_response: true,
-  hold_response: true,
-  command_status: true,
-  mission_update: true,
-  coordination_event: true,
-  analytics_live: true,
-  alert: true,
-  error: true,
-};
+export type Warn = (message: string) => void;
+
+/** Distinct problems already reported, so a newer edge's frame at 10 Hz warns once, not forever. */
+const warned = new Set<string>();
+const WARNED_MAX = 100;
 
 /**
- * Parse one server frame. The edge is the protocol's author, so frames are trusted in shape once
- * their `type` is known; anything else (a newer edge's frame type) is ignored rather than thrown.
+ * Parse one server frame with the protocol's E→D schema. A frame that is not JSON, has a type this
+ * page does not know (a newer edge), or is malformed is ignored: null, and a console warning with
+ * the reason the first time that kind of problem is seen. Never throws.
  */
-export function parseServerFrame(raw: string): ServerMessage | null {
-  let data: unknown;
-  try {
-    data = JSON.parse(raw);
-  } catch {
-    return null;
+export function parseServerFrame(raw: string, warn: Warn = (m) => console.warn(m)): ServerMessage | null {
+  const r = parseEdgeToDashboard(raw);
+  if (r.ok) return r.value;
+  // The type (or the first field at fault) keys the warning; the message itself may hold values.
+  const key = `${r.error.code}:${r.error.message.split(":")[0] ?? ""}`;
+  if (!warned.has(key)) {
+    if (warned.size >= WARNED_MAX) warned.clear();
+    warned.add(key);
+    warn(`ignoring a server frame (${r.error.code}): ${r.error.message}`);
   }
-  if (typeof data !== "object" || data === null) return null;
-  const t = (data as { type?: unknown }).type;
-  if (typeof t !== "string") return null;
-  return Object.hasOwn(SERVER_TYPES, t) ? (data as ServerMessage) : null;
+  return null;
 }

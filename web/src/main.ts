@@ -8,19 +8,23 @@
  */
 import "uplot/dist/uPlot.min.css";
 import "./styles.css";
-import type { FleetConfig } from "../../edge/domain/fleet-config";
-import type { CoordinationEventView, ServerMessage, Waypoint } from "../../edge/protocol";
+import { FleetConfig } from "../../edge/domain/fleet-config";
+import { CommandsBody, CoordinationBody, MissionsBody, StatusBody, type ServerMessage } from "../../edge/protocol";
 import { AlertsFeed, HourlyCharts, InsightsList, LiveCards } from "./analytics";
 import { Api } from "./api";
+import { choiceFromQuery, effectiveBaseMap, makeBaseMap, NO_BASEMAP, parseChoice, serializeChoice, templateProblem, type BaseMap, type BaseMapChoice } from "./basemap";
 import { CommandCenter, initialUiState } from "./commands";
 import { FleetSocket, type ConnState } from "./connection";
 import { byId, formatAge, formatClock, h, setClass, setText } from "./dom";
 import { MapView, STATUS_COLORS, type MapScene } from "./map";
-import { CommandLog, FleetModel, isFinal, type AuditLike } from "./model";
+import { CommandLog, FleetModel, isFinal } from "./model";
 import { DroneTable } from "./table";
-import { canCommand, isSession, loadSession, saveSignIn, signOut, type Session, type SessionProblem } from "./session";
+import { canCommand, isSession, loadSession, saveSignIn, sessionFromIdentity, signOut, type Session, type SessionProblem } from "./session";
 
-const TILE_KEY = "dronefleet.tileTemplate";
+/** This browser's base map choice (basemap.ts); absent: the deployment's default. */
+const BASEMAP_KEY = "dronefleet.basemap";
+/** Where an older page kept a bare tile template. */
+const OLD_TILE_KEY = "dronefleet.tileTemplate";
 /** Why the last session ended, shown on the sign-in form after the reload. */
 const PROBLEM_KEY = "dronefleet.signin-problem";
 
@@ -45,6 +49,33 @@ function showSignIn(p: SessionProblem): void {
   token.focus();
 }
 
+/** The deployment's tile server: meta tags that build-web.ts fills from DASHBOARD_TILE_URL,
+ * DASHBOARD_TILE_ATTRIBUTION and DASHBOARD_TILE_MAX_ZOOM (or a server rewriting index.html). */
+function deploymentBaseMap(): BaseMap {
+  const meta = (name: string) => document.querySelector<HTMLMetaElement>(`meta[name="${name}"]`)?.content ?? "";
+  return makeBaseMap(meta("dronefleet:tile-url"), meta("dronefleet:tile-attribution"), meta("dronefleet:tile-max-zoom"));
+}
+
+/** This browser's choice: from the address (`?tiles=…`, then remembered and taken out of the
+ * address bar), else from localStorage. */
+function loadBaseMapChoice(): BaseMapChoice | null {
+  const url = new URL(location.href);
+  const fromQuery = choiceFromQuery(url.searchParams);
+  if (fromQuery) {
+    localStorage.setItem(BASEMAP_KEY, serializeChoice(fromQuery));
+    for (const k of ["tiles", "tiles_attribution", "tiles_max_zoom"]) url.searchParams.delete(k);
+    history.replaceState(history.state, "", url.pathname + url.search + url.hash);
+    return fromQuery;
+  }
+  const old = localStorage.getItem(OLD_TILE_KEY);
+  if (old !== null) {
+    localStorage.removeItem(OLD_TILE_KEY);
+    const b = makeBaseMap(old);
+    if (b.url) localStorage.setItem(BASEMAP_KEY, serializeChoice({ mode: "custom", basemap: b }));
+  }
+  return parseChoice(localStorage.getItem(BASEMAP_KEY));
+}
+
 function toast(text: string, tone: "info" | "bad" = "info"): void {
   let box = document.getElementById("toasts");
   if (!box) {
@@ -57,13 +88,6 @@ function toast(text: string, tone: "info" | "bad" = "info"): void {
   setTimeout(() => t.remove(), 6_000);
 }
 
-type MissionEntry = { drone_id: string; mission_id: string; status: string; waypoints: Waypoint[]; waypoint_index: number };
-
-function isMissionEntry(x: unknown): x is MissionEntry {
-  const m = x as Partial<MissionEntry> | null;
-  return !!m && typeof m.drone_id === "string" && typeof m.mission_id === "string" && typeof m.status === "string" && Array.isArray(m.waypoints) && typeof m.waypoint_index === "number";
-}
-
 function runDashboard(session: Session): void {
   const api = new Api(session.token, session.fleet);
   const model = new FleetModel();
@@ -71,7 +95,17 @@ function runDashboard(session: Session): void {
   const ui = initialUiState();
   const commanding = canCommand(session.claims);
   let config: FleetConfig | null = null;
-  let tileTemplate = localStorage.getItem(TILE_KEY) ?? "";
+  const deploymentTiles = deploymentBaseMap();
+  let basemapChoice = loadBaseMapChoice();
+  let showTiles = true;
+  /** The edge said this page reads too slowly and gets only the latest sample per drone. */
+  let lag: { since: number; conflated: number; closeAfterMs: number | null } | null = null;
+  // Render scheduling (see render()); declared first because the views ask for frames as soon
+  // as they are built.
+  let raf = 0;
+  let lastTable = 0;
+  let lastCards = 0;
+  let tableTimer: ReturnType<typeof setTimeout> | undefined;
   let showTrails = true;
 
   byId("app").hidden = false;
@@ -101,6 +135,7 @@ function runDashboard(session: Session): void {
     ui.selected = id;
     commands.setMode(ui.mode); // refresh the hint, which names the drone
     commands.renderMission();
+    if (id) table.reveal(id);
     scheduleRender();
   };
 
@@ -108,8 +143,18 @@ function runDashboard(session: Session): void {
     byId("map"),
     (c) => commands.mapClick(c),
     (text) => setText(byId("map-cursor"), text),
+    () => scheduleRender(),
   );
-  const table = new DroneTable(byId("table"), (id) => select(id));
+  /** Set when the table must redraw in the coming frame (scrolled, filtered), not 200 ms later. */
+  let tableNow = false;
+  const table = new DroneTable(
+    byId("table"),
+    (id) => select(id),
+    () => {
+      tableNow = true;
+      scheduleRender();
+    },
+  );
   const cards = new LiveCards(byId("kpis"));
   const alerts = new AlertsFeed(byId("alerts"), (id) => {
     select(id);
@@ -125,7 +170,7 @@ function runDashboard(session: Session): void {
     onOpen,
     onState: renderConn,
     checkAuth: async () => {
-      const r = await api.get("/status", 5_000);
+      const r = await api.get("/status", StatusBody, 5_000);
       if (!r.ok && (r.status === 401 || r.status === 403)) return { ok: false, message: r.message };
       return { ok: true };
     },
@@ -190,6 +235,15 @@ function runDashboard(session: Session): void {
       case "error":
         toast(`${msg.code}: ${msg.message}`, "bad");
         break;
+      case "flow":
+        // Flow control: every frame before this one has been handled (frames only update state;
+        // drawing waits for the next animation frame), so answer at once. A page whose main
+        // thread is stuck answers late, and the edge sends it latest-wins telemetry instead.
+        socket.send({ type: "flow_ack", seq: msg.seq });
+        return;
+      case "lagging":
+        lag = msg.state === "lagging" ? { since: now, conflated: msg.conflated, closeAfterMs: msg.close_after_ms ?? null } : null;
+        break;
       case "pong":
       case "subscribed":
         break;
@@ -202,6 +256,7 @@ function runDashboard(session: Session): void {
   }
 
   function onOpen(reconnect: boolean): void {
+    lag = null; // a new socket starts in step
     socket.send({ type: "subscribe_telemetry", request_id: "subscribe", drone_ids: "all", batch: true });
     // After an outage, catch up with what frames would have said.
     if (reconnect) void loadSideData();
@@ -210,7 +265,7 @@ function runDashboard(session: Session): void {
   // ---------------------------------------------------------------- REST
 
   async function loadConfig(): Promise<void> {
-    const r = await api.get<FleetConfig>("/config");
+    const r = await api.get("/config", FleetConfig);
     if (r.ok) {
       config = r.data;
       commands.configLoaded(r.data);
@@ -225,13 +280,13 @@ function runDashboard(session: Session): void {
   async function loadSideData(): Promise<void> {
     const now = Date.now();
     const [missions, coordination, audit] = await Promise.all([
-      api.get<{ missions?: unknown }>("/missions?limit=200"),
-      api.get<{ events?: CoordinationEventView[] }>("/coordination?limit=50"),
-      api.get<{ commands?: AuditLike[] }>("/commands?limit=50"),
+      api.get("/missions?limit=200", MissionsBody),
+      api.get("/coordination?limit=50", CoordinationBody),
+      api.get("/commands?limit=50", CommandsBody),
     ]);
-    if (missions.ok && Array.isArray(missions.data.missions)) model.setMissionPlans(missions.data.missions.filter(isMissionEntry), now);
-    if (coordination.ok && Array.isArray(coordination.data.events)) for (const e of coordination.data.events.slice().reverse()) model.applyEvent(e);
-    if (audit.ok && Array.isArray(audit.data.commands)) {
+    if (missions.ok) model.setMissionPlans(missions.data.missions, now);
+    if (coordination.ok) for (const e of coordination.data.events.slice().reverse()) model.applyEvent(e);
+    if (audit.ok) {
       log.mergeAudit(audit.data.commands, now);
       model.setWaypointPlansFromAudit(audit.data.commands, now);
     }
@@ -299,6 +354,9 @@ function runDashboard(session: Session): void {
     if (conn.kind === "waiting" || (conn.kind === "connecting" && conn.attempt > 0)) {
       text = `Connection to the edge lost — the data below is frozen. ${conn.kind === "waiting" ? `Reconnecting in ${Math.max(0, Math.ceil((conn.retryAt - now) / 1000))} s (attempt ${conn.attempt}).` : "Reconnecting…"}`;
       banner.dataset.kind = "edge";
+    } else if (lag) {
+      text = `This dashboard fell behind the telemetry stream: it shows each drone's latest position (${lag.conflated} older samples skipped)${lag.closeAfterMs !== null ? `; the edge disconnects it if it is still behind in ${Math.max(0, Math.ceil((lag.since + lag.closeAfterMs - now) / 1000))} s` : ""}.`;
+      banner.dataset.kind = "lag";
     } else if (model.relayConnected === false) {
       text = `Relay offline since ${formatClock(model.relayChangedAt)} (${formatAge(now - model.relayChangedAt)}) — no telemetry from the site; commands are refused (relay_offline) until it reconnects.`;
       banner.dataset.kind = "relay";
@@ -311,9 +369,20 @@ function runDashboard(session: Session): void {
     setClass(relay, "bad", model.relayConnected === false);
   }
 
-  let raf = 0;
-  let lastTable = 0;
-  let tableTimer: ReturnType<typeof setTimeout> | undefined;
+  /** The tile server in effect now (the map's "tiles" switch can hide it for a while). */
+  function basemap(): BaseMap {
+    const b = effectiveBaseMap(deploymentTiles, basemapChoice);
+    return showTiles ? b : NO_BASEMAP;
+  }
+
+  function renderTilesToggle(): void {
+    const b = effectiveBaseMap(deploymentTiles, basemapChoice);
+    byId("tiles-toggle").hidden = !b.url;
+    byId("tiles-toggle").title = b.url ? `Base map tiles from ${b.url}` : "";
+  }
+
+  // Frames only change state; drawing happens here, at most once per animation frame, from the
+  // latest state, however many frames arrived in between.
   function scheduleRender(): void {
     if (!raf) raf = requestAnimationFrame(render);
   }
@@ -333,26 +402,39 @@ function runDashboard(session: Session): void {
       pendingTarget: ui.pendingTarget,
       rejected: ui.rejected ? { target: ui.rejected.target, suggestions: ui.rejected.suggestions } : null,
       showTrails,
-      tileTemplate,
+      basemap: basemap(),
       now,
     };
     map.draw(scene);
-    // The table is the costliest view with many drones: at most 5 times a second.
-    if (now - lastTable >= 200) {
+    commands.renderSelected(now);
+    // The lists rebuilt from data (table cells, the command ledger, coordination events, alerts,
+    // the cards) change with nearly every frame at 1,000 drones, where collision avoidance alone
+    // sends several commands a second: at most 4–5 times a second each (the table at once on a
+    // scroll), and a timer makes sure the last change is drawn.
+    let skipped = false;
+    if (tableNow || now - lastTable >= 200) {
+      tableNow = false;
       lastTable = now;
       table.render(model, config, ui.selected, now);
       setText(byId("drone-count"), `${model.drones.size} drone${model.drones.size === 1 ? "" : "s"}`);
-    } else if (!tableTimer) {
+    } else {
+      skipped = true;
+    }
+    if (now - lastCards >= 250) {
+      lastCards = now;
+      commands.renderLedger();
+      commands.renderEvents();
+      alerts.render();
+      cards.render(model, now);
+    } else {
+      skipped = true;
+    }
+    if (skipped && !tableTimer) {
       tableTimer = setTimeout(() => {
         tableTimer = undefined;
         scheduleRender();
-      }, 200 - (now - lastTable));
+      }, 260 - Math.min(now - lastTable, now - lastCards, 250));
     }
-    commands.renderSelected(now);
-    commands.renderLedger();
-    commands.renderEvents();
-    alerts.render();
-    cards.render(model, now);
     renderBanner(now);
   }
 
@@ -382,26 +464,51 @@ function runDashboard(session: Session): void {
     showTrails = (ev.target as HTMLInputElement).checked;
     scheduleRender();
   });
+  byId<HTMLInputElement>("tiles").addEventListener("change", (ev) => {
+    showTiles = (ev.target as HTMLInputElement).checked;
+    scheduleRender();
+  });
   byId("hourly-refresh").addEventListener("click", () => void loadAnalytics());
   const settings = byId<HTMLDialogElement>("settings-dialog");
   const tileInput = byId<HTMLInputElement>("tile-url");
+  const attributionInput = byId<HTMLInputElement>("tile-attribution");
+  const maxZoomInput = byId<HTMLInputElement>("tile-max-zoom");
   byId("settings-open").addEventListener("click", () => {
-    tileInput.value = tileTemplate;
+    const b = effectiveBaseMap(deploymentTiles, basemapChoice);
+    tileInput.value = b.url;
+    attributionInput.value = b.attribution;
+    maxZoomInput.value = b.url ? String(b.maxZoom) : "";
+    setText(
+      byId("basemap-default"),
+      deploymentTiles.url ? `This deployment's default: ${deploymentTiles.url}${deploymentTiles.attribution ? ` (${deploymentTiles.attribution})` : ""}.` : "This deployment sets no tile server.",
+    );
     settings.returnValue = "";
     settings.showModal();
   });
   settings.addEventListener("close", () => {
-    if (settings.returnValue !== "save") return;
-    const v = tileInput.value.trim();
-    if (v && !(/^(https?:\/\/|\/)/.test(v) && v.includes("{z}") && v.includes("{x}") && v.includes("{y}"))) {
-      toast("Tile URL must be http(s) or a path and contain {z}, {x} and {y}", "bad");
+    const action = settings.returnValue;
+    if (action === "default") {
+      basemapChoice = null;
+      localStorage.removeItem(BASEMAP_KEY);
+    } else if (action === "save") {
+      const v = tileInput.value.trim();
+      const problem = v ? templateProblem(v) : null;
+      if (problem) {
+        toast(`Tile URL ${problem}`, "bad");
+        return;
+      }
+      // An empty URL means "no tiles here", even where the deployment has a default.
+      basemapChoice = v ? { mode: "custom", basemap: makeBaseMap(v, attributionInput.value, maxZoomInput.value) } : { mode: "off" };
+      localStorage.setItem(BASEMAP_KEY, serializeChoice(basemapChoice));
+    } else {
       return;
     }
-    tileTemplate = v;
-    if (v) localStorage.setItem(TILE_KEY, v);
-    else localStorage.removeItem(TILE_KEY);
+    showTiles = true;
+    byId<HTMLInputElement>("tiles").checked = true;
+    renderTilesToggle();
     scheduleRender();
   });
+  renderTilesToggle();
 
   socket.start();
   void loadConfig();
@@ -412,7 +519,7 @@ function runDashboard(session: Session): void {
   scheduleRender();
 }
 
-function main(): void {
+async function main(): Promise<void> {
   const s = loadSession();
   if (isSession(s)) {
     runDashboard(s);
@@ -420,7 +527,19 @@ function main(): void {
   }
   const carried = sessionStorage.getItem(PROBLEM_KEY);
   sessionStorage.removeItem(PROBLEM_KEY);
+  // No token of our own: behind Cloudflare Access (or another provider) the edge knows the person.
+  if (!s.token && !carried) {
+    const viaIdentity = await sessionFromIdentity();
+    if (viaIdentity && isSession(viaIdentity)) {
+      runDashboard(viaIdentity);
+      return;
+    }
+    if (viaIdentity) {
+      showSignIn(viaIdentity);
+      return;
+    }
+  }
   showSignIn(carried ? { ...s, problem: carried } : s);
 }
 
-main();
+void main();

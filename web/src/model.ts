@@ -1,9 +1,11 @@
 /**
  * The dashboard's picture of one fleet, fed by server frames. Plain data and functions, no DOM,
- * so the merging rules (latest sample wins, fleet_status parts, data age, plans from
- * mission_update, command ledger states) are tested in Node without a browser.
+ * so the merging rules (latest sample by seq wins, as at the edge; fleet_status parts, data age,
+ * plans from mission_update, command ledger states) are tested in Node without a browser. Every
+ * shape here comes from edge/protocol.
  */
 import type {
+  CommandAuditEntry,
   CommandResponse,
   CommandState,
   CommandStatusFrame,
@@ -12,11 +14,14 @@ import type {
   FleetStatus,
   LedgerCommand,
   LinkStatus,
+  MissionEntry,
   MissionUpdate,
   TelemetrySample,
   Waypoint,
 } from "../../edge/protocol";
-import { FINAL_STATES, LIMITS } from "../../edge/protocol";
+import { FINAL_STATES, isNewerSample, LIMITS, ModifyWaypoint } from "../../edge/protocol";
+import { isAirborne } from "../../edge/domain/drone";
+import { planarDistanceM } from "../../edge/domain/geo";
 
 /** How long a trail is kept. */
 export const TRAIL_MS = 60_000;
@@ -33,7 +38,7 @@ export type DroneView = {
    * the edge's received_at shifted by the frame's clock offset, so ages do not depend on clock skew. */
   seenAt: number;
   /** The edge's link verdict; the page also turns a drone stale on its own after staleAfterMs. */
-  link: "live" | "stale";
+  link: DroneState["link"];
   trail: TrailPoint[];
 };
 
@@ -46,12 +51,11 @@ export type Plan = {
   since: number;
 };
 
-/** A sample is newer when its per-drone seq is higher; a lower seq with a much later timestamp
- * means the drone's counter restarted (a new autopilot boot), which also counts as newer. */
-export function isNewer(next: TelemetrySample, cur: TelemetrySample | undefined): boolean {
-  if (!cur) return true;
-  return next.seq > cur.seq || next.ts > cur.ts + 30_000;
-}
+/** Fields of a GET /missions entry this page reads. */
+export type MissionPlanEntry = Pick<MissionEntry, "drone_id" | "mission_id" | "status" | "waypoints" | "waypoint_index">;
+
+/** The parameters of a modify_waypoint as the ledger stores them (the D→E frame's fields). */
+const WaypointParams = ModifyWaypoint.pick({ new_waypoint: true });
 
 export class FleetModel {
   readonly drones = new Map<string, DroneView>();
@@ -64,6 +68,11 @@ export class FleetModel {
   lastStatusAt = 0;
   /** Bumped on every change; views redraw when it moved. */
   version = 0;
+  /** Bumped when a drone is added or removed (the table re-sorts only then). */
+  idsVersion = 0;
+  /** Bumped when coordination events change (their list is rebuilt only then, not per sample). */
+  eventsVersion = 0;
+  private sorted: { version: number; ids: string[] } = { version: -1, ids: [] };
   private pendingParts: { ts: number; parts: number; got: Set<number>; ids: Set<string> } | null = null;
 
   /** Apply a fleet_status frame or one part of a split one. Returns true when a complete snapshot
@@ -99,13 +108,16 @@ export class FleetModel {
   /** A live telemetry sample (telemetry or one item of telemetry_batch). */
   applySample(s: TelemetrySample, now: number): boolean {
     const cur = this.drones.get(s.drone_id);
-    if (cur && !isNewer(s, cur.sample)) return false;
+    if (cur && !isNewerSample(s, cur.sample)) return false;
     const view: DroneView = cur ?? { sample: s, seenAt: now, link: "live", trail: [] };
     view.sample = s;
     view.seenAt = now;
     view.link = "live";
     pushTrail(view.trail, { t: now, lat: s.lat, lon: s.lon });
-    if (!cur) this.drones.set(s.drone_id, view);
+    if (!cur) {
+      this.drones.set(s.drone_id, view);
+      this.idsVersion++;
+    }
     this.advancePlan(s.drone_id, s);
     this.version++;
     return true;
@@ -156,7 +168,7 @@ export class FleetModel {
   }
 
   /** Plans of missions still being flown, from GET /missions (on start and after a reconnect). */
-  setMissionPlans(missions: { drone_id: string; mission_id: string; status: string; waypoints: Waypoint[]; waypoint_index: number }[], now: number): void {
+  setMissionPlans(missions: readonly MissionPlanEntry[], now: number): void {
     const flying = new Set<string>();
     // Newest first: the first open mission per drone is its current one.
     for (const m of missions) {
@@ -174,7 +186,7 @@ export class FleetModel {
    * /missions lists missions, not single waypoints): per drone, the newest acked command that
    * changed its plan decides. Plans that frames or /missions already gave are kept.
    */
-  setWaypointPlansFromAudit(audit: AuditLike[], now: number): void {
+  setWaypointPlansFromAudit(audit: readonly AuditLike[], now: number): void {
     const newest = new Map<string, AuditLike>();
     for (const a of audit) {
       if (a.status !== "acked" || !a.drone_id || !PLAN_COMMANDS.has(a.command)) continue;
@@ -183,10 +195,8 @@ export class FleetModel {
     }
     for (const [drone, a] of newest) {
       if (a.command !== "modify_waypoint" || this.plans.has(drone)) continue;
-      const wp = (a.params as { new_waypoint?: Partial<Waypoint> } | null)?.new_waypoint;
-      if (wp && typeof wp.lat === "number" && typeof wp.lon === "number" && typeof wp.alt_m === "number") {
-        this.plans.set(drone, { kind: "waypoint", waypoints: [{ lat: wp.lat, lon: wp.lon, alt_m: wp.alt_m }], index: 0, since: now });
-      }
+      const p = WaypointParams.safeParse(a.params);
+      if (p.success) this.plans.set(drone, { kind: "waypoint", waypoints: [p.data.new_waypoint], index: 0, since: now });
     }
     this.version++;
   }
@@ -195,6 +205,7 @@ export class FleetModel {
     this.events.set(e.event_id, e);
     this.trimClosedEvents();
     this.version++;
+    this.eventsVersion++;
   }
 
   /** fleet_status lists the events still active: anything else we hold as active has ended. */
@@ -205,6 +216,7 @@ export class FleetModel {
       if (e.status === "active" && !ids.has(id)) this.events.set(id, { ...e, status: "expired" });
     }
     this.trimClosedEvents();
+    this.eventsVersion++;
   }
 
   private trimClosedEvents(): void {
@@ -232,7 +244,7 @@ export class FleetModel {
       else c.live++;
       const st = d.sample.status;
       if (d.sample.armed) c.armed++;
-      if (st === "flying" || st === "taking_off" || st === "returning") c.flying++;
+      if (isAirborne(d.sample)) c.flying++;
       if (st === "charging") c.charging++;
     }
     return c;
@@ -247,14 +259,17 @@ export class FleetModel {
     }
   }
 
-  sortedIds(): string[] {
-    return [...this.drones.keys()].sort((a, b) => a.localeCompare(b, undefined, { numeric: true }));
+  /** Drone ids in natural order (drone_2 before drone_10); sorted again only when the set of
+   * drones changed, so a table of 1,000 does not sort at every frame. Do not mutate. */
+  sortedIds(): readonly string[] {
+    if (this.sorted.version !== this.idsVersion) this.sorted = { version: this.idsVersion, ids: [...this.drones.keys()].sort(NATURAL.compare) };
+    return this.sorted.ids;
   }
 
   private upsertState(d: DroneState, offset: number, now: number): void {
     const { received_at, link, ...sample } = d;
     const cur = this.drones.get(d.drone_id);
-    if (cur && !isNewer(sample, cur.sample)) {
+    if (cur && !isNewerSample(sample, cur.sample)) {
       cur.link = link; // the edge's link verdict is current even when the sample is not new
       return;
     }
@@ -263,11 +278,18 @@ export class FleetModel {
     view.seenAt = Math.min(now, received_at + offset);
     view.link = link;
     pushTrail(view.trail, { t: view.seenAt, lat: sample.lat, lon: sample.lon });
-    if (!cur) this.drones.set(d.drone_id, view);
+    if (!cur) {
+      this.drones.set(d.drone_id, view);
+      this.idsVersion++;
+    }
   }
 
   private keepOnly(ids: Set<string>): void {
-    for (const id of this.drones.keys()) if (!ids.has(id)) this.drones.delete(id);
+    for (const id of this.drones.keys()) {
+      if (ids.has(id)) continue;
+      this.drones.delete(id);
+      this.idsVersion++;
+    }
   }
 
   private setRelay(connected: boolean, now: number): void {
@@ -283,9 +305,13 @@ export class FleetModel {
     const plan = this.plans.get(droneId);
     if (!plan || plan.kind !== "mission") return;
     const next = plan.waypoints[plan.index];
-    if (next && roughDistanceM(s, next) < 8) plan.index++;
+    if (next && planarDistanceM(s, next) < 8) plan.index++;
   }
 }
+
+/** One collator for every comparison: localeCompare with options builds a new one per call, which
+ * is what made sorting 1,000 ids take tens of milliseconds. */
+const NATURAL = new Intl.Collator(undefined, { numeric: true });
 
 function pushTrail(trail: TrailPoint[], p: TrailPoint): void {
   const last = trail[trail.length - 1];
@@ -295,14 +321,6 @@ function pushTrail(trail: TrailPoint[], p: TrailPoint): void {
   }
   trail.push(p);
   if (trail.length > TRAIL_POINTS) trail.splice(0, trail.length - TRAIL_POINTS);
-}
-
-/** Equirectangular distance: fine for "has it reached the waypoint" at metre scale. */
-function roughDistanceM(a: { lat: number; lon: number }, b: { lat: number; lon: number }): number {
-  const k = 111_320;
-  const dy = (a.lat - b.lat) * k;
-  const dx = (a.lon - b.lon) * k * Math.cos(((a.lat + b.lat) / 2) * (Math.PI / 180));
-  return Math.hypot(dx, dy);
 }
 
 // ------------------------------------------------------------------ commands
@@ -330,21 +348,11 @@ export type TrackedCommand = {
 
 const COMMANDS_KEPT = 60;
 
-/** The fields of a GET /commands entry this page reads (the ledger's audit view). */
-export type AuditLike = {
-  command_id: string;
-  command: LedgerCommand;
-  drone_id: string | null;
-  sub: string;
-  status: string;
-  code: string | null;
-  message: string | null;
-  received_at: number;
-  sent_at: number | null;
-  finished_at: number | null;
-  /** The command's parameters as sent (e.g. new_waypoint). */
-  params?: unknown;
-};
+/** The fields of a GET /commands entry (the ledger's audit view) this page reads. */
+export type AuditLike = Pick<
+  CommandAuditEntry,
+  "command_id" | "command" | "drone_id" | "sub" | "status" | "code" | "message" | "received_at" | "sent_at" | "finished_at" | "params"
+>;
 
 /** Commands that replace a drone's planned path when acked. */
 const PLAN_COMMANDS = new Set<string>(["modify_waypoint", "assign_mission", "emergency_land"]);
@@ -407,10 +415,9 @@ export class CommandLog {
    * history on sign-in), and commands still open here catch up with states whose frames were
    * missed while the socket was down.
    */
-  mergeAudit(audit: AuditLike[], now: number): void {
+  mergeAudit(audit: readonly AuditLike[], now: number): void {
     for (const a of audit) {
-      if (!(a.status in ORDER)) continue;
-      const status = a.status as CommandState;
+      const status = a.status;
       const t = this.items.get(a.command_id);
       if (t) {
         if (!isFinal(t.status)) this.advance(t, status, now, a.code ?? undefined, a.message ?? undefined);

@@ -6,11 +6,13 @@
  * The payload is decoded here for display and to decide which controls to draw; it is never
  * trusted: the edge verifies the signature and enforces the role on every request and command.
  */
-import { Claims } from "../../edge/worker/auth";
 import { FLEET_ID_RE } from "../../edge/protocol";
+import { Claims, sessionFromMe, type Session, type SessionProblem } from "./identity";
 
-export type Session = { token: string; fleet: string; claims: Claims };
-export type SessionProblem = { problem: string; token?: string; claims?: Claims };
+// The claims this page reads live in identity.ts (the dashboard imports protocol and domain only,
+// not the Worker's auth module). Unknown claims are ignored, so a token with more of them (an
+// identity provider's) still shows; the edge alone decides what a token may do.
+export type { Claims, Session, SessionProblem } from "./identity";
 
 const TOKEN_KEY = "dronefleet.token";
 const FLEET_KEY = "dronefleet.fleet";
@@ -82,3 +84,23 @@ export const isSession = (s: Session | SessionProblem): s is Session => "fleet" 
 
 /** Whether the role may send commands (the edge enforces the same rule). */
 export const canCommand = (claims: Claims) => claims.role === "operator" || claims.role === "admin";
+
+/**
+ * The session of a person the edge already knows without a token of this page's own: signed in
+ * through Cloudflare Access (the browser sends the Access cookie with every request) or another
+ * identity provider in front of the edge. Asks `GET /v1/me` (see identity.ts); null when the edge
+ * knows nobody, and then the sign-in form asks for a token. The page then sends no token.
+ */
+export async function sessionFromIdentity(store: Storage = sessionStorage, loc: Location = location): Promise<Session | SessionProblem | null> {
+  let body: unknown;
+  try {
+    const res = await fetch("/v1/me", { headers: { accept: "application/json" }, signal: AbortSignal.timeout(10_000) });
+    if (!res.ok) return null;
+    body = await res.json();
+  } catch {
+    return null;
+  }
+  const s = sessionFromMe(body, new URL(loc.href).searchParams.get("fleet") ?? store.getItem(FLEET_KEY));
+  if (s && isSession(s)) store.setItem(FLEET_KEY, s.fleet);
+  return s;
+}

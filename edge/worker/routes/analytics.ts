@@ -5,19 +5,21 @@
  * - GET  /analytics/insights?from=&to=&limit= insights, newest hour first (Postgres); also /insights
  * - GET  /analytics/alerts?from=&to=&active=&limit= alert history (Postgres); also /alerts
  * - POST /analytics/hourly/recompute?hour=ISO admin: flush, then aggregate that hour again (backfill)
- * Reads are for viewer, operator and admin. Without DATABASE_URL the Postgres routes answer 503
+ * - GET  /analytics/dead-letters?limit=&before= admin: outbox rows Postgres refused (fleet object)
+ * Reads are for viewer, operator and admin (dead letters for admin: they hold raw command params). Without DATABASE_URL the Postgres routes answer 503
  * `analytics_unavailable`; bad query parameters answer 400 with a code naming the problem.
  */
 import { Hono, type Context } from "hono";
 import { HTTPException } from "hono/http-exception";
+import { log } from "../../domain/log";
 import type { Role } from "../auth";
-import type { AnalyticsLiveBody } from "../../protocol";
+import type { AnalyticsLiveBody, DeadLettersBody } from "../../protocol";
 import { callFleet } from "../fleet-stub";
 import { httpError, type AppEnv } from "../http";
 import { openDatabase, type AnalyticsDb } from "../../postgres/client";
 import { errorText } from "../../postgres/drain";
 import { aggregateHour, HOUR_MS, hourStart } from "../../postgres/hourly";
-import { readAlerts, readHourly, readInsights, type Range } from "../../postgres/reads";
+import { readAlerts, readHourly, readInsights, withSeedKeys, type Range } from "../../postgres/reads";
 
 export const analytics = new Hono<AppEnv>();
 
@@ -62,6 +64,15 @@ function parseBool(name: string, raw: string | undefined): boolean | undefined {
   throw httpError(400, "bad_param", `${name}: true or false`);
 }
 
+/** A stored row's JSON text as a value (the outbox wrote it), or the text should it not parse. */
+function jsonOrText(text: string): unknown {
+  try {
+    return JSON.parse(text) as unknown;
+  } catch {
+    return text;
+  }
+}
+
 /** Run `fn` with a Postgres connection for this request, or answer 503 when none is configured. */
 async function withDb<T>(c: Context<AppEnv>, fn: (db: AnalyticsDb) => Promise<T>): Promise<T> {
   const h = openDatabase(c.env);
@@ -70,7 +81,7 @@ async function withDb<T>(c: Context<AppEnv>, fn: (db: AnalyticsDb) => Promise<T>
     return await fn(h.db);
   } catch (err) {
     if (err instanceof HTTPException) throw err;
-    console.error(`analytics query for ${c.get("fleet")} failed`, err);
+    log("error", "analytics query failed", { fleet: c.get("fleet") }, err);
     throw httpError(503, "database_unavailable", `Postgres query failed: ${errorText(err)}`);
   } finally {
     await h.close();
@@ -81,7 +92,23 @@ analytics.get("/analytics/live", async (c) => {
   requireRole(c, READ_ROLES, "read analytics");
   const fleet = c.get("fleet");
   const view = await callFleet(c, "analyticsLive", (hub) => hub.analyticsLive());
-  return c.json({ fleet, ...view } satisfies AnalyticsLiveBody);
+  // Flat as the seed's analytics:live hash, and nested in `metrics` as before.
+  return c.json({ ...view.metrics, fleet, ...view } satisfies AnalyticsLiveBody);
+});
+
+analytics.get("/analytics/dead-letters", async (c) => {
+  requireRole(c, ["admin"], "read dead letters");
+  const q = c.req.query();
+  const limit = parseLimit(q.limit, 100, 1_000);
+  let before: number | undefined;
+  if (q.before !== undefined && q.before !== "") {
+    if (!/^\d{1,15}$/.test(q.before)) throw httpError(400, "bad_param", "before: the id of a dead letter (a positive integer)");
+    before = Number(q.before);
+  }
+  const fleet = c.get("fleet");
+  const r = await callFleet(c, "analyticsDeadLetters", (hub) => hub.analyticsDeadLetters(limit, before));
+  const deadLetters = r.dead_letters.map((d) => ({ ...d, body: jsonOrText(d.body) }));
+  return c.json({ fleet, kept: r.kept, total: r.total, dropped: r.dropped, dead_letters: deadLetters } satisfies DeadLettersBody);
 });
 
 analytics.get("/analytics/hourly", async (c) => {
@@ -129,5 +156,5 @@ analytics.post("/analytics/hourly/recompute", async (c) => {
   const flush = await callFleet(c, "flushOutbox", (hub) => hub.flushOutbox());
   const r = await withDb(c, (db) => aggregateHour(db, fleet, hour));
   const { fleet_id: _f, ...row } = r.row;
-  return c.json({ fleet, hour: hour.toISOString(), flush, hourly: row, trends: r.trends, insights: r.insights, ms: r.ms });
+  return c.json({ fleet, hour: hour.toISOString(), flush, hourly: withSeedKeys(row), trends: r.trends, insights: r.insights, ms: r.ms });
 });

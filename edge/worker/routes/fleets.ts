@@ -1,5 +1,5 @@
 /**
- * Routes under /v1/fleets/:fleet: every check once, here (fleet id, token, fleet grant, role,
+ * Routes under /v1/fleets/:fleet: every check once, here (fleet id, identity, fleet grant, role,
  * Origin, upgrade, body size and shape, ids), then a typed RPC call on the fleet's Durable Object.
  * The two socket routes hand the upgrade request itself to the object, with the verified identity
  * in headers (never the token).
@@ -8,14 +8,20 @@ import { Hono, type Context } from "hono";
 import type { IdentityHeaders } from "../../fleet/sockets";
 import { parseFleetConfig } from "../../domain/fleet-config";
 import {
+  auditCursor,
+  DRONE_ID_RE,
   FLEET_ID_RE,
+  isSafeId,
+  parseAuditCursor,
   type CommandsBody,
   type CoordinationBody,
   type CoordinationReplayBody,
   type MissionsBody,
   type StatusBody,
 } from "../../protocol";
-import { allowsFleet, tokenFromRequest, verifyToken, type Role } from "../auth";
+import type { Role } from "../auth";
+import { originsProblem, reportProblem } from "../deployment";
+import { ACCESS_HEADER, claimsInFleet, identify } from "../identity";
 import { callFleet, fleetStub } from "../fleet-stub";
 import { httpError, type AppEnv } from "../http";
 import { MAX_BODY_BYTES, originAllowed, readBodyCapped } from "../limits";
@@ -26,12 +32,18 @@ export const fleets = new Hono<AppEnv>();
 fleets.use("*", async (c, next) => {
   const fleet = c.req.param("fleet") ?? "";
   if (!FLEET_ID_RE.test(fleet)) throw httpError(400, "bad_fleet", "fleet id: 1-63 of a-z 0-9 _ -, starting with a letter or digit");
-  const token = tokenFromRequest(c.req.raw);
-  if (!token) throw httpError(401, "unauthorized", "missing token: send Authorization: Bearer <token> or ?access_token=");
-  const auth = await verifyToken(c.env.AUTH_SECRET, token);
-  if (!auth.ok) throw httpError(auth.status, auth.code, auth.message);
-  if (!allowsFleet(auth.claims, fleet)) throw httpError(403, "forbidden", `token does not grant fleet ${fleet}`);
-  c.set("claims", auth.claims);
+  // The edge's own token, an OIDC token, or Cloudflare Access's assertion (identity.ts).
+  const who = await identify(c.req.raw, c.env);
+  if (!who.ok) throw httpError(who.status, who.code, who.message);
+  const inFleet = claimsInFleet(who.id, fleet);
+  if (!inFleet.ok) throw httpError(inFleet.status, inFleet.code, inFleet.message);
+  // Access credentials ride along with any request the browser makes to this host, whichever page
+  // started it: a change needs an allowed Origin (or none), as every dashboard socket does.
+  const m = c.req.method;
+  if (who.id.ambient && m !== "GET" && m !== "HEAD" && m !== "OPTIONS" && !originAllowed(c.req.header("origin") ?? null, c.req.url, c.env.ALLOWED_ORIGINS)) {
+    throw httpError(403, "origin_not_allowed", "this Origin may not change anything with the signed-in person's credentials (ALLOWED_ORIGINS)");
+  }
+  c.set("claims", inFleet.claims);
   c.set("fleet", fleet);
   await next();
 });
@@ -70,9 +82,13 @@ function listLimit(raw: string | undefined): number {
 function upgrade(c: Context<AppEnv>, path: "/ws" | "/relay"): Promise<Response> {
   const claims = c.get("claims");
   const headers = new Headers(c.req.raw.headers);
+  // The socket carries the verified identity only: no credential goes further than the Worker.
   headers.delete("authorization");
+  headers.delete(ACCESS_HEADER);
+  headers.delete("cookie");
   // Set, not appended: identity headers a client sent itself are overwritten.
-  const identity: IdentityHeaders = { "x-df-sub": claims.sub, "x-df-role": claims.role };
+  // exp: the object closes the socket when the token runs out (edge/fleet/sockets.ts).
+  const identity: IdentityHeaders = { "x-df-sub": claims.sub, "x-df-role": claims.role, "x-df-exp": String(claims.exp) };
   for (const [k, v] of Object.entries(identity)) headers.set(k, v);
   return fleetStub(c).fetch(new Request(`https://fleet${path}`, { method: "GET", headers }));
 }
@@ -84,6 +100,13 @@ fleets.get("/status", async (c) => {
 });
 
 fleets.get("/ws", (c) => {
+  // Outside local development ALLOWED_ORIGINS must name the dashboard's origins; "*" there would
+  // let any page open a socket with a signed-in operator's Access cookie (deployment.ts).
+  const problem = originsProblem(c.env);
+  if (problem) {
+    reportProblem(problem, "dashboard sockets");
+    throw httpError(503, "misconfigured", `dashboard sockets refused: ${problem.message}. Fix: ${problem.fix}`);
+  }
   // Browsers send Origin on WebSocket upgrades and let any page open one with the user's token in
   // hand: only the allowed origins may (ALLOWED_ORIGINS; non-browser clients send no Origin).
   if (!originAllowed(c.req.header("origin") ?? null, c.req.url, c.env.ALLOWED_ORIGINS)) {
@@ -130,10 +153,12 @@ fleets.put("/config", async (c) => {
 fleets.get("/commands", async (c) => {
   requireRole(c.get("claims").role, DASHBOARD_ROLES, "read the command audit");
   const limit = listLimit(c.req.query("limit"));
-  const rawBefore = c.req.query("before");
-  const before = rawBefore ? Number(rawBefore) : undefined;
+  // `before`: next_before of the previous page (a unique cursor), or a bare received_at as before.
+  const before = parseAuditCursor(c.req.query("before"));
+  if (before === null) throw httpError(400, "bad_cursor", "before: <received_at ms>[:<command_id>], the next_before of the previous page");
   const commands = await callFleet(c, "listCommands", (hub) => hub.listCommands(limit, before));
-  return c.json({ commands } satisfies CommandsBody);
+  const last = commands.length === limit ? commands[commands.length - 1] : undefined;
+  return c.json({ commands, next_before: last ? auditCursor(last) : null } satisfies CommandsBody);
 });
 
 fleets.get("/missions", async (c) => {
@@ -157,6 +182,44 @@ fleets.get("/coordination/:event_id", async (c) => {
   const replay: CoordinationReplayBody | null = await callFleet(c, "getCoordinationEvent", (hub) => hub.getCoordinationEvent(id));
   if (!replay) throw httpError(404, "unknown_event", `no coordination event ${id}`);
   return c.json(replay);
+});
+
+// Relay identity (admin, edge/fleet/relay-registry.ts): the relay_ids and their token subjects,
+// giving a drone to another relay, and releasing a relay_id from its subject.
+const relayIdOk = (id: string) => id.length >= 1 && id.length <= 128 && isSafeId(id);
+
+fleets.get("/relays", async (c) => {
+  requireRole(c.get("claims").role, ["admin"], "read the fleet's relays");
+  return c.json({ relays: await callFleet(c, "listRelays", (hub) => hub.listRelays()) });
+});
+
+fleets.put("/drones/:drone_id/relay", async (c) => {
+  requireRole(c.get("claims").role, ["admin"], "reassign drones");
+  const drone = c.req.param("drone_id");
+  if (!DRONE_ID_RE.test(drone)) throw httpError(400, "bad_drone_id", "drone id: 1-64 of A-Z a-z 0-9 _ . -");
+  let body: unknown;
+  try {
+    body = JSON.parse(await c.req.raw.text());
+  } catch {
+    throw httpError(400, "bad_json", "body is not valid JSON");
+  }
+  const relayId = typeof body === "object" && body !== null && "relay_id" in body ? (body as { relay_id: unknown }).relay_id : undefined;
+  if (relayId !== null && (typeof relayId !== "string" || !relayIdOk(relayId))) {
+    throw httpError(400, "invalid_body", "body: {relay_id: a relay_id (1-128 characters, no control characters) or null for none}");
+  }
+  const r = await callFleet(c, "assignDroneRelay", (hub) => hub.assignDroneRelay(drone, relayId));
+  if (!r) throw httpError(404, "unknown_drone", `drone ${drone} is not in this fleet`);
+  return c.json(r);
+});
+
+fleets.delete("/relays/:relay_id", async (c) => {
+  requireRole(c.get("claims").role, ["admin"], "release relay ids");
+  const id = c.req.param("relay_id");
+  if (!relayIdOk(id)) throw httpError(400, "bad_relay_id", "relay id: 1-128 characters, no control characters");
+  const r = await callFleet(c, "releaseRelayId", (hub) => hub.releaseRelayId(id));
+  if (r === "unknown") throw httpError(404, "unknown_relay", `no relay ${id} in this fleet`);
+  if (r === "connected") throw httpError(409, "relay_connected", `relay ${id} is connected; it can be released once its socket is gone`);
+  return c.json({ relay_id: id, released: true });
 });
 
 // Analytics routes (/analytics/…, /insights, /alerts): after the auth middleware above.

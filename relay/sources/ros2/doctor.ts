@@ -4,24 +4,57 @@
  *
  *   configuration     parses and validates (same rules as running the relay)
  *   Node.js           ≥ 22.12
- *   ROS_DISTRO        set (ROS 2 sourced)                                  ┐ source ros2 only
- *   rclnodejs         loadable (built against that ROS 2)                   │
- *   interface types   each type the profile uses (rclnodejs.require, or    │
- *                     the ament index on disk when rclnodejs is missing)   │
- *   topics, services  visible on the ROS graph (only when rclnodejs loads) ┘
+ *   ROS 2 sourced     ROS_DISTRO and AMENT_PREFIX_PATH set; else exactly  ┐ source ros2 only
+ *                     what to source (rclnodejs is then not even loaded)   │
+ *   rclnodejs         installed and built (on disk, without loading it),   │
+ *                     then loadable                                        │
+ *   interface types   generated JavaScript of each type the profile uses   │
+ *                     (rclnodejs.require, or the ament index on disk) and  │
+ *                     its package's type-support library on the library    │
+ *                     path                                                 │
+ *   topics            publishers per topic other than the relay's own      │
+ *                     node, QoS compatibility with the relay's              │
+ *                     subscription (a best-effort publisher against a      │
+ *                     reliable subscription is named as the reason), and   │
+ *                     the message rate over a short window                 │
+ *   services          servers per service other than the relay's own, and  │
+ *                     whether each service type's type support loads (a    │
+ *                     client of it is created)                             ┘
  *   outbox            directory writable (when configured)
  *   edge              GET /health answers
  *   token             GET /v1/fleets/F/status with it: 200 valid, 401/403 explained
  *
- * Everything it touches is injected (environment, rclnodejs loader, fetch, file system), so it
- * runs, and is tested, on a machine without ROS 2: those checks then fail with a clear line
- * instead of a stack trace.
+ * Graph-wide listings (getTopicNamesAndTypes, getServiceNamesAndTypes) are not used: they include
+ * the asking process's own subscriptions and clients, and those of a relay running beside it, so
+ * every topic would look present. Everything the doctor touches is injected (environment and
+ * files through `RosHost`, rclnodejs loader, fetch, waits), so it runs, and is tested, on a
+ * machine without ROS 2: those checks then fail with a clear line instead of a stack trace.
  */
-import { accessSync, constants, existsSync, mkdirSync, readFileSync } from "node:fs";
-import { join } from "node:path";
+import { accessSync, constants, mkdirSync, readFileSync } from "node:fs";
+import { join, relative } from "node:path";
 import type { ParseResult, RelayConfig } from "../../config";
 import { getProfile } from "./profiles/index";
-import { loadRclnodejs, missingInterfaces, profileTypes, Ros2Source, type RclLike, type RosProfile, type ServiceKey, type TopicKey } from "./ros2";
+import {
+  installProblem,
+  inspectRclnodejs,
+  loadRclnodejs,
+  missingTypeSupport,
+  packageOf,
+  processHost,
+  publisherReliability,
+  QOS_PROFILES,
+  QOS_RELIABILITY,
+  qosMismatch,
+  REBUILD_RCLNODEJS,
+  rosSourced,
+  typeSupportHint,
+  typeSupportLibrary,
+  type RclEndpointInfo,
+  type RclLike,
+  type RclNodeLike,
+  type RosHost,
+} from "./rcl";
+import { missingInterfaces, profileTypes, Ros2Source, SERVICE_KEYS, TOPIC_KEYS, type RosProfile, type TopicKey } from "./ros2";
 
 export type CheckStatus = "pass" | "fail" | "skip";
 export interface CheckResult {
@@ -35,11 +68,18 @@ export interface DoctorDeps {
   env: Record<string, string | undefined>;
   /** The configuration as `parseRelayArgs` returned it for the arguments after `doctor`. */
   parsed: ParseResult;
+  /** Environment, files and the rclnodejs module; default this process with `env`. */
+  host?: RosHost;
+  /** Loads rclnodejs; called only once ROS 2 is sourced and rclnodejs is built. Default loadRclnodejs(host). */
   loadRcl?: () => Promise<RclLike>;
   fetch?: typeof fetch;
   nodeVersion?: string;
   /** How long to let ROS discovery run before reading the graph, ms. Default 2,000. */
   discoveryMs?: number;
+  /** How long messages are counted on each topic, ms. Default 3,000. */
+  rateWindowMs?: number;
+  /** Waits for discovery and the rate window; tests move the ROS double's time with it. */
+  sleep?: (ms: number) => Promise<void>;
   /** Per HTTP request, ms. Default 5,000. */
   httpTimeoutMs?: number;
 }
@@ -99,85 +139,162 @@ function checkNode(version: string): CheckResult {
     : { status: "fail", title: `Node.js ${version} is too old`, fix: `install Node.js ≥ ${MIN_NODE.join(".")} (e.g. from NodeSource or nvm)` };
 }
 
+/** The doctor's own node, and the relay's (a relay may run beside it): neither counts as a peer. */
+const DOCTOR_NODE = "dronefleet_relay_doctor";
+const RELAY_NODE = "dronefleet_relay";
+const OWN_NODES = new Set([DOCTOR_NODE, RELAY_NODE]);
+
 async function checkRos(cfg: RelayConfig | null, deps: DoctorDeps): Promise<CheckResult[]> {
   const out: CheckResult[] = [];
-  const env = deps.env;
+  const host = deps.host ?? processHost(deps.env);
   const profile: RosProfile = getProfile(cfg?.profile ?? "default", { autopilot: cfg?.mavros.autopilot, holdMode: cfg?.mavros.holdMode });
-  const distro = env.ROS_DISTRO;
-  if (distro) {
-    out.push({ status: "pass", title: `ROS 2 sourced (ROS_DISTRO=${distro})` });
-  } else {
-    out.push({
-      status: "fail",
-      title: "ROS_DISTRO is not set: ROS 2 is not sourced in this shell",
-      fix: "source /opt/ros/<distro>/setup.bash (humble, jazzy) and your interface workspace's install/setup.bash; the service does this in deploy/relay-start.sh",
-    });
+  const types = profileTypes(profile);
+  const needsWorkspace = types.some((t) => packageOf(t) === "dronefleet_interfaces");
+
+  const ros = rosSourced(host, needsWorkspace);
+  if (ros.ok) out.push({ status: "pass", title: `ROS 2 sourced (ROS_DISTRO=${ros.distro}, AMENT_PREFIX_PATH=${ros.prefixes.join(":")})` });
+  else out.push({ status: "fail", title: ros.problem, fix: ros.fix });
+
+  // rclnodejs on disk first: loading a broken install (or any install, unsourced) destroys it.
+  const install = inspectRclnodejs(host);
+  const problem = installProblem(install);
+  if (problem) out.push({ status: "fail", title: problem.problem, fix: problem.fix });
+  else if (install.state === "ok") {
+    out.push({ status: "pass", title: `rclnodejs ${install.version ?? ""} built (${relative(install.dir, install.addon)})`.replace("  ", " ") });
   }
 
   let rcl: RclLike | null = null;
-  try {
-    rcl = await (deps.loadRcl ?? (() => loadRclnodejs()))();
-    out.push({ status: "pass", title: "rclnodejs loads" });
-  } catch (err) {
+  if (install.state === "missing" || install.state === "unbuilt") {
+    out.push({ status: "skip", title: "rclnodejs not loaded", fix: `it is not ${install.state === "missing" ? "installed" : "built"} (see above)` });
+  } else if (!ros.ok) {
     out.push({
-      status: "fail",
-      title: `rclnodejs cannot be loaded: ${firstLine(err)}`,
-      fix: "with ROS 2 sourced, run npm install in the relay's directory (rclnodejs is an optional dependency built against ROS 2)",
+      status: "skip",
+      title: "rclnodejs not loaded",
+      fix: "ROS 2 is not sourced: loading rclnodejs now would make its loader rebuild its native addon, deleting the working build",
     });
+  } else {
+    try {
+      rcl = await (deps.loadRcl ?? (() => loadRclnodejs(host)))();
+      out.push({ status: "pass", title: "rclnodejs loads" });
+    } catch (err) {
+      out.push({ status: "fail", title: `rclnodejs cannot be loaded: ${firstLine(err)}`, fix: REBUILD_RCLNODEJS });
+    }
   }
 
-  const types = profileTypes(profile);
+  // Interface types: the generated JavaScript, then the type-support library rclnodejs loads
+  // when it creates a subscription or client (rclnodejs.require does not).
+  let noJs: string[] | null = null;
   if (rcl && typeof rcl.require === "function") {
-    out.push(interfaceResult(profile, types, missingInterfaces(rcl, types), "rclnodejs"));
-  } else if (env.AMENT_PREFIX_PATH) {
-    const prefixes = env.AMENT_PREFIX_PATH.split(":").filter(Boolean);
-    const missing = types.filter((t) => !interfaceOnDisk(prefixes, t));
+    const missing = missingInterfaces(rcl, types);
+    noJs = missing;
+    out.push(interfaceResult(profile, types, missing, "rclnodejs"));
+  } else if (ros.ok) {
+    const missing = types.filter((t) => !interfaceOnDisk(host, ros.prefixes, t));
+    noJs = missing;
     out.push(interfaceResult(profile, types, missing, "the ament index (AMENT_PREFIX_PATH)"));
   } else {
     out.push({ status: "skip", title: `interface types not checked (ROS 2 not sourced); profile ${profile.name} needs ${types.join(", ")}` });
   }
+  const noLib = ros.ok ? missingTypeSupport(host, types) : [];
+  if (ros.ok && host.platform === "linux") {
+    if (noLib.length === 0) {
+      const pkgs = [...new Set(types.map(packageOf))];
+      out.push({ status: "pass", title: `type support libraries found for ${pkgs.join(", ")}` });
+    }
+    for (const pkg of noLib) out.push({ status: "fail", title: `type support library missing: ${typeSupportLibrary(pkg)} (${pkg})`, fix: typeSupportHint(host, pkg) });
+  }
+  const unusable = new Set([...(noJs ?? []), ...types.filter((t) => noLib.includes(packageOf(t)))]);
 
   if (!rcl) {
     out.push({ status: "skip", title: "topics and services on the ROS graph", fix: "needs rclnodejs" });
   } else if (!cfg) {
     out.push({ status: "skip", title: "topics and services on the ROS graph", fix: "needs a valid configuration (drone list)" });
   } else {
-    out.push(...(await checkGraph(rcl, cfg, profile, deps.discoveryMs ?? 2000)));
+    out.push(...(await checkGraph(rcl, cfg, profile, host, unusable, deps)));
   }
   return out;
 }
 
 function interfaceResult(profile: RosProfile, types: string[], missing: string[], how: string): CheckResult {
-  if (missing.length === 0) return { status: "pass", title: `interface types installed (${types.length}, checked with ${how})` };
-  const fixes = [...new Set(missing.map((t) => profile.installHint(t)))];
-  return { status: "fail", title: `interface types missing: ${missing.join(", ")}`, fix: fixes.join("; ") };
+  if (missing.length === 0) return { status: "pass", title: `interface types generated (${types.length}, checked with ${how})` };
+  // One hint per package: every type of a package is fixed by the same install.
+  const fixes = [...new Set(missing.map(packageOf))].map((pkg) => profile.installHint(missing.find((t) => packageOf(t) === pkg) ?? pkg));
+  return { status: "fail", title: `interface types missing: ${missing.join(", ")}`, fix: [...new Set(fixes)].join("; ") };
 }
 
 /** `pkg/msg/Name` present under some prefix's share/ (as .idl, .msg or .srv). */
-function interfaceOnDisk(prefixes: string[], type: string): boolean {
+function interfaceOnDisk(host: RosHost, prefixes: string[], type: string): boolean {
   const [pkg, kind, name] = type.split("/");
   if (!pkg || !kind || !name) return false;
-  return prefixes.some((p) => [".idl", `.${kind}`].some((ext) => existsSync(join(p, "share", pkg, kind, `${name}${ext}`))));
+  return prefixes.some((p) => [".idl", `.${kind}`].some((ext) => host.exists(join(p, "share", pkg, kind, `${name}${ext}`))));
 }
 
-async function checkGraph(rcl: RclLike, cfg: RelayConfig, profile: RosProfile, discoveryMs: number): Promise<CheckResult[]> {
+type TopicRow = { id: string; key: TopicKey; topic: string; type: string; messages: number };
+
+/** Publishers on `topic` other than ours: with their QoS when rclnodejs reports it; null when it cannot count. */
+function publishersOf(node: RclNodeLike, topic: string): { count: number; infos: RclEndpointInfo[] | null } | null {
+  if (typeof node.getPublishersInfoByTopic === "function") {
+    const infos = node.getPublishersInfoByTopic(topic, false).filter((i) => !OWN_NODES.has(String(i.node_name)));
+    return { count: infos.length, infos };
+  }
+  // Neither the doctor's node nor the relay's publishes anything: the count is others' alone.
+  if (typeof node.countPublishers === "function") return { count: node.countPublishers(topic), infos: null };
+  return null;
+}
+
+/** Service name → the other nodes serving it (by node: graph-wide listings include clients). */
+function serversOf(node: RclNodeLike): Map<string, string[]> | null {
+  if (typeof node.getNodeNamesAndNamespaces !== "function" || typeof node.getServiceNamesAndTypesByNode !== "function") return null;
+  const served = new Map<string, string[]>();
+  for (const n of node.getNodeNamesAndNamespaces()) {
+    if (OWN_NODES.has(n.name)) continue;
+    const full = `${n.namespace.replace(/\/+$/, "")}/${n.name}`;
+    for (const s of node.getServiceNamesAndTypesByNode(n.name, n.namespace)) served.set(s.name, [...(served.get(s.name) ?? []), full]);
+  }
+  return served;
+}
+
+const list = (xs: string[], max = 8): string => (xs.length > max ? `${xs.slice(0, max).join(", ")} and ${xs.length - max} more` : xs.join(", "));
+const plural = (n: number, word: string): string => `${n} ${word}${n === 1 ? "" : "s"}`;
+
+async function checkGraph(rcl: RclLike, cfg: RelayConfig, profile: RosProfile, host: RosHost, unusable: Set<string>, deps: DoctorDeps): Promise<CheckResult[]> {
   const ids = cfg.droneIds ?? Array.from({ length: cfg.drones }, (_, i) => `drone_${i}`);
-  // Only for its name resolution (templates, per-drone names); it is never started.
-  const names = new Ros2Source({ droneIds: ids, topics: cfg.topics, services: cfg.services, profile, perDrone: cfg.perDrone });
-  let topics: Set<string>;
-  let services: Set<string>;
+  // Only for its name resolution (templates, per-drone names, QoS); it is never started.
+  const names = new Ros2Source({ droneIds: ids, topics: cfg.topics, services: cfg.services, profile, perDrone: cfg.perDrone, qos: cfg.qos });
+  const sleep = deps.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms)));
+  const discoveryMs = deps.discoveryMs ?? 2000;
+  const windowMs = deps.rateWindowMs ?? 3000;
+  const rows: TopicRow[] = ids.flatMap((id) =>
+    TOPIC_KEYS.filter((key) => !unusable.has(profile.topicTypes[key])).map((key) => ({ id, key, topic: names.topicFor(key, id), type: profile.topicTypes[key], messages: 0 })),
+  );
+  const services = [...new Set(ids.flatMap((id) => SERVICE_KEYS.filter((k) => !unusable.has(profile.serviceTypes[k])).map((k) => names.serviceFor(k, id))))];
+  const serviceTypes = [...new Set(SERVICE_KEYS.map((k) => profile.serviceTypes[k]).filter((t) => !unusable.has(t)))];
+
+  const out: CheckResult[] = [];
+  const pubs = new Map<string, ReturnType<typeof publishersOf>>();
+  let served: Map<string, string[]> | null;
   try {
     await rcl.init();
     try {
-      const node = rcl.createNode("dronefleet_relay_doctor");
+      const node = rcl.createNode(DOCTOR_NODE);
       try {
-        if (typeof node.getTopicNamesAndTypes !== "function" || typeof node.getServiceNamesAndTypes !== "function") {
-          return [{ status: "skip", title: "topics and services on the ROS graph", fix: "this rclnodejs cannot list the graph" }];
+        // Subscribe as the relay does (same QoS per topic), so a rate of 0 means the relay gets nothing too.
+        for (const row of rows) {
+          try {
+            node.createSubscription(row.type, row.topic, { qos: QOS_PROFILES[names.qosFor(row.key)] }, () => void row.messages++);
+          } catch (err) {
+            out.push({ status: "fail", title: `cannot subscribe to ${row.topic} (${row.type}): ${firstLine(err)}`, fix: typeSupportHint(host, packageOf(row.type)) });
+          }
         }
+        rcl.spin(node);
         // Discovery is asynchronous: give other nodes' announcements time to arrive.
-        await new Promise((r) => setTimeout(r, discoveryMs));
-        topics = new Set(node.getTopicNamesAndTypes().map((t) => t.name));
-        services = new Set(node.getServiceNamesAndTypes().map((t) => t.name));
+        await sleep(discoveryMs);
+        const before = rows.map((r) => r.messages);
+        await sleep(windowMs);
+        rows.forEach((r, i) => (r.messages -= before[i] ?? 0));
+        for (const r of rows) pubs.set(r.topic, publishersOf(node, r.topic));
+        served = serversOf(node);
+        out.push(...typeSupportLoads(node, serviceTypes, host));
       } finally {
         node.destroy();
       }
@@ -187,23 +304,112 @@ async function checkGraph(rcl: RclLike, cfg: RelayConfig, profile: RosProfile, d
   } catch (err) {
     return [{ status: "fail", title: `could not read the ROS graph: ${firstLine(err)}`, fix: "check that ROS 2 is sourced and ROS_DOMAIN_ID matches the ground station" }];
   }
-  const topicKeys: TopicKey[] = ["fix", "battery", "velocity", "state"];
-  const serviceKeys: ServiceKey[] = ["emergency_land", "modify_waypoint", "assign_mission", "hold"];
-  const missingTopics = ids.flatMap((id) => topicKeys.map((k) => names.topicFor(k, id)).filter((t) => !topics.has(t)));
-  const missingServices = [...new Set(ids.flatMap((id) => serviceKeys.map((k) => names.serviceFor(k, id)).filter((s) => !services.has(s))))];
-  const list = (xs: string[]): string => (xs.length > 8 ? `${xs.slice(0, 8).join(", ")} and ${xs.length - 8} more` : xs.join(", "));
+
   const hint =
     profile.name === "mavros"
       ? "start MAVROS per vehicle in its namespace (ros2 launch mavros px4.launch namespace:=<drone>/mavros fcu_url:=…), or set topics/services in the config"
       : "start the drones' nodes, check ROS_DOMAIN_ID, or set topics/services (or per-drone names) in the config";
-  return [
-    missingTopics.length === 0
-      ? { status: "pass", title: `all ${ids.length * topicKeys.length} topics visible` }
-      : { status: "fail", title: `topics not on the ROS graph: ${list(missingTopics)}`, fix: hint },
-    missingServices.length === 0
-      ? { status: "pass", title: "all command services visible" }
-      : { status: "fail", title: `services not on the ROS graph: ${list(missingServices)}`, fix: `${hint}; commands to those drones will fail until they appear` },
-  ];
+  const seconds = Math.round(windowMs / 100) / 10;
+  const noPublisher: TopicRow[] = [];
+  const mismatched: { row: TopicRow; reason: string; who: string }[] = [];
+  const quiet: TopicRow[] = [];
+  const flowing: TopicRow[] = [];
+  let uncounted = 0;
+  for (const row of rows) {
+    const p = pubs.get(row.topic);
+    if (p === undefined || p === null) {
+      uncounted++;
+      if (row.messages > 0) flowing.push(row);
+      else quiet.push(row);
+      continue;
+    }
+    if (p.count === 0) {
+      noPublisher.push(row);
+      continue;
+    }
+    const qos = names.qosFor(row.key);
+    const bad = (p.infos ?? []).map((i) => ({ i, reason: qosMismatch(qos, i) })).filter((x) => x.reason !== null);
+    if (row.messages === 0 && bad.length > 0) {
+      const who = [...new Set(bad.map((b) => String(b.i.node_name ?? "?")))].join(", ");
+      mismatched.push({ row, reason: bad[0]?.reason ?? "", who });
+    } else if (row.messages === 0) quiet.push(row);
+    else flowing.push(row);
+  }
+
+  if (noPublisher.length > 0) {
+    const state = noPublisher.filter((r) => r.key === "state");
+    const stateNote =
+      state.length > 0
+        ? `; without its state topic a drone's armed and status are unknown (sent as disarmed and idle), so the edge's collision avoidance takes it for a drone on the ground`
+        : "";
+    out.push({ status: "fail", title: `topics with no publisher (other than the relay's own nodes): ${list(noPublisher.map((r) => r.topic))}`, fix: hint + stateNote });
+  }
+  for (const { row, reason, who } of mismatched.slice(0, 8)) {
+    const qos = names.qosFor(row.key);
+    out.push({
+      status: "fail",
+      title: `${row.topic}: best-effort publisher (${who}) but the relay subscribes ${QOS_RELIABILITY[qos]} (qos.${row.key}: ${qos}): ${reason}, so nothing arrives`,
+      fix: `set qos.${row.key}: sensor_data in the relay config (best effort; it matches reliable and best-effort publishers), or remove the override`,
+    });
+  }
+  if (mismatched.length > 8) out.push({ status: "fail", title: `${mismatched.length - 8} more topics with the same QoS mismatch` });
+  if (quiet.length > 0) {
+    out.push({
+      status: "fail",
+      title: `topics with a publisher but no message in ${seconds} s: ${list(quiet.map((r) => r.topic))}`,
+      fix: "the publisher is idle, or its QoS does not match the relay's subscription; check with ros2 topic info -v <topic> and ros2 topic hz <topic>",
+    });
+  }
+  if (flowing.length > 0) {
+    const rates = flowing.map((r) => {
+      const p = pubs.get(r.topic);
+      const who = p?.infos ? ` (${plural(p.count, "publisher")}, ${[...new Set(p.infos.map(publisherReliability))].join("/")})` : "";
+      return `${r.topic} ${(r.messages / Math.max(0.001, windowMs / 1000)).toFixed(1)} Hz${who}`;
+    });
+    const of = flowing.length === rows.length ? `all ${rows.length}` : `${flowing.length} of ${rows.length}`;
+    out.push({ status: "pass", title: `${of} topics receive messages: ${list(rates)}` });
+  }
+  if (uncounted > 0) out.push({ status: "skip", title: `publishers not counted on ${plural(uncounted, "topic")}`, fix: "this rclnodejs has neither getPublishersInfoByTopic nor countPublishers" });
+
+  if (served === null) {
+    out.push({ status: "skip", title: "command services not checked", fix: "this rclnodejs cannot list the services each node serves" });
+  } else {
+    const missing = services.filter((s) => (served?.get(s) ?? []).length === 0);
+    out.push(
+      missing.length === 0
+        ? { status: "pass", title: `all ${plural(services.length, "command service")} served by another node` }
+        : {
+            status: "fail",
+            title: `services with no server (other than the relay's own clients): ${list(missing)}`,
+            fix: `${hint}; commands to those drones will fail until they appear`,
+          },
+    );
+  }
+  return out;
+}
+
+/**
+ * Create (and destroy) one client per service type: rclnodejs loads the type's support library
+ * then, which is what a command needs and what rclnodejs.require does not check.
+ */
+function typeSupportLoads(node: RclNodeLike, types: string[], host: RosHost): CheckResult[] {
+  const out: CheckResult[] = [];
+  let loaded = 0;
+  types.forEach((type, i) => {
+    try {
+      const client = node.createClient(type, `/${DOCTOR_NODE}/type_support_probe_${i}`);
+      node.destroyClient(client);
+      loaded++;
+    } catch (err) {
+      const message = firstLine(err);
+      const pkg = packageOf(type);
+      const onDisk = missingTypeSupport(host, [type]).length === 0;
+      const fix = /cannot open shared object|typesupport/i.test(message) ? typeSupportHint(host, pkg, onDisk) : REBUILD_RCLNODEJS;
+      out.push({ status: "fail", title: `type support for ${type} does not load: ${message}`, fix });
+    }
+  });
+  if (loaded > 0 && loaded === types.length) out.push({ status: "pass", title: `type support loads for ${plural(loaded, "service type")} (a client of each was created)` });
+  return out;
 }
 
 function checkOutbox(cfg: RelayConfig): CheckResult {

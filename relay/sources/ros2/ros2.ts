@@ -3,21 +3,34 @@
  * latest state per drone, emitted as SourceSamples.
  *
  * rclnodejs is an optionalDependency (it builds against a sourced ROS 2 at `npm install` time), so
- * it is imported lazily and only here, behind `RclLike`: the subset of its API this file uses.
- * Tests inject a double with the same surface.
+ * it is loaded lazily, only here, and only once ROS 2 is sourced (rcl.ts: its loader would
+ * otherwise delete its own build), behind `RclLike`. Tests inject a double with the same surface.
  *
  * Which topics and services, of which types, is a `RosProfile`. What follows is the `default`
  * profile, the project's own layout; `mavros` (relay/sources/ros2/profiles/mavros.ts) reads MAVROS's standard
  * topics and calls its services instead. At start every interface type the profile uses is
- * loaded through rclnodejs.require, and the missing ones are named in one error log line (with
- * how to install them); their topics are skipped and their commands fail with that explanation,
- * and only a missing position type stops the source.
+ * checked: its generated JavaScript (rclnodejs.require) and its package's type-support library on
+ * the library path (rclnodejs.require loads only the former). Missing ones are logged once, one
+ * hint per package; their topics are skipped and their commands fail with that explanation, and
+ * only a missing position type stops the source.
  *
  * Topics per drone (templates, `{drone}` replaced by the drone id; all configurable, per drone too):
  *   /{drone}/fix       sensor_msgs/msg/NavSatFix       → lat, lon, alt_m
  *   /{drone}/battery   sensor_msgs/msg/BatteryState    → battery_pct
  *   /{drone}/velocity  geometry_msgs/msg/TwistStamped  → speed_mps, climb_mps, course
  *   /{drone}/state     std_msgs/msg/String             → armed, mode, status, heading_deg
+ * Every subscription uses the sensor-data QoS (best effort) unless the config's `qos:` says
+ * otherwise per topic: best effort matches reliable and best-effort publishers, whereas a reliable
+ * subscription never receives from a best-effort publisher (most sensor drivers, and MAVROS).
+ *
+ * A sample is a position fix plus the latest of everything else, stamped with the fix's receipt
+ * time: one is emitted per new fix (on each fix, or at most `rateHz` per drone), never for news on
+ * the other topics alone. So a drone whose GPS stops goes stale at the edge however lively its
+ * battery or state topics are, and a sample's `ts` is never older than its position.
+ * `alt_m` is the altitude above the take-off point: the first fix's altitude, re-captured when
+ * the fix stream resumes after `restartGapMs` with the drone on the ground (its node restarted,
+ * or the drone was power-cycled), unless the state topic carries `rel_alt_m`. A drone whose state
+ * topic stays silent is logged once (armed and status then read as disarmed and idle).
  *
  * Why the state topic is a JSON string: armed/mode/status have no standard ROS message (MAVROS
  * has mavros_msgs/State, PX4's uXRCE bridge has px4_msgs/VehicleStatus, others their own), and a
@@ -35,101 +48,37 @@
  *                                                    fields; the drone's node decides how long)
  * The two custom types are in relay/interfaces/dronefleet_interfaces (build it with colcon and
  * regenerate rclnodejs's messages, see its README). A call waits at most `serviceWaitMs` for the
- * server to appear ("service … not available"), then at most `serviceTimeoutMs` (and never past
- * the link's deadline, the abort signal) for the response: rclnodejs's sendRequest has no timeout
- * of its own, and a server whose callback throws never answers. `success: false` → failed with
- * the service's message. Mission progress is not reported by this source (no standard topic).
+ * server to appear ("service … not available"), then for the response until SERVICE_MARGIN_MS
+ * before the command's own deadline (`timeout_ms`, which the edge sets shorter than its own), or
+ * `serviceTimeoutMs` if shorter: so a service that does not answer is named in the result ("service
+ * /uav1/hold did not answer within 4250 ms") instead of the link's anonymous deadline. rclnodejs's
+ * sendRequest has no timeout of its own, and a server whose callback throws never answers; a
+ * timed-out request's callback is removed from the client. `success: false` → failed with the
+ * service's message. Mission progress is not reported by this source (no standard topic).
  */
 import { DRONE_STATUSES, type RelayCommand } from "../../../edge/protocol";
-import { errorMessage, silentLogger, type Logger } from "../../log";
+import { isAirborne } from "../../../edge/domain/drone";
 import { compassDeg } from "../../../edge/domain/geo";
+import { errorMessage, silentLogger, type Logger } from "../../log";
 import type { CommandOutcome, DroneSource, DroneStatus, MissionProgressEvent, SourceSample } from "../source";
-
-// ------------------------------------------------------------------ the rclnodejs surface we use
-
-/** A subscription handle; opaque to us (rclnodejs returns a Subscription object). */
-export type RclSubscriptionLike = object;
-
-export interface RclTimerLike {
-  cancel(): void;
-}
-
-/** A service client (rclnodejs Client). */
-export interface RclClientLike {
-  /** Resolves true once a server is available, false after `timeoutMs` without one. */
-  waitForService(timeoutMs?: number): Promise<boolean>;
-  /** Plain-object request; the callback gets the plain-object response. No timeout of its own. */
-  sendRequest(request: object, callback: (response: unknown) => void): void;
-}
-
-/** Subscription options as rclnodejs takes them; `qos` is a profile name such as "qos_profile_sensor_data". */
-export type RclSubscriptionOptions = { qos?: string };
-
-export interface RclNodeLike {
-  /**
-   * Callback gets a plain JS object shaped like the message (rclnodejs's default delivery). Like
-   * rclnodejs, options may be left out: `(type, topic, callback)`.
-   */
-  createSubscription(
-    typeClass: string,
-    topic: string,
-    optionsOrCallback: RclSubscriptionOptions | ((msg: unknown) => void),
-    callback?: (msg: unknown) => void,
-  ): RclSubscriptionLike;
-  /** Period in nanoseconds as a BigInt, as rclnodejs requires. */
-  createTimer(periodNs: bigint, callback: () => void): RclTimerLike;
-  /** A client for `serviceName` of type `typeClass` (e.g. "std_srvs/srv/Trigger"). */
-  createClient(typeClass: string, serviceName: string): RclClientLike;
-  destroyClient(client: RclClientLike): void;
-  destroy(): void;
-  /** The ROS graph as this node sees it (rclnodejs Node#getTopicNamesAndTypes). */
-  getTopicNamesAndTypes?(): { name: string; types: string[] }[];
-  getServiceNamesAndTypes?(): { name: string; types: string[] }[];
-}
-
-export interface RclLike {
-  /**
-   * rclnodejs.require("pkg/msg/Name"): the generated interface class; throws when the interface
-   * is not installed or its JavaScript was never generated. Used to name missing types up front.
-   */
-  require?(name: string): unknown;
-  init(): Promise<void>;
-  createNode(name: string): RclNodeLike;
-  spin(node: RclNodeLike): void;
-  shutdown(): void | Promise<void>;
-}
-
-export const ROS2_INSTALL_HINT =
-  "rclnodejs not installed: it is an optional dependency built against ROS 2, so ROS 2 (e.g. " +
-  "`source /opt/ros/humble/setup.bash`) must be sourced in the shell that runs `npm install`; see README (relay, ROS 2)";
-
-function isRclLike(m: unknown): m is RclLike {
-  if (typeof m !== "object" && typeof m !== "function") return false;
-  if (m === null) return false;
-  const r = m as Record<string, unknown>;
-  return ["init", "createNode", "spin", "shutdown"].every((k) => typeof r[k] === "function");
-}
-
-/**
- * Import rclnodejs (or `specifier`, for tests) and check it has the surface we use. A missing
- * module, or one whose native addon was never built because ROS 2 was not sourced, becomes an
- * Error with ROS2_INSTALL_HINT rather than a stack trace from deep inside the loader.
- */
-export async function loadRclnodejs(specifier = "rclnodejs"): Promise<RclLike> {
-  let mod: unknown;
-  try {
-    // A variable specifier keeps bundlers and vite from resolving the optional module eagerly.
-    mod = await import(/* @vite-ignore */ specifier);
-  } catch (err) {
-    const reason = err instanceof Error ? err.message : String(err);
-    throw new Error(`${ROS2_INSTALL_HINT} (${reason.split("\n")[0]})`, { cause: err });
-  }
-  // rclnodejs is CommonJS: its exports arrive as the namespace's default.
-  const candidate = typeof mod === "object" && mod !== null && "default" in mod ? (mod as { default: unknown }).default : mod;
-  if (isRclLike(candidate)) return candidate;
-  if (isRclLike(mod)) return mod;
-  throw new Error(`${specifier} loaded but lacks init/createNode/spin/shutdown; is it rclnodejs ≥ 2?`);
-}
+import { intentReaderFor, RosIntents } from "./intent";
+import {
+  DEFAULT_QOS,
+  forgetRequest,
+  loadRclnodejs,
+  missingTypeSupport,
+  packageOf,
+  processHost,
+  QOS_PROFILES,
+  REGENERATE_MESSAGES,
+  typeSupportHint,
+  type QosName,
+  type RclClientLike,
+  type RclLike,
+  type RclNodeLike,
+  type RclTimerLike,
+  type RosHost,
+} from "./rcl";
 
 // ------------------------------------------------------------------ message mapping (pure)
 
@@ -148,6 +97,8 @@ export const ROS_SERVICE_TYPES = {
 } as const;
 
 export type ServiceKey = keyof typeof ROS_SERVICE_TYPES;
+/** emergency_land first: it is the one an operator needs most. */
+export const SERVICE_KEYS: readonly ServiceKey[] = ["emergency_land", "modify_waypoint", "assign_mission", "hold"];
 export type ServiceTemplates = Record<ServiceKey, string>;
 
 export const DEFAULT_SERVICES: ServiceTemplates = {
@@ -202,6 +153,7 @@ export function readServiceResponse(service: string, response: unknown): Command
 }
 
 export type TopicKey = keyof typeof ROS_TYPES;
+export const TOPIC_KEYS: readonly TopicKey[] = ["fix", "battery", "velocity", "state"];
 export type TopicTemplates = Record<TopicKey, string>;
 
 export const DEFAULT_TOPICS: TopicTemplates = {
@@ -232,8 +184,6 @@ export interface RosProfile {
   readonly defaultTopics: Readonly<TopicTemplates>;
   readonly serviceTypes: Readonly<Record<ServiceKey, string>>;
   readonly defaultServices: Readonly<ServiceTemplates>;
-  /** rclnodejs QoS profile name for subscriptions; undefined: rclnodejs's default (reliable). */
-  readonly qos?: string;
   /** Interface types used inside others (e.g. a message inside a service), checked up front too. */
   readonly extraTypes?: readonly string[];
   readState(msg: unknown): StateUpdate | null;
@@ -248,14 +198,17 @@ export function profileTypes(p: RosProfile): string[] {
   return [...new Set([...Object.values(p.topicTypes), ...Object.values(p.serviceTypes), ...(p.extraTypes ?? [])])];
 }
 
+/** "…then regenerate rclnodejs's messages (…)", the last step of every install hint. */
+export const REGENERATE_STEP = `regenerate rclnodejs's messages (${REGENERATE_MESSAGES} in the repository's root)`;
+
 /** How to get a missing interface type installed (shared by the profiles and the doctor). */
 export function defaultInstallHint(type: string): string {
-  const pkg = type.split("/")[0] ?? type;
+  const pkg = packageOf(type);
   if (pkg === "dronefleet_interfaces") {
-    return "build relay/interfaces with colcon, source its install/setup.bash, then regenerate rclnodejs's messages (node node_modules/rclnodejs/scripts/generate_messages.cjs)";
+    return `build relay/interfaces with colcon, source its install/setup.bash, then ${REGENERATE_STEP}`;
   }
   const apt = `ros-$ROS_DISTRO-${pkg.replaceAll("_", "-")}`;
-  return `install it (sudo apt install ${apt}), source ROS 2 again, then regenerate rclnodejs's messages (node node_modules/rclnodejs/scripts/generate_messages.cjs)`;
+  return `install it (sudo apt install ${apt}), source ROS 2 again, then ${REGENERATE_STEP}`;
 }
 
 /**
@@ -363,9 +316,13 @@ export function readState(msg: unknown): StateUpdate | null {
 /** Everything known about one drone, merged from its topics. */
 interface Latest {
   fix: Fix | null;
-  /** Altitude of the first fix: the take-off point, when no `rel_alt_m` is published. */
+  /** Altitude of the take-off point (see the module comment), when no `rel_alt_m` is published. */
   homeAltitude: number | null;
   fixAt: number;
+  /** Fixes received, and how many of them have been emitted: a sample goes out per new fix. */
+  fixes: number;
+  emittedFixes: number;
+  firstFixAt: number | null;
   battery: number | null;
   velocity: Velocity | null;
   course: number | null;
@@ -374,8 +331,10 @@ interface Latest {
   status: DroneStatus;
   yaw: number | null;
   relAlt: number | null;
-  /** Changed since last emitted. */
-  dirty: boolean;
+  stateSeen: boolean;
+  stateWarned: boolean;
+  /** When each topic last delivered a message (source clock), for the silence report. */
+  lastAt: Record<TopicKey, number | null>;
 }
 
 function emptyLatest(): Latest {
@@ -383,6 +342,9 @@ function emptyLatest(): Latest {
     fix: null,
     homeAltitude: null,
     fixAt: 0,
+    fixes: 0,
+    emittedFixes: 0,
+    firstFixAt: null,
     battery: null,
     velocity: null,
     course: null,
@@ -391,23 +353,35 @@ function emptyLatest(): Latest {
     status: "idle",
     yaw: null,
     relAlt: null,
-    dirty: false,
+    stateSeen: false,
+    stateWarned: false,
+    lastAt: { fix: null, battery: null, velocity: null, state: null },
   };
+}
+
+/** Height above the take-off point from the fixes alone; 0 when either altitude is unknown. */
+function relFromFix(l: Latest): number {
+  return l.fix && Number.isFinite(l.fix.altitude) && l.homeAltitude !== null && Number.isFinite(l.homeAltitude) ? l.fix.altitude - l.homeAltitude : 0;
+}
+
+/**
+ * Whether the drone was last seen in the air: by its state (armed, airborne status) or, for a
+ * drone without a state topic, by its height or ground speed. A GPS dropout in flight must not
+ * move its take-off point.
+ */
+function lastSeenAirborne(l: Latest): boolean {
+  return isAirborne(l) || (l.relAlt ?? relFromFix(l)) > 2 || (l.velocity?.speed ?? 0) > 1;
 }
 
 /** The sample for a drone's merged state, or null until its first fix. */
 function toSample(droneId: string, l: Latest): SourceSample | null {
   if (!l.fix) return null;
-  const relFromFix =
-    Number.isFinite(l.fix.altitude) && l.homeAltitude !== null && Number.isFinite(l.homeAltitude)
-      ? l.fix.altitude - l.homeAltitude
-      : 0;
   const sample: SourceSample = {
     drone_id: droneId,
     ts: l.fixAt,
     lat: l.fix.lat,
     lon: l.fix.lon,
-    alt_m: l.relAlt ?? relFromFix,
+    alt_m: l.relAlt ?? relFromFix(l),
     // Yaw from the autopilot when it publishes one; otherwise the course over ground.
     heading_deg: l.yaw ?? l.course ?? 0,
     speed_mps: l.velocity?.speed ?? 0,
@@ -418,10 +392,20 @@ function toSample(droneId: string, l: Latest): SourceSample | null {
     status: l.status,
   };
   if (l.velocity) sample.climb_mps = l.velocity.climb;
+  // No state topic heard: armed/status above are placeholders; the edge infers airborne (issue 14).
+  if (!l.stateSeen) sample.state_known = false;
   return sample;
 }
 
 // ------------------------------------------------------------------ the source
+
+/** A service call ends this long before the command's deadline, so its own message gets through. */
+export const SERVICE_MARGIN_MS = 250;
+export const DEFAULT_SERVICE_WAIT_MS = 1000;
+/** A fix stream that resumes after this long, with the drone on the ground, re-captures the take-off altitude. */
+export const DEFAULT_RESTART_GAP_MS = 5000;
+/** How long after its first fix a drone's state topic may stay silent before that is logged. */
+export const DEFAULT_STATE_GRACE_MS = 5000;
 
 export interface Ros2SourceOptions {
   /** Drone ids; each is also its topic namespace. */
@@ -429,14 +413,15 @@ export interface Ros2SourceOptions {
   /** Topic templates with `{drone}`; defaults in DEFAULT_TOPICS. */
   topics?: Partial<TopicTemplates>;
   /**
-   * Emit changed drones at this rate (1–10 Hz) from one ROS timer; when absent, emit on each fix.
-   * Either way a drone is emitted only after its first fix, and never without news, so a silent
-   * drone goes stale at the edge instead of being reported fresh forever.
+   * At most this many samples per drone per second (1–10), emitted from one ROS timer; when
+   * absent, one per fix. Either way only new fixes make samples (see the module comment).
    */
   rateHz?: number;
   nodeName?: string;
-  /** An rclnodejs-compatible module; by default rclnodejs is imported on start(). */
+  /** An rclnodejs-compatible module; by default rclnodejs is loaded on start() (rcl.ts). */
   rcl?: RclLike;
+  /** Environment and files for the type-support check and loading rclnodejs; default this process. */
+  host?: RosHost;
   log?: Logger;
   /** Clock for sample timestamps, ms. Default Date.now. */
   now?: () => number;
@@ -444,12 +429,23 @@ export interface Ros2SourceOptions {
   services?: Partial<ServiceTemplates>;
   /** Longest wait for a service server to be available, ms. Default 1,000. */
   serviceWaitMs?: number;
-  /** Longest wait for a service response, ms (the link's own deadline may end it sooner). Default 5,000. */
+  /**
+   * Longest wait for a service response, ms. Default (and upper bound): until SERVICE_MARGIN_MS
+   * before the command's deadline.
+   */
   serviceTimeoutMs?: number;
   /** Topic layout and command mapping; default DEFAULT_PROFILE. */
   profile?: RosProfile;
   /** Full names for single drones, overriding the templates (no `{drone}` needed). */
   perDrone?: Record<string, DroneNames>;
+  /** Subscription QoS per topic kind; default sensor_data for every topic. */
+  qos?: Partial<Record<TopicKey, QosName>>;
+  /** Default DEFAULT_RESTART_GAP_MS. */
+  restartGapMs?: number;
+  /** Default DEFAULT_STATE_GRACE_MS. */
+  stateGraceMs?: number;
+  /** Route topic template (intent.ts: nav_msgs/msg/Path, or MAVROS's waypoint list); false: none. */
+  intentTopic?: string | false;
 }
 
 /** Per-drone topic and service names. */
@@ -461,8 +457,11 @@ export class Ros2Source implements DroneSource {
   private readonly topics: TopicTemplates;
   private readonly services: ServiceTemplates;
   readonly profile: RosProfile;
-  /** Interface types rclnodejs could not load at start (see missingInterfaces). */
+  private readonly qos: Record<TopicKey, QosName>;
+  /** Interface types unusable here since start (JS not generated, or type support not found). */
   private missing: string[] = [];
+  /** Why each of those is missing, by type: what the operator is told when a command needs it. */
+  private readonly missingWhy = new Map<string, string>();
   private readonly messageCounts: Record<TopicKey, number> = { fix: 0, battery: 0, velocity: 0, state: 0 };
   private readonly clients = new Map<string, RclClientLike>();
   /** Not used: this source reports no mission progress (see the module comment). */
@@ -471,11 +470,14 @@ export class Ros2Source implements DroneSource {
   private readonly log: Logger;
   private readonly now: () => number;
   private rcl: RclLike | null = null;
+  private host: RosHost | null = null;
   private node: RclNodeLike | null = null;
   private timer: RclTimerLike | null = null;
   private onSample: ((s: SourceSample) => void) | null = null;
   /** (drone, topic) pairs already warned about, so a bad publisher does not flood the log. */
   private readonly warned = new Set<string>();
+  /** Each drone's route, sent to the edge as the sample's intent (intent.ts). */
+  private readonly intents: RosIntents | null;
 
   constructor(private readonly opts: Ros2SourceOptions) {
     if (opts.droneIds.length === 0) throw new Error("Ros2Source needs at least one drone id");
@@ -486,9 +488,11 @@ export class Ros2Source implements DroneSource {
     this.profile = opts.profile ?? DEFAULT_PROFILE;
     this.topics = { ...this.profile.defaultTopics, ...opts.topics };
     this.services = { ...this.profile.defaultServices, ...opts.services };
+    this.qos = { fix: DEFAULT_QOS, battery: DEFAULT_QOS, velocity: DEFAULT_QOS, state: DEFAULT_QOS, ...opts.qos };
     this.log = opts.log ?? silentLogger;
     this.now = opts.now ?? Date.now;
     for (const id of this.ids) this.latest.set(id, emptyLatest());
+    this.intents = opts.intentTopic === false ? null : new RosIntents(intentReaderFor(this.profile.name), { ...(opts.intentTopic ? { topic: opts.intentTopic } : {}), log: this.log });
   }
 
   droneIds(): string[] {
@@ -505,7 +509,12 @@ export class Ros2Source implements DroneSource {
     return this.opts.perDrone?.[droneId]?.services?.[key] ?? this.services[key].replaceAll("{drone}", droneId);
   }
 
-  /** Interface types rclnodejs could not load when the source started. */
+  /** The subscription QoS of a topic kind (config `qos:`, default sensor_data). */
+  qosFor(key: TopicKey): QosName {
+    return this.qos[key];
+  }
+
+  /** Interface types this source could not use when it started. */
   missingInterfaces(): string[] {
     return [...this.missing];
   }
@@ -515,12 +524,26 @@ export class Ros2Source implements DroneSource {
     return this.messageCounts;
   }
 
+  /** Seconds since each of a drone's topics last delivered (null: never), for the silence report. */
+  topicAges(droneId: string): Record<string, number | null> {
+    const l = this.latest.get(droneId);
+    const t = this.now();
+    const out: Record<string, number | null> = {};
+    for (const key of TOPIC_KEYS) {
+      const at = l?.lastAt[key] ?? null;
+      out[key] = at === null ? null : Math.round((t - at) / 100) / 10;
+    }
+    return out;
+  }
+
   /** Call the drone's service for `command`; see the module comment. Never rejects. */
   async execute(command: RelayCommand, signal: AbortSignal): Promise<CommandOutcome> {
     if (!this.latest.has(command.drone_id)) return { ok: false, message: "unknown drone" };
     const node = this.node;
     if (!node) return { ok: false, message: "ros2 source is not running" };
     if (signal.aborted) return { ok: false, message: "aborted before the service call" };
+    // The service call ends before the command's own deadline, so its result names the service.
+    const deadline = Date.now() + Math.max(1, command.timeout_ms - SERVICE_MARGIN_MS);
     let key: ServiceKey;
     let request: Record<string, unknown>;
     try {
@@ -530,52 +553,41 @@ export class Ros2Source implements DroneSource {
     }
     const name = this.serviceFor(key, command.drone_id);
     const type = this.profile.serviceTypes[key];
-    if (this.missing.includes(type)) {
-      return { ok: false, message: `interface ${type} is not installed on the relay host: ${this.profile.installHint(type)}` };
-    }
+    const why = this.missingWhy.get(type);
+    if (why !== undefined) return { ok: false, message: `interface ${type} is not usable on the relay host: ${why}` };
     try {
       let client = this.clients.get(name);
       if (!client) {
         client = node.createClient(type, name);
         this.clients.set(name, client);
       }
-      const waitMs = this.opts.serviceWaitMs ?? 1000;
+      const waitMs = Math.min(this.opts.serviceWaitMs ?? DEFAULT_SERVICE_WAIT_MS, Math.max(0, deadline - Date.now()));
       const available = await abortable(client.waitForService(waitMs), signal);
       if (available === ABORTED) return { ok: false, message: `aborted waiting for service ${name}` };
       if (!available) return { ok: false, message: `service ${name} not available after ${waitMs} ms` };
-      const timeoutMs = this.opts.serviceTimeoutMs ?? 5000;
-      const c = client;
-      const response = await withTimeout(
-        new Promise<unknown>((resolve) => c.sendRequest(request, resolve)),
-        timeoutMs,
-        signal,
-      );
+      const left = Math.max(0, deadline - Date.now());
+      const timeoutMs = Math.round(Math.min(this.opts.serviceTimeoutMs ?? left, left));
+      const response = await callService(client, request, timeoutMs, signal);
       if (response === ABORTED) return { ok: false, message: `aborted waiting for service ${name}` };
-      if (response === TIMED_OUT) return { ok: false, message: `service ${name} did not answer within ${timeoutMs} ms` };
+      if (response === TIMED_OUT) {
+        this.log.warn("service did not answer", { service: name, drone_id: command.drone_id, command: command.command, timeout_ms: timeoutMs });
+        return { ok: false, timedOut: true, message: `service ${name} did not answer within ${timeoutMs} ms` };
+      }
       return this.profile.readResponse(name, key, response);
     } catch (err) {
-      return { ok: false, message: `service ${name}: ${errorMessage(err)}` };
+      const message = errorMessage(err);
+      // A library on the ament path but not the loader's passes the check at start; say so here.
+      const hint = /cannot open shared object/.test(message) && this.host ? `; ${typeSupportHint(this.host, packageOf(type), true)}` : "";
+      return { ok: false, message: `service ${name}: ${message}${hint}` };
     }
   }
 
   async start(onSample: (s: SourceSample) => void): Promise<void> {
     if (this.node) throw new Error("Ros2Source already started");
-    const rcl = this.opts.rcl ?? (await loadRclnodejs());
-    // Name every interface type that is not installed, rather than failing on the first one deep
-    // inside rclnodejs. Without positions there is nothing to relay; anything else only disables
-    // its topic or command (which then fails with this explanation).
-    this.missing = missingInterfaces(rcl, profileTypes(this.profile));
-    if (this.missing.length > 0) {
-      this.log.error("ROS 2 interface types missing; the topics and commands using them are disabled", {
-        profile: this.profile.name,
-        missing: this.missing,
-        fix: [...new Set(this.missing.map((t) => `${t}: ${this.profile.installHint(t)}`))],
-      });
-      const fixType = this.profile.topicTypes.fix;
-      if (this.missing.includes(fixType)) {
-        throw new Error(`cannot relay without ${fixType} (positions): ${this.profile.installHint(fixType)}`);
-      }
-    }
+    const host = this.opts.host ?? processHost();
+    this.host = host;
+    const rcl = this.opts.rcl ?? (await loadRclnodejs(host));
+    this.checkInterfaces(rcl, host);
     await rcl.init();
     this.rcl = rcl;
     this.onSample = onSample;
@@ -592,7 +604,41 @@ export class Ros2Source implements DroneSource {
       await this.stop();
       throw err;
     }
-    this.log.info("ros2 source started", { drones: this.ids.length, rate_hz: this.opts.rateHz ?? "on_fix", profile: this.profile.name });
+    this.log.info("ros2 source started", {
+      drones: this.ids.length,
+      rate_hz: this.opts.rateHz ?? "on_fix",
+      profile: this.profile.name,
+      qos: this.qos,
+    });
+  }
+
+  /**
+   * Name every interface type that cannot be used, rather than failing on the first one deep
+   * inside rclnodejs: JavaScript not generated (rclnodejs.require throws), or its package's
+   * type-support library not on the library path (rclnodejs.require does not load it; creating a
+   * subscription or client would). One log line, one hint per package. Without positions there
+   * is nothing to relay; anything else only disables its topic or command.
+   */
+  private checkInterfaces(rcl: RclLike, host: RosHost): void {
+    const types = profileTypes(this.profile);
+    const noJs = new Set(missingInterfaces(rcl, types));
+    const noLib = new Set(missingTypeSupport(host, types));
+    this.missing = types.filter((t) => noJs.has(t) || noLib.has(packageOf(t)));
+    if (this.missing.length === 0) return;
+    const packages = [...new Set(this.missing.map(packageOf))].map((pkg) => {
+      const pkgTypes = this.missing.filter((t) => packageOf(t) === pkg);
+      const first = pkgTypes[0] ?? pkg;
+      const fix = pkgTypes.some((t) => noJs.has(t)) ? this.profile.installHint(first) : typeSupportHint(host, pkg);
+      for (const t of pkgTypes) this.missingWhy.set(t, fix);
+      return { package: pkg, types: pkgTypes, fix };
+    });
+    this.log.error("ROS 2 interface types missing; the topics and commands using them are disabled", {
+      profile: this.profile.name,
+      missing: this.missing,
+      fix: packages.map((p) => `${p.package}: ${p.fix}`),
+    });
+    const fixType = this.profile.topicTypes.fix;
+    if (this.missing.includes(fixType)) throw new Error(`cannot relay without ${fixType} (positions): ${this.missingWhy.get(fixType) ?? ""}`);
   }
 
   async stop(): Promise<void> {
@@ -625,54 +671,76 @@ export class Ros2Source implements DroneSource {
       if (this.missing.includes(type)) return; // reported once at start
       const callback = (msg: unknown): void => {
         this.messageCounts[key]++;
+        l.lastAt[key] = this.now();
         try {
           handle(msg);
         } catch (err) {
           this.warnOnce(`${id}:${key}:throw`, "ros2 message handler failed", { drone_id: id, topic, error: err });
         }
       };
-      // MAVROS publishes sensor topics best-effort; a reliable subscription would never match them.
-      if (this.profile.qos !== undefined) node.createSubscription(type, topic, { qos: this.profile.qos }, callback);
-      else node.createSubscription(type, topic, callback);
+      node.createSubscription(type, topic, { qos: QOS_PROFILES[this.qos[key]] }, callback);
     };
     on("fix", (msg) => {
       const fix = readNavSatFix(msg);
       if (!fix) return; // no fix yet (or a NaN position): keep the last good one
-      if (l.homeAltitude === null && Number.isFinite(fix.altitude)) l.homeAltitude = fix.altitude;
-      l.fix = fix;
       // Receipt time, not header.stamp: stamps may be simulation time, and the edge and
       // dashboards compare ts with wall clocks.
-      l.fixAt = this.now();
-      l.dirty = true;
+      const t = this.now();
+      this.captureHome(id, l, fix, t);
+      l.fix = fix;
+      l.fixAt = t;
+      l.fixes++;
+      l.firstFixAt ??= t;
       if (this.opts.rateHz === undefined) this.emit(id, l);
     });
     on("battery", (msg) => {
       const pct = readBatteryPct(msg);
       if (pct === undefined) return; // NaN means "unknown": keep the last known value
       l.battery = pct;
-      l.dirty = true;
     });
     on("velocity", (msg) => {
       const v = readTwist(msg);
       if (!v) return this.warnOnce(`${id}:velocity`, "unreadable TwistStamped", { drone_id: id });
       l.velocity = v;
       if (v.course !== undefined) l.course = v.course;
-      l.dirty = true;
     });
     on("state", (msg) => {
       const st = this.profile.readState(msg);
       if (!st) return this.warnOnce(`${id}:state`, `unreadable ${this.profile.topicTypes.state} on the state topic`, { drone_id: id });
+      l.stateSeen = true;
       if (st.armed !== undefined) l.armed = st.armed;
       if (st.mode !== undefined) l.mode = st.mode;
       if (st.status !== undefined) l.status = st.status;
       if (st.heading !== undefined) l.yaw = st.heading;
       if (st.relAlt !== undefined) l.relAlt = st.relAlt;
-      l.dirty = true;
     });
+    this.intents?.subscribe(node, id);
+  }
+
+  /**
+   * The take-off altitude: the first fix's, and again when the fix stream resumes after a gap
+   * with the drone last seen on the ground, which is what a restarted drone node (or a
+   * power-cycled drone, perhaps moved to another pad) looks like from here.
+   */
+  private captureHome(id: string, l: Latest, fix: Fix, t: number): void {
+    if (!Number.isFinite(fix.altitude)) return;
+    if (l.homeAltitude === null) {
+      l.homeAltitude = fix.altitude;
+      return;
+    }
+    const gap = t - l.fixAt;
+    if (l.fix === null || gap < (this.opts.restartGapMs ?? DEFAULT_RESTART_GAP_MS) || lastSeenAirborne(l)) return;
+    this.log.info("take-off altitude re-captured: the drone's fixes resumed after a gap on the ground (node restarted?)", {
+      drone_id: id,
+      gap_s: Math.round(gap / 100) / 10,
+      previous_m: l.homeAltitude,
+      altitude_m: fix.altitude,
+    });
+    l.homeAltitude = fix.altitude;
   }
 
   private emitChanged(): void {
-    for (const [id, l] of this.latest) if (l.dirty) this.emit(id, l);
+    for (const [id, l] of this.latest) if (l.fixes > l.emittedFixes) this.emit(id, l);
   }
 
   private emit(id: string, l: Latest): void {
@@ -680,8 +748,27 @@ export class Ros2Source implements DroneSource {
     if (!cb) return;
     const sample = toSample(id, l);
     if (!sample) return;
-    l.dirty = false;
+    l.emittedFixes = l.fixes;
+    const intent = this.intents?.intentFor(id, l);
+    if (intent) sample.intent = intent;
+    this.checkState(id, l);
     cb(sample);
+  }
+
+  /** Once per drone: its state topic is silent (or unusable), so armed and status are guesses. */
+  private checkState(id: string, l: Latest): void {
+    if (l.stateSeen || l.stateWarned) return;
+    const type = this.profile.topicTypes.state;
+    const disabled = this.missing.includes(type);
+    const grace = this.opts.stateGraceMs ?? DEFAULT_STATE_GRACE_MS;
+    if (!disabled && (l.firstFixAt === null || this.now() - l.firstFixAt < grace)) return;
+    l.stateWarned = true;
+    this.log.warn("no state from this drone: armed and status unknown, sent as disarmed and idle, so the edge's collision avoidance takes it for a drone on the ground", {
+      drone_id: id,
+      topic: this.topicFor("state", id),
+      type,
+      reason: disabled ? `${type} is not usable here (logged at start)` : `nothing on it within ${grace / 1000} s of the first fix`,
+    });
   }
 
   private warnOnce(key: string, msg: string, fields: Record<string, unknown>): void {
@@ -693,6 +780,42 @@ export class Ros2Source implements DroneSource {
 
 const ABORTED: unique symbol = Symbol("aborted");
 const TIMED_OUT: unique symbol = Symbol("timed out");
+
+/**
+ * One request, answered, TIMED_OUT after `ms`, or ABORTED when `signal` aborts first; either way
+ * nothing of it is left in the client (rclnodejs keeps an unanswered request's callback forever).
+ */
+async function callService(client: RclClientLike, request: object, ms: number, signal: AbortSignal): Promise<unknown> {
+  if (typeof client.sendRequestAsync === "function") {
+    // Newer rclnodejs: its own abort handling removes the request from the client.
+    const ac = new AbortController();
+    let timedOut = false;
+    const timer = setTimeout(() => {
+      timedOut = true;
+      ac.abort(new Error("timeout"));
+    }, ms);
+    const onAbort = (): void => ac.abort(new Error("aborted"));
+    signal.addEventListener("abort", onAbort, { once: true });
+    try {
+      return await client.sendRequestAsync(request, { signal: ac.signal });
+    } catch (err) {
+      if (timedOut) return TIMED_OUT;
+      if (signal.aborted) return ABORTED;
+      throw err;
+    } finally {
+      clearTimeout(timer);
+      signal.removeEventListener("abort", onAbort);
+    }
+  }
+  let callback: ((response: unknown) => void) | undefined;
+  const answered = new Promise<unknown>((resolve) => {
+    callback = resolve;
+    client.sendRequest(request, resolve);
+  });
+  const r = await withTimeout(answered, ms, signal);
+  if ((r === TIMED_OUT || r === ABORTED) && callback) forgetRequest(client, callback);
+  return r;
+}
 
 /** `p`, or ABORTED as soon as `signal` aborts. */
 function abortable<T>(p: Promise<T>, signal: AbortSignal): Promise<T | typeof ABORTED> {

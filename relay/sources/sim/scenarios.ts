@@ -117,14 +117,39 @@ function swarmDrone(i: number, n: number): ScenarioDrone {
   };
 }
 
-/** The drones of scenario `name` with `n` drones (see the module comment). */
-export function scenarioDrones(name: ScenarioName, n: number): ScenarioDrone[] {
+/**
+ * The drones of scenario `name` with `n` drones (see the module comment). With `rand`, each
+ * layout is perturbed so that every seed flies another variant of the same encounter: starts move
+ * up to ±30 m along their legs, speeds change by up to ±15 % and altitudes by up to ±3 m (the
+ * two drones of a pair alike, but for 1 m), so a conflicting pair still conflicts and drones of
+ * different swarm bands still pass (11 m or more apart).
+ */
+export function scenarioDrones(name: ScenarioName, n: number, rand?: () => number): ScenarioDrone[] {
   const max = SCENARIO_MAX_DRONES[name];
   if (!Number.isInteger(n) || n < 1 || n > max) throw new RangeError(`scenario ${name} flies 1..${max} drones, got ${n}`);
-  if (name === "swarm") return Array.from({ length: n }, (_, i) => swarmDrone(i, n));
+  const jitter = (k: number) => (rand ? (rand() * 2 - 1) * k : 0);
+  if (name === "swarm") return Array.from({ length: n }, (_, i) => swarmDrone(i, n)).map((d) => (rand ? perturb(d, jitter(30), 1 + jitter(0.15), jitter(2)) : d));
   const out: ScenarioDrone[] = [];
-  for (let k = 0; out.length < n; k++) out.push(...pair(name, pairOffset(k)));
+  for (let k = 0; out.length < n; k++) {
+    // One perturbation per pair (both drones shift alike), so each pair still meets; the
+    // altitudes differ by at most 2 m, well within the vertical minimum.
+    const [along, speed, alt] = [jitter(30), 1 + jitter(0.15), jitter(2)];
+    out.push(...pair(name, pairOffset(k)).map((d) => (rand ? perturb(d, along, speed, alt + jitter(1)) : d)));
+  }
   return out.slice(0, n);
+}
+
+function perturb(d: ScenarioDrone, along: number, speed: number, dAlt: number): ScenarioDrone {
+  const target = d.route[0];
+  const dx = target.x - d.start.x;
+  const dy = target.y - d.start.y;
+  const len = Math.hypot(dx, dy) || 1;
+  const shift = (w: Waypoint): Waypoint => ({ ...w, alt: w.alt + dAlt });
+  return {
+    start: { x: d.start.x + (dx / len) * along, y: d.start.y + (dy / len) * along, alt: d.start.alt + dAlt },
+    route: [shift(d.route[0]), shift(d.route[1])],
+    cruiseMps: d.cruiseMps * speed,
+  };
 }
 
 /**

@@ -1,9 +1,11 @@
 /**
  * A simulated fleet of multirotors, standing in for ROS 2 on a laptop, in CI and in benchmarks.
  *
- * Each drone flies its own patrol loop near home, drains its battery with flight, returns to its
- * own pad below 25 %, lands, charges to ~95 % and takes off again, so dashboards, analytics and
- * coordination see every status in DRONE_STATUSES except `emergency` (reserved for commands).
+ * Each drone flies its own patrol loop in its own sector (`SECTOR_M`: the area grows with the
+ * fleet, at ~120 drones per km²), drains its battery with flight, returns to its pad at the
+ * sector's centre below 25 %, lands, charges to ~95 % and takes off again, so dashboards,
+ * analytics and coordination see every status in DRONE_STATUSES except `emergency` (reserved for
+ * commands). Every sample carries the drone's intent (`simIntent`): what it is about to fly.
  *
  * Cost model: one timer for the whole fleet. Drone i is due at `i/N` of each publish period, so
  * 1,000 drones at 1 Hz spread over the second instead of firing in the same millisecond, and a
@@ -29,7 +31,7 @@
  * - hold: loiter in place (mode AUTO.LOITER) for duration_s, then resume what it was doing.
  *   Rejected on the ground and during an emergency landing.
  */
-import type { RelayCommand } from "../../../edge/protocol";
+import { INTENT_MAX_WAYPOINTS, type DroneIntent, type RelayCommand } from "../../../edge/protocol";
 import { compassDeg, offsetM, toLocal, type LatLon } from "../../../edge/domain/geo";
 import { silentLogger, type Logger } from "../../log";
 import { SCENARIO_DEFAULT_DRONES, scenarioDrones, type ScenarioDrone, type ScenarioName } from "./scenarios";
@@ -147,13 +149,14 @@ export interface SimDrone {
   pauseS: number;
   /** Mode to restore when the hold ends. */
   resumeMode: string;
+  /** Route revision reported in the drone's intent: grows whenever its route is replaced (a
+   * command) or restarted (`SimFleet.restartRoutes`), not as it progresses along it. */
+  revision: number;
 }
 
 const ARRIVE_M = 0.5;
 const MIN_ALT = 30;
 const MAX_ALT = 80;
-/** Waypoints stay within this radius of home, so every position stays well within ~1 km. */
-const ROUTE_RADIUS_M = 480;
 /** Longest physics sub-step; large `timeScale`s are integrated in these slices. */
 const MAX_SUBSTEP_S = 1;
 
@@ -253,8 +256,14 @@ function substep(s: SimDrone, dt: number, p: SimPhysics, events: SimEvent[] = []
         return;
       }
       const wp = currentTarget(s);
-      const moved = moveHorizontal(s, wp.x, wp.y, s.cruiseMps * dt);
-      const climbed = moveVertical(s, wp.alt, p.climbMps * dt);
+      // A straight 3D line, as autopilots fly between waypoints: horizontal and vertical progress
+      // arrive together, at cruise speed unless the climb rate limits the leg.
+      const dh = Math.hypot(wp.x - s.x, wp.y - s.y);
+      const dv = Math.abs(wp.alt - s.alt);
+      const legS = Math.max(dh / s.cruiseMps, dv / p.climbMps, 1e-9);
+      const part = Math.min(1, dt / legS);
+      const moved = moveHorizontal(s, wp.x, wp.y, dh * part);
+      const climbed = moveVertical(s, wp.alt, dv * part);
       drain(s, p, dt, moved, climbed);
       if (Math.hypot(wp.x - s.x, wp.y - s.y) < ARRIVE_M && Math.abs(wp.alt - s.alt) < ARRIVE_M) arrive(s, p, events);
       return;
@@ -265,6 +274,9 @@ function substep(s: SimDrone, dt: number, p: SimPhysics, events: SimEvent[] = []
       const climbed = s.alt < MIN_ALT ? moveVertical(s, MIN_ALT, p.climbMps * dt) : 0;
       drain(s, p, dt, moved, climbed);
       if (Math.hypot(s.pad.x - s.x, s.pad.y - s.y) < ARRIVE_M) {
+        // Over the pad: the landing is a precise vertical descent onto it.
+        s.x = s.pad.x;
+        s.y = s.pad.y;
         s.status = "landing";
         s.mode = SIM_MODES.land;
       }
@@ -391,6 +403,7 @@ export function applyCommand(d: SimDrone, cmd: SimCommand, p: SimPhysics = DEFAU
     if (s.task?.kind === "mission") events.push({ mission_id: s.task.missionId, state: "aborted", waypoint_index: s.task.index, message: why });
   };
 
+  if (cmd.kind !== "hold") s.revision = d.revision + 1;
   if (cmd.kind === "land") {
     const why = `emergency land${cmd.reason ? `: ${cmd.reason}` : ""}`;
     if (emergencyLanding) return accept("already landing in place");
@@ -454,6 +467,13 @@ export function applyCommand(d: SimDrone, cmd: SimCommand, p: SimPhysics = DEFAU
   return accept(message);
 }
 
+/** `d` with its route started over (see `SimFleet.restartRoutes`); unchanged unless it flies. Pure. */
+export function restartedRoute(d: SimDrone): SimDrone {
+  if (d.status !== "flying" && d.status !== "taking_off") return d;
+  const task = d.task?.kind === "mission" ? { ...d.task, index: 0 } : null;
+  return { ...d, task, wp: 0, pauseS: 0, holdS: 0, mode: d.status === "flying" ? SIM_MODES.mission : d.mode, revision: d.revision + 1 };
+}
+
 /** A relay command in the simulator's local frame, or an error message. */
 export function toSimCommand(c: RelayCommand, home: LatLon): SimCommand | string {
   const local = (w: { lat: number; lon: number; alt_m: number }): Waypoint => {
@@ -481,12 +501,67 @@ const round = (v: number, digits: number): number => {
   return Math.round(v * f) / f;
 };
 
+/** Waypoints of a patrol loop an intent unrolls: with 8–14 m/s and ≥ 25 m legs, more than the
+ * edge's 30 s horizon. */
+const INTENT_PATROL_WAYPOINTS = 8;
+
+/**
+ * What the drone is about to do, as the relay reports it with each sample (edge/protocol
+ * `DroneIntent`): the waypoints still to fly from the one flown to now, the speed, any loiter
+ * before it flies on. The simulator always knows it. Grounded drones have none. Pure.
+ *
+ * Route ids: `patrol`, `mission:<id>`, `goto`, `rtl`, `land`; with `revision` (bumped by
+ * commands and by `SimFleet.restartRoutes`) they name one plan.
+ */
+export function simIntent(d: SimDrone, home: LatLon, p: SimPhysics = DEFAULT_PHYSICS): DroneIntent | undefined {
+  if (isGroundedStatus(d.status) || !d.armed) return undefined;
+  const wp = (w: { x: number; y: number; alt: number }) => {
+    const { lat, lon } = offsetM(home, w.x, w.y);
+    return { lat: round(lat, 7), lon: round(lon, 7), alt_m: round(w.alt, 2) };
+  };
+  const task = d.task;
+  const base = { revision: d.revision };
+  const hold = d.pauseS > 0 ? d.pauseS : d.mode === SIM_MODES.loiter && Number.isFinite(d.holdS) && d.holdS > 0 ? d.holdS : 0;
+  const held = hold > 0 ? { hold_s: round(hold, 1) } : {};
+  if (d.status === "landing") {
+    // Straight down: over the pad after a return, where it is for an emergency landing.
+    const at = task?.kind === "land" ? { x: d.x, y: d.y } : d.pad;
+    const rate = task?.kind === "land" ? p.emergencyDescentMps : p.descentMps;
+    return { ...base, route_id: "land", waypoints: [wp({ ...at, alt: 0 })], speed_mps: rate };
+  }
+  if (d.status === "returning") {
+    return { ...base, route_id: "rtl", waypoints: [wp({ ...d.pad, alt: Math.max(d.alt, MIN_ALT) }), wp({ ...d.pad, alt: 0 })], speed_mps: d.cruiseMps, ...held };
+  }
+  const routeId = task?.kind === "mission" ? `mission:${task.missionId}` : task?.kind === "goto" ? "goto" : "patrol";
+  if (d.status === "taking_off") {
+    // A vertical climb over the pad to the first target's altitude.
+    return { ...base, route_id: routeId, waypoints: [wp({ x: d.x, y: d.y, alt: currentTarget(d).alt })], speed_mps: p.climbMps, ...held };
+  }
+  let points: { x: number; y: number; alt: number }[];
+  if (task?.kind === "goto") {
+    // Loitering at the commanded point until the next command: it holds there.
+    points = d.mode === SIM_MODES.loiter && d.holdS === Number.POSITIVE_INFINITY ? [] : [task.target];
+  } else if (task?.kind === "mission") {
+    const last = task.waypoints[task.waypoints.length - 1];
+    points = [...task.waypoints.slice(task.index), ...(last ? [{ ...d.pad, alt: Math.max(last.alt, MIN_ALT) }] : [])];
+  } else {
+    points = Array.from({ length: Math.min(INTENT_PATROL_WAYPOINTS, Math.max(d.route.length, 1) * 2) }, (_, k) => d.route[(d.wp + k) % d.route.length]!);
+  }
+  return { ...base, route_id: routeId, waypoints: points.slice(0, INTENT_MAX_WAYPOINTS).map(wp), speed_mps: d.cruiseMps, ...held };
+}
+
+/** How a sample reports the drone's state: measured (default), or with no state topic (ROS 2
+ * without one: armed/status are placeholders, `state_known: false`). */
+export type SampleOptions = { intent?: boolean; stateKnown?: boolean; physics?: SimPhysics };
+
 /**
  * The wire sample for a drone. Values are rounded (1e-7° ≈ 1 cm, centimetres, 0.1 %) because
  * more digits are noise that only makes every relay frame longer.
  */
-export function toSample(d: SimDrone, home: LatLon, ts: number): SourceSample {
+export function toSample(d: SimDrone, home: LatLon, ts: number, opts: SampleOptions = {}): SourceSample {
   const { lat, lon } = offsetM(home, d.x, d.y);
+  const intent = opts.intent === false ? undefined : simIntent(d, home, opts.physics);
+  const unknown = opts.stateKnown === false;
   return {
     drone_id: d.id,
     ts,
@@ -497,46 +572,64 @@ export function toSample(d: SimDrone, home: LatLon, ts: number): SourceSample {
     speed_mps: round(Math.hypot(d.vx, d.vy), 2),
     climb_mps: round(d.vz, 2),
     battery_pct: round(d.battery, 1),
-    armed: d.armed,
-    mode: d.mode,
-    status: d.status,
+    // Without a state topic the relay knows neither: it reports what ROS 2's relay reports then.
+    armed: unknown ? false : d.armed,
+    mode: unknown ? "UNKNOWN" : d.mode,
+    status: unknown ? "idle" : d.status,
+    ...(unknown ? { state_known: false } : {}),
+    ...(intent ? { intent } : {}),
   };
 }
 
 
-const GOLDEN_ANGLE = Math.PI * (3 - Math.sqrt(5));
-const PAD_SPACING_M = 4;
+/**
+ * The patrol fleet's layout: one drone per square sector of SECTOR_M metres, sectors on a grid
+ * centred on home that grows with the fleet (⌈√N⌉ sectors a side), so the density stays that of
+ * a busy operation (one drone per 90 m × 90 m, ~120 per km²) whatever N. Each drone patrols a
+ * small loop around its sector's centre at one altitude, and its pad (dock) is at that centre.
+ * Sectors are four-coloured by altitude band (SECTOR_BANDS, 13 m apart): two sectors of the same
+ * band are two sectors apart, so patrols never come near each other's altitude, and a drone
+ * climbing or descending over its pad passes neighbours' loops at least 55 m away. Up to 1,024
+ * drones (32 × 32 sectors, ±1,440 m) fit inside the default ±1,500 m geofence; larger fleets need
+ * a larger one (the fleet logs a warning). What brings drones together is what an operation
+ * adds: missions and waypoints across sectors, returns home, and routes restarted.
+ */
+export const SECTOR_M = 90;
+/** Sectors a side that fit inside the default geofence. */
+export const SECTOR_GRID_IN_FENCE = 32;
+const SECTOR_BANDS = [33, 46, 59, 72] as const;
+/** Patrol loops stay within this radius of their sector's centre. */
+const LOOP_RADIUS_M = 32;
+
+/** Centre (local metres) and altitude band of sector `i` of `n`. */
+export function sectorOf(i: number, n: number): { x: number; y: number; alt: number } {
+  const side = Math.ceil(Math.sqrt(n));
+  const cx = i % side;
+  const cy = Math.floor(i / side);
+  return {
+    x: (cx - (side - 1) / 2) * SECTOR_M,
+    y: (cy - (side - 1) / 2) * SECTOR_M,
+    alt: SECTOR_BANDS[(cx % 2) + 2 * (cy % 2)]!,
+  };
+}
 
 /**
- * Build drone `i` of `n`. Patrol loops are polygons of 3–6 corners around a centre placed on a
- * golden-angle spiral, so loops fan out around home instead of stacking on one circle; each drone
- * has its own altitude band and speed. Pads sit on a 4 m grid so landings never share a spot.
+ * Build drone `i` of `n` (see SECTOR_M for the layout): a patrol loop of 3–6 corners at 0.75–1 ×
+ * 20–32 m around its sector's centre, at its band's altitude ±1 m, 8–14 m/s.
  */
 export function createDrone(i: number, n: number, rand: () => number): SimDrone {
-  const angle = i * GOLDEN_ANGLE + rand() * 0.3;
-  const centreDist = 60 + rand() * 240;
-  const cx = Math.sin(angle) * centreDist;
-  const cy = Math.cos(angle) * centreDist;
-  // Corners sit at 0.8–1.2 × radius from the centre; keep the farthest inside ROUTE_RADIUS_M.
-  const radius = 60 + rand() * Math.min(120, (ROUTE_RADIUS_M - centreDist) / 1.2 - 60);
+  const sector = sectorOf(i, n);
+  const radius = 20 + rand() * (LOOP_RADIUS_M - 20);
   const corners = 3 + Math.floor(rand() * 4);
-  const baseAlt = 35 + rand() * 40;
+  const alt = sector.alt + (rand() - 0.5) * 2;
   const rot = rand() * 2 * Math.PI;
   const route: Waypoint[] = [];
   for (let k = 0; k < corners; k++) {
     const a = rot + (2 * Math.PI * k) / corners + (rand() - 0.5) * 0.4;
-    const r = radius * (0.8 + rand() * 0.4);
-    route.push({
-      x: cx + Math.sin(a) * r,
-      y: cy + Math.cos(a) * r,
-      alt: Math.min(MAX_ALT, Math.max(MIN_ALT, baseAlt + (rand() - 0.5) * 10)),
-    });
+    const r = radius * (0.75 + rand() * 0.25);
+    route.push({ x: sector.x + Math.sin(a) * r, y: sector.y + Math.cos(a) * r, alt: Math.min(MAX_ALT, Math.max(MIN_ALT, alt)) });
   }
-  const side = Math.ceil(Math.sqrt(n));
-  const pad = {
-    x: ((i % side) - (side - 1) / 2) * PAD_SPACING_M,
-    y: (Math.floor(i / side) - (side - 1) / 2) * PAD_SPACING_M,
-  };
+  const pad = { x: sector.x, y: sector.y };
   const drone: SimDrone = {
     id: `drone_${i}`,
     route,
@@ -558,6 +651,7 @@ export function createDrone(i: number, n: number, rand: () => number): SimDrone 
     task: null,
     pauseS: 0,
     resumeMode: SIM_MODES.mission,
+    revision: 0,
   };
   // Start the fleet mid-day rather than all on the pads: most drones already on patrol with mixed
   // batteries, some charging, a few waiting to take off, so every status shows up at once.
@@ -585,6 +679,9 @@ export function createDrone(i: number, n: number, rand: () => number): SimDrone 
   }
   return drone;
 }
+
+/** Scenario pads sit on a 4 m grid at home (scenario drones start airborne and stay so). */
+const PAD_SPACING_M = 4;
 
 /**
  * Build drone `i` of a conflict scenario (relay/sources/sim/scenarios.ts): airborne on its leg, full
@@ -617,6 +714,7 @@ export function createScenarioDrone(i: number, n: number, spec: ScenarioDrone): 
     task: null,
     pauseS: 0,
     resumeMode: SIM_MODES.mission,
+    revision: 0,
   };
 }
 
@@ -688,6 +786,15 @@ export interface SimFleetOptions {
   /** Clock for timestamps and physics, ms. Default Date.now. */
   now?: () => number;
   log?: Logger;
+  /** Report each drone's intent with its samples (the edge predicts along it). Default true;
+   * false stands in for a source that knows no routes. */
+  intents?: boolean;
+  /** Drones whose state is reported unknown, as a ROS 2 drone without a state topic is:
+   * `armed: false, status: "idle", state_known: false`. */
+  stateUnknown?: readonly string[];
+  /** Perturb a named scenario's layout with `seed` (start along the leg, speed, altitude within
+   * its band), so tests and the separation figure fly many variants of each encounter. */
+  randomize?: boolean;
 }
 
 /** A deterministic simulated fleet driven by a single timer. */
@@ -703,6 +810,10 @@ export class SimFleet implements DroneSource {
   private readonly now: () => number;
   private readonly log: Logger;
   private readonly indexOf = new Map<string, number>();
+  private readonly intents: boolean;
+  private readonly stateUnknown: ReadonlySet<string>;
+  /** Drones that acknowledge commands but do not carry them out (`ignoreCommands`). */
+  private readonly ignoring = new Set<string>();
   private onSample: ((s: SourceSample) => void) | null = null;
   /** Mission reports go here (the link's `pushProgress`); set by the wiring code. */
   onMissionProgress: ((p: MissionProgressEvent) => void) | null = null;
@@ -737,7 +848,15 @@ export class SimFleet implements DroneSource {
     this.now = opts.now ?? Date.now;
     this.log = opts.log ?? silentLogger;
     const rand = seededRandom(opts.seed ?? 1);
-    const specs = named ? scenarioDrones(named, n) : layout;
+    this.intents = opts.intents ?? true;
+    this.stateUnknown = new Set(opts.stateUnknown ?? []);
+    const specs = named ? scenarioDrones(named, n, opts.randomize ? rand : undefined) : layout;
+    if (!specs && n > SECTOR_GRID_IN_FENCE ** 2) {
+      this.log.warn("more simulated drones than sectors inside the default geofence: widen the fleet's geofence", {
+        drones: n,
+        half_side_m: Math.ceil(Math.ceil(Math.sqrt(n)) * SECTOR_M * 0.5),
+      });
+    }
     this.drones = specs ? specs.map((spec, i) => createScenarioDrone(i, n, spec)) : Array.from({ length: n }, (_, i) => createDrone(i, n, rand));
     const monitorOn = opts.monitorSeparation ?? opts.scenario !== undefined;
     this.monitor = monitorOn
@@ -768,6 +887,11 @@ export class SimFleet implements DroneSource {
     if (typeof cmd === "string") return { ok: false, message: cmd };
     const now = this.now();
     const current = this.advance(i, now);
+    if (this.ignoring.has(current.id)) {
+      // Accepted and then ignored: an autopilot in another mode, a ground station that overrides.
+      this.log.debug("sim command ignored", { command_id: command.command_id, drone_id: current.id, command: command.command });
+      return { ok: true, message: "accepted" };
+    }
     const r = applyCommand(current, cmd, this.physics);
     this.drones[i] = r.drone;
     this.report(current.id, r.events, now);
@@ -779,6 +903,41 @@ export class SimFleet implements DroneSource {
 
   droneIds(): string[] {
     return this.drones.map((d) => d.id);
+  }
+
+  /**
+   * Every airborne drone starts its route over from where it is, as drones do when a ground
+   * station reloads their missions after a relay restart: a mission from its first waypoint, a
+   * patrol from its first; what commands changed is forgotten (waypoints, holds), and the route
+   * revision grows. Returning and landing drones carry on. `ids`: only these drones.
+   */
+  restartRoutes(ids?: readonly string[]): void {
+    const now = this.now();
+    const only = ids ? new Set(ids) : null;
+    for (let i = 0; i < this.drones.length; i++) {
+      if (only && !only.has(this.drones[i]!.id)) continue;
+      this.drones[i] = restartedRoute(this.advance(i, now));
+    }
+  }
+
+  /** From now on, `droneId` acknowledges every command and carries none out (or again does). */
+  ignoreCommands(droneId: string, ignore = true): void {
+    if (ignore) this.ignoring.add(droneId);
+    else this.ignoring.delete(droneId);
+  }
+
+  /**
+   * Send a drone somewhere from outside the edge (a ground-station operator): the same as a
+   * modify_waypoint it accepts, without the edge knowing. Returns whether the drone took it.
+   */
+  redirect(droneId: string, target: Waypoint): boolean {
+    const i = this.indexOf.get(droneId);
+    if (i === undefined) return false;
+    const now = this.now();
+    const r = applyCommand(this.advance(i, now), { kind: "goto", target }, this.physics);
+    this.drones[i] = r.drone;
+    this.report(droneId, r.events, now);
+    return r.ok;
   }
 
   /** Current state of every drone (copies), for tests and debugging. */
@@ -947,7 +1106,7 @@ export class SimFleet implements DroneSource {
       const next = this.advance(i, now);
       if (!cb) continue;
       try {
-        cb(toSample(next, this.home, now));
+        cb(toSample(next, this.home, now, { intent: this.intents, stateKnown: !this.stateUnknown.has(next.id), physics: this.physics }));
         count++;
       } catch (err) {
         // A consumer bug must not stop the whole fleet's timer; report it, rarely.

@@ -4,8 +4,8 @@
  * that vehicle `uav1`'s topics are `/uav1/mavros/...`. Nothing has to be written on the ground
  * station's side: the relay reads MAVROS's standard topics and calls its standard services.
  *
- * Telemetry (subscribed with the sensor-data QoS, best effort: MAVROS publishes its sensor topics
- * that way, and a reliable subscription would match none of them):
+ * Telemetry (subscribed, like every profile's, with the sensor-data QoS, best effort: MAVROS
+ * publishes its sensor topics that way, and a reliable subscription would match none of them):
  *   /{drone}/mavros/global_position/global         sensor_msgs/msg/NavSatFix    → lat, lon, alt_m
  *   /{drone}/mavros/battery                        sensor_msgs/msg/BatteryState → battery_pct
  *   /{drone}/mavros/local_position/velocity_local  geometry_msgs/msg/TwistStamped (ENU)
@@ -38,13 +38,13 @@
  * What has to be installed on the relay host: mavros_msgs (sudo apt install
  * ros-$ROS_DISTRO-mavros-msgs; it comes with ros-$ROS_DISTRO-mavros), sensor_msgs and
  * geometry_msgs (part of every ROS 2 install), and rclnodejs's generated JavaScript for them
- * (node node_modules/rclnodejs/scripts/generate_messages.cjs after installing). Missing types are
- * named at start (and by `npm run relay -- doctor`); commands that need them fail with that
- * explanation.
+ * (`npx generate-ros-messages` in the repository's root after installing, with ROS 2 sourced).
+ * Missing types are named at start, one hint per package (and by `npm run relay -- doctor`);
+ * commands that need them fail with that explanation.
  */
 import type { RelayCommand, Waypoint } from "../../../../edge/protocol";
 import { DRONE_STATUSES } from "../../../../edge/protocol";
-import { defaultInstallHint, type RosProfile, type ServiceKey, type StateUpdate } from "../ros2";
+import { defaultInstallHint, REGENERATE_STEP, type RosProfile, type ServiceKey, type StateUpdate } from "../ros2";
 import type { CommandOutcome, DroneStatus } from "../../source";
 
 export type Autopilot = "px4" | "ardupilot";
@@ -153,7 +153,6 @@ export function createMavrosProfile(opts: MavrosOptions = {}): RosProfile {
       emergency_land: "/{drone}/mavros/cmd/land",
       hold: "/{drone}/mavros/set_mode",
     },
-    qos: "qos_profile_sensor_data",
     extraTypes: [MAVROS_TYPES.waypoint],
     readState: readMavrosState,
     request(c: RelayCommand): { key: ServiceKey; request: Record<string, unknown> } {
@@ -198,7 +197,7 @@ export function createMavrosProfile(opts: MavrosOptions = {}): RosProfile {
     },
     installHint(type: string): string {
       if (type.startsWith("mavros_msgs/")) {
-        return "install MAVROS's messages (sudo apt install ros-$ROS_DISTRO-mavros-msgs), source ROS 2 again, then regenerate rclnodejs's messages (node node_modules/rclnodejs/scripts/generate_messages.cjs)";
+        return `install MAVROS's messages (sudo apt install ros-$ROS_DISTRO-mavros-msgs), source ROS 2 again, then ${REGENERATE_STEP}`;
       }
       return defaultInstallHint(type);
     },
