@@ -467,12 +467,12 @@ export async function runChaos(opts: ChaosOptions = {}): Promise<ChaosReport> {
     };
     const ledger = async (): Promise<LedgerEntry[]> => {
       const out: LedgerEntry[] = [];
-      let before: number | undefined;
+      let before: string | null = null;
       for (let page = 0; page < 50; page++) {
-        const r = await api<{ commands: (LedgerEntry & { received_at: number })[] }>(`/commands?limit=1000${before !== undefined ? `&before=${before}` : ""}`);
+        const r: { commands: LedgerEntry[]; next_before?: string | null } = await api(`/commands?limit=1000${before !== null ? `&before=${encodeURIComponent(before)}` : ""}`);
         out.push(...r.commands);
-        if (r.commands.length < 1000) break;
-        before = r.commands[r.commands.length - 1]!.received_at;
+        before = r.next_before ?? null;
+        if (before === null || r.commands.length < 1000) break;
       }
       return out;
     };

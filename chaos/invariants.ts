@@ -7,8 +7,17 @@ import type { DashboardStats, Frame, SentCommand } from "./clients";
 export type Check = { name: string; pass: boolean; numbers: string; problems: string[] };
 
 export const FINAL_STATES = new Set(["acked", "rejected", "failed", "timeout"]);
+/** Refusal codes that leave the command_id free for a retry (README, Commands). */
+const TRANSIENT_REFUSALS = new Set(["forbidden", "rate_limited", "relay_offline", "token_expired"]);
 
-export type LedgerEntry = { command_id: string; command: string; status: string; role: string; drone_id: string | null; code: string | null };
+export type LedgerEntry = { command_id: string; command: string; status: string; role: string; drone_id: string | null; code: string | null; params?: unknown };
+
+/** The client's id of an attempt the edge refused for a passing reason (forbidden, rate_limited,
+ * relay_offline, token_expired): audited under an edge id so the client's id stays free to retry. */
+const clientIdOf = (r: LedgerEntry): string | null => {
+  const p = r.params;
+  return typeof p === "object" && p !== null && "client_command_id" in p && typeof p.client_command_id === "string" ? p.client_command_id : null;
+};
 
 const first = (xs: string[], n = 8) => (xs.length > n ? [...xs.slice(0, n), `… and ${xs.length - n} more`] : xs);
 const count = <T>(xs: readonly T[], key: (x: T) => string) => {
@@ -23,9 +32,10 @@ export function checkFinalStates(ledger: LedgerEntry[], sent: SentCommand[], ans
   const byId = new Map(ledger.map((r) => [r.command_id, r]));
   if (byId.size !== ledger.length) problems.push(`the audit lists ${ledger.length - byId.size} command_id(s) more than once`);
   for (const r of ledger) if (!FINAL_STATES.has(r.status)) problems.push(`${r.command_id} (${r.command}) still "${r.status}"`);
+  const refusedAttempts = new Set(ledger.map(clientIdOf).filter((id): id is string => id !== null));
   let notReceived = 0;
   for (const c of sent) {
-    if (!byId.has(c.command_id)) {
+    if (!byId.has(c.command_id) && !refusedAttempts.has(c.command_id)) {
       notReceived++;
       problems.push(`${c.command_id} was sent ${c.sends}× but the edge has no record of it`);
     }
@@ -38,6 +48,8 @@ export function checkFinalStates(ledger: LedgerEntry[], sent: SentCommand[], ans
     const id = String(f.command_id);
     const row = byId.get(id);
     if (!row) continue;
+    // A refusal for a passing reason does not end the id: the same command may run when retried.
+    if (status === "rejected" && TRANSIENT_REFUSALS.has(String(f.code))) continue;
     checkedAnswers++;
     if (f.duplicate === true) duplicateAnswers++;
     if (row.status !== status) problems.push(`${id}: a dashboard was told "${status}", the audit says "${row.status}"`);

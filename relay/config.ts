@@ -10,7 +10,7 @@
  */
 import { parseArgs } from "node:util";
 import { parse as parseYaml, stringify as stringifyYaml } from "yaml";
-import { z } from "zod";
+import * as z from "zod";
 import { DRONE_ID_RE, FLEET_ID_RE, RelayHello } from "../edge/protocol";
 import { DEFAULT_OUTBOX_FSYNC_MS, DEFAULT_OUTBOX_MAX_BYTES } from "./link/disk-outbox";
 import { isLogLevel, type LogLevel } from "./log";

@@ -362,7 +362,7 @@ function predictRow(tr: Tracks, r: number, d: CoordinationDrone, prep: Prepared,
   const out = predictTrack(d, prep.frame, cruise, times[times.length - 1]! + age, knots);
   let at: Float64Array = times;
   if (age !== 0) {
-    at = shifted ?? new Float64Array(times.length);
+    at = shifted && shifted.length === times.length ? shifted : new Float64Array(times.length);
     for (let k = 0; k < times.length; k++) at[k] = times[k]! + age;
   }
   const o = r * tr.stride;
@@ -1109,11 +1109,18 @@ function score(ctx: Ctx, cand: Candidate): number {
     const t = hit ? hit.t : 0;
     // A conflict that was there already may stay, unless the change brings it forward or closer
     // (a near miss of the grown minima must not become a real conflict).
-    if (before !== undefined && t >= before.t - DEFAULT_STEP_S / 2 && (!hit || (hit.minH >= before.h - 2 && hit.minV >= before.v - 1))) continue;
+    if (before !== undefined && t >= before.t - DEFAULT_STEP_S / 2 && (!hit || (hit.minH >= before.h - 2 && hit.minV >= before.v - 1 && !(becomesReal(ctx, hit) && !becomesReal(ctx, before))))) continue;
     worst = Math.min(worst, t);
   }
   if (worst !== Infinity && (!ctx.best || worst > ctx.best.score)) ctx.best = { cand, score: worst };
   return worst;
+}
+
+/** Whether a conflict of the grown minima also breaks the real ones (roughly: both of its least
+ * distances under them). */
+function becomesReal(ctx: Ctx, h: { minH: number; minV: number } | { h: number; v: number }): boolean {
+  const [dh, dv] = "minH" in h ? [h.minH, h.minV] : [h.h, h.v];
+  return dh < ctx.config.separation.horizontal_m && dv < ctx.config.separation.vertical_m;
 }
 
 /** For a zone breach happening now: whether the subject ends the window out of the zone. */
@@ -1396,7 +1403,8 @@ function ensureRow(b: Base, r: number): void {
   if (b.ready[r]) return;
   const d = b.airborne[b.base.owner[r]!]!;
   if (scratchTimes.length < b.base.stride) scratchTimes = new Float64Array(b.base.stride);
-  scratchKnots = predictRow(b.base, r, r < b.airborne.length ? d : deadReckoned(d), b.prep, b.config.cruise_speed_mps, scratchKnots, scratchTimes);
+  // Exactly one row's worth of instants: predictRow samples as many as it is given.
+  scratchKnots = predictRow(b.base, r, r < b.airborne.length ? d : deadReckoned(d), b.prep, b.config.cruise_speed_mps, scratchKnots, scratchTimes.subarray(0, b.base.stride));
   trackBox(b.base, r, 0, b.base.K, b.boxes, r * 6);
   b.ready[r] = 1;
 }
@@ -1404,7 +1412,9 @@ function ensureRow(b: Base, r: number): void {
 function contextFor(b: Base, conflict: Conflict): Ctx {
   const ctx: Ctx = { ...b, conflict, baseline: new Map(), best: null };
   const involved = b.airborne.filter((d) => conflict.drone_ids.includes(d.drone_id));
-  for (const [key, hit] of conflictsOf(ctx, involved, b.longest, true)) ctx.baseline.set(key, hit ? { t: hit.t, h: hit.minH, v: hit.minV } : { t: 0, h: 0, v: 0 });
+  // Predicted as candidates predict them (by their plans, not a second time by dead reckoning),
+  // so that "the change made it worse" compares like with like.
+  for (const [key, hit] of conflictsOf(ctx, involved, b.longest, false)) ctx.baseline.set(key, hit ? { t: hit.t, h: hit.minH, v: hit.minV } : { t: 0, h: 0, v: 0 });
   return ctx;
 }
 

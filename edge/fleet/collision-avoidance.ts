@@ -75,9 +75,10 @@ const TRACK_EVERY_MS = 1_000;
 /** A plan contradicted by this many samples in a row is dropped ("more than a couple"). */
 export const DROP_AFTER_SAMPLES = 3;
 /** After this many samples in a row that do not agree with the plan, the edge is unsure of it
- * and predicts the drone both ways. One is not enough: a sample taken while the drone rounds a
- * waypoint averages the old leg and the new one. */
-export const UNSURE_AFTER_SAMPLES = 2;
+ * and predicts the drone both ways. One: a sample taken while the drone rounds a waypoint (it
+ * averages the old leg and the new one) then costs a few extra predicted conflicts; waiting for
+ * a second sample cost real ones in the separation figure. */
+export const UNSURE_AFTER_SAMPLES = 1;
 /** A new plan's first seconds do not count against it: the drone needs time to turn. */
 const PLAN_GRACE_MS = 2_000;
 /** Budgets of one pass, and of one drone. */
@@ -155,6 +156,9 @@ type Belief = {
   /** Samples in a row that did not agree with the intent (contradicted it, or could not tell). */
   intentOdd: number;
   intentLast: PlanAgreement;
+  /** The intent's first waypoint at the last sample judged: when it changes, the drone has just
+   * rounded a waypoint, and that sample's course (averaged over the turn) is not held against it. */
+  intentFirst: { lat: number; lon: number } | null;
   /** `route_id#revision` of an intent the drone's motion contradicted. */
   intentDistrusted: string | null;
   /** The record (missions.plan array) last seen, since when, and how it fares. */
@@ -548,6 +552,7 @@ export class Coordinator {
         intentBad: 0,
         intentOdd: 0,
         intentLast: "unknown",
+        intentFirst: null,
         intentDistrusted: null,
         record: null,
         recordSince: 0,
@@ -592,9 +597,12 @@ export class Coordinator {
         b.seq = d.seq;
         if (intentOk) {
           const a = planAgreement(d, ie!.intent.waypoints, ie!.intent.hold_s, config);
+          const first = ie!.intent.waypoints[0];
+          const rounded = b.intentFirst !== null && first !== undefined && (first.lat !== b.intentFirst.lat || first.lon !== b.intentFirst.lon);
+          b.intentFirst = first ? { lat: first.lat, lon: first.lon } : null;
           b.intentLast = a;
-          b.intentBad = a === "disagree" && now - ie!.since >= PLAN_GRACE_MS ? b.intentBad + 1 : a === "agree" ? 0 : b.intentBad;
-          b.intentOdd = a === "agree" ? 0 : b.intentOdd + 1;
+          b.intentBad = a === "disagree" && !rounded && now - ie!.since >= PLAN_GRACE_MS ? b.intentBad + 1 : a === "agree" ? 0 : b.intentBad;
+          b.intentOdd = a === "agree" ? 0 : rounded ? b.intentOdd : b.intentOdd + 1;
           if (b.intentBad >= DROP_AFTER_SAMPLES) {
             b.intentDistrusted = ie!.key;
             intentOk = false;

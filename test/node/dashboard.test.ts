@@ -544,7 +544,9 @@ describe("operator dashboard in a browser", () => {
           if (near(c, bg, 3) || near(c, blend(bg, fenceTint.colour, fenceTint.alpha), 3)) background++;
         }
       }
-      expect(tileLike / n).toBeLessThan(0.05);
+      // Drones, trails, labels and grid lines can decode as a tile colour by chance (a few %, more
+      // with more drones in view); a canvas with tiles drawn decodes almost everywhere.
+      expect(tileLike / n).toBeLessThan(0.2);
       expect(background / n).toBeGreaterThan(0.5);
       await shot(p, "dashboard-basemap-fallback");
 
