@@ -203,25 +203,40 @@ export async function runMigrations(
   const pool = new Pool({ connectionString: url, max: 1, connectionTimeoutMillis: Math.min(timeoutMs, 15_000) });
   // An idle client that errors (server restart) must not crash the process; the query fails instead.
   pool.on("error", () => {});
-  let timer: NodeJS.Timeout | undefined;
   try {
-    const work = (async () => {
-      const before = await countMigrations(pool);
-      await migrate(drizzle({ client: pool }), { migrationsFolder: opts.migrationsFolder ?? MIGRATIONS_FOLDER });
-      const total = await countMigrations(pool);
-      return { applied: total - before, total };
-    })();
-    const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`migrations did not finish within ${timeoutMs} ms`)), timeoutMs);
-    });
-    return await Promise.race([work, timeout]);
+    return await migrateCounted(pool, () => migrate(drizzle({ client: pool }), { migrationsFolder: opts.migrationsFolder ?? MIGRATIONS_FOLDER }), timeoutMs);
   } finally {
-    clearTimeout(timer);
     await pool.end().catch(() => {});
   }
 }
 
-async function countMigrations(pool: Pool): Promise<number> {
+/** Anything that answers `query` like pg's and Neon's clients. */
+export type Queryable = { query<R extends Record<string, unknown>>(sql: string): Promise<{ rows: R[] }> };
+
+/**
+ * Run `apply` (a drizzle migrator) between two counts of the applied migrations, within
+ * `timeoutMs`; shared by every driver the migrations run through (Neon here, node-postgres in
+ * scripts/migrate.ts).
+ */
+export async function migrateCounted(client: Queryable, apply: () => Promise<void>, timeoutMs: number): Promise<MigrationResult> {
+  let timer: NodeJS.Timeout | undefined;
+  const work = (async () => {
+    const before = await countMigrations(client);
+    await apply();
+    const total = await countMigrations(client);
+    return { applied: total - before, total };
+  })();
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`migrations did not finish within ${timeoutMs} ms`)), timeoutMs);
+  });
+  try {
+    return await Promise.race([work, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+async function countMigrations(pool: Queryable): Promise<number> {
   // Two queries: a subquery on a missing table fails at parse time even inside CASE.
   const t = await pool.query<{ t: string | null }>(`select to_regclass('drizzle.__drizzle_migrations')::text as t`);
   if (!t.rows[0]?.t) return 0;

@@ -20,7 +20,7 @@ import { parseArgs } from "node:util";
 import { drizzle } from "drizzle-orm/node-postgres";
 import { migrate } from "drizzle-orm/node-postgres/migrator";
 import pg from "pg";
-import { MIGRATIONS_FOLDER, parseDatabaseUrl, runMigrations, type MigrationResult } from "./db";
+import { MIGRATIONS_FOLDER, migrateCounted, parseDatabaseUrl, runMigrations, type MigrationResult } from "./db";
 import { isLoopbackHost, startWsProxy } from "./wsproxy";
 
 const USAGE = `Usage: DATABASE_URL=postgres://… npm run db:migrate [-- --url URL] [--driver auto|neon|pg]
@@ -89,21 +89,10 @@ async function migrateWithPg(url: string, migrationsFolder: string, timeoutMs: n
   const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: Math.min(timeoutMs, 15_000), query_timeout: timeoutMs });
   // A connection that drops after connecting fails the running query; the event must not crash us.
   client.on("error", () => {});
-  let timer: NodeJS.Timeout | undefined;
   try {
-    const work = (async () => {
-      await client.connect();
-      const before = await countApplied(client);
-      await migrate(drizzle({ client }), { migrationsFolder });
-      const total = await countApplied(client);
-      return { applied: total - before, total };
-    })();
-    const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`migrations did not finish within ${timeoutMs} ms`)), timeoutMs);
-    });
-    return await Promise.race([work, timeout]);
+    await client.connect();
+    return await migrateCounted(client, () => migrate(drizzle({ client }), { migrationsFolder }), timeoutMs);
   } finally {
-    clearTimeout(timer);
     await client.end().catch(() => {});
   }
 }
@@ -116,14 +105,6 @@ async function migrateWithNeon(url: string, host: string, migrationsFolder: stri
   } finally {
     await proxy?.close();
   }
-}
-
-async function countApplied(client: pg.Client): Promise<number> {
-  // Two queries: a subquery on a missing table fails at parse time even inside CASE.
-  const t = await client.query<{ t: string | null }>(`select to_regclass('drizzle.__drizzle_migrations')::text as t`);
-  if (!t.rows[0]?.t) return 0;
-  const r = await client.query<{ n: number }>(`select count(*)::int as n from drizzle.__drizzle_migrations`);
-  return r.rows[0]?.n ?? 0;
 }
 
 type Target = { host: string; port: number; database: string; user: string; driver: Driver };

@@ -903,11 +903,15 @@ export function planAgreement(
   const f = prepare(config).frame;
   const x = f.x(d.lon);
   const y = f.y(d.lat);
-  for (const wp of path) {
+  for (let i = 0; i < path.length; i++) {
+    const wp = path[i]!;
     const dx = f.x(wp.lon) - x;
     const dy = f.y(wp.lat) - y;
     const dh = Math.hypot(dx, dy);
     const dz = wp.alt_m - d.alt_m;
+    // At the waypoint being flown to: where the plan says, whichever way it is turning (its
+    // course still points along the leg it is finishing).
+    if (i === 0 && dh <= PLAN_ARRIVED_M && Math.abs(dz) <= PLAN_ARRIVED_M && path.length > 1) return "agree";
     if (dh <= PLAN_ARRIVED_M && Math.abs(dz) <= PLAN_ARRIVED_M) continue;
     // The climb or descent the leg asks for (trajectory.ts's straight 3D leg), against the one
     // reported: a drone told to climb out of a conflict that stays level does not follow.

@@ -11,6 +11,7 @@
  */
 import { describe, expect, it } from "vitest";
 import { flyAirspace, separationSuite, type AirspaceCase, type AirspaceResult } from "../../bench/lib/separation";
+import { DRONE_COMMANDS_MAX_PER_MIN } from "../../edge/fleet/collision-avoidance";
 import { parseRelayArgs } from "../../relay/config";
 import { parallelDrones, SCENARIO_MAX_DRONES, SCENARIO_NAMES, scenarioDrones, type ScenarioDrone, type ScenarioName } from "../../relay/sources/sim/scenarios";
 import { SimFleet, type PairSeparation } from "../../relay/sources/sim/sim";
@@ -288,5 +289,30 @@ describe("the separation figure (small version of `npm run bench`'s)", () => {
     expect(off.losses).toBeGreaterThan(10);
     expect(on.closestM).toBeGreaterThan(25);
     expect(on.maxCommandsPerDroneMinute).toBeLessThanOrEqual(12);
+  });
+});
+
+describe("1,000 simulated drones in the default layout", () => {
+  it("few resolutions, a bounded number per drone and minute, no event left active past its conflict", async () => {
+    let stale = 0;
+    const r = await flyAirspace({
+      name: "1,000 patrol",
+      drones: 1000,
+      seed: 1,
+      seconds: 30,
+      avoidance: true,
+      monitor: false,
+      rateHz: 1,
+      onPass: (co, _fleet, t) => {
+        // An event whose predicted conflict time (plus the replay margin) is long past.
+        for (const e of co.activeEvents()) if (e.detected_at + (e.time_to_conflict_s + 30) * 1000 < 1_700_000_000_000 + t * 1000) stale++;
+      },
+    });
+    const cmds = coordinatorCommands(r);
+    expect(r.droneMinutes).toBeGreaterThan(300);
+    expect(cmds.length / r.droneMinutes).toBeLessThan(0.5);
+    expect(r.maxCommandsPerDroneMinute).toBeLessThanOrEqual(DRONE_COMMANDS_MAX_PER_MIN);
+    expect(stale).toBe(0);
+    expect(r.saturated).toBe(false);
   });
 });
