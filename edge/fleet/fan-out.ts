@@ -14,6 +14,7 @@ import type { LiveState } from "../domain/live-state";
 import { LIMITS, type DashboardMessage, type TelemetryBatchFrame, type TelemetryFrame, type TelemetrySample } from "../protocol";
 import type { Clock } from "./clock";
 import type { FlowLimits } from "./limits";
+import { noProfiler, type Spans } from "./profile";
 import type { DashboardAttachment, DashboardConn, Sockets } from "./sockets";
 
 type SubscribeTelemetry = Extract<DashboardMessage, { type: "subscribe_telemetry" }>;
@@ -45,10 +46,11 @@ export interface FanOutPorts {
   flowLimits(): FlowLimits;
   /** A throttled socket has samples due at `at`: make sure the alarm fires by then. */
   flushAt(at: number): void;
+  spans?: Spans;
 }
 
-const batchFrame = (updates: TelemetrySample[]) => JSON.stringify({ type: "telemetry_batch", updates } satisfies TelemetryBatchFrame);
-const updateFrame = (s: TelemetrySample) => JSON.stringify({ type: "telemetry", ...s } satisfies TelemetryFrame);
+const batchJson = (updates: TelemetrySample[]) => JSON.stringify({ type: "telemetry_batch", updates } satisfies TelemetryBatchFrame);
+const updateJson = (s: TelemetrySample) => JSON.stringify({ type: "telemetry", ...s } satisfies TelemetryFrame);
 
 export class FanOut {
   private readonly subs = new Map<WebSocket, Sub>();
@@ -59,10 +61,26 @@ export class FanOut {
   /** Throttled sockets with samples waiting for their interval. */
   private readonly throttled = new Set<Sub>();
 
+  private readonly spans: Spans;
+
   constructor(
     private readonly sql: SqlStorage,
     private readonly p: FanOutPorts,
-  ) {}
+  ) {
+    this.spans = p.spans ?? noProfiler;
+  }
+
+  private batchFrame(updates: TelemetrySample[]): string {
+    return this.spans.span("fanout_serialise", () => batchJson(updates));
+  }
+
+  private updateFrames(samples: readonly TelemetrySample[]): string[] {
+    return this.spans.span("fanout_serialise", () => samples.map(updateJson));
+  }
+
+  private updateFrame(s: TelemetrySample): string {
+    return this.spans.span("fanout_serialise", () => updateJson(s));
+  }
 
   /**
    * At object start-up: rebuild every open socket's subscription from its attachment and the
@@ -311,20 +329,20 @@ export class FanOut {
     const { sockets } = this.p;
     if (sub.att.batch) {
       if (all && cache) {
-        cache.allBatch ??= batchFrame([...samples]);
+        cache.allBatch ??= this.batchFrame([...samples]);
         sockets.sendRaw(sub.ws, cache.allBatch);
       } else {
-        for (let i = 0; i < samples.length; i += LIMITS.statusChunkDrones) sockets.sendRaw(sub.ws, batchFrame(samples.slice(i, i + LIMITS.statusChunkDrones)));
+        for (let i = 0; i < samples.length; i += LIMITS.statusChunkDrones) sockets.sendRaw(sub.ws, this.batchFrame(samples.slice(i, i + LIMITS.statusChunkDrones)));
       }
       return;
     }
     // Every sample to an "all" socket: the frames are built once, in order, for all of them.
-    const frames = all && cache ? (cache.allFrames ??= samples.map(updateFrame)) : null;
+    const frames = all && cache ? (cache.allFrames ??= this.updateFrames(samples)) : null;
     for (let i = 0; i < samples.length; i++) {
       const s = samples[i]!;
       let f = frames ? frames[i] : cache?.frames.get(s);
       if (f === undefined) {
-        f = updateFrame(s);
+        f = this.updateFrame(s);
         cache?.frames.set(s, f);
       }
       // A send can start the lag (flow.ts): the rest then waits latest-wins.

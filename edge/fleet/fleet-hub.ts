@@ -40,6 +40,7 @@ import { CommandLedger, type AuditEntry } from "./ledger";
 import { positiveInt, RELAY_LIMITS, socketsPerToken, TOKEN_LEEWAY_MS, type FlowLimits } from "./limits";
 import { MissionStore } from "./missions";
 import { RelayRegistry, type RelayView } from "./relay-registry";
+import { Profiler, type ProfileView } from "./profile";
 import { migrate } from "./schema";
 import { defaultFlowLimits, IDENTITY_HEADER, isDashboard, Sockets, type Identity } from "./sockets";
 import { StatusBoard } from "./status";
@@ -52,6 +53,8 @@ export class FleetHub extends DurableObject<FleetEnv> {
   clock: Clock;
   /** Flow control per dashboard socket (limits.ts); tests shrink the window here. */
   flowLimits: FlowLimits = defaultFlowLimits();
+  /** Where this object's time goes (profile.ts); read by GET /profile and the bench. */
+  readonly profiler = new Profiler();
   private readonly sql: SqlStorage;
   private fleet = "";
   private readonly live = new LiveState();
@@ -80,6 +83,7 @@ export class FleetHub extends DurableObject<FleetEnv> {
       now,
       flowLimits: () => this.flowLimits,
       drop: (ws) => this.dropSocket(ws),
+      spans: this.profiler,
     });
     const newDronesPerMinute = positiveInt(env.MAX_NEW_DRONES_PER_MINUTE, RELAY_LIMITS.newDronesPerMinute);
     this.relays = new RelayRegistry(this.sql, { staleAfterMs: LIMITS.staleAfterMs, newDronesPerMinute, newDronesBurst: RELAY_LIMITS.newDronesBurst });
@@ -111,13 +115,14 @@ export class FleetHub extends DurableObject<FleetEnv> {
         this.analytics.onCoordinationEvent(event, now()); // analytics hook: outbox
       },
     });
-    this.status = new StatusBoard({ fleet: () => this.fleet, live: this.live, sockets: this.sockets, activeEvents: () => this.coordinator.activeEvents() });
+    this.status = new StatusBoard({ spans: this.profiler, fleet: () => this.fleet, live: this.live, sockets: this.sockets, activeEvents: () => this.coordinator.activeEvents() });
     this.fanOut = new FanOut(this.sql, {
       clock: { now },
       sockets: this.sockets,
       live: this.live,
       flowLimits: () => this.flowLimits,
       flushAt: () => this.ctx.waitUntil(this.scheduleAlarm()),
+      spans: this.profiler,
     });
     this.sockets.hooks = { lagging: (ws) => this.fanOut.onLagging(ws) };
     this.ingest = new Ingest(this.sql, {
@@ -138,8 +143,9 @@ export class FleetHub extends DurableObject<FleetEnv> {
         return row ? row.relay_id : undefined;
       },
       accepted: (samples, at) => this.analytics.onTelemetry(samples, at), // analytics hook: snapshots, charging
+      spans: this.profiler,
     });
-    this.dashboardFrames = new DashboardFrames({ clock: { now }, sockets: this.sockets, fanOut: this.fanOut, desk: this.desk });
+    this.dashboardFrames = new DashboardFrames({ spans: this.profiler, clock: { now }, sockets: this.sockets, fanOut: this.fanOut, desk: this.desk });
     ctx.blockConcurrencyWhile(async () => {
       const at = now();
       migrate(ctx.storage, at);
@@ -158,7 +164,7 @@ export class FleetHub extends DurableObject<FleetEnv> {
 
   /** GET /status: the fleet_status now, never split into parts. */
   getStatus(): FleetStatus {
-    return this.status.snapshot(this.clock.now());
+    return this.profiler.turn("rpc", () => this.profiler.span("status", () => this.status.snapshot(this.clock.now())));
   }
 
   getConfig(): FleetConfig {
@@ -172,7 +178,7 @@ export class FleetHub extends DurableObject<FleetEnv> {
 
   /** GET /commands: the audit, newest first; `before` the cursor of the previous page (rest.ts). */
   listCommands(limit: number, before?: AuditCursor): AuditEntry[] {
-    return this.ledger.list(limit, before);
+    return this.profiler.turn("rpc", () => this.ledger.list(limit, before));
   }
 
   listMissions(limit: number): ReturnType<MissionStore["list"]> {
@@ -180,17 +186,17 @@ export class FleetHub extends DurableObject<FleetEnv> {
   }
 
   listCoordination(limit: number): { events: CoordinationEventView[]; last_pass: Coordinator["lastPass"] } {
-    return { events: this.coordinator.list(limit), last_pass: this.coordinator.lastPass };
+    return this.profiler.turn("rpc", () => ({ events: this.coordinator.list(limit), last_pass: this.coordinator.lastPass }));
   }
 
   /** GET /coordination/:id: the event and its drones' tracks, or null when there is no such event. */
   getCoordinationEvent(eventId: string): { event: CoordinationEventView; tracks: Record<string, TrackPoint[]> } | null {
-    return this.coordinator.replay(eventId);
+    return this.profiler.turn("rpc", () => this.coordinator.replay(eventId));
   }
 
   /** GET /analytics/live: the live metrics now, active alerts and the outbox's state. */
   analyticsLive(): AnalyticsLiveView {
-    return this.analytics.liveView(this.clock.now());
+    return this.profiler.turn("rpc", () => this.profiler.span("analytics", () => this.analytics.liveView(this.clock.now())));
   }
 
   /** GET /analytics/dead-letters (admin): outbox rows Postgres refused, newest first. */
@@ -200,7 +206,8 @@ export class FleetHub extends DurableObject<FleetEnv> {
 
   /** Drain this fleet's outbox into Postgres (the cron trigger and the recompute route call it). */
   flushOutbox(): Promise<FlushResult> {
-    return this.analytics.flush();
+    // Only the part before the first await is one turn; the rest runs in later turns.
+    return this.profiler.turn("rpc", () => this.profiler.span("analytics", () => this.analytics.flush()));
   }
 
   /** GET /relays (admin): every relay_id the fleet knows, its token subject and its drones. */
@@ -225,6 +232,11 @@ export class FleetHub extends DurableObject<FleetEnv> {
   /** DELETE /relays/:relay_id (admin): unbind a relay_id from its token subject (refused while connected). */
   releaseRelayId(relayId: string): "released" | "connected" | "unknown" {
     return this.relays.release(relayId);
+  }
+
+  /** GET /profile (admin): where this object's time went since the last reset (profile.ts). */
+  profile(reset: boolean): ProfileView {
+    return this.profiler.view(reset);
   }
 
   /**
@@ -276,10 +288,10 @@ export class FleetHub extends DurableObject<FleetEnv> {
       return;
     }
     try {
-      if (isDashboard(conn)) this.dashboardFrames.onFrame(ws, conn, message);
+      if (isDashboard(conn)) this.profiler.turn("dashboard_frame", () => this.dashboardFrames.onFrame(ws, conn, message));
       // New telemetry may have put a drone in the air: detection passes need the alarm.
       else if (this.sockets.expired(conn, this.clock.now())) this.sockets.closeForExpiry(ws, conn);
-      else if (this.ingest.onFrame(ws, conn.att, message) && !this.plan.detectionPlanned) this.ctx.waitUntil(this.scheduleAlarm());
+      else if (this.profiler.turn("relay_frame", () => this.ingest.onFrame(ws, conn.att, message)) && !this.plan.detectionPlanned) this.ctx.waitUntil(this.scheduleAlarm());
     } catch (err) {
       // A bug must not take the object or the socket down: answer in-band and go on.
       log("error", "fleet object message handler failed", { fleet: this.fleet }, err);
@@ -306,18 +318,20 @@ export class FleetHub extends DurableObject<FleetEnv> {
 
   override async alarm(): Promise<void> {
     try {
-      const now = this.clock.now();
-      this.desk.expire(now);
-      // Sockets whose token expired, dashboards that lagged too long, throttled samples now due.
-      this.sockets.closeExpired(now);
-      this.sockets.closeTooSlow(now);
-      this.fanOut.flushDue(now);
-      const due = this.plan.take(now, this.anyAirborne());
-      if (due.detect) this.coordinator.pass(now);
-      if (due.status) {
-        this.status.tick(now);
-        this.analytics.tick(now); // analytics hook: analytics_live, alerts, performance_metrics
-      }
+      this.profiler.turn("alarm", () => {
+        const now = this.clock.now();
+        this.desk.expire(now);
+        // Sockets whose token expired, dashboards that lagged too long, throttled samples now due.
+        this.sockets.closeExpired(now);
+        this.sockets.closeTooSlow(now);
+        this.fanOut.flushDue(now);
+        const due = this.plan.take(now, this.anyAirborne());
+        if (due.detect) this.profiler.span("detection", () => this.coordinator.pass(now));
+        if (due.status) {
+          this.profiler.span("status", () => this.status.tick(now));
+          this.profiler.span("analytics", () => this.analytics.tick(now)); // analytics hook: analytics_live, alerts, performance_metrics
+        }
+      });
     } catch (err) {
       log("error", "fleet object alarm failed", { fleet: this.fleet }, err);
     } finally {

@@ -30,6 +30,7 @@ import type { CommandDesk } from "./command-desk";
 import type { Coordinator } from "./collision-avoidance";
 import type { FanOut } from "./fan-out";
 import type { MissionStore } from "./missions";
+import { noProfiler, type Spans } from "./profile";
 import type { RelayRegistry } from "./relay-registry";
 import { refuseOtherRole, type RelayAttachment, type Sockets } from "./sockets";
 import type { LinkChange, StatusBoard } from "./status";
@@ -51,13 +52,18 @@ export interface IngestPorts {
   commandRelay(commandId: string): string | null | undefined;
   /** Analytics hook: accepted telemetry (snapshots, charging sessions). */
   accepted(samples: readonly TelemetrySample[], now: number): void;
+  spans?: Spans;
 }
 
 export class Ingest {
+  private readonly spans: Spans;
+
   constructor(
     private readonly sql: SqlStorage,
     private readonly p: IngestPorts,
-  ) {}
+  ) {
+    this.spans = p.spans ?? noProfiler;
+  }
 
   /**
    * The stored live state, at object start-up; links are recomputed from the clock. A stored
@@ -84,7 +90,7 @@ export class Ingest {
       sockets.close(ws, 1009, `frame larger than ${LIMITS.relayFrameBytes} bytes`);
       return false;
     }
-    const parsed = parseRelayMessage(message);
+    const parsed = this.spans.span("parse", () => parseRelayMessage(message));
     if (!parsed.ok) {
       sockets.toRelay(ws, refuseOtherRole(parsed.error, "dashboard", DASHBOARD_TYPES));
       return false;
@@ -179,7 +185,6 @@ export class Ingest {
 
   /** Validate item by item, persist and fan out what is new; report the rest. */
   private ingest(att: RelayAttachment, relayId: string, batchId: number, updates: readonly unknown[]): { ack: BatchAck; accepted: boolean } {
-    const { relays } = this.p;
     const now = this.p.clock.now();
     const ack: BatchAck = { type: "batch_ack", batch_id: batchId, accepted: 0, duplicates: 0, rejected: 0, errors: [] };
     const accepted: TelemetrySample[] = [];
@@ -188,6 +193,31 @@ export class Ingest {
       ack.rejected++;
       if (ack.errors.length < LIMITS.batchAckErrors) ack.errors.push({ index, code, message });
     };
+    this.spans.span("validate", () => this.items(att, relayId, updates, now, ack, accepted, backLive, reject));
+    this.p.status.announceLinks(backLive, now);
+    if (accepted.length) {
+      // Fan out before writing: the output gate holds messages sent after a storage write until
+      // the write is durable, and live telemetry should not wait for that. The relay's
+      // batch_ack is sent after the write, so the relay only forgets what is durable here.
+      this.p.fanOut.telemetry(accepted);
+      this.spans.span("persistence", () => this.persist(accepted, now, relayId));
+      this.spans.span("analytics", () => this.p.accepted(accepted, now));
+    }
+    return { ack, accepted: accepted.length > 0 };
+  }
+
+  /** Each item: validated (time: "validate"), then merged into the live state ("live_state"). */
+  private items(
+    att: RelayAttachment,
+    relayId: string,
+    updates: readonly unknown[],
+    now: number,
+    ack: BatchAck,
+    accepted: TelemetrySample[],
+    backLive: LinkChange[],
+    reject: (index: number, code: ErrorCode, message: string) => void,
+  ): void {
+    const { relays } = this.p;
     for (let i = 0; i < updates.length; i++) {
       const r = TelemetrySample.safeParse(updates[i]);
       if (!r.success) {
@@ -214,29 +244,23 @@ export class Ingest {
         reject(i, verdict, `this relay token may add ${this.p.newDronesPerMinute} new drones per minute; ${id} refused, send it again later`);
         continue;
       }
-      const { outcome, becameLive } = this.p.live.ingest(r.data, now);
-      if (outcome === "duplicate") ack.duplicates++;
-      else if (outcome === "too_many_drones") reject(i, "too_many_drones", `fleet is limited to ${LIMITS.dronesPerFleet} drones`);
-      else if (outcome !== "accepted") reject(i, outcome, `${id} refused: ${outcome}`);
-      else {
-        relays.own(id, relayId);
-        ack.accepted++;
-        accepted.push(r.data);
-        this.p.coordinator.recordTrack(r.data.drone_id, { t: now, lat: r.data.lat, lon: r.data.lon, alt_m: r.data.alt_m });
-        this.p.coordinator.recordIntent(r.data.drone_id, intentOf(updates[i]), now);
-        if (becameLive) backLive.push({ id: r.data.drone_id, state: "live", lastSeen: now });
-      }
+      const sample = r.data;
+      const raw = updates[i];
+      this.spans.span("live_state", () => {
+        const { outcome, becameLive } = this.p.live.ingest(sample, now);
+        if (outcome === "duplicate") ack.duplicates++;
+        else if (outcome === "too_many_drones") reject(i, "too_many_drones", `fleet is limited to ${LIMITS.dronesPerFleet} drones`);
+        else if (outcome !== "accepted") reject(i, outcome, `${id} refused: ${outcome}`);
+        else {
+          relays.own(id, relayId);
+          ack.accepted++;
+          accepted.push(sample);
+          this.p.coordinator.recordTrack(sample.drone_id, { t: now, lat: sample.lat, lon: sample.lon, alt_m: sample.alt_m });
+          this.p.coordinator.recordIntent(sample.drone_id, intentOf(raw), now);
+          if (becameLive) backLive.push({ id: sample.drone_id, state: "live", lastSeen: now });
+        }
+      });
     }
-    this.p.status.announceLinks(backLive, now);
-    if (accepted.length) {
-      // Fan out before writing: the output gate holds messages sent after a storage write until
-      // the write is durable, and live telemetry should not wait for that. The relay's
-      // batch_ack is sent after the write, so the relay only forgets what is durable here.
-      this.p.fanOut.telemetry(accepted);
-      this.persist(accepted, now, relayId);
-      this.p.accepted(accepted, now);
-    }
-    return { ack, accepted: accepted.length > 0 };
   }
 
   /**

@@ -14,6 +14,7 @@
 import { CLOSE_CODES, type EdgeToRelay, type ErrorFrame, type LaggingFrame, type ServerMessage } from "../protocol";
 import { FlowState } from "./flow";
 import { FLOW_LIMITS, type FlowLimits } from "./limits";
+import { noProfiler, type Spans } from "./profile";
 
 /**
  * The identity the Worker has verified, passed with a socket upgrade (the only request the object
@@ -77,6 +78,7 @@ export class Sockets {
       flowLimits(): FlowLimits;
       /** The object closed a socket itself: forget it now (no close event will say so). */
       drop(ws: WebSocket): void;
+      spans?: Spans;
     },
   ) {
     // Hibernated sockets come back with the object; the relay count is derived, not stored.
@@ -285,15 +287,17 @@ export class Sockets {
   /** A frame already serialised (built once for many sockets, see fan-out.ts and status.ts). */
   sendRaw(ws: WebSocket, raw: string, known?: Conn): boolean {
     if (this.closing.has(ws)) return false;
-    try {
-      ws.send(raw);
-    } catch {
-      // The socket closed between listing and sending; its close handler cleans up.
-      return false;
-    }
-    const c = known ?? this.conns.get(ws) ?? this.conn(ws);
-    if (c && isDashboard(c)) this.account(ws, c.flow, raw.length);
-    return true;
+    return (this.o.spans ?? noProfiler).span("sends", () => {
+      try {
+        ws.send(raw);
+      } catch {
+        // The socket closed between listing and sending; its close handler cleans up.
+        return false;
+      }
+      const c = known ?? this.conns.get(ws) ?? this.conn(ws);
+      if (c && isDashboard(c)) this.account(ws, c.flow, raw.length);
+      return true;
+    });
   }
 
   /** Count a send against the socket's flow window; send the marker, start lagging or close as it says. */

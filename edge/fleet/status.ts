@@ -6,6 +6,7 @@
  */
 import type { LiveState } from "../domain/live-state";
 import { LIMITS, type CoordinationEventView, type FleetStatus, type LinkStatus } from "../protocol";
+import { noProfiler, type Spans } from "./profile";
 import type { Sockets } from "./sockets";
 
 const FLEET_STATUS_CHUNK = LIMITS.statusChunkDrones;
@@ -19,6 +20,7 @@ export interface StatusSources {
   live: LiveState;
   sockets: Sockets;
   activeEvents(): CoordinationEventView[];
+  spans?: Spans;
 }
 
 export class StatusBoard {
@@ -62,13 +64,15 @@ export class StatusBoard {
    */
   announceLinks(changes: readonly LinkChange[], now: number): void {
     if (!changes.length) return;
-    if (changes.length > LINK_FRAMES_MAX) {
-      this.broadcast(now);
-      return;
-    }
-    for (const c of changes) {
-      this.src.sockets.broadcast({ type: "link_status", scope: "drone", drone_id: c.id, state: c.state, ts: now, last_seen: c.lastSeen });
-    }
+    (this.src.spans ?? noProfiler).span("status", () => {
+      if (changes.length > LINK_FRAMES_MAX) {
+        this.broadcast(now);
+        return;
+      }
+      for (const c of changes) {
+        this.src.sockets.broadcast({ type: "link_status", scope: "drone", drone_id: c.id, state: c.state, ts: now, last_seen: c.lastSeen });
+      }
+    });
   }
 
   /** The 5 s status tick: mark silent drones stale, tell dashboards, send everyone the status. */

@@ -222,5 +222,14 @@ fleets.delete("/relays/:relay_id", async (c) => {
   return c.json({ relay_id: id, released: true });
 });
 
+// Where the fleet object's time goes (admin, edge/fleet/profile.ts): turns, the longest one and
+// time per component since the last reset; `?reset=1` starts a new window after reading.
+fleets.get("/profile", async (c) => {
+  requireRole(c.get("claims").role, ["admin"], "read the fleet object's profile");
+  const reset = c.req.query("reset");
+  if (reset !== undefined && reset !== "0" && reset !== "1") throw httpError(400, "bad_query", "reset: 0 or 1");
+  return c.json(await callFleet(c, "profile", (hub) => hub.profile(reset === "1")));
+});
+
 // Analytics routes (/analytics/…, /insights, /alerts): after the auth middleware above.
 fleets.route("/", analytics);

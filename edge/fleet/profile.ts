@@ -1,0 +1,163 @@
+/**
+ * Where the fleet object's time goes: the length of every turn it runs (a socket frame, an alarm,
+ * an RPC call) and the time inside it per component, so a benchmark or an operator can name the
+ * cause of a stall instead of guessing. Read through the admin route GET /v1/fleets/:fleet/profile
+ * (routes/fleets.ts) and `npm run bench` (bench/run.ts reads it per point).
+ *
+ * Time is exclusive: a component entered inside another stops the outer one's clock, so the
+ * components of a window add up to its busy time. It costs two `performance.now()` calls per
+ * span. In local workerd the clock advances during execution; on Cloudflare it only advances on
+ * I/O (a Spectre mitigation), so deployed figures read near zero: profile locally.
+ *
+ * Imports nothing; every module of edge/fleet may use it.
+ */
+
+export const PROFILE_COMPONENTS = [
+  /** JSON.parse and the protocol's envelope parse of a frame. */
+  "parse",
+  /** Per-item validation of telemetry (zod, ranges, ownership). */
+  "validate",
+  /** Merging samples into the live state, tracks and intents. */
+  "live_state",
+  /** SQLite writes of the live state. */
+  "persistence",
+  /** Conflict detection and resolution passes. */
+  "detection",
+  /** Analytics hooks, snapshots and the outbox. */
+  "analytics",
+  /** JSON.stringify of telemetry frames for dashboards. */
+  "fanout_serialise",
+  /** WebSocket sends and their flow accounting. */
+  "sends",
+  /** fleet_status and link broadcasts. */
+  "status",
+  /** Dashboard commands: checks, safety, ledger. */
+  "commands",
+  /** Everything else inside a turn. */
+  "other",
+] as const;
+export type ProfileComponent = (typeof PROFILE_COMPONENTS)[number];
+export type TurnKind = "relay_frame" | "dashboard_frame" | "alarm" | "rpc";
+
+export type ProfileView = {
+  /** Milliseconds since the counters were last reset. */
+  window_ms: number;
+  turns: number;
+  /** Time spent inside turns. */
+  busy_ms: number;
+  /** The longest single turn: the longest the object kept every socket waiting. */
+  longest_turn_ms: number;
+  longest_turn_kind: TurnKind | null;
+  /** Per turn kind: count, total and longest. */
+  kinds: Record<TurnKind, { count: number; ms: number; max_ms: number }>;
+  /** Exclusive time per component; `count`: spans entered. */
+  components: Record<ProfileComponent, { ms: number; count: number }>;
+};
+
+const clock = (): number => performance.now();
+
+export class Profiler {
+  private since = clock();
+  private turns = 0;
+  private busy = 0;
+  private longest = 0;
+  private longestKind: TurnKind | null = null;
+  private readonly kinds = new Map<TurnKind, { count: number; ms: number; max_ms: number }>();
+  private readonly ms = new Map<ProfileComponent, number>();
+  private readonly counts = new Map<ProfileComponent, number>();
+  /** The component the clock runs for now, and since when; null outside a turn. */
+  private current: ProfileComponent | null = null;
+  private mark = 0;
+  private depth = 0;
+  private turnStart = 0;
+
+  /** Run one turn of the object (an entry point). Nested calls count in the outer turn. */
+  turn<T>(kind: TurnKind, fn: () => T): T {
+    if (this.depth > 0) return fn();
+    this.depth = 1;
+    this.turnStart = this.mark = clock();
+    this.current = "other";
+    try {
+      return fn();
+    } finally {
+      const end = clock();
+      this.credit(end);
+      this.current = null;
+      this.depth = 0;
+      const took = end - this.turnStart;
+      this.turns++;
+      this.busy += took;
+      if (took > this.longest) {
+        this.longest = took;
+        this.longestKind = kind;
+      }
+      let k = this.kinds.get(kind);
+      if (!k) this.kinds.set(kind, (k = { count: 0, ms: 0, max_ms: 0 }));
+      k.count++;
+      k.ms += took;
+      if (took > k.max_ms) k.max_ms = took;
+    }
+  }
+
+  /** Run `fn` as `component` (exclusive of the components it enters itself). */
+  span<T>(component: ProfileComponent, fn: () => T): T {
+    if (this.current === null) return fn();
+    const prev = this.current;
+    this.credit(clock());
+    this.current = component;
+    this.counts.set(component, (this.counts.get(component) ?? 0) + 1);
+    try {
+      return fn();
+    } finally {
+      this.credit(clock());
+      this.current = prev;
+    }
+  }
+
+  /** The counters since the last reset; `reset` starts a new window after reading. */
+  view(reset = false): ProfileView {
+    const now = clock();
+    const components = {} as ProfileView["components"];
+    for (const c of PROFILE_COMPONENTS) components[c] = { ms: round(this.ms.get(c) ?? 0), count: this.counts.get(c) ?? 0 };
+    const kinds = {} as ProfileView["kinds"];
+    for (const k of ["relay_frame", "dashboard_frame", "alarm", "rpc"] as const) {
+      const v = this.kinds.get(k) ?? { count: 0, ms: 0, max_ms: 0 };
+      kinds[k] = { count: v.count, ms: round(v.ms), max_ms: round(v.max_ms) };
+    }
+    const out: ProfileView = {
+      window_ms: round(now - this.since),
+      turns: this.turns,
+      busy_ms: round(this.busy),
+      longest_turn_ms: round(this.longest),
+      longest_turn_kind: this.longestKind,
+      kinds,
+      components,
+    };
+    if (reset) {
+      this.since = now;
+      this.turns = 0;
+      this.busy = 0;
+      this.longest = 0;
+      this.longestKind = null;
+      this.kinds.clear();
+      this.ms.clear();
+      this.counts.clear();
+    }
+    return out;
+  }
+
+  private credit(at: number): void {
+    if (this.current === null) return;
+    this.ms.set(this.current, (this.ms.get(this.current) ?? 0) + (at - this.mark));
+    this.mark = at;
+  }
+}
+
+const round = (ms: number): number => Math.round(ms * 1000) / 1000;
+
+/** A profiler that records nothing (modules constructed outside a fleet object, unit tests). */
+export const noProfiler = {
+  turn: <T>(_kind: TurnKind, fn: () => T): T => fn(),
+  span: <T>(_c: ProfileComponent, fn: () => T): T => fn(),
+};
+export type Spans = Pick<Profiler, "span">;
