@@ -210,6 +210,13 @@ export class FleetAnalytics {
     };
   }
 
+  /** POST /analytics/dead-letters/replay: dead letters back into the outbox (outbox.ts). */
+  replayDeadLetters(ids?: readonly number[]): { replayed: number; superseded: number; kept: number } {
+    const r = this.outbox.replayDeadLetters(ids);
+    if (r.replayed) log("info", "dead letters put back into the outbox", { fleet: this.ports.fleet(), ...r });
+    return { ...r, kept: this.outbox.deadLetterCount() };
+  }
+
   /** What GET /analytics/dead-letters answers: the newest rows Postgres refused, and the counts. */
   deadLetters(limit: number, before?: number): { dead_letters: DeadLetter[]; kept: number; total: number; dropped: number } {
     return {

@@ -46,8 +46,22 @@ export interface FanOutPorts {
   flowLimits(): FlowLimits;
   /** A throttled socket has samples due at `at`: make sure the alarm fires by then. */
   flushAt(at: number): void;
+  /** Run `fn` in its own turn after `ms` (real time): the coalescing timer. */
+  later(fn: () => void, ms: number): void;
+  /** The coalescing window, ms (COALESCE_MS; tests widen it); 0: never coalesce. */
+  coalesceMs(): number;
   spans?: Spans;
 }
+
+/**
+ * Adaptive coalescing (issue 13): telemetry goes out in the turn it arrived unless the object
+ * fanned out less than the coalescing window ago (default COALESCE_MS); then it waits, appended
+ * to what is held, until the window since that fan-out has passed. An idle object, or one whose
+ * relay frames come further apart than the window, adds no wait; at a higher frame rate dashboards
+ * get at most one telemetry round per window, in fewer, larger frames. Nothing is conflated here:
+ * every accepted update is delivered, in order (latest-wins is for lagging and throttled sockets).
+ */
+export const COALESCE_MS = 5;
 
 const batchJson = (updates: TelemetrySample[]) => JSON.stringify({ type: "telemetry_batch", updates } satisfies TelemetryBatchFrame);
 const updateJson = (s: TelemetrySample) => JSON.stringify({ type: "telemetry", ...s } satisfies TelemetryFrame);
@@ -62,6 +76,12 @@ export class FanOut {
   private readonly throttled = new Set<Sub>();
 
   private readonly spans: Spans;
+  /** Telemetry held for coalescing, in arrival order, and the JSON of each held frame's samples. */
+  private held: TelemetrySample[] = [];
+  private heldJson: string[] = [];
+  private timerSet = false;
+  /** Real time (performance.now) of the last fan-out. */
+  private lastAt = -Infinity;
 
   constructor(
     private readonly sql: SqlStorage,
@@ -114,11 +134,48 @@ export class FanOut {
     this.sql.exec(`DELETE FROM dashboard_subs WHERE sid NOT IN (SELECT value FROM json_each(?))`, JSON.stringify(live));
   }
 
-  /** Accepted updates to every subscribed dashboard. */
-  telemetry(samples: readonly TelemetrySample[]): void {
+  /**
+   * Accepted updates to every subscribed dashboard. `updatesJson`: `JSON.stringify(samples)` when
+   * the caller has it already (ingest serialises a frame's samples once, for storage and for the
+   * batch frame of every "all" dashboard).
+   */
+  telemetry(samples: readonly TelemetrySample[], updatesJson?: string): void {
     if (!this.subs.size || !samples.length) return;
+    const t = performance.now();
+    const windowMs = this.p.coalesceMs();
+    if (!this.held.length && t - this.lastAt >= windowMs) {
+      this.fanOut(samples, updatesJson);
+      return;
+    }
+    for (const s of samples) this.held.push(s);
+    this.heldJson.push(updatesJson ?? JSON.stringify(samples));
+    if (!this.timerSet) {
+      this.timerSet = true;
+      this.p.later(() => this.flushHeld(), Math.max(0, this.lastAt + windowMs - t));
+    }
+  }
+
+  /** Send what coalescing holds now (its timer, or another frame must not overtake it). */
+  flushHeld(): void {
+    this.timerSet = false;
+    if (!this.held.length) return;
+    const samples = this.held;
+    const parts = this.heldJson;
+    this.held = [];
+    this.heldJson = [];
+    // The parts are JSON arrays of samples: joined without parsing them again.
+    const json = parts.length === 1 ? parts[0]! : `[${parts.map((p) => p.slice(1, -1)).join(",")}]`;
+    if (this.subs.size) this.fanOut(samples, json);
+  }
+
+  private fanOut(samples: readonly TelemetrySample[], updatesJson?: string): void {
+    this.lastAt = performance.now();
+    this.deliverAll(samples, updatesJson);
+  }
+
+  private deliverAll(samples: readonly TelemetrySample[], updatesJson?: string): void {
     const now = this.p.clock.now();
-    const cache: FanOutCache = { frames: new Map(), allFrames: null, allBatch: null };
+    const cache: FanOutCache = { frames: new Map(), allFrames: null, allBatch: updatesJson === undefined ? null : `{"type":"telemetry_batch","updates":${updatesJson}}` };
     for (const sub of this.all) this.deliver(sub, samples, now, cache, true);
     if (!this.byDrone.size) return;
     let mine: Map<Sub, TelemetrySample[]> | null = null;
@@ -137,6 +194,7 @@ export class FanOut {
 
   /** Replaces the subscription: idempotent, so a client that reconnects simply sends it again. */
   subscribe(ws: WebSocket, conn: DashboardConn, msg: SubscribeTelemetry): void {
+    this.flushHeld();
     const att = conn.att;
     this.forget(ws, false);
     const ids = msg.drone_ids === "all" ? null : [...new Set(msg.drone_ids)];
@@ -167,6 +225,7 @@ export class FanOut {
   }
 
   unsubscribe(ws: WebSocket, conn: DashboardConn, msg: UnsubscribeTelemetry): void {
+    this.flushHeld();
     const att = conn.att;
     const prev = this.subs.get(ws);
     let ids: string[] | null = null;
@@ -249,11 +308,11 @@ export class FanOut {
   }
 
   /** Entries held, for the leak checks. */
-  get counts(): { subs: number; all: number; byDrone: number; throttled: number; pending: number; rows: number } {
+  get counts(): { subs: number; all: number; byDrone: number; throttled: number; pending: number; rows: number; held: number } {
     let pending = 0;
     for (const s of this.subs.values()) pending += s.pending.size;
     const rows = this.sql.exec<{ n: number }>(`SELECT COUNT(*) AS n FROM dashboard_subs`).one().n;
-    return { subs: this.subs.size, all: this.all.size, byDrone: this.byDrone.size, throttled: this.throttled.size, pending, rows };
+    return { subs: this.subs.size, all: this.all.size, byDrone: this.byDrone.size, throttled: this.throttled.size, pending, rows, held: this.held.length };
   }
 
   // ------------------------------------------------------------------ delivery

@@ -34,7 +34,7 @@ import { CommandDesk, type HubPorts } from "./command-desk";
 import { ConfigStore } from "./config-store";
 import { DashboardFrames } from "./dashboard-frames";
 import type { FleetEnv } from "./env";
-import { FanOut } from "./fan-out";
+import { COALESCE_MS, FanOut } from "./fan-out";
 import { Ingest } from "./ingest";
 import { CommandLedger, type AuditEntry } from "./ledger";
 import { positiveInt, RELAY_LIMITS, socketsPerToken, TOKEN_LEEWAY_MS, type FlowLimits } from "./limits";
@@ -53,6 +53,8 @@ export class FleetHub extends DurableObject<FleetEnv> {
   clock: Clock;
   /** Flow control per dashboard socket (limits.ts); tests shrink the window here. */
   flowLimits: FlowLimits = defaultFlowLimits();
+  /** Dashboard telemetry coalescing window, ms (fan-out.ts); tests widen it here. */
+  coalesceMs = COALESCE_MS;
   /** Where this object's time goes (profile.ts); read by GET /profile and the bench. */
   readonly profiler = new Profiler();
   private readonly sql: SqlStorage;
@@ -122,9 +124,19 @@ export class FleetHub extends DurableObject<FleetEnv> {
       live: this.live,
       flowLimits: () => this.flowLimits,
       flushAt: () => this.ctx.waitUntil(this.scheduleAlarm()),
+      later: (fn, ms) => {
+        setTimeout(() => {
+          try {
+            this.profiler.turn("timer", fn);
+          } catch (err) {
+            log("error", "fleet object timer failed", { fleet: this.fleet }, err);
+          }
+        }, ms);
+      },
+      coalesceMs: () => this.coalesceMs,
       spans: this.profiler,
     });
-    this.sockets.hooks = { lagging: (ws) => this.fanOut.onLagging(ws) };
+    this.sockets.hooks = { lagging: (ws) => this.fanOut.onLagging(ws), beforeFrames: () => this.fanOut.flushHeld() };
     this.ingest = new Ingest(this.sql, {
       clock: { now },
       fleet: () => this.fleet,
@@ -202,6 +214,11 @@ export class FleetHub extends DurableObject<FleetEnv> {
   /** GET /analytics/dead-letters (admin): outbox rows Postgres refused, newest first. */
   analyticsDeadLetters(limit: number, before?: number): ReturnType<FleetAnalytics["deadLetters"]> {
     return this.analytics.deadLetters(limit, before);
+  }
+
+  /** POST /analytics/dead-letters/replay (admin): dead letters back into the outbox; `ids` those, else all. */
+  analyticsReplayDeadLetters(ids?: number[]): ReturnType<FleetAnalytics["replayDeadLetters"]> {
+    return this.profiler.turn("rpc", () => this.analytics.replayDeadLetters(ids));
   }
 
   /** Drain this fleet's outbox into Postgres (the cron trigger and the recompute route call it). */

@@ -20,6 +20,7 @@ import {
   TS_MAX_AHEAD_MS,
   TelemetrySample,
   parseRelayMessage,
+  parseTelemetrySample,
   intentOf,
   type BatchAck,
   type ErrorCode,
@@ -199,8 +200,9 @@ export class Ingest {
       // Fan out before writing: the output gate holds messages sent after a storage write until
       // the write is durable, and live telemetry should not wait for that. The relay's
       // batch_ack is sent after the write, so the relay only forgets what is durable here.
-      this.p.fanOut.telemetry(accepted);
-      this.spans.span("persistence", () => this.persist(accepted, now, relayId));
+      const json = this.spans.span("fanout_serialise", () => JSON.stringify(accepted));
+      this.p.fanOut.telemetry(accepted, json);
+      this.spans.span("persistence", () => this.persist(json, now, relayId));
       this.spans.span("analytics", () => this.p.accepted(accepted, now));
     }
     return { ack, accepted: accepted.length > 0 };
@@ -219,7 +221,7 @@ export class Ingest {
   ): void {
     const { relays } = this.p;
     for (let i = 0; i < updates.length; i++) {
-      const r = TelemetrySample.safeParse(updates[i]);
+      const r = parseTelemetrySample(updates[i]);
       if (!r.success) {
         reject(i, "invalid_item", r.error.issues.slice(0, 2).map((x) => `${x.path.join(".")}: ${x.message}`).join("; "));
         continue;
@@ -264,18 +266,18 @@ export class Ingest {
   }
 
   /**
-   * One statement per relay frame, not per update: the samples go in as one JSON array and
-   * SQLite unpacks it. Per-statement cost dominated ingest when each update had its own upsert.
+   * One statement per relay frame, not per update: the samples go in as one JSON array (the same
+   * text the dashboards' batch frame carries) and SQLite unpacks it. Per-statement cost dominated ingest when each update had its own upsert.
    * Samples of one drone arrive in rising seq order, so the last row for a drone wins.
    */
-  private persist(samples: readonly TelemetrySample[], now: number, relayId: string): void {
+  private persist(samplesJson: string, now: number, relayId: string): void {
     this.sql.exec(
       `INSERT INTO drones (drone_id, seq, received_at, sample, relay_id)
        SELECT json_extract(value, '$.drone_id'), json_extract(value, '$.seq'), ?, value, ? FROM json_each(?) WHERE true
        ON CONFLICT (drone_id) DO UPDATE SET seq = excluded.seq, received_at = excluded.received_at, sample = excluded.sample, relay_id = excluded.relay_id`,
       now,
       relayId,
-      JSON.stringify(samples),
+      samplesJson,
     );
   }
 }

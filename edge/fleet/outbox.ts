@@ -164,6 +164,37 @@ export class Outbox {
     this.load();
   }
 
+  /**
+   * Dead letters back into the outbox for another try, once their cause is fixed (a migration, a
+   * widened column): `ids` those, else every one kept. A row whose kind and key have a newer
+   * revision queued meanwhile is dropped instead (the newer one is what Postgres should get).
+   * Counted in `dead_letters_replayed`. A row refused again becomes a dead letter again.
+   */
+  replayDeadLetters(ids?: readonly number[]): { replayed: number; superseded: number } {
+    const rows = ids
+      ? ids.length
+        ? this.sql.exec<DeadLetter>(`SELECT * FROM outbox_dead_letters WHERE id IN (SELECT value FROM json_each(?)) ORDER BY id`, JSON.stringify(ids)).toArray()
+        : []
+      : this.sql.exec<DeadLetter>(`SELECT * FROM outbox_dead_letters ORDER BY id`).toArray();
+    let replayed = 0;
+    let superseded = 0;
+    for (const r of rows) {
+      if (r.kind === "snapshot") {
+        this.addSnapshot(JSON.parse(r.body) as Omit<SnapshotRow, "id">);
+        replayed++;
+      } else if (this.sql.exec<{ n: number }>(`SELECT COUNT(*) AS n FROM outbox WHERE kind = ? AND key = ?`, r.kind, r.key).one().n > 0) {
+        superseded++;
+      } else {
+        this.sql.exec(`INSERT INTO outbox (kind, key, body, created_at) VALUES (?, ?, ?, ?)`, r.kind, r.key, r.body, r.queued_at ?? this.now());
+        replayed++;
+      }
+      this.sql.exec(`DELETE FROM outbox_dead_letters WHERE id = ?`, r.id);
+    }
+    if (replayed) this.addMeta("dead_letters_replayed", replayed);
+    this.load();
+    return { replayed, superseded };
+  }
+
   /** The newest dead letters first; `before` an id for paging. */
   deadLetters(limit: number, before?: number): DeadLetter[] {
     return this.sql

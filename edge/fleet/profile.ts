@@ -37,7 +37,7 @@ export const PROFILE_COMPONENTS = [
   "other",
 ] as const;
 export type ProfileComponent = (typeof PROFILE_COMPONENTS)[number];
-export type TurnKind = "relay_frame" | "dashboard_frame" | "alarm" | "rpc";
+export type TurnKind = "relay_frame" | "dashboard_frame" | "alarm" | "rpc" | "timer";
 
 export type ProfileView = {
   /** Milliseconds since the counters were last reset. */
@@ -120,7 +120,7 @@ export class Profiler {
     const components = {} as ProfileView["components"];
     for (const c of PROFILE_COMPONENTS) components[c] = { ms: round(this.ms.get(c) ?? 0), count: this.counts.get(c) ?? 0 };
     const kinds = {} as ProfileView["kinds"];
-    for (const k of ["relay_frame", "dashboard_frame", "alarm", "rpc"] as const) {
+    for (const k of ["relay_frame", "dashboard_frame", "alarm", "rpc", "timer"] as const) {
       const v = this.kinds.get(k) ?? { count: 0, ms: 0, max_ms: 0 };
       kinds[k] = { count: v.count, ms: round(v.ms), max_ms: round(v.max_ms) };
     }

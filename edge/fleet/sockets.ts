@@ -55,6 +55,9 @@ export function isDashboard(c: Conn): c is DashboardConn {
 export interface FlowHooks {
   /** The socket just started lagging. */
   lagging(ws: WebSocket): void;
+  /** Any other frame to dashboards is about to go: telemetry held for coalescing goes first, so
+   * dashboards see frames in the order the object produced them (fan-out.ts). */
+  beforeFrames(): void;
 }
 
 export class Sockets {
@@ -65,7 +68,7 @@ export class Sockets {
   framesAfterClose = 0;
   private relays = 0;
   /** Set by the fleet object once fan-out exists. */
-  hooks: FlowHooks = { lagging: () => {} };
+  hooks: FlowHooks = { lagging: () => {}, beforeFrames: () => {} };
 
   constructor(
     private readonly ctx: DurableObjectState,
@@ -257,6 +260,7 @@ export class Sockets {
   // ------------------------------------------------------------------ sending
 
   toDashboard(ws: WebSocket, msg: ServerMessage): boolean {
+    this.hooks.beforeFrames();
     return this.sendRaw(ws, JSON.stringify(msg));
   }
 
@@ -268,6 +272,7 @@ export class Sockets {
   broadcast(msg: ServerMessage): void {
     const sockets = this.dashboards();
     if (!sockets.length) return;
+    this.hooks.beforeFrames();
     const raw = JSON.stringify(msg);
     for (const ws of sockets) this.sendRaw(ws, raw);
   }

@@ -46,6 +46,7 @@ export class StatusBoard {
 
   /** The status to one dashboard (a new socket). */
   sendTo(ws: WebSocket, now: number): void {
+    this.src.sockets.hooks.beforeFrames();
     for (const f of this.frames(now)) this.src.sockets.sendRaw(ws, f);
   }
 
@@ -54,6 +55,7 @@ export class StatusBoard {
   broadcast(now: number): void {
     const sockets = this.src.sockets.dashboards().filter((ws) => !this.src.sockets.lagging(ws));
     if (!sockets.length) return;
+    this.src.sockets.hooks.beforeFrames();
     const frames = this.frames(now);
     for (const ws of sockets) for (const f of frames) this.src.sockets.sendRaw(ws, f);
   }

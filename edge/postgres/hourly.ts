@@ -8,9 +8,14 @@
  * Data completeness counts what each drone could have sent while it was known in the hour: one
  * snapshot per 10 s slot from its first to its last snapshot of the hour, both included. A drone
  * that joins at :30 is expected from :30 (its partial first hour is complete, not half lost); a
- * drone silent from :10 to :50 between two reports is expected throughout (that gap is loss). A
- * silence before a drone's first or after its last report of the hour is not counted there: the
- * edge cannot tell a drone switched off from a lost one (link_lost alerts report those).
+ * drone silent from :10 to :50 between two reports is expected throughout (that gap is loss), and
+ * so is a silence between two reports on either side of an hour boundary: a drone that reported
+ * in the hour before (or reports in the hour after) is expected from the hour's start (or to its
+ * end), and one that reported within an hour before and after a whole silent hour is expected all
+ * that hour. A silence before a drone's first or after its last report, with no report within an
+ * hour on the other side, is not counted: the edge cannot tell a drone switched off from a lost
+ * one (link_lost alerts report those). An hour aggregated before the next hour's reports arrived
+ * (the cron runs at :02) counts its end again when it is recomputed.
  */
 import { sql } from "drizzle-orm";
 import { generateInsights, TREND_METRICS, type ChargerInput, type InsightOut, type TrendInput } from "../domain/insights";
@@ -108,11 +113,23 @@ export async function aggregateHour(db: AnalyticsDb, fleetId: string, hour: Date
                  (select count(distinct drone_id) from drone_telemetry_snapshots
                    where fleet_id = ${fleetId} and snapshot_time >= ${s}::timestamptz and snapshot_time < ${e}::timestamptz))::int as n),
       u as (select coalesce(sum(n), 0)::int as received, avg(active)::float8 as avg_active from slots),
-      per_drone as (
-        select floor(extract(epoch from (max(snapshot_time) - min(snapshot_time))) * 1000 / ${SNAPSHOT_INTERVAL_MS}::int) + 1 as slots
+      near as (
+        select drone_id,
+               min(snapshot_time) filter (where snapshot_time >= ${s}::timestamptz and snapshot_time < ${e}::timestamptz) as first_t,
+               max(snapshot_time) filter (where snapshot_time >= ${s}::timestamptz and snapshot_time < ${e}::timestamptz) as last_t,
+               bool_or(snapshot_time < ${s}::timestamptz) as before,
+               bool_or(snapshot_time >= ${e}::timestamptz) as after
           from drone_telemetry_snapshots
-         where fleet_id = ${fleetId} and snapshot_time >= ${s}::timestamptz and snapshot_time < ${e}::timestamptz
+         where fleet_id = ${fleetId} and snapshot_time >= ${s}::timestamptz - interval '1 hour' and snapshot_time < ${e}::timestamptz + interval '1 hour'
          group by drone_id),
+      per_drone as (
+        select case
+                 when first_t is null then case when before and after then ${HOUR_MS / SNAPSHOT_INTERVAL_MS}::int else 0 end
+                 else floor(extract(epoch from (
+                        (case when after then ${e}::timestamptz - ${SNAPSHOT_INTERVAL_MS / 1000}::int * interval '1 second' else last_t end)
+                        - (case when before then ${s}::timestamptz else first_t end))) * 1000 / ${SNAPSHOT_INTERVAL_MS}::int) + 1
+               end as slots
+          from near),
       xp as (select coalesce(sum(slots), 0)::int as expected from per_drone),
       a as (select count(*)::int as n from alerts
              where fleet_id = ${fleetId} and raised_at >= ${s}::timestamptz and raised_at < ${e}::timestamptz),

@@ -8,7 +8,7 @@
  * Also upserts the fleet (config and version) and its drones (first/last seen).
  *
  * Every string is cleaned on the way in (NUL and lone surrogates → U+FFFD, as the protocol does at
- * the boundary), the JSON ones too: Postgres refuses them in text and jsonb, and a refused row would
+ * the boundary), the JSON ones too, and a NaN or infinite number becomes null: Postgres refuses them in text and jsonb, and a refused row would
  * fail its whole batch. What Postgres still refuses (a number out of an integer's range, a time out
  * of timestamptz's) the drain sets aside row by row (drain.ts).
  */
@@ -34,8 +34,10 @@ export type WriteCounts = Record<OutboxKind | "snapshot", number>;
 
 /** Postgres takes at most 65,535 bind parameters per statement; stay well below. */
 const MAX_PARAMS = 30_000;
-const d = (ms: number) => new Date(ms);
-const dn = (ms: number | null | undefined) => (ms === null || ms === undefined ? null : new Date(ms));
+// A time that is not a number (a NaN cleaned to null, below) is an invalid date Postgres refuses,
+// never the epoch that `new Date(null)` would make of it.
+const d = (ms: number) => new Date(typeof ms === "number" ? ms : Number.NaN);
+const dn = (ms: number | null | undefined) => (ms === null || ms === undefined ? null : d(ms));
 
 /** Write one batch in one transaction; resolves after COMMIT. */
 export async function writeBatch(db: AnalyticsDb, info: FleetInfo, raw: OutboxBatch): Promise<WriteCounts> {
@@ -289,6 +291,9 @@ function excludedSet<T extends PgTable>(table: T, keys: (keyof T["_"]["columns"]
 /** `v` with every string in it, keys included, cleaned by sanitizeText (a copy; `v` is left alone). */
 export function clean<T>(v: T): T {
   if (typeof v === "string") return sanitizeText(v) as T;
+  // NaN and ±Infinity are not measurements: null (unknown) where a column may be null; a NOT NULL
+  // column refuses the row, which the drain sets aside as a dead letter with the reason.
+  if (typeof v === "number" && !Number.isFinite(v)) return null as T;
   if (Array.isArray(v)) return v.map(clean) as T;
   // fromEntries defines own properties, so a "__proto__" key stays a key.
   if (v !== null && typeof v === "object" && !(v instanceof Date)) return Object.fromEntries(Object.entries(v).map(([k, x]) => [sanitizeText(k), clean(x)])) as T;

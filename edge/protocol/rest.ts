@@ -248,6 +248,20 @@ export const DeadLettersBody = z.object({
 });
 export type DeadLettersBody = z.infer<typeof DeadLettersBody>;
 
+/** POST /analytics/dead-letters/replay (admin): `ids` those dead letters, absent every one kept. */
+export const ReplayDeadLettersRequest = z.object({ ids: z.array(z.number().int().min(1)).max(1_000).optional() }).strict();
+export type ReplayDeadLettersRequest = z.infer<typeof ReplayDeadLettersRequest>;
+export const ReplayDeadLettersBody = z.object({
+  fleet: z.string(),
+  /** Put back into the outbox (the next flush tries them). */
+  replayed: Count,
+  /** Dropped because a newer revision of the same row was queued meanwhile. */
+  superseded: Count,
+  /** Dead letters left. */
+  kept: Count,
+});
+export type ReplayDeadLettersBody = z.infer<typeof ReplayDeadLettersBody>;
+
 /** Check a REST body read from JSON. Never throws. */
 export function parseRestBody<S extends z.ZodType>(schema: S, body: unknown): { ok: true; value: z.infer<S> } | { ok: false; message: string } {
   const r = schema.safeParse(body);

@@ -456,6 +456,27 @@ describe("cron triggers into Postgres", () => {
     expect(await rows(`select count(*)::int as n from coordination_events where fleet_id = $1`, fleet)).toEqual([{ n: 0 }]);
     const again = DeadLettersBody.parse(await (await SELF.fetch(url, { headers: { Authorization: `Bearer ${await token("admin", [fleet])}` } })).json());
     expect(again).toMatchObject({ kept: 1, total: 1 });
+
+    // Replay (admin): back into the outbox. Not fixed, it is refused and set aside again.
+    const replay = async (body: unknown, role: "admin" | "operator" = "admin") => {
+      const res = await SELF.fetch(`${url}/replay`, { method: "POST", headers: { Authorization: `Bearer ${await token(role, [fleet])}`, "content-type": "application/json" }, body: JSON.stringify(body) });
+      return { status: res.status, body: (await res.json()) as Record<string, unknown> };
+    };
+    expect((await replay({}, "operator")).status).toBe(403);
+    expect(await replay({ ids: ["x"] })).toMatchObject({ status: 400, body: { error: { code: "invalid_body" } } });
+    expect(await replay({})).toMatchObject({ status: 200, body: { fleet, replayed: 1, superseded: 0, kept: 0 } });
+    expect(await stubFor(fleet).flushOutbox()).toMatchObject({ status: "ok", dead_lettered: 1 });
+    const third = DeadLettersBody.parse(await (await SELF.fetch(url, { headers: { Authorization: `Bearer ${await token("admin", [fleet])}` } })).json());
+    expect(third).toMatchObject({ kept: 1, total: 2 });
+    // Once the row is right (here corrected in place, as a fix of its cause would make it), the
+    // replay of that id lands it in Postgres.
+    const id = third.dead_letters[0]!.id;
+    await runInDurableObject(stubFor(fleet), (_hub: FleetHub, state) => {
+      state.storage.sql.exec(`UPDATE outbox_dead_letters SET body = json_set(body, '$.resolution_time_ms', 1500) WHERE id = ?`, id);
+    });
+    expect(await replay({ ids: [id] })).toMatchObject({ status: 200, body: { replayed: 1, kept: 0 } });
+    expect(await stubFor(fleet).flushOutbox()).toMatchObject({ status: "ok", dead_lettered: 0 });
+    expect(await rows(`select resolution_time_ms from coordination_events where fleet_id = $1`, fleet)).toEqual([{ resolution_time_ms: 1500 }]);
   });
 
   it("answers the seed's flat live fields at the top level of /analytics/live, beside `metrics`", async () => {

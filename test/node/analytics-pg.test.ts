@@ -444,8 +444,9 @@ describe("hourly aggregation", () => {
       coordination: { head_on: { count: 2, avg_resolution_ms: 2000 }, crossing: { count: 1, avg_resolution_ms: 500 } },
       fleet_size: 5,
       snapshots_received: 9,
-      // From each drone's first to its last snapshot of the hour: a, b, c over 3 slots, d over 1.
-      snapshots_expected: 3 + 3 + 3 + 1,
+      // From each drone's first to its last snapshot of the hour: b, c over 3 slots, d over 1; a
+      // reports again at the next hour's start, so its silence from :00:20 on is loss: all 360.
+      snapshots_expected: 360 + 3 + 3 + 1,
       alerts_raised: 2,
       commands: 3,
       commands_failed: 2,
@@ -456,7 +457,7 @@ describe("hourly aggregation", () => {
     expect(row.avg_resolution_time_ms).toBeCloseTo(1500, 9);
     // Average active drones per slot (2 + 1 + 1) / 3 over the real fleet size, 5.
     expect(row.fleet_utilization_percentage).toBeCloseTo(((4 / 3) / 5) * 100, 9);
-    expect(row.data_completeness).toBeCloseTo(9 / 10, 12);
+    expect(row.data_completeness).toBeCloseTo(9 / 367, 12);
     // No earlier hours: trends have values but no baselines.
     const failed = trends.find((t) => t.metric === "failed_missions")!;
     expect(failed).toMatchObject({ value: 1, previous_hour_value: null, yesterday_value: null, previous_hour_change_pct: null });
@@ -484,6 +485,32 @@ describe("hourly aggregation", () => {
     expect(second.row.data_completeness).toBeCloseTo(480 / 720, 12);
     const low = second.insights.find((i) => i.rule === "low_completeness");
     expect(low).toMatchObject({ severity: "warning", message: expect.stringMatching(/^only 67 % of expected telemetry snapshots arrived \(480 of 720\)/) });
+  });
+
+  it("counts a silence that spans an hour boundary, and a whole silent hour between reports", async () => {
+    const fleet = "hourly-boundary";
+    const slot = 10_000;
+    const every = (drone: string, from: number, to: number) => Array.from({ length: (to - from) / slot }, (_, i) => snap(drone, from + i * slot, 3));
+    const h1 = H + 60 * min;
+    const h2 = H + 120 * min;
+    const h3 = H + 180 * min;
+    // "gap" reports until :50 of H and again from :20 of the next hour: 30 minutes lost across the boundary.
+    // "away" reports in H until :40, is silent through all of h1, and back at :10 of h2 (within an hour on both sides).
+    // "off" reports until :30 of H and never again (switched off, or lost: not counted).
+    await drainOutbox(
+      outboxOf([], [...every("gap", H, H + 50 * min), ...every("gap", h1 + 20 * min, h2), ...every("away", H, H + 40 * min), ...every("away", h2 + 10 * min, h3), ...every("off", H, H + 30 * min)]),
+      db,
+      FLEET_INFO(fleet),
+    );
+    const first = await aggregateHour(db, fleet, H);
+    // gap expected to the hour's end (it reported after it), away to :40 only (nothing within an hour after), off to :30.
+    expect(first.row).toMatchObject({ snapshots_received: 300 + 240 + 180, snapshots_expected: 360 + 240 + 180 });
+    const second = await aggregateHour(db, fleet, h1);
+    // gap from the hour's start (it reported before it); away all hour: reported within an hour before and after.
+    expect(second.row).toMatchObject({ snapshots_received: 240, snapshots_expected: 360 + 360 });
+    const third = await aggregateHour(db, fleet, h2);
+    // gap no longer reports (not counted); away from its first report: its last one before is more than an hour back.
+    expect(third.row).toMatchObject({ snapshots_received: 300, snapshots_expected: 300 });
   });
 
   it("answers the seed's hourly keys over REST, beside ours", async () => {

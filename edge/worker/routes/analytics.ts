@@ -6,6 +6,7 @@
  * - GET  /analytics/alerts?from=&to=&active=&limit= alert history (Postgres); also /alerts
  * - POST /analytics/hourly/recompute?hour=ISO admin: flush, then aggregate that hour again (backfill)
  * - GET  /analytics/dead-letters?limit=&before= admin: outbox rows Postgres refused (fleet object)
+ * - POST /analytics/dead-letters/replay {ids?} admin: those (or all) back into the outbox, once fixed
  * Reads are for viewer, operator and admin (dead letters for admin: they hold raw command params). Without DATABASE_URL the Postgres routes answer 503
  * `analytics_unavailable`; bad query parameters answer 400 with a code naming the problem.
  */
@@ -13,7 +14,7 @@ import { Hono, type Context } from "hono";
 import { HTTPException } from "hono/http-exception";
 import { log } from "../../domain/log";
 import type { Role } from "../auth";
-import type { AnalyticsLiveBody, DeadLettersBody } from "../../protocol";
+import { parseRestBody, ReplayDeadLettersRequest, type AnalyticsLiveBody, type DeadLettersBody, type ReplayDeadLettersBody } from "../../protocol";
 import { callFleet } from "../fleet-stub";
 import { httpError, type AppEnv } from "../http";
 import { openDatabase, type AnalyticsDb } from "../../postgres/client";
@@ -109,6 +110,25 @@ analytics.get("/analytics/dead-letters", async (c) => {
   const r = await callFleet(c, "analyticsDeadLetters", (hub) => hub.analyticsDeadLetters(limit, before));
   const deadLetters = r.dead_letters.map((d) => ({ ...d, body: jsonOrText(d.body) }));
   return c.json({ fleet, kept: r.kept, total: r.total, dropped: r.dropped, dead_letters: deadLetters } satisfies DeadLettersBody);
+});
+
+analytics.post("/analytics/dead-letters/replay", async (c) => {
+  requireRole(c, ["admin"], "replay dead letters");
+  const text = await c.req.raw.text();
+  let body: unknown = {};
+  if (text.trim() !== "") {
+    try {
+      body = JSON.parse(text);
+    } catch {
+      throw httpError(400, "bad_json", "body is not valid JSON");
+    }
+  }
+  const parsed = parseRestBody(ReplayDeadLettersRequest, body);
+  if (!parsed.ok) throw httpError(400, "invalid_body", `body: {ids?: [dead letter ids, at most 1,000]}; ${parsed.message}`);
+  const ids = parsed.value.ids;
+  const fleet = c.get("fleet");
+  const r = await callFleet(c, "analyticsReplayDeadLetters", (hub) => hub.analyticsReplayDeadLetters(ids));
+  return c.json({ fleet, ...r } satisfies ReplayDeadLettersBody);
 });
 
 analytics.get("/analytics/hourly", async (c) => {
