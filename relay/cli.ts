@@ -51,6 +51,7 @@ function createSource(cfg: RelayConfig, log: Logger): DroneSource {
         profile: getProfile(cfg.profile, { autopilot: cfg.mavros.autopilot, holdMode: cfg.mavros.holdMode }),
         perDrone: cfg.perDrone,
         qos: cfg.qos,
+        ...(cfg.intentTopic !== undefined ? { intentTopic: cfg.intentTopic } : {}),
         log,
       });
     default: {
@@ -127,6 +128,7 @@ async function main(argv: string[]): Promise<number> {
     // Commands from the edge run at the source; mission progress goes back through the link.
     execute: (command, signal) => source.execute(command, signal),
     store,
+    batchWindowMs: cfg.batchWindowMs,
     log,
   });
   source.onMissionProgress = (p) => link.pushProgress(p);
@@ -159,6 +161,7 @@ async function main(argv: string[]): Promise<number> {
     drones: source.droneIds().length,
     rate_hz: cfg.rateHz ?? "on_fix",
     outbox: cfg.outbox.dir ?? "memory",
+    batch_window_ms: cfg.batchWindowMs,
     health: health ? `http://${cfg.health.host}:${health.port}` : "off",
   });
 

@@ -11,9 +11,10 @@
 import { parseArgs } from "node:util";
 import { parse as parseYaml, stringify as stringifyYaml } from "yaml";
 import * as z from "zod";
-import { DRONE_ID_RE, FLEET_ID_RE, RelayHello } from "../edge/protocol";
+import { DRONE_ID_RE, FLEET_ID_RE, LIMITS, RelayHello } from "../edge/protocol";
 import { DEFAULT_OUTBOX_FSYNC_MS, DEFAULT_OUTBOX_MAX_BYTES } from "./link/disk-outbox";
 import { isLogLevel, type LogLevel } from "./log";
+import { intentReaderFor } from "./sources/ros2/intent";
 import { getProfile, PROFILE_NAMES } from "./sources/ros2/profiles/index";
 import type { Autopilot } from "./sources/ros2/profiles/mavros";
 import { DEFAULT_QOS, QOS_NAMES, type QosName } from "./sources/ros2/rcl";
@@ -46,8 +47,15 @@ export interface RelayConfig {
   profile: ProfileName;
   /** ros2 with the mavros profile. */
   mavros: { autopilot: Autopilot; holdMode: string | undefined };
-  /** ros2: names for single drones (the config file's `drones:` list entries with topics/services). */
+  /** ros2: names for single drones (the config file's `drones:` list entries with topics/services/intent_topic). */
   perDrone: Record<string, DroneNames> | undefined;
+  /**
+   * ros2: the route topic template (config file `intent_topic`, with {drone}); false: no routes;
+   * undefined: the profile's (`/{drone}/route` nav_msgs/msg/Path, or MAVROS's waypoint list).
+   */
+  intentTopic: string | false | undefined;
+  /** The window bound of adaptive batching (link.batch_window_ms), ms. */
+  batchWindowMs: number;
   /** dir null: the outbox is in memory only (latest sample per drone, lost on restart). */
   outbox: { dir: string | null; maxBytes: number; fsyncMs: number };
   health: { enabled: boolean; host: string; port: number; graceMs: number };
@@ -66,6 +74,9 @@ export type ParseResult =
 export const MAX_DRONES = 20_000;
 export const DEFAULT_HEALTH_PORT = 9464;
 export const DEFAULT_HEALTH_GRACE_MS = 30_000;
+/** link.batch_window_ms: the default (LIMITS.batchWindowMs) and the range accepted. */
+export const DEFAULT_BATCH_WINDOW_MS = LIMITS.batchWindowMs;
+export const BATCH_WINDOW_RANGE_MS = [1, 1000] as const;
 
 export const USAGE = `Usage: npm run relay -- --edge URL --fleet F --token T --source sim|ros2 [options]
        npm run relay -- doctor [--config FILE]       check ROS 2, interfaces, edge and token
@@ -97,6 +108,9 @@ Options:
                       survive a restart ("memory": in memory only; default $STATE_DIRECTORY/outbox
                       under systemd, else memory)                       (env RELAY_OUTBOX_DIR)
   --outbox-max-bytes N  bound on the disk outbox, e.g. 256MiB (default) (env RELAY_OUTBOX_MAX_BYTES)
+  --batch-window-ms MS  telemetry goes at once while the link is idle; while a frame awaits its
+                      ack, updates wait for that ack at most this long, ${BATCH_WINDOW_RANGE_MS[0]}..${BATCH_WINDOW_RANGE_MS[1]}
+                      (default ${DEFAULT_BATCH_WINDOW_MS})                        (env RELAY_BATCH_WINDOW_MS)
   --health-host H     health endpoint address (default 127.0.0.1)      (env RELAY_HEALTH_HOST)
   --health-port P     health endpoint port, 0 = any free port, off = none (default ${DEFAULT_HEALTH_PORT})
                                                                         (env RELAY_HEALTH_PORT)
@@ -132,6 +146,7 @@ const FIELDS: readonly Field[] = [
   { path: ["log_level"], flag: "log-level", env: "RELAY_LOG_LEVEL" },
   { path: ["link", "outbox", "dir"], flag: "outbox-dir", env: "RELAY_OUTBOX_DIR" },
   { path: ["link", "outbox", "max_bytes"], flag: "outbox-max-bytes", env: "RELAY_OUTBOX_MAX_BYTES" },
+  { path: ["link", "batch_window_ms"], flag: "batch-window-ms", env: "RELAY_BATCH_WINDOW_MS" },
   { path: ["health", "host"], flag: "health-host", env: "RELAY_HEALTH_HOST" },
   { path: ["health", "port"], flag: "health-port", env: "RELAY_HEALTH_PORT" },
 ];
@@ -169,9 +184,10 @@ const DroneEntry = z.union(
       id: z.string({ error: "expected a drone id" }),
       topics: z.record(z.string(), z.unknown()).optional(),
       services: z.record(z.string(), z.unknown()).optional(),
+      intent_topic: z.union([z.literal(false), str("expected a topic name, or false for none")], { error: "expected a topic name, or false for none" }).optional(),
     }),
   ],
-  { error: "expected a drone id or {id, topics?, services?}" },
+  { error: "expected a drone id or {id, topics?, services?, intent_topic?}" },
 );
 
 const LayerSchema = z
@@ -193,6 +209,9 @@ const LayerSchema = z
     log_level: z.string({ error: "expected debug, info, warn or error" }).refine(isLogLevel, { error: "expected debug, info, warn or error" }),
     topics: z.record(z.string(), z.unknown(), { error: "expected a mapping of topic kind to name" }),
     services: z.record(z.string(), z.unknown(), { error: "expected a mapping of service kind to name" }),
+    intent_topic: z.union([z.literal(false), str("expected a topic template containing {drone}, or false for none")], {
+      error: "expected a topic template containing {drone}, or false for none",
+    }),
     qos: z.union([z.enum(QOS_NAMES), z.record(z.string(), z.unknown())], {
       error: `expected ${QOS_NAMES.join(", ")}, or a mapping of topic kind to one of them`,
     }),
@@ -211,6 +230,7 @@ const LayerSchema = z
             fsync_ms: int(10, 60_000, "expected a positive number of milliseconds (10..60000)"),
           })
           .partial(),
+        batch_window_ms: int(BATCH_WINDOW_RANGE_MS[0], BATCH_WINDOW_RANGE_MS[1], `expected milliseconds in ${BATCH_WINDOW_RANGE_MS[0]}..${BATCH_WINDOW_RANGE_MS[1]}`),
       })
       .partial(),
     health: z
@@ -415,7 +435,8 @@ function resolve(layers: Layers, configFile: string | undefined, deps: ParseDeps
         const names: DroneNames = {};
         if (d.topics) names.topics = readTemplates(d.topics, `${filePrefix}drones[${i}].topics`, "topic", DEFAULT_TOPICS, false, d.id);
         if (d.services) names.services = readTemplates(d.services, `${filePrefix}drones[${i}].services`, "service", DEFAULT_SERVICES, false, d.id);
-        if (names.topics || names.services) (perDrone ??= {})[d.id] = names;
+        if (d.intent_topic !== undefined) names.intentTopic = d.intent_topic === false ? false : topicName(d.intent_topic.replaceAll("{drone}", d.id), `${filePrefix}drones[${i}].intent_topic`);
+        if (names.topics || names.services || names.intentTopic !== undefined) (perDrone ??= {})[d.id] = names;
       }
     }
   }
@@ -439,6 +460,7 @@ function resolve(layers: Layers, configFile: string | undefined, deps: ParseDeps
   const topics = file.topics === undefined ? undefined : readTemplates(file.topics, `${filePrefix}topics`, "topic", DEFAULT_TOPICS, true);
   const services = file.services === undefined ? undefined : readTemplates(file.services, `${filePrefix}services`, "service", DEFAULT_SERVICES, true);
   const qos = file.qos === undefined ? undefined : readQos(file.qos, `${filePrefix}qos`);
+  const intentTopic = file.intent_topic === undefined || file.intent_topic === false ? file.intent_topic : intentTemplate(file.intent_topic, `${filePrefix}intent_topic`);
 
   const outboxDirRaw = pick((l) => l.link?.outbox?.dir);
   const stateDir = deps.env.STATE_DIRECTORY?.split(":")[0];
@@ -465,6 +487,8 @@ function resolve(layers: Layers, configFile: string | undefined, deps: ParseDeps
     profile,
     mavros: { autopilot: pick((l) => l.mavros?.autopilot) ?? "px4", holdMode: pick((l) => l.mavros?.hold_mode) },
     perDrone,
+    intentTopic,
+    batchWindowMs: pick((l) => l.link?.batch_window_ms) ?? DEFAULT_BATCH_WINDOW_MS,
     outbox: {
       dir: outboxDir,
       maxBytes: pick((l) => l.link?.outbox?.max_bytes) ?? DEFAULT_OUTBOX_MAX_BYTES,
@@ -503,6 +527,20 @@ function readTemplates<K extends string>(
     out[k as K] = droneId === undefined ? t : t.replaceAll("{drone}", droneId);
   }
   return out;
+}
+
+/** A ROS topic name as ROS 2 accepts it: absolute or relative, no empty or trailing segment. */
+const TOPIC_NAME_RE = /^(~\/|\/)?[A-Za-z_{][A-Za-z0-9_{}]*(\/[A-Za-z_{][A-Za-z0-9_{}]*)*$/;
+
+function topicName(t: string, where: string): string {
+  if (!TOPIC_NAME_RE.test(t)) throw new UsageError(`${where}: "${t}" is not a valid ROS topic name (letters, digits and _ in /-separated parts)`);
+  return t;
+}
+
+/** `intent_topic`: a template with {drone}, so each drone gets its own route topic. */
+function intentTemplate(t: string, where: string): string {
+  if (!t.includes("{drone}")) throw new UsageError(`${where}: "${t}" must contain {drone} (each drone has its own route topic; name single drones in drones[].intent_topic)`);
+  return topicName(t, where);
 }
 
 /** `qos: sensor_data` (every topic) or `qos: {fix: default, …}` (known topic kinds, known profiles). */
@@ -567,10 +605,13 @@ export function formatConfig(cfg: RelayConfig): string {
     const ids = cfg.droneIds ?? Array.from({ length: cfg.drones }, (_, i) => `drone_${i}`);
     doc.drones = ids.map((id) => {
       const own = cfg.perDrone?.[id];
-      return own ? { id, ...own } : id;
+      if (!own) return id;
+      const { intentTopic, ...names } = own;
+      return { id, ...names, ...(intentTopic !== undefined ? { intent_topic: intentTopic } : {}) };
     });
     doc.topics = { ...profile.defaultTopics, ...cfg.topics };
     doc.services = { ...profile.defaultServices, ...cfg.services };
+    doc.intent_topic = cfg.intentTopic ?? intentReaderFor(cfg.profile).defaultTopic;
     doc.qos = Object.fromEntries(TOPIC_KEYS.map((k) => [k, cfg.qos?.[k] ?? DEFAULT_QOS]));
   } else {
     doc.drones = cfg.drones;
@@ -580,7 +621,7 @@ export function formatConfig(cfg: RelayConfig): string {
   if (cfg.rateHz !== undefined) doc.rate = cfg.rateHz;
   doc.relay_id = cfg.relayId;
   doc.log_level = cfg.logLevel;
-  doc.link = { outbox: { dir: cfg.outbox.dir, max_bytes: cfg.outbox.maxBytes, fsync_ms: cfg.outbox.fsyncMs } };
+  doc.link = { outbox: { dir: cfg.outbox.dir, max_bytes: cfg.outbox.maxBytes, fsync_ms: cfg.outbox.fsyncMs }, batch_window_ms: cfg.batchWindowMs };
   doc.health = { enabled: cfg.health.enabled, host: cfg.health.host, port: cfg.health.port, grace_ms: cfg.health.graceMs };
   const source = cfg.configFile ? `# effective configuration (flags > environment > ${cfg.configFile} > defaults)\n` : "# effective configuration (flags > environment > defaults)\n";
   return source + stringifyYaml(doc);

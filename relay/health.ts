@@ -4,8 +4,10 @@
  *
  *   GET /healthz  200 when the edge link is up, or has been down for less than `graceMs` (a
  *                 short WAN blip or the first connection after start is not an alarm); 503
- *                 otherwise. JSON body: status ok|degraded|down, link_up, down_for_s, outbox…,
- *                 silent_drones. `degraded` also while a configured drone has sent no sample (no
+ *                 otherwise, and at once, grace or not, while the edge refuses the relay for a
+ *                 configuration error (`problem`: token_rejected, relay_id_taken, with what to
+ *                 do), which waiting does not fix. JSON body: status ok|degraded|down, problem,
+ *                 link_up, down_for_s, outbox…, silent_drones. `degraded` also while a configured drone has sent no sample (no
  *                 new position) for longer than the edge's stale time: the link is fine, but
  *                 dashboards show that drone stale (`DroneWatch`, which also logs it, once).
  *   GET /metrics  Prometheus text format (see metrics.ts).
@@ -120,6 +122,8 @@ export interface HealthServer {
 
 export type HealthStatus = {
   status: "ok" | "degraded" | "down";
+  /** Why the edge refuses this relay, when it is a configuration error (see LinkStats.refused); else null. */
+  problem: { code: "token_rejected" | "relay_id_taken"; message: string; since_s: number } | null;
   link_up: boolean;
   /** Seconds since the link went down (or since start, if it never came up); 0 when up. */
   down_for_s: number;
@@ -161,9 +165,11 @@ export class LinkHealth {
     const t = this.now();
     const downFor = s.connected || Number.isNaN(this.downSince) ? 0 : Math.max(0, t - this.downSince);
     const silent = this.watch?.check() ?? [];
-    const status = s.connected ? (silent.length > 0 ? "degraded" : "ok") : downFor < this.graceMs ? "degraded" : "down";
+    const refused = s.connected ? null : s.refused;
+    const status = s.connected ? (silent.length > 0 ? "degraded" : "ok") : refused === null && downFor < this.graceMs ? "degraded" : "down";
     return {
       status,
+      problem: refused && { code: refused.reason, message: refused.message, since_s: round(Math.max(0, t - refused.since) / 1000) },
       link_up: s.connected,
       down_for_s: round(downFor / 1000),
       grace_s: round(this.graceMs / 1000),

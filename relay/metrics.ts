@@ -10,6 +10,8 @@
  *   link_up                          gauge    1 between hello_ack and the socket closing
  *   reconnects_total                 counter  connection attempts after the first
  *   frames_sent_total                counter  telemetry_batch frames sent
+ *   frames_released_total{release}   counter  frames by what released them (adaptive batching):
+ *                                             idle (sent at once), ack, window, full (coalesced)
  *   updates_sent_total               counter  telemetry updates in those frames (re-sends count)
  *   outbox_depth                     gauge    drones held (memory) / records unacknowledged (disk)
  *   outbox_bytes                     gauge    bytes the disk outbox holds
@@ -26,6 +28,8 @@
  *   commands_total{command,status}   counter  commands executed here, by outcome
  *   command_latency_seconds{command} histogram  execute → result, at the relay
  *   last_ack_age_seconds             gauge    since the edge last acknowledged anything (-1: never)
+ *   edge_refusal{reason}             gauge    1 while the edge refuses this relay for a configuration
+ *                                             error (token_rejected, relay_id_taken); no series otherwise
  * The link's counters are read from its stats at scrape time (`collect`), so they never drift from
  * what `stats` log lines say.
  */
@@ -92,6 +96,27 @@ export class RelayMetrics {
     counter("reconnects_total", "Connection attempts after the first.", () => stats().reconnects);
     counter("frames_sent_total", "telemetry_batch frames sent.", () => stats().framesSent);
     counter("updates_sent_total", "Telemetry updates sent (re-sends count again).", () => stats().updatesSent);
+    new Counter({
+      name: `${P}frames_released_total`,
+      help: "telemetry_batch frames by what released them: idle (sent at once), ack, window or full (coalesced while a frame was in flight).",
+      labelNames: ["release"],
+      registers,
+      collect() {
+        this.reset();
+        for (const [release, n] of Object.entries(stats().framesReleased)) this.inc({ release }, Math.max(0, n));
+      },
+    });
+    new Gauge({
+      name: `${P}edge_refusal`,
+      help: "1 while the edge refuses this relay for a configuration error (reason: token_rejected, relay_id_taken).",
+      labelNames: ["reason"],
+      registers,
+      collect() {
+        this.reset();
+        const refused = stats().refused;
+        if (refused) this.set({ reason: refused.reason }, 1);
+      },
+    });
     gauge("outbox_depth", "Drones held in memory, or records not yet acknowledged with the disk outbox.", () => stats().outboxDepth);
     gauge("outbox_bytes", "Bytes held by the disk outbox.", () => stats().outboxBytes);
     counter("dropped_updates_total", "Telemetry updates dropped because the outbox was full.", () => stats().droppedUpdates);

@@ -5,14 +5,19 @@
  * gets typed frames only.
  *
  * - Never spins: capped exponential backoff with full jitter; a 401/403 handshake waits the
- *   maximum delay every time, since only a human fixing the token can help. A connection up for
- *   `stableAfterMs` resets the backoff.
+ *   maximum delay every time, since only a human fixing the token can help. So does a close with
+ *   4003 (the relay_id is bound to another token subject): a configuration error, logged once per
+ *   streak as an error naming the relay_id and both ways out, and reported as `refusal` (health).
+ *   It keeps retrying rather than stopping, because the usual fix is made at the edge (an admin
+ *   releases the id) and the relay should then come back within one maximum delay by itself, not
+ *   wait for someone to restart it; one hello per maximum delay costs nothing. A connection up
+ *   for `stableAfterMs` resets the backoff.
  * - Dead sockets are noticed: a ws-level ping each `heartbeatMs`; no pong by the next one ends it.
  *   No hello_ack within `helloTimeoutMs` ends it too.
  */
 import type { IncomingMessage } from "node:http";
 import WebSocket from "ws";
-import { LIMITS, parseEdgeToRelay, type EdgeToRelay, type HelloAck, type RelayHello, type RelayMessage } from "../../edge/protocol";
+import { CLOSE_CODES, LIMITS, parseEdgeToRelay, type EdgeToRelay, type HelloAck, type RelayHello, type RelayMessage } from "../../edge/protocol";
 import type { Logger } from "../log";
 import type { Clock, Timer } from "./clock";
 
@@ -73,9 +78,19 @@ export interface ConnectionHandlers {
   written(): void;
 }
 
+/**
+ * Why the edge keeps refusing this relay, when only a change of configuration can help:
+ * `token_rejected` (401/403 on the upgrade), `relay_id_taken` (close 4003 after relay_hello).
+ */
+export type Refusal = { reason: "token_rejected" | "relay_id_taken"; message: string; since: number };
+
 export interface ConnectionOptions {
   url: string;
   token: string;
+  /** The relay_id this relay says hello with (for the 4003 message). */
+  relayId: string;
+  /** The fleet, for the 4003 message's admin route. */
+  fleet: string;
   backoff: BackoffOptions;
   stableAfterMs: number;
   heartbeatMs: number;
@@ -99,6 +114,8 @@ export class Connection implements Uplink {
   private connectCount = 0;
   /** HTTP status of the last refused handshake (401, 403, 502…), null when none. */
   private refusedStatus: number | null = null;
+  /** The edge's standing refusal (a configuration error), until the next outcome differs. */
+  private refusalNow: Refusal | null = null;
   /** The socket whose hello the edge acknowledged, for `closed` and the backoff reset. */
   private readySocket: WebSocket | null = null;
   private reconnectTimer: Timer | null = null;
@@ -124,6 +141,10 @@ export class Connection implements Uplink {
   /** Connection attempts after the first one. */
   get reconnects(): number {
     return Math.max(0, this.connectCount - 1);
+  }
+  /** The configuration error the edge answered the last attempt with; null after a hello_ack. */
+  get refusal(): Refusal | null {
+    return this.refusalNow;
   }
 
   start(): void {
@@ -185,6 +206,11 @@ export class Connection implements Uplink {
       const fields = { url: this.o.url, status, status_text: res.statusMessage ?? "" };
       if (this.authRefused()) {
         log.error("edge rejected the relay token; check --token/--token-file (retrying at max backoff)", fields);
+        this.refusalNow = {
+          reason: "token_rejected",
+          message: `the edge answered ${status} to the relay token: check --token/--token-file (expired, another fleet, or not a relay token)`,
+          since: this.refusalNow?.reason === "token_rejected" ? this.refusalNow.since : this.o.clock.now(),
+        };
       } else {
         log.warn("edge refused the WebSocket upgrade", fields);
       }
@@ -265,6 +291,7 @@ export class Connection implements Uplink {
     this.helloTimer = null;
     this.phase = "ready";
     this.readySocket = ws;
+    this.refusalNow = null;
     this.stableTimer = this.o.clock.setTimeout(() => {
       this.attempt = 0;
     }, this.o.stableAfterMs);
@@ -278,14 +305,33 @@ export class Connection implements Uplink {
     this.ws = null;
     this.clearSocketTimers();
     if (this.phase !== "stopped") this.phase = "idle";
+    if (code === CLOSE_CODES.relayIdTaken) this.relayIdTaken();
+    else if (!this.authRefused()) this.refusalNow = null; // another outcome: the refusal is no longer known to stand
     this.o.handlers.closed({ code, reason, wasReady });
     if (this.phase === "stopped") return;
     this.scheduleReconnect();
   }
 
+  /** Close 4003: the relay_id belongs to another token subject. Logged as an error once per streak. */
+  private relayIdTaken(): void {
+    const { relayId, fleet } = this.o;
+    const retryS = Math.round(this.o.backoff.maxMs / 100) / 10;
+    const message =
+      `relay_id "${relayId}" is bound to another token subject at the edge (close 4003), so nothing from this relay is accepted: ` +
+      `an admin releases it (DELETE /v1/fleets/${fleet}/relays/${relayId}), or give this relay its own relay_id (--relay-id, RELAY_ID or relay_id in the config)`;
+    if (this.refusalNow?.reason === "relay_id_taken") {
+      this.o.log.debug("relay_id still bound to another token subject", { relay_id: relayId, retry_in_s: retryS });
+      return;
+    }
+    this.refusalNow = { reason: "relay_id_taken", message, since: this.o.clock.now() };
+    this.o.log.error(`${message}; retrying every ${retryS} s`, { relay_id: relayId, fleet, url: this.o.url, code: CLOSE_CODES.relayIdTaken, retry_in_s: retryS });
+  }
+
   private scheduleReconnect(): void {
-    // 401/403: a retry only helps once someone fixes the token, so wait the longest every time.
-    const delay = this.authRefused() ? this.o.backoff.maxMs : backoffDelay(this.attempt, this.o.backoff, this.o.random);
+    // 401/403 and 4003: a retry only helps once someone fixes the configuration (the token, or
+    // the relay_id's binding at the edge), so wait the longest every time.
+    const configError = this.authRefused() || this.refusalNow?.reason === "relay_id_taken";
+    const delay = configError ? this.o.backoff.maxMs : backoffDelay(this.attempt, this.o.backoff, this.o.random);
     this.attempt++;
     this.o.log.debug("reconnecting", { in_ms: delay, attempt: this.attempt });
     this.reconnectTimer = this.o.clock.setTimeout(() => {

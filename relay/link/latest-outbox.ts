@@ -1,15 +1,15 @@
 /**
  * The in-memory outbox: while connected (and not backpressured) every sample joins the pending
- * batch, sent when it holds `batchMax` updates or after `batchWindowMs`; otherwise each drone's
- * latest sample waits, at most `outboxMax` drones. Samples of frames the edge had not acknowledged
- * when the socket dropped go back to the waiting set with the seq they were given, so a re-send is
- * a duplicate at the edge, never a fork.
+ * batch, sent when the pacer says (outbox.ts Pacer: in the next macrotask while the link is idle,
+ * else on the next batch_ack or after `batchWindowMs`) or at once when it holds `batchMax`
+ * updates; otherwise each drone's latest sample waits, at most `outboxMax` drones. Samples of
+ * frames the edge had not acknowledged when the socket dropped go back to the waiting set with the
+ * seq they were given, so a re-send is a duplicate at the edge, never a fork.
  */
 import type { TelemetrySample } from "../../edge/protocol";
 import type { Logger } from "../log";
 import type { SourceSample } from "../sources/source";
-import type { Timer } from "./clock";
-import { BatchWriter, type OutboxOptions, type TelemetryOutbox } from "./outbox";
+import { BatchWriter, Pacer, type OutboxOptions, type Release, type TelemetryOutbox } from "./outbox";
 
 /** A sample waiting; `seq` is set when it was already sent once (re-send). */
 type Held = { sample: SourceSample; seq?: number };
@@ -19,7 +19,7 @@ export class LatestOutbox implements TelemetryOutbox {
   private pending: TelemetrySample[] = [];
   /** Each frame's updates, to take them back if the socket drops before its batch_ack. */
   private readonly batches: BatchWriter<TelemetrySample[]>;
-  private batchTimer: Timer | null = null;
+  private readonly pacer: Pacer;
   private droppedCount = 0;
 
   constructor(
@@ -29,6 +29,7 @@ export class LatestOutbox implements TelemetryOutbox {
     },
   ) {
     this.batches = new BatchWriter(o.uplink, o.clock, o.maxInflightBatches);
+    this.pacer = new Pacer({ clock: o.clock, windowMs: o.batchWindowMs, maxFramesPerSecond: o.maxFramesPerSecond, release: (why) => this.flushPending(why) });
   }
 
   get framesSent(): number {
@@ -36,6 +37,9 @@ export class LatestOutbox implements TelemetryOutbox {
   }
   get updatesSent(): number {
     return this.batches.updatesSent;
+  }
+  get released(): Readonly<Record<Release, number>> {
+    return this.pacer.released;
   }
 
   push(sample: SourceSample): void {
@@ -48,8 +52,8 @@ export class LatestOutbox implements TelemetryOutbox {
       return;
     }
     this.pending.push({ ...sample, seq: this.o.seq.next(sample.drone_id) });
-    if (this.pending.length >= this.o.batchMax) this.flushPending();
-    else this.batchTimer ??= this.o.clock.setTimeout(() => this.flushPending(), this.o.batchWindowMs);
+    if (this.pending.length >= this.o.batchMax) this.flushPending("full");
+    else this.pacer.waiting(this.busy());
   }
 
   resume(): void {
@@ -58,14 +62,18 @@ export class LatestOutbox implements TelemetryOutbox {
 
   writable(): void {
     if (this.held.size > 0) this.drain();
+    // Pending held back only by a full socket buffer may go now that it drained.
+    else if (this.pending.length > 0) this.pacer.waiting(this.busy());
   }
 
   acked(batchId: number): void {
     this.batches.take(batchId);
+    // The ack clocks the next frame: what gathered while that one was on its way goes now.
+    if (this.pending.length > 0 && this.o.uplink.ready && this.pacer.onAck()) this.flushPending("ack");
   }
 
   disconnected(): void {
-    this.clearTimer();
+    this.pacer.reset();
     // Newest first, so that `requeue` keeps each drone's latest sample.
     this.requeue(this.pending);
     this.pending = [];
@@ -82,7 +90,7 @@ export class LatestOutbox implements TelemetryOutbox {
   }
 
   stop(): void {
-    this.clearTimer();
+    this.pacer.reset();
   }
 
   logLeftover(log: Logger): void {
@@ -102,9 +110,9 @@ export class LatestOutbox implements TelemetryOutbox {
     return 0;
   }
 
-  private clearTimer(): void {
-    this.o.clock.clearTimeout(this.batchTimer);
-    this.batchTimer = null;
+  /** A frame awaits its batch_ack, or the socket has not handed the last ones to the kernel. */
+  private busy(): boolean {
+    return this.batches.size > 0 || this.o.uplink.buffered() > this.o.idleBufferedBytes;
   }
 
   private hold(h: Held): void {
@@ -126,8 +134,9 @@ export class LatestOutbox implements TelemetryOutbox {
     }
   }
 
-  private flushPending(): void {
-    this.clearTimer();
+  /** Send the pending batch as one frame; `why` counts it (null: part of a drain). */
+  private flushPending(why: Release | null): void {
+    this.pacer.reset();
     if (this.pending.length === 0) return;
     const updates = this.pending;
     this.pending = [];
@@ -135,7 +144,7 @@ export class LatestOutbox implements TelemetryOutbox {
       this.requeue(updates);
       return;
     }
-    this.sendBatch(updates);
+    if (this.sendBatch(updates) && why) this.pacer.sent(why);
   }
 
   /** Send held samples in full batches while the socket has room; the rest stay held. */
@@ -144,7 +153,7 @@ export class LatestOutbox implements TelemetryOutbox {
     if (!uplink.ready) return;
     // Order matters: anything pending was sequenced before these held samples were, and must not
     // be overtaken by them in a later frame.
-    this.flushPending();
+    this.flushPending(null);
     while (this.held.size > 0 && !uplink.backpressured()) {
       const updates: TelemetrySample[] = [];
       for (const [id, h] of this.held) {
@@ -163,7 +172,9 @@ export class LatestOutbox implements TelemetryOutbox {
     }
   }
 
-  private sendBatch(updates: TelemetrySample[]): void {
-    if (!this.batches.send(updates, updates)) this.requeue(updates);
+  private sendBatch(updates: TelemetrySample[]): boolean {
+    if (this.batches.send(updates, updates)) return true;
+    this.requeue(updates);
+    return false;
   }
 }

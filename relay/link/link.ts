@@ -2,7 +2,8 @@
  * relay/link: the relay's one WebSocket to the edge's fleet object, and everything owed to it.
  *
  * Owns: the connection (connection.ts: lifecycle, backoff, heartbeat, parsing every E→R frame with
- * the protocol's `parseEdgeToRelay`), telemetry batching and the outbox (outbox.ts, one strategy
+ * the protocol's `parseEdgeToRelay`), telemetry batching (outbox.ts Pacer: at once while the link
+ * is idle, coalesced while a frame awaits its ack) and the outbox (outbox.ts, one strategy
  * in memory, latest-outbox.ts, and one over the disk store, log-outbox.ts + disk-outbox.ts),
  * per-drone seqs, command execution and results (command-runner.ts), mission progress
  * (progress-queue.ts), and the clock they all run on (clock.ts).
@@ -32,14 +33,14 @@ import { silentLogger, type Logger } from "../log";
 import type { MissionProgressEvent, SourceKind, SourceSample } from "../sources/source";
 import { realClock, type Clock } from "./clock";
 import { CommandRunner, type CommandEnded, type Execute } from "./command-runner";
-import { Connection, DEFAULT_BACKOFF, relayUrl, type BackoffOptions } from "./connection";
+import { Connection, DEFAULT_BACKOFF, relayUrl, type BackoffOptions, type Refusal } from "./connection";
 import type { OutboxStore } from "./disk-outbox";
 import { LatestOutbox } from "./latest-outbox";
 import { LogOutbox } from "./log-outbox";
 import { Sequencer, type TelemetryOutbox } from "./outbox";
 import { ProgressQueue } from "./progress-queue";
 
-export { backoffDelay, DEFAULT_BACKOFF, relayUrl, type BackoffOptions } from "./connection";
+export { backoffDelay, DEFAULT_BACKOFF, relayUrl, type BackoffOptions, type Refusal } from "./connection";
 export type { Clock, Timer } from "./clock";
 
 export interface LinkStats {
@@ -47,6 +48,14 @@ export interface LinkStats {
   updatesSent: number;
   /** `telemetry_batch` frames sent. */
   framesSent: number;
+  /**
+   * Frames by what released them (adaptive batching, outbox.ts Pacer): `idle` sent at once (next
+   * macrotask) because no frame awaited its ack; the others coalesced, released by a batch_ack
+   * (`ack`), by the frame-rate cap allowing the next frame (`rate`), by the window bound
+   * (`window`, `batchWindowMs`), or by 500 waiting updates (`full`). The outbox's drains after a
+   * reconnect and at stop are in none of them.
+   */
+  framesReleased: { idle: number; ack: number; rate: number; window: number; full: number };
   /** Updates lost because the outbox was full when a new drone arrived. */
   droppedUpdates: number;
   /** Connection attempts after the first one. */
@@ -59,6 +68,12 @@ export interface LinkStats {
   staleSkipped: number;
   /** True between `hello_ack` and the socket closing. */
   connected: boolean;
+  /**
+   * A configuration error the edge keeps answering with (token refused with 401/403, or the
+   * relay_id bound to another token subject, close 4003), with what to do; null once a hello_ack
+   * arrives or an attempt ends otherwise. Reconnects then wait the maximum backoff.
+   */
+  refused: Refusal | null;
   /** Relay clock (ms) when the last `hello_ack` or `batch_ack` arrived; null before any. */
   lastAckAt: number | null;
   rejectedByEdge: number;
@@ -107,8 +122,18 @@ export interface EdgeLinkOptions {
   heartbeatMs?: number;
   /** Time allowed for the edge's `hello_ack` after opening. Default 10 s. */
   helloTimeoutMs?: number;
-  /** Default LIMITS.batchWindowMs (100). */
+  /**
+   * The window bound: while a frame awaits its batch_ack, updates wait for that ack at most this
+   * long (an idle link sends at once). Default LIMITS.batchWindowMs (100); config
+   * `link.batch_window_ms`.
+   */
   batchWindowMs?: number;
+  /**
+   * The frame-rate cap: frames at most every 1000/this ms (unless 500 updates wait or the window
+   * bound comes first), so a fast edge or a source spreading many drones over the second does not
+   * cost the edge a write per sample. Default 50; 0 never sends early: the fixed window.
+   */
+  maxFramesPerSecond?: number;
   /** Default LIMITS.batchUpdates (500). */
   batchMax?: number;
   /** Most drones held while offline. Default 10,000. */
@@ -148,6 +173,10 @@ export interface EdgeLinkOptions {
 }
 
 const MiB = 1024 * 1024;
+/** See EdgeLinkOptions.maxFramesPerSecond. */
+export const DEFAULT_MAX_FRAMES_PER_SECOND = 50;
+/** Above this many buffered bytes the link is not idle (a frame or two of telemetry). */
+const IDLE_BUFFERED_BYTES = 64 * 1024;
 
 /**
  * The relay → edge link. Call `start()` once, `push()` every sample, `stop()` at the end.
@@ -185,6 +214,8 @@ export class EdgeLink extends EventEmitter<LinkEvents> {
     this.conn = new Connection({
       url: this.url,
       token: opts.token,
+      relayId: opts.relayId,
+      fleet: opts.fleet,
       backoff: { ...DEFAULT_BACKOFF, ...opts.backoff },
       stableAfterMs: opts.stableAfterMs ?? 10_000,
       heartbeatMs: opts.heartbeatMs ?? 10_000,
@@ -221,7 +252,11 @@ export class EdgeLink extends EventEmitter<LinkEvents> {
       clock,
       log,
       batchMax: Math.min(opts.batchMax ?? LIMITS.batchUpdates, LIMITS.batchUpdates),
-      batchWindowMs: opts.batchWindowMs ?? LIMITS.batchWindowMs,
+      batchWindowMs: Math.max(0, opts.batchWindowMs ?? LIMITS.batchWindowMs),
+      maxFramesPerSecond: Math.max(0, opts.maxFramesPerSecond ?? DEFAULT_MAX_FRAMES_PER_SECOND),
+      // "Idle" needs the socket to have handed (nearly) everything to the kernel, not merely to
+      // be under the backpressure bound.
+      idleBufferedBytes: Math.min(opts.maxBufferedBytes ?? 4 * MiB, IDLE_BUFFERED_BYTES),
       maxInflightBatches: opts.maxInflightBatches ?? 64,
     };
     this.outbox = opts.store ? new LogOutbox({ ...common, store: opts.store }) : new LatestOutbox({ ...common, outboxMax: opts.outboxMax ?? 10_000 });
@@ -257,12 +292,14 @@ export class EdgeLink extends EventEmitter<LinkEvents> {
     return {
       updatesSent: this.outbox.updatesSent,
       framesSent: this.outbox.framesSent,
+      framesReleased: { ...this.outbox.released },
       droppedUpdates: this.outbox.dropped(),
       reconnects: this.conn.reconnects,
       outboxDepth: this.outbox.depth(),
       outboxBytes: this.outbox.bytes(),
       staleSkipped: this.outbox.staleSkipped(),
       connected: this.conn.ready,
+      refused: this.conn.refusal ? { ...this.conn.refusal } : null,
       lastAckAt: this.lastAckAt,
       rejectedByEdge: this.rejectedByEdge,
       duplicatesAtEdge: this.duplicatesAtEdge,
@@ -334,7 +371,9 @@ export class EdgeLink extends EventEmitter<LinkEvents> {
         this.commands.ack(frame.command_id);
         break;
       case "error":
-        this.log.warn("edge reported an error", { code: frame.code, message: frame.message.slice(0, 256) });
+        // relay_id_taken comes just before close 4003, which the connection logs as the error it is.
+        if (frame.code === "relay_id_taken") this.log.debug("edge reported an error", { code: frame.code, message: frame.message.slice(0, 256) });
+        else this.log.warn("edge reported an error", { code: frame.code, message: frame.message.slice(0, 256) });
         break;
       case "hello_ack":
       case "pong":

@@ -4,24 +4,25 @@
  * while offline the whole history is kept (bounded in bytes by the store) instead of the latest
  * sample per drone, and it survives a restart: what a previous run left is delivered first, in
  * order, with its original seqs. A dropped socket rewinds the read cursor to the oldest
- * unacknowledged record.
+ * unacknowledged record. When unread records go is the pacer's call (outbox.ts Pacer), as in
+ * memory: in the next macrotask while the link is idle, else on an ack or after the window.
  */
 import type { Logger } from "../log";
 import type { SourceSample } from "../sources/source";
-import type { Timer } from "./clock";
 import type { OutboxStore } from "./disk-outbox";
-import { BatchWriter, type OutboxOptions, type TelemetryOutbox } from "./outbox";
+import { BatchWriter, Pacer, type OutboxOptions, type Release, type TelemetryOutbox } from "./outbox";
 
 /** A frame's LSN range in the store, acknowledged as a whole. */
 type Range = { from: number; to: number };
 
 export class LogOutbox implements TelemetryOutbox {
   private readonly batches: BatchWriter<Range>;
-  private batchTimer: Timer | null = null;
+  private readonly pacer: Pacer;
   private skipped = 0;
 
   constructor(private readonly o: OutboxOptions & { store: OutboxStore }) {
     this.batches = new BatchWriter(o.uplink, o.clock, o.maxInflightBatches);
+    this.pacer = new Pacer({ clock: o.clock, windowMs: o.batchWindowMs, maxFramesPerSecond: o.maxFramesPerSecond, release: (why) => this.drain(why) });
     // New samples must sort after the history a previous run left in the log.
     for (const [drone, seq] of o.store.lastSeqs()) o.seq.raise(drone, seq);
   }
@@ -31,6 +32,9 @@ export class LogOutbox implements TelemetryOutbox {
   }
   get updatesSent(): number {
     return this.batches.updatesSent;
+  }
+  get released(): Readonly<Record<Release, number>> {
+    return this.pacer.released;
   }
 
   push(sample: SourceSample): void {
@@ -42,7 +46,7 @@ export class LogOutbox implements TelemetryOutbox {
   resume(): void {
     const held = this.o.store.depth();
     if (held > 0) this.o.log.info("delivering buffered telemetry in order", { records: held });
-    this.drain();
+    this.drain(null);
   }
 
   writable(): void {
@@ -53,18 +57,18 @@ export class LogOutbox implements TelemetryOutbox {
     const range = this.batches.take(batchId);
     if (!range) return;
     this.o.store.ackTelemetry(range.from, range.to);
-    this.schedule();
+    this.schedule(true);
   }
 
   disconnected(): void {
-    this.clearTimer();
+    this.pacer.reset();
     this.batches.takeAll();
     // Everything unacknowledged is read again, in order, from the oldest unacknowledged record.
     this.o.store.rewind();
   }
 
   flush(): void {
-    this.drain();
+    this.drain(null);
   }
 
   settled(): boolean {
@@ -73,7 +77,7 @@ export class LogOutbox implements TelemetryOutbox {
   }
 
   stop(): void {
-    this.clearTimer();
+    this.pacer.reset();
   }
 
   logLeftover(log: Logger): void {
@@ -94,23 +98,23 @@ export class LogOutbox implements TelemetryOutbox {
     return this.skipped;
   }
 
-  private clearTimer(): void {
-    this.o.clock.clearTimeout(this.batchTimer);
-    this.batchTimer = null;
-  }
-
-  /** Send unread records soon: a full batch now, else after the batch window. */
-  private schedule(): void {
+  /** Send unread records when due: a full batch now, else as the pacer says (`acked`: an ack just came). */
+  private schedule(acked = false): void {
     const { store, uplink } = this.o;
     if (!uplink.ready || store.unread() === 0) return;
     if (this.batches.size >= this.o.maxInflightBatches || uplink.backpressured()) return; // an ack or a write resumes
-    if (store.unread() >= this.o.batchMax) this.drain();
-    else this.batchTimer ??= this.o.clock.setTimeout(() => this.drain(), this.o.batchWindowMs);
+    if (store.unread() >= this.o.batchMax) this.drain("full");
+    else if (acked && this.pacer.onAck()) this.drain("ack");
+    else this.pacer.waiting(this.batches.size > 0 || uplink.buffered() > this.o.idleBufferedBytes);
   }
 
-  /** Send stored records in order while the socket has room and fewer than the inflight cap wait. */
-  private drain(): void {
-    this.clearTimer();
+  /**
+   * Send stored records in order while the socket has room and fewer than the inflight cap wait;
+   * `why` counts the frames (null: a drain after hello_ack or at stop).
+   */
+  private drain(why: Release | null): void {
+    // Whatever stays unread now waits for room (an ack or a write), which schedules it afresh.
+    this.pacer.reset();
     const { store, uplink, seq } = this.o;
     if (!uplink.ready) return;
     while (!uplink.backpressured() && this.batches.size < this.o.maxInflightBatches) {
@@ -126,6 +130,7 @@ export class LogOutbox implements TelemetryOutbox {
       }
       // On failure the records stay in the store; the close that follows rewinds the cursor.
       if (!this.batches.send(updates, { from: read.from, to: read.to })) break;
+      if (why) this.pacer.sent(why);
     }
   }
 }

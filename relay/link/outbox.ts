@@ -1,7 +1,8 @@
 /**
  * Telemetry between the source and the socket: the strategy interface the link talks to, the
- * per-drone sequencer both strategies share, and the batch writer that numbers frames and keeps
- * the unacknowledged ones. Two strategies implement it:
+ * per-drone sequencer both strategies share, the batch writer that numbers frames and keeps the
+ * unacknowledged ones, and the pacer that decides when waiting updates go (adaptive batching).
+ * Two strategies implement it:
  * - LatestOutbox (latest-outbox.ts), in memory: a pending batch while connected, the latest sample
  *   per drone while not; bounded by drones.
  * - LogOutbox (log-outbox.ts), over a persistent OutboxStore (disk-outbox.ts): every sample in
@@ -10,7 +11,7 @@
 import type { TelemetrySample } from "../../edge/protocol";
 import type { Logger } from "../log";
 import type { SourceSample } from "../sources/source";
-import type { Clock } from "./clock";
+import type { Clock, Timer } from "./clock";
 import type { Uplink } from "./connection";
 
 export interface TelemetryOutbox {
@@ -42,6 +43,8 @@ export interface TelemetryOutbox {
   staleSkipped(): number;
   readonly framesSent: number;
   readonly updatesSent: number;
+  /** Frames by what released them (see Pacer); outbox drains after a reconnect are in none. */
+  readonly released: Readonly<Record<Release, number>>;
 }
 
 /** What both strategies are configured with. */
@@ -52,8 +55,12 @@ export interface OutboxOptions {
   log: Logger;
   /** Most updates in one frame (≤ LIMITS.batchUpdates). */
   batchMax: number;
-  /** Longest a partial batch waits. */
+  /** Longest an update waits for company while the link is busy (the window bound). */
   batchWindowMs: number;
+  /** Frames a second above which updates are held back; see Pacer. */
+  maxFramesPerSecond: number;
+  /** The link counts as idle only while the socket buffers at most this many bytes. */
+  idleBufferedBytes: number;
   /** Unacknowledged frames remembered. */
   maxInflightBatches: number;
 }
@@ -148,5 +155,136 @@ export class BatchWriter<M> {
 
   get size(): number {
     return this.inflight.size;
+  }
+}
+
+/**
+ * What released a frame: `idle` the link was idle (sent in the next macrotask), `ack` a batch_ack
+ * arrived while updates waited, `rate` the frame-rate cap held them back and now allowed them,
+ * `window` they had waited the window bound, `full` a frame's worth (500) waited.
+ */
+export type Release = "idle" | "ack" | "rate" | "window" | "full";
+
+export interface PacerOptions {
+  clock: Clock;
+  /** Longest an update waits for company (`batchWindowMs`). */
+  windowMs: number;
+  /** Frames a second above which updates are held back (see Pacer); 0: never early, a fixed window. */
+  maxFramesPerSecond: number;
+  /** Send what waits, now (a timer fired). */
+  release: (why: "idle" | "rate" | "window") => void;
+}
+
+/**
+ * When waiting telemetry goes: Nagle's algorithm with a deadline and a frame-rate cap. A fixed
+ * window added its full length (100 ms) to every update of a small fleet; this adds nothing while
+ * the link is idle and coalesces only while the link is busy, which is when frames cost something.
+ * - Idle (no frame awaits its batch_ack, the socket buffers next to nothing): send in the next
+ *   macrotask (`clock.defer`), so the samples one event-loop turn produces (the simulator's whole
+ *   tick, a burst of ROS callbacks) share one frame and none waits longer.
+ * - Busy: wait for the next batch_ack (`onAck`) or until the oldest waiting update has waited
+ *   `windowMs`, whichever comes first. A frame's worth (500) goes at once (the caller's rule).
+ * - High rate: frames at most every 1000/`maxFramesPerSecond` ms (20 ms by default), so a fast
+ *   edge (acks in 1-2 ms on a LAN) or a source spreading many drones over the second cannot drive
+ *   the relay into a frame per sample, and each frame costs the edge one write. An early release
+ *   (idle or ack) that comes sooner waits for that moment (`rate`), or for the window bound if
+ *   that is earlier.
+ * So an update waits at the pacer at most `windowMs` whatever happens (backpressure and an
+ * offline link are the outbox's business, not the pacer's).
+ */
+export class Pacer {
+  private deferred: Timer | null = null;
+  private timer: Timer | null = null;
+  private timerDue = Number.POSITIVE_INFINITY;
+  /** When the oldest waiting update arrived; null when nothing waits. */
+  private since: number | null = null;
+  /** When the last frame left (any release). */
+  private lastFrameAt = Number.NEGATIVE_INFINITY;
+  private readonly gapMs: number;
+  readonly released: Record<Release, number> = { idle: 0, ack: 0, rate: 0, window: 0, full: 0 };
+
+  constructor(private readonly o: PacerOptions) {
+    this.gapMs = o.maxFramesPerSecond > 0 ? 1000 / o.maxFramesPerSecond : Number.POSITIVE_INFINITY;
+  }
+
+  /** Updates wait to be sent; `busy`: a frame awaits its batch_ack, or the socket still buffers. */
+  waiting(busy: boolean): void {
+    const now = this.o.clock.now();
+    this.since ??= now;
+    // Decided this turn already: the deferred flush takes everything that arrives before it runs.
+    if (this.deferred) return;
+    if (busy) {
+      this.arm(this.since + this.o.windowMs, "window");
+      return;
+    }
+    if (now >= this.nextFrameAt()) {
+      this.disarm();
+      this.deferred = this.o.clock.defer(() => {
+        this.deferred = null;
+        this.o.release("idle");
+      });
+      return;
+    }
+    this.holdBack();
+  }
+
+  /**
+   * A batch_ack arrived while updates wait: true when they go now; false when the frame-rate cap
+   * holds them back (a timer then releases them as soon as it allows, or at the window bound).
+   */
+  onAck(): boolean {
+    if (this.o.clock.now() >= this.nextFrameAt()) return true;
+    this.since ??= this.o.clock.now();
+    this.holdBack();
+    return false;
+  }
+
+  /** A frame left for `why`. */
+  sent(why: Release): void {
+    this.released[why]++;
+    this.lastFrameAt = this.o.clock.now();
+  }
+
+  /** Nothing waits any more (all sent, taken back or stopping): timers off. */
+  reset(): void {
+    this.o.clock.clearTimeout(this.deferred);
+    this.deferred = null;
+    this.disarm();
+    this.since = null;
+  }
+
+  /** Until the cap allows the next frame, or the window bound if that comes first. */
+  private holdBack(): void {
+    const free = this.nextFrameAt();
+    const bound = (this.since ?? this.o.clock.now()) + this.o.windowMs;
+    if (free < bound) this.arm(free, "rate");
+    else this.arm(bound, "window");
+  }
+
+  /** When the cap allows the next frame (never, with a cap of 0: the fixed window). */
+  private nextFrameAt(): number {
+    if (this.gapMs === Number.POSITIVE_INFINITY) return Number.POSITIVE_INFINITY;
+    return this.lastFrameAt + this.gapMs;
+  }
+
+  /** Release at `due` unless a timer already releases sooner. */
+  private arm(due: number, why: "rate" | "window"): void {
+    if (this.timer && this.timerDue <= due) return;
+    this.disarm();
+    this.timerDue = due;
+    this.timer = this.o.clock.setTimeout(
+      () => {
+        this.timer = null;
+        this.timerDue = Number.POSITIVE_INFINITY;
+        this.o.release(why);
+      },
+      Math.max(0, due - this.o.clock.now()),
+    );
+  }
+
+  private disarm(): void {
+    this.o.clock.clearTimeout(this.timer);
+    this.timer = null;
+    this.timerDue = Number.POSITIVE_INFINITY;
   }
 }

@@ -172,7 +172,7 @@ describe("relay CLI process", () => {
     writeFileSync(tokenFile, "cli-secret-token\n");
     try {
       const res = await runCli(
-        ["--edge", `http://127.0.0.1:${port}`, "--fleet", "demo", "--token-file", tokenFile, "--source", "sim", "--drones", "20", "--rate", "10"],
+        ["--edge", `http://127.0.0.1:${port}`, "--fleet", "demo", "--token-file", tokenFile, "--source", "sim", "--drones", "20", "--rate", "10", "--batch-window-ms", "50"],
         { onSpawn: (t) => (terminate = t), timeoutMs: 30_000 },
       );
       if (!signalled) throw new Error(`never saw batches; stderr: ${res.stderr}`);
@@ -183,8 +183,9 @@ describe("relay CLI process", () => {
       expect(hello.source).toBe("sim");
       const batches = frames.filter((f) => (f as { type: string }).type === "telemetry_batch").map((f) => TelemetryBatch.parse(f));
       expect(batches.length).toBeGreaterThanOrEqual(3);
-      const lines = res.stderr.trim().split("\n").map((l) => JSON.parse(l) as { msg: string; level: string });
+      const lines = res.stderr.trim().split("\n").map((l) => JSON.parse(l) as { msg: string; level: string; batch_window_ms?: number });
       expect(lines.map((l) => l.msg)).toEqual(expect.arrayContaining(["relay starting", "connected to edge", "relay stopped"]));
+      expect(lines.find((l) => l.msg === "relay starting")?.batch_window_ms).toBe(50);
       expect(res.stderr).not.toContain("cli-secret-token");
     } finally {
       for (const c of wss.clients) c.terminate();

@@ -1,9 +1,9 @@
 /**
  * A clock for relay tests that moves only when the test says so: `advance(ms)` runs every timer
  * that falls due, in order, synchronously, with `now()` at each timer's due time. Sockets stay
- * real; only the link's own time (batch window, backoff, heartbeat, hello timeout, command
- * deadlines, the stop grace) is driven by hand, so a test asserts "not yet" at 99 ms and "now" at
- * 100 ms instead of sleeping.
+ * real; only the link's own time (batch window, an idle link's deferred flush, backoff, heartbeat,
+ * hello timeout, command deadlines, the stop grace) is driven by hand, so a test asserts "not yet"
+ * at 99 ms and "now" at 100 ms instead of sleeping, and "at once" with `advance(0)`.
  */
 import type { Clock, Timer } from "../../relay/link/clock";
 
@@ -32,6 +32,11 @@ export class FakeClock implements Clock {
 
   clearTimeout(timer: Timer | null | undefined): void {
     timer?.cancel();
+  }
+
+  /** The next macrotask, here a timer due now: `advance(0)` runs it, time does not move. */
+  defer(fn: () => void): Timer {
+    return this.setTimeout(fn, 0);
   }
 
   /** Move time forward by `ms`, running each timer due by then (timers they set included). */

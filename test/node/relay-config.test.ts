@@ -99,6 +99,46 @@ describe("config file", () => {
     expect(errorOf(parseRelayArgs([...BASE, "--config", "/qos-bad2.yaml"], deps()))).toMatch(/qos\.fix: expected sensor_data, default, system_default, got "reliable"/);
   });
 
+  it("reads link.batch_window_ms (default 100, 1..1000) from the file, RELAY_BATCH_WINDOW_MS or --batch-window-ms", () => {
+    expect(ok(parseRelayArgs(BASE, deps())).batchWindowMs).toBe(100);
+    files["/window.yaml"] = "link:\n  batch_window_ms: 250\n";
+    expect(ok(parseRelayArgs([...BASE, "--config", "/window.yaml"], deps())).batchWindowMs).toBe(250);
+    expect(ok(parseRelayArgs([...BASE, "--config", "/window.yaml"], deps({ RELAY_BATCH_WINDOW_MS: "20" }))).batchWindowMs).toBe(20);
+    expect(ok(parseRelayArgs([...BASE, "--config", "/window.yaml", "--batch-window-ms", "1"], deps({ RELAY_BATCH_WINDOW_MS: "20" }))).batchWindowMs).toBe(1);
+    for (const bad of ["0", "1001", "2.5", "soon"]) {
+      expect(errorOf(parseRelayArgs([...BASE, "--batch-window-ms", bad], deps()))).toBe(`--batch-window-ms: expected milliseconds in 1..1000, got ${/^[\d.]+$/.test(bad) ? bad : `"${bad}"`}`);
+    }
+    expect(errorOf(parseRelayArgs(BASE, deps({ RELAY_BATCH_WINDOW_MS: "-5" })))).toBe("RELAY_BATCH_WINDOW_MS: expected milliseconds in 1..1000, got -5");
+    files["/window-bad.yaml"] = "link:\n  batch_window_ms: 5000\n";
+    expect(errorOf(parseRelayArgs([...BASE, "--config", "/window-bad.yaml"], deps()))).toBe("--config /window-bad.yaml: link.batch_window_ms: expected milliseconds in 1..1000, got 5000");
+  });
+
+  it("reads the route topic: intent_topic (a template with {drone}, or false) and a drone's own", () => {
+    const ros = ["--edge", "http://127.0.0.1:8787", "--fleet", "demo", "--token", "t0k", "--source", "ros2"];
+    expect(ok(parseRelayArgs(ros, deps())).intentTopic).toBeUndefined(); // the profile's: /{drone}/route
+    files["/intent.yaml"] = "intent_topic: /fleet/{drone}/plan\ndrones:\n  - uav1\n  - id: uav2\n    intent_topic: /planner/{drone}/path\n  - id: uav3\n    intent_topic: false\n";
+    const cfg = ok(parseRelayArgs([...ros, "--config", "/intent.yaml"], deps()));
+    expect(cfg.intentTopic).toBe("/fleet/{drone}/plan");
+    expect(cfg.perDrone).toEqual({ uav2: { intentTopic: "/planner/uav2/path" }, uav3: { intentTopic: false } });
+    files["/intent-off.yaml"] = "intent_topic: false\n";
+    expect(ok(parseRelayArgs([...ros, "--config", "/intent-off.yaml"], deps())).intentTopic).toBe(false);
+    const bad = (yaml: string): string => {
+      files["/intent-bad.yaml"] = yaml;
+      return errorOf(parseRelayArgs([...ros, "--config", "/intent-bad.yaml"], deps()));
+    };
+    expect(bad("intent_topic: /route\n")).toMatch(/^--config \/intent-bad\.yaml: intent_topic: "\/route" must contain \{drone\}/);
+    expect(bad("intent_topic: /{drone}/my route\n")).toMatch(/intent_topic: "\/\{drone\}\/my route" is not a valid ROS topic name/);
+    expect(bad("intent_topic: true\n")).toMatch(/intent_topic: expected a topic template containing \{drone\}, or false for none/);
+    expect(bad("drones:\n  - id: uav1\n    intent_topic: //x\n")).toMatch(/drones\[0\]\.intent_topic: "\/\/x" is not a valid ROS topic name/);
+    // --print-config shows the effective route topics, and reads back the same.
+    const printed = formatConfig(cfg);
+    const doc = parseYaml(printed) as Record<string, unknown>;
+    expect(doc).toMatchObject({ intent_topic: "/fleet/{drone}/plan", drones: ["uav1", { id: "uav2", intent_topic: "/planner/uav2/path" }, { id: "uav3", intent_topic: false }] });
+    files["/intent-printed.yaml"] = printed;
+    expect(ok(parseRelayArgs(["--config", "/intent-printed.yaml"], deps({ RELAY_TOKEN: "x" }))).perDrone).toEqual(cfg.perDrone);
+    expect((parseYaml(formatConfig(ok(parseRelayArgs(ros, deps())))) as Record<string, unknown>).intent_topic).toBe("/{drone}/route");
+  });
+
   it("names the bad key in the file, nested as written", () => {
     const bad = (yaml: string): string => {
       files["/bad.yaml"] = yaml;

@@ -112,6 +112,9 @@ describe("relay doctor with ROS 2 (rclnodejs double)", () => {
     "/relay.yaml": "edge: https://edge.example\nfleet: demo\ntoken: ok-token\nsource: ros2\nprofile: mavros\ndrones: [uav1]\n",
     "/reliable.yaml": "edge: https://edge.example\nfleet: demo\ntoken: ok-token\nsource: ros2\nprofile: mavros\ndrones: [uav1]\nqos:\n  fix: default\n",
     "/default.yaml": "edge: https://edge.example\nfleet: demo\ntoken: ok-token\nsource: ros2\ndrones: [uav1]\n",
+    "/routes.yaml":
+      "edge: https://edge.example\nfleet: demo\ntoken: ok-token\nsource: ros2\nintent_topic: /{drone}/plan\n" +
+      "drones:\n  - uav1\n  - id: uav2\n    intent_topic: /planner/uav2/path\n  - id: uav3\n    intent_topic: false\n  - uav4\n",
   };
   const parse = (file: string) => parseRelayArgs(["--config", file], { env: {}, readFile: (p) => files[p] ?? "", defaultRelayId: "x" });
   const parsed = parse("/relay.yaml");
@@ -185,7 +188,9 @@ describe("relay doctor with ROS 2 (rclnodejs double)", () => {
 
       const { report } = await doctor(rcl);
       expect(report).toContain("✗ topics with no publisher (other than the relay's own nodes): /uav1/mavros/local_position/velocity_local, /uav1/mavros/state");
-      expect(report).toMatch(/without its state topic a drone's armed and status are unknown .*collision avoidance/);
+      expect(report).toMatch(/without its state topic a drone's armed and status are unknown: its samples say state_known false, and the edge's collision avoidance infers airborne from altitude and speed/);
+      // The route topic is optional: noted without a publisher, not counted as a problem.
+      expect(report).toContain("- route topics (mavros_msgs/msg/WaypointList) with no publisher: /uav1/mavros/mission/waypoints");
       expect(report).toContain("✓ 2 of 4 topics receive messages: /uav1/mavros/global_position/global 10.0 Hz (1 publisher, best effort), /uav1/mavros/battery 10.0 Hz (1 publisher, best effort)");
       expect(report).toContain("✗ services with no server (other than the relay's own clients): /uav1/mavros/mission/push, /uav1/mavros/set_mode");
       expect(report).toMatch(/namespace:=<drone>\/mavros/);
@@ -205,6 +210,22 @@ describe("relay doctor with ROS 2 (rclnodejs double)", () => {
     expect(report).toMatch(/fix: set qos\.fix: sensor_data in the relay config/);
     expect(report).toContain("✓ 3 of 4 topics receive messages");
     expect(report.trim().split("\n").at(-1)).toBe("1 problem found.");
+  });
+
+  it("lists the route topics (config intent_topic, a drone's own) with type, publishers and rate; one without a publisher is noted, a best-effort one fails", async () => {
+    const rcl = new FakeRcl();
+    const route = () => ({ header: { frame_id: "map" }, poses: [] });
+    rcl.advertise("/uav1/plan", "nav_msgs/msg/Path", { node: "planner", reliability: "reliable", rateHz: 1, message: route });
+    rcl.advertise("/planner/uav2/path", "nav_msgs/msg/Path", { node: "planner2", reliability: "best_effort", rateHz: 1, message: route });
+    const { results, report } = await doctor(rcl, { parsed: parse("/routes.yaml") });
+    expect(report).toContain("✓ route topics (nav_msgs/msg/Path) with a publisher: /uav1/plan (1 publisher, reliable, 1.0 Hz)");
+    expect(report).toContain(
+      "✗ route topic /planner/uav2/path: best-effort publisher (planner2) but the relay subscribes routes reliable: a reliable subscription never matches a best-effort publisher, so no route arrives",
+    );
+    expect(report).toContain("- route topics (nav_msgs/msg/Path) with no publisher: /uav4/plan");
+    expect(report).toMatch(/optional: without its route the edge predicts a drone .*intent_topic: false/);
+    expect(report).not.toContain("uav3/plan"); // intent_topic: false for uav3
+    expect(results.filter((r) => r.status === "fail" && r.title.includes("route"))).toHaveLength(1);
   });
 
   it("a publisher that sends nothing in the window is named", async () => {

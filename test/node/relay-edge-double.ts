@@ -9,10 +9,13 @@
  *
  * `stop()` is an outage (every socket terminated, the port closed); `start({ port })` brings the
  * same edge back on the same port, keeping its state, as the fleet object keeps its storage.
+ * `holdAcks` keeps batch_acks back until `releaseAcks()` (a frame "in flight" for as long as a test
+ * wants); a relay_id in `takenRelayIds` is refused as the fleet object refuses a relay_id bound to
+ * another token subject: an `error relay_id_taken` frame, then close 4003.
  */
 import type { AddressInfo } from "node:net";
 import { WebSocketServer, type WebSocket } from "ws";
-import { parseRelayMessage, TelemetrySample, type CommandResult, type EdgeToRelay, type MissionProgress, type RelayHello, type RelayMessage } from "../../edge/protocol";
+import { CLOSE_CODES, parseRelayMessage, TelemetrySample, type CommandResult, type EdgeToRelay, type MissionProgress, type RelayHello, type RelayMessage } from "../../edge/protocol";
 
 export type Update = TelemetrySample;
 
@@ -32,6 +35,13 @@ export class DedupEdge {
   ackResults = true;
   /** false: apply batches but never send batch_ack (acks lost on the way back). */
   ackBatches = true;
+  /** true: apply batches but keep their batch_acks until `releaseAcks()`. */
+  holdAcks = false;
+  private heldAcks: { ws: WebSocket; ack: string }[] = [];
+  /** relay_ids bound to another token subject: their hello is refused with close 4003. */
+  readonly takenRelayIds = new Set<string>();
+  /** Close codes this edge closed relay sockets with. */
+  readonly closedWith: number[] = [];
   private waiters: { cond: () => boolean; resolve: () => void }[] = [];
 
   get url(): string {
@@ -70,6 +80,13 @@ export class DedupEdge {
     await new Promise<void>((resolve) => server.close(() => resolve()));
   }
 
+  /** Send the batch_acks held back so far, in order; returns how many. */
+  releaseAcks(): number {
+    const held = this.heldAcks.splice(0);
+    for (const h of held) h.ws.send(h.ack);
+    return held.length;
+  }
+
   /** Send a frame to every connected relay. */
   send(frame: EdgeToRelay): void {
     for (const ws of this.sockets) ws.send(JSON.stringify(frame));
@@ -98,6 +115,13 @@ export class DedupEdge {
     switch (f.type) {
       case "relay_hello":
         this.hellos.push(f);
+        if (this.takenRelayIds.has(f.relay_id)) {
+          // As edge/fleet/ingest.ts does: say why, then close; nothing of this relay is applied.
+          ws.send(JSON.stringify({ type: "error", code: "relay_id_taken", message: `relay_id ${f.relay_id} belongs to another token subject; an admin can release it` }));
+          ws.close(CLOSE_CODES.relayIdTaken, "relay_id belongs to another token subject");
+          this.closedWith.push(CLOSE_CODES.relayIdTaken);
+          break;
+        }
         ws.send(JSON.stringify({ type: "hello_ack", fleet: "f1", last_seq: Object.fromEntries(this.lastSeq) }));
         break;
       case "telemetry_batch": {
@@ -122,7 +146,9 @@ export class DedupEdge {
           accepted++;
         }
         this.duplicates += duplicates;
-        if (this.ackBatches) ws.send(JSON.stringify({ type: "batch_ack", batch_id: f.batch_id, accepted, duplicates, rejected, errors: [] }));
+        const ack = JSON.stringify({ type: "batch_ack", batch_id: f.batch_id, accepted, duplicates, rejected, errors: [] });
+        if (this.holdAcks) this.heldAcks.push({ ws, ack });
+        else if (this.ackBatches) ws.send(ack);
         break;
       }
       case "command_result":

@@ -2,8 +2,8 @@
  * The relay's health endpoint and metrics against a real link and an edge double: /metrics in
  * Prometheus text format (prom-client) reflects a forced disconnect (link_up 0, then
  * reconnects_total up) and commands (counts and the latency histogram), beside process and
- * event-loop metrics; /healthz applies its grace period and reports configured drones that send
- * nothing (degraded, logged once).
+ * event-loop metrics; /healthz applies its grace period, reports configured drones that send
+ * nothing (degraded, logged once), and a relay_id the edge refuses (close 4003) as down at once.
  */
 import { afterEach, describe, expect, it } from "vitest";
 import { createLogger } from "../../relay/log";
@@ -64,7 +64,7 @@ describe("relay health endpoint", () => {
     link.start();
     await up;
     link.push({ drone_id: "d0", ts: 1, lat: 1, lon: 1, alt_m: 1, heading_deg: 0, speed_mps: 0, battery_pct: 90, armed: false, mode: "IDLE", status: "idle" });
-    clock.advance(5); // the batch window
+    clock.advance(0); // the idle link's flush (next macrotask)
     await edge.until(() => edge.accepted.length === 1);
 
     const m = await get("/metrics");
@@ -82,6 +82,8 @@ describe("relay health endpoint", () => {
     expect(await metric("reconnects_total")).toBe(0);
     expect(await metric("frames_sent_total")).toBe(1);
     expect(await metric("updates_sent_total")).toBe(1);
+    expect(await metric('frames_released_total{release="idle"}')).toBe(1); // at once: the link was idle
+    expect(await metric('frames_released_total{release="window"}')).toBe(0);
     expect(await metric("source_samples_total")).toBe(7);
     expect((await get("/healthz")).status).toBe(200);
 
@@ -113,6 +115,32 @@ describe("relay health endpoint", () => {
     expect(h.status).toBe(503);
     expect(JSON.parse(h.text)).toMatchObject({ status: "down", link_up: false, grace_s: 0 });
     expect((await get("/nope")).status).toBe(404);
+  });
+
+  it("/healthz is 503 at once, within the grace period, while the edge refuses the relay_id (close 4003), and says what to do", async () => {
+    const { edge, link, clock, get, metric, connected } = await setup(60_000);
+    edge.takenRelayIds.add("health-test");
+    link.start();
+    await expect.poll(() => link.stats().refused?.reason, { timeout: 2000 }).toBe("relay_id_taken");
+    expect(edge.closedWith).toEqual([4003]);
+    const h = await get("/healthz");
+    expect(h.status).toBe(503);
+    expect(JSON.parse(h.text)).toMatchObject({
+      status: "down",
+      link_up: false,
+      problem: { code: "relay_id_taken", message: expect.stringMatching(/^relay_id "health-test" is bound to another token subject .*DELETE \/v1\/fleets\/f1\/relays\/health-test.*--relay-id/) },
+    });
+    expect(await metric("link_up")).toBe(0);
+    expect(await metric('edge_refusal{reason="relay_id_taken"}')).toBe(1);
+    // An admin releases it: the next attempt, one maximum backoff later (300 ms here), connects.
+    edge.takenRelayIds.clear();
+    const up = connected();
+    clock.advance(300);
+    await up;
+    const ok = await get("/healthz");
+    expect(ok.status).toBe(200);
+    expect(JSON.parse(ok.text)).toMatchObject({ status: "ok", problem: null, link_up: true });
+    expect((await get("/metrics")).text).not.toContain("dronefleet_relay_edge_refusal{");
   });
 
   it("counts commands by outcome and records their latency in a histogram", async () => {

@@ -2,8 +2,9 @@
  * EdgeLink against a real `ws` WebSocketServer on port 0 standing in for the edge. The double
  * parses what the relay sends with the protocol's R→E parser (as the fleet object does) and
  * queues it, together with a marker for each ws-level ping, so frame order is what is tested.
- * Time is a FakeClock: the batch window, backoff, heartbeat, hello timeout and command deadlines
- * move only when a test advances it, and "nothing else was sent" is checked with a barrier (the
+ * Time is a FakeClock: adaptive batching (an idle link's next-macrotask flush, the window bound,
+ * the frame-rate cap), backoff, heartbeat, hello timeout and command deadlines move only when a
+ * test advances it, and "nothing else was sent" is checked with a barrier (the
  * relay's own heartbeat ping, which follows anything sent before it), never with a sleep.
  */
 import type { IncomingMessage } from "node:http";
@@ -285,7 +286,7 @@ describe("EdgeLink", () => {
     expect(link.stats().connected).toBe(true);
   });
 
-  it("sends a batch when the 100 ms window closes, all pending samples in one frame", async () => {
+  it("sends a sample at once on an idle link, with no clock advance; the samples of one turn share a frame", async () => {
     const edge = await EdgeDouble.start();
     const link = makeLink(edge.url);
     link.start();
@@ -294,19 +295,137 @@ describe("EdgeLink", () => {
     await once(link, "connected");
     const t0 = clock.now();
     link.push(sample("drone_a"));
+    // Not within the turn: the rest of it may still bring samples (the simulator's whole tick).
+    expect(link.stats().framesSent).toBe(0);
     link.push(sample("drone_b"));
     link.push(sample("drone_a"));
-    clock.advance(99);
-    expect(link.stats().framesSent).toBe(0); // held for the window, not sent per sample
-    clock.advance(1);
+    clock.advance(0); // the next macrotask; time does not move
     expect(link.stats().framesSent).toBe(1);
     const { frame, updates } = await nextBatch(conn, 1000);
     expect(updates.map((u) => u.drone_id)).toEqual(["drone_a", "drone_b", "drone_a"]);
-    expect(frame.sent_at).toBe(t0 + 100);
-    clock.advance(1);
+    expect(frame.sent_at).toBe(t0); // no window was waited for
     // The batch_ack arrives after this: its time is the ack time.
-    await expect.poll(() => link.stats().lastAckAt, { timeout: 1000 }).toBe(t0 + 101);
-    expect(link.stats()).toMatchObject({ updatesSent: 3, framesSent: 1, connected: true });
+    clock.advance(1);
+    await expect.poll(() => link.stats().lastAckAt, { timeout: 1000 }).toBe(t0 + 1);
+    // Acknowledged, and past the frame-rate cap's 20 ms: idle again, the next lone sample goes at once too.
+    clock.advance(19);
+    link.push(sample("drone_b"));
+    clock.advance(0);
+    const second = await nextBatch(conn, 1000);
+    expect(second.updates.map((u) => u.drone_id)).toEqual(["drone_b"]);
+    expect(second.frame.sent_at).toBe(t0 + 20);
+    expect(link.stats()).toMatchObject({ updatesSent: 4, framesSent: 2, framesReleased: { idle: 2, ack: 0, rate: 0, window: 0, full: 0 } });
+  });
+
+  it("while a frame awaits its batch_ack, samples coalesce and go with the ack, before the window bound", async () => {
+    const edge = await EdgeDouble.start({ ack: false });
+    const link = makeLink(edge.url);
+    link.start();
+    const conn = await edge.conns.next();
+    await nextOf(conn, "relay_hello");
+    await once(link, "connected");
+    link.push(sample("drone_a"));
+    clock.advance(0);
+    const first = await nextBatch(conn);
+    // Frame 1 is in flight: these wait for its ack instead of going one by one.
+    link.push(sample("drone_b"));
+    clock.advance(0);
+    link.push(sample("drone_a"));
+    clock.advance(50);
+    expect(link.stats().framesSent).toBe(1);
+    const tAck = clock.now();
+    conn.ws.send(JSON.stringify({ type: "batch_ack", batch_id: first.frame.batch_id, accepted: 1, duplicates: 0, rejected: 0, errors: [] }));
+    await expect.poll(() => link.stats().framesSent, { timeout: 1000 }).toBe(2);
+    const second = await nextBatch(conn);
+    expect(second.updates.map((u) => u.drone_id)).toEqual(["drone_b", "drone_a"]);
+    expect(second.frame.sent_at).toBe(tAck); // at the ack, 50 ms before the bound
+    expect(link.stats().framesReleased).toEqual({ idle: 1, ack: 1, rate: 0, window: 0, full: 0 });
+    // The bound was cancelled with the ack: nothing else goes when it would have expired.
+    clock.advance(100);
+    expect(link.stats().framesSent).toBe(2);
+    await barrier(conn);
+  });
+
+  it("sends coalesced samples when the window bound expires and no ack came", async () => {
+    const edge = await EdgeDouble.start({ ack: false });
+    const link = makeLink(edge.url, { batchWindowMs: 40 });
+    link.start();
+    const conn = await edge.conns.next();
+    await nextOf(conn, "relay_hello");
+    await once(link, "connected");
+    link.push(sample("drone_a"));
+    clock.advance(0);
+    await nextBatch(conn);
+    clock.advance(10);
+    const t1 = clock.now();
+    link.push(sample("drone_b")); // waits for an ack that never comes, at most 40 ms
+    clock.advance(20);
+    link.push(sample("drone_a")); // joins it, and does not extend the wait
+    clock.advance(19);
+    expect(link.stats().framesSent).toBe(1);
+    clock.advance(1);
+    expect(link.stats().framesSent).toBe(2);
+    const second = await nextBatch(conn);
+    expect(second.updates.map((u) => u.drone_id)).toEqual(["drone_b", "drone_a"]);
+    expect(second.frame.sent_at).toBe(t1 + 40);
+    expect(link.stats().framesReleased).toEqual({ idle: 1, ack: 0, rate: 0, window: 1, full: 0 });
+  });
+
+  it("caps the frame rate: an early frame within 1000/maxFramesPerSecond ms of the last waits for that moment, or for the window bound", async () => {
+    const edge = await EdgeDouble.start({ ack: false });
+    const link = makeLink(edge.url, { maxFramesPerSecond: 50 }); // a frame at most every 20 ms
+    let acks = 0;
+    link.on("message", (f) => void (f.type === "batch_ack" && acks++));
+    link.start();
+    const conn = await edge.conns.next();
+    await nextOf(conn, "relay_hello");
+    await once(link, "connected");
+    const ack = async (frame: { batch_id: number }): Promise<void> => {
+      const n = acks;
+      conn.ws.send(JSON.stringify({ type: "batch_ack", batch_id: frame.batch_id, accepted: 1, duplicates: 0, rejected: 0, errors: [] }));
+      await expect.poll(() => acks, { timeout: 1000 }).toBe(n + 1);
+    };
+    const t0 = clock.now();
+    link.push(sample("drone_a"));
+    clock.advance(0);
+    const first = await nextBatch(conn);
+    await ack(first.frame);
+    // Idle again, but 5 ms after the last frame: held back until 20 ms after it.
+    clock.advance(5);
+    link.push(sample("drone_b"));
+    clock.advance(14);
+    expect(link.stats().framesSent).toBe(1);
+    clock.advance(1);
+    const second = await nextBatch(conn);
+    expect(second.frame.sent_at).toBe(t0 + 20);
+    // An ack within the gap does not release either: the cap's moment does.
+    clock.advance(2);
+    link.push(sample("drone_a"));
+    await ack(second.frame);
+    expect(link.stats().framesSent).toBe(2);
+    clock.advance(18);
+    expect((await nextBatch(conn)).frame.sent_at).toBe(t0 + 40);
+    expect(link.stats().framesReleased).toEqual({ idle: 1, ack: 0, rate: 2, window: 0, full: 0 });
+    await link.stop();
+
+    // A cap below 1000/window (3 a second: 333 ms) cannot hold an update past the window bound.
+    const slow = makeLink(edge.url, { maxFramesPerSecond: 3 });
+    slow.start();
+    const c2 = await edge.conns.next();
+    await nextOf(c2, "relay_hello");
+    await once(slow, "connected");
+    const t1 = clock.now();
+    slow.push(sample("drone_a"));
+    clock.advance(0);
+    const f1 = await nextBatch(c2);
+    c2.ws.send(JSON.stringify({ type: "batch_ack", batch_id: f1.frame.batch_id, accepted: 1, duplicates: 0, rejected: 0, errors: [] }));
+    await expect.poll(() => slow.stats().lastAckAt, { timeout: 1000 }).toBe(t1);
+    slow.push(sample("drone_b"));
+    clock.advance(99);
+    expect(slow.stats().framesSent).toBe(1);
+    clock.advance(1);
+    expect((await nextBatch(c2)).frame.sent_at).toBe(t1 + 100);
+    expect(slow.stats().framesReleased).toMatchObject({ idle: 1, window: 1 });
   });
 
   it("sends a full batch at 500 updates without waiting for the window", async () => {
@@ -332,7 +451,9 @@ describe("EdgeLink", () => {
       batchIds.push(frame.batch_id);
     }
     expect(sizes).toEqual([500, 500, 100]);
+    // The first full frame went at once; the rest waited for its ack, or here the window bound.
     expect(sentAt).toEqual([0, 0, 100]);
+    expect(link.stats().framesReleased).toEqual({ idle: 0, ack: 0, rate: 0, window: 1, full: 2 });
     expect(batchIds[1]).toBeGreaterThan(batchIds[0] ?? Infinity);
     expect(batchIds[2]).toBeGreaterThan(batchIds[1] ?? Infinity);
   });
@@ -542,6 +663,47 @@ describe("EdgeLink", () => {
     expect(errors[0]).toMatchObject({ status: 401 });
     expect(String(errors[0]?.msg)).toMatch(/token/);
     expect(lines.join("\n")).not.toContain("secret-token");
+  });
+
+  it("close 4003 (relay_id bound to another token subject): one clear error with both ways out, the maximum backoff, reported in stats", async () => {
+    const edge = await EdgeDouble.start({ hello: false });
+    const lines: string[] = [];
+    const link = makeLink(edge.url, {
+      backoff: { initialMs: 5, maxMs: 300 },
+      random: () => 0, // ordinary backoff would retry at once
+      log: createLogger("debug", (l) => lines.push(l)),
+    });
+    /** The fleet object's answer to this relay's hello: say why, then close 4003. */
+    const refuse = async (): Promise<void> => {
+      const conn = await edge.conns.next(2000, "connection");
+      await nextOf(conn, "relay_hello");
+      conn.ws.send(JSON.stringify({ type: "error", code: "relay_id_taken", message: "relay_id relay-test belongs to another token subject; an admin can release it" }));
+      conn.ws.close(4003, "relay_id belongs to another token subject");
+      expect(await conn.closed).toBe(4003);
+    };
+    link.start();
+    await refuse();
+    await expect.poll(() => clock.pending(), { timeout: 2000 }).toEqual([300]);
+    expect(link.stats().refused).toMatchObject({ reason: "relay_id_taken", message: expect.stringContaining('relay_id "relay-test"') });
+    clock.advance(299);
+    expect(edge.attempts).toBe(1); // nothing before the maximum delay
+    clock.advance(1);
+    await refuse();
+    await expect.poll(() => clock.pending(), { timeout: 2000 }).toEqual([300]); // every time
+    const parsed = lines.map((l) => JSON.parse(l) as Record<string, unknown>);
+    const errors = parsed.filter((l) => l.level === "error");
+    expect(errors).toHaveLength(1); // once for the streak, not once per attempt
+    expect(errors[0]).toMatchObject({ relay_id: "relay-test", code: 4003, retry_in_s: 0.3 });
+    expect(String(errors[0]?.msg)).toMatch(/^relay_id "relay-test" is bound to another token subject at the edge \(close 4003\)/);
+    expect(String(errors[0]?.msg)).toContain("an admin releases it (DELETE /v1/fleets/f1/relays/relay-test)");
+    expect(String(errors[0]?.msg)).toContain("give this relay its own relay_id (--relay-id, RELAY_ID or relay_id in the config)");
+    expect(parsed.filter((l) => l.level === "warn")).toEqual([]); // the edge's error frame is not a second alarm
+    // An admin released it: the next attempt connects and the refusal is gone.
+    edge.opts.hello = true;
+    const up = once(link, "connected");
+    clock.advance(300);
+    await up;
+    expect(link.stats()).toMatchObject({ connected: true, refused: null });
   });
 
   it("holds samples latest-per-drone while the socket is backpressured", async () => {

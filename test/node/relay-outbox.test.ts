@@ -1,6 +1,7 @@
 /**
- * The disk outbox: its log on its own (order, acks, bounds, torn writes, locks), then the relay
- * link restarted on the same directory during an outage, against an edge double that keeps the
+ * The disk outbox: its log on its own (order, acks, bounds, torn writes, locks), the link's pacing
+ * over it (at once while idle, on the ack, at the window bound, never past the in-flight cap, on
+ * the fake clock), then the relay link restarted on the same directory during an outage, against an edge double that keeps the
  * highest seq per drone like the fleet object: nothing lost, nothing applied twice.
  */
 import { spawn, type ChildProcess } from "node:child_process";
@@ -13,6 +14,7 @@ import type { TelemetrySample } from "../../edge/protocol";
 import { DiskOutbox, OutboxLockedError } from "../../relay/link/disk-outbox";
 import { EdgeLink, type EdgeLinkOptions } from "../../relay/link/link";
 import type { SourceSample } from "../../relay/sources/source";
+import { FakeClock } from "./relay-clock";
 import { DedupEdge } from "./relay-edge-double";
 
 const root = mkdtempSync(join(tmpdir(), "relay-outbox-"));
@@ -159,6 +161,71 @@ const onDisk = (dir: string): number =>
   readdirSync(dir)
     .filter((n) => n.startsWith("t-") || n === "control.jsonl")
     .reduce((n, f) => n + statSync(join(dir, f)).size, 0);
+
+describe("pacing with the disk outbox", () => {
+  it("sends at once while the link is idle, with the ack while a frame is out, at the window bound without one", async () => {
+    const edge = await new DedupEdge().start();
+    cleanups.push(() => edge.stop());
+    edge.holdAcks = true;
+    const clock = new FakeClock();
+    const l = link(edge, open(newDir()), ["d0", "d1"], { clock, batchWindowMs: 100 });
+    const up = once(l, "connected");
+    l.start();
+    await up;
+    let ts = 5_000;
+    // Idle: both samples of this turn in one frame, in the next macrotask, time standing still.
+    l.push(sample("d0", ++ts));
+    l.push(sample("d1", ++ts));
+    expect(l.stats().framesSent).toBe(0);
+    clock.advance(0);
+    await edge.until(() => edge.batches === 1, 2000, "the idle frame");
+    expect(edge.accepted.map((u) => u.drone_id)).toEqual(["d0", "d1"]);
+    // Its ack is held: the next samples wait for it.
+    l.push(sample("d0", ++ts));
+    clock.advance(50);
+    l.push(sample("d1", ++ts));
+    expect(l.stats().framesSent).toBe(1);
+    expect(edge.releaseAcks()).toBe(1);
+    await edge.until(() => edge.batches === 2, 2000, "the frame the ack released");
+    expect(edge.accepted.slice(2).map((u) => u.ts)).toEqual([ts - 1, ts]);
+    // No ack for that one: the window bound, 100 ms after the next sample, sends it.
+    l.push(sample("d0", ++ts));
+    clock.advance(99);
+    expect(l.stats().framesSent).toBe(2);
+    clock.advance(1);
+    await edge.until(() => edge.batches === 3, 2000, "the frame the window released");
+    expect(l.stats().framesReleased).toEqual({ idle: 1, ack: 1, rate: 0, window: 1, full: 0 });
+    expect(edge.duplicates).toBe(0);
+    edge.holdAcks = false;
+    edge.releaseAcks();
+    await expect.poll(() => l.stats().outboxDepth, { timeout: 2000 }).toBe(0); // every record acknowledged on disk
+  });
+  it("keeps at most maxInflightBatches frames unacknowledged, whatever the pacer says; an ack makes room", async () => {
+    const edge = await new DedupEdge().start();
+    cleanups.push(() => edge.stop());
+    edge.holdAcks = true;
+    const clock = new FakeClock();
+    const l = link(edge, open(newDir()), ["d0", "d1"], { clock, batchWindowMs: 100, maxInflightBatches: 2 });
+    const up = once(l, "connected");
+    l.start();
+    await up;
+    let ts = 9_000;
+    l.push(sample("d0", ++ts));
+    clock.advance(0);
+    l.push(sample("d1", ++ts));
+    clock.advance(100);
+    expect(l.stats().framesSent).toBe(2);
+    l.push(sample("d0", ++ts)); // two frames out: this one waits for room, not for the window
+    clock.advance(1000);
+    expect(l.stats().framesSent).toBe(2);
+    await edge.until(() => edge.batches === 2, 2000, "two frames");
+    edge.holdAcks = false;
+    edge.releaseAcks();
+    await edge.until(() => edge.batches === 3, 2000, "the frame the ack made room for");
+    expect(edge.accepted.map((u) => u.ts)).toEqual([9_001, 9_002, 9_003]);
+    expect(l.stats().framesReleased).toMatchObject({ idle: 1, window: 1, ack: 1 });
+  });
+});
 
 describe("relay restart during an outage, with the disk outbox", () => {
   it.each(["clean stop", "kill"] as const)(

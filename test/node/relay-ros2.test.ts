@@ -409,19 +409,34 @@ describe("the field relay on a real ROS 2 graph (issue 16)", () => {
     expect(await src.execute(cmd({ command: "emergency_land" }), never)).toEqual({ ok: true, message: "landing" });
   });
 
-  it("logs once per drone whose state topic stays silent (armed and status unknown)", async () => {
+  it("logs once per drone whose state topic stays silent (armed and status unknown, sent as state_known false)", async () => {
     const clock = manualClock();
     const { log, lines } = collector();
-    const { rcl } = await started({ now: clock.now, log, stateGraceMs: 5000 });
+    const { rcl, got } = await started({ now: clock.now, log, stateGraceMs: 5000, droneIds: ["uav1", "uav2", "uav3"] });
     rcl.publish("/uav2/state", stateMsg({ armed: true, status: "flying" }));
-    for (let i = 0; i < 10; i++) {
+    const warned = () => lines.filter((l) => l.msg.startsWith("no state from this drone"));
+    for (let i = 0; i < 4; i++) {
       rcl.publish("/uav1/fix", navSatFix(1, 2, 3));
-      rcl.publish("/uav2/fix", navSatFix(1, 2.001, 3));
       clock.advance(1000);
     }
-    const warned = lines.filter((l) => l.msg.startsWith("no state from this drone"));
-    expect(warned.map((l) => [l.drone_id, l.topic])).toEqual([["uav1", "/uav1/state"]]);
-    expect(warned[0]?.msg).toMatch(/armed and status unknown.*collision avoidance/);
+    expect(warned()).toEqual([]); // within the grace after the first fix
+    // A minute of fixes from all three, at 1 Hz (uav3's first fix only now).
+    for (let i = 0; i < 60; i++) {
+      rcl.publish("/uav1/fix", navSatFix(1, 2, 3));
+      rcl.publish("/uav2/fix", navSatFix(1, 2.001, 3));
+      rcl.publish("/uav3/fix", navSatFix(1, 2.002, 3));
+      clock.advance(1000);
+    }
+    expect(warned().map((l) => [l.drone_id, l.topic, l.level])).toEqual([
+      ["uav1", "/uav1/state", "warn"],
+      ["uav3", "/uav3/state", "warn"],
+    ]);
+    // What it says is what is sent: state unknown, the placeholders, and the edge's inference.
+    expect(warned()[0]?.msg).toBe(
+      "no state from this drone: armed and status unknown; its samples say state_known false (armed false and status idle are placeholders), so the edge's collision avoidance infers airborne from altitude and speed",
+    );
+    expect(got.filter((s) => s.drone_id === "uav1").every((s) => s.state_known === false && !s.armed && s.status === "idle")).toBe(true);
+    expect(got.filter((s) => s.drone_id === "uav2").every((s) => s.state_known === undefined)).toBe(true);
   });
 
   it("re-captures the take-off altitude when a drone's node restarts on the ground, not through a GPS dropout in flight", async () => {

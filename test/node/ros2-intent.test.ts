@@ -93,6 +93,21 @@ describe("default profile: nav_msgs/msg/Path on /{drone}/route", () => {
     expect(b.rcl.nodes[0]!.subscriptions.some((s) => s.typeClass === "nav_msgs/msg/Path")).toBe(false);
   });
 
+  it("a drone's own route topic wins over the template, and false turns off that drone's alone", async () => {
+    const perDrone = { uav2: { intentTopic: "/planner/uav2/path" }, uav3: { intentTopic: false as const } };
+    const { rcl, got } = await started({ droneIds: ["uav1", "uav2", "uav3"], intentTopic: "/fleet/{drone}/plan", perDrone });
+    const routes = rcl.nodes[0]!.subscriptions.filter((s) => s.typeClass === "nav_msgs/msg/Path").map((s) => s.topic);
+    expect(routes).toEqual(["/fleet/uav1/plan", "/planner/uav2/path"]);
+    // The drone's own topic is the one its route is read from.
+    rcl.publish("/uav2/fix", navSatFix(HOME.lat, HOME.lon, 400));
+    rcl.publish("/planner/uav2/path", path([[0, 0, 50], [0, 200, 50]]));
+    rcl.publish("/uav2/fix", navSatFix(HOME.lat, HOME.lon, 400));
+    expect(got.at(-1)).toMatchObject({ drone_id: "uav2", intent: { route_id: "path:map" } });
+    // Even with the template off, a drone's own topic is subscribed.
+    const b = await started({ droneIds: ["uav1", "uav2"], intentTopic: false, perDrone: { uav2: { intentTopic: "/planner/uav2/path" } } });
+    expect(b.rcl.nodes[0]!.subscriptions.filter((s) => s.typeClass === "nav_msgs/msg/Path").map((s) => s.topic)).toEqual(["/planner/uav2/path"]);
+  });
+
   it("reads paths strictly: a pose without a position makes the message unreadable", () => {
     expect(readPath({ poses: [{ pose: { position: { x: 1, y: 2 } } }] })).toBeNull();
     expect(readPath({ header: { frame_id: "odom" }, poses: [] })).toEqual({ kind: "local", routeId: "path:odom", points: [] });

@@ -17,6 +17,9 @@
  *                     subscription (a best-effort publisher against a      │
  *                     reliable subscription is named as the reason), and   │
  *                     the message rate over a short window                 │
+ *   route topics      the same for each drone's route topic (intent.ts,    │
+ *                     config intent_topic) with its type; optional, so     │
+ *                     one without a publisher is noted, not failed         │
  *   services          servers per service other than the relay's own, and  │
  *                     whether each service type's type support loads (a    │
  *                     client of it is created)                             ┘
@@ -54,6 +57,7 @@ import {
   type RclNodeLike,
   type RosHost,
 } from "./rcl";
+import { INTENT_QOS } from "./intent";
 import { missingInterfaces, profileTypes, Ros2Source, SERVICE_KEYS, TOPIC_KEYS, type RosProfile, type TopicKey } from "./ros2";
 
 export type CheckStatus = "pass" | "fail" | "skip";
@@ -230,6 +234,8 @@ function interfaceOnDisk(host: RosHost, prefixes: string[], type: string): boole
 }
 
 type TopicRow = { id: string; key: TopicKey; topic: string; type: string; messages: number };
+/** A drone's route topic; `failed` when the doctor could not even subscribe to it. */
+type RouteRow = { id: string; topic: string; type: string; messages: number; failed: boolean };
 
 /** Publishers on `topic` other than ours: with their QoS when rclnodejs reports it; null when it cannot count. */
 function publishersOf(node: RclNodeLike, topic: string): { count: number; infos: RclEndpointInfo[] | null } | null {
@@ -260,13 +266,25 @@ const plural = (n: number, word: string): string => `${n} ${word}${n === 1 ? "" 
 async function checkGraph(rcl: RclLike, cfg: RelayConfig, profile: RosProfile, host: RosHost, unusable: Set<string>, deps: DoctorDeps): Promise<CheckResult[]> {
   const ids = cfg.droneIds ?? Array.from({ length: cfg.drones }, (_, i) => `drone_${i}`);
   // Only for its name resolution (templates, per-drone names, QoS); it is never started.
-  const names = new Ros2Source({ droneIds: ids, topics: cfg.topics, services: cfg.services, profile, perDrone: cfg.perDrone, qos: cfg.qos });
+  const names = new Ros2Source({
+    droneIds: ids,
+    topics: cfg.topics,
+    services: cfg.services,
+    profile,
+    perDrone: cfg.perDrone,
+    qos: cfg.qos,
+    ...(cfg.intentTopic !== undefined ? { intentTopic: cfg.intentTopic } : {}),
+  });
   const sleep = deps.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms)));
   const discoveryMs = deps.discoveryMs ?? 2000;
   const windowMs = deps.rateWindowMs ?? 3000;
   const rows: TopicRow[] = ids.flatMap((id) =>
     TOPIC_KEYS.filter((key) => !unusable.has(profile.topicTypes[key])).map((key) => ({ id, key, topic: names.topicFor(key, id), type: profile.topicTypes[key], messages: 0 })),
   );
+  const routes: RouteRow[] = ids.flatMap((id) => {
+    const topic = names.intentTopicFor(id);
+    return topic === null ? [] : [{ id, topic, type: names.intentType, messages: 0, failed: false }];
+  });
   const services = [...new Set(ids.flatMap((id) => SERVICE_KEYS.filter((k) => !unusable.has(profile.serviceTypes[k])).map((k) => names.serviceFor(k, id))))];
   const serviceTypes = [...new Set(SERVICE_KEYS.map((k) => profile.serviceTypes[k]).filter((t) => !unusable.has(t)))];
 
@@ -286,13 +304,29 @@ async function checkGraph(rcl: RclLike, cfg: RelayConfig, profile: RosProfile, h
             out.push({ status: "fail", title: `cannot subscribe to ${row.topic} (${row.type}): ${firstLine(err)}`, fix: typeSupportHint(host, packageOf(row.type)) });
           }
         }
+        // Routes as the relay subscribes them: reliable (intent.ts INTENT_QOS).
+        for (const row of routes) {
+          try {
+            node.createSubscription(row.type, row.topic, { qos: INTENT_QOS }, () => void row.messages++);
+          } catch (err) {
+            row.failed = true;
+            out.push({
+              status: "fail",
+              title: `cannot subscribe to route topic ${row.topic} (${row.type}): ${firstLine(err)}`,
+              fix: `${typeSupportHint(host, packageOf(row.type))}; or intent_topic: false in the config if this site publishes no routes`,
+            });
+          }
+        }
         rcl.spin(node);
         // Discovery is asynchronous: give other nodes' announcements time to arrive.
         await sleep(discoveryMs);
         const before = rows.map((r) => r.messages);
+        const routesBefore = routes.map((r) => r.messages);
         await sleep(windowMs);
         rows.forEach((r, i) => (r.messages -= before[i] ?? 0));
+        routes.forEach((r, i) => (r.messages -= routesBefore[i] ?? 0));
         for (const r of rows) pubs.set(r.topic, publishersOf(node, r.topic));
+        for (const r of routes) pubs.set(r.topic, publishersOf(node, r.topic));
         served = serversOf(node);
         out.push(...typeSupportLoads(node, serviceTypes, host));
       } finally {
@@ -340,7 +374,7 @@ async function checkGraph(rcl: RclLike, cfg: RelayConfig, profile: RosProfile, h
     const state = noPublisher.filter((r) => r.key === "state");
     const stateNote =
       state.length > 0
-        ? `; without its state topic a drone's armed and status are unknown (sent as disarmed and idle), so the edge's collision avoidance takes it for a drone on the ground`
+        ? `; without its state topic a drone's armed and status are unknown: its samples say state_known false, and the edge's collision avoidance infers airborne from altitude and speed (and gives no right of way for landing or returning)`
         : "";
     out.push({ status: "fail", title: `topics with no publisher (other than the relay's own nodes): ${list(noPublisher.map((r) => r.topic))}`, fix: hint + stateNote });
   }
@@ -370,6 +404,7 @@ async function checkGraph(rcl: RclLike, cfg: RelayConfig, profile: RosProfile, h
     out.push({ status: "pass", title: `${of} topics receive messages: ${list(rates)}` });
   }
   if (uncounted > 0) out.push({ status: "skip", title: `publishers not counted on ${plural(uncounted, "topic")}`, fix: "this rclnodejs has neither getPublishersInfoByTopic nor countPublishers" });
+  out.push(...routeResults(routes, pubs, windowMs));
 
   if (served === null) {
     out.push({ status: "skip", title: "command services not checked", fix: "this rclnodejs cannot list the services each node serves" });
@@ -385,6 +420,57 @@ async function checkGraph(rcl: RclLike, cfg: RelayConfig, profile: RosProfile, h
           },
     );
   }
+  return out;
+}
+
+/**
+ * The route topics: listed with type, publishers and rate like the others. A route is optional
+ * (without one the edge predicts the drone from its own records and dead reckoning), and one sent
+ * only when it changes may well not come within the window, so silence is no failure; a
+ * best-effort publisher is, since the relay subscribes routes reliably and would never hear it.
+ */
+function routeResults(routes: RouteRow[], pubs: Map<string, ReturnType<typeof publishersOf>>, windowMs: number): CheckResult[] {
+  const rows = routes.filter((r) => !r.failed);
+  if (rows.length === 0) return [];
+  const type = rows[0]?.type ?? "";
+  const out: CheckResult[] = [];
+  const heard: string[] = [];
+  const none: string[] = [];
+  const uncounted: string[] = [];
+  for (const r of rows) {
+    const p = pubs.get(r.topic);
+    const hz = r.messages > 0 ? `, ${(r.messages / Math.max(0.001, windowMs / 1000)).toFixed(1)} Hz` : "";
+    if (p === undefined || p === null) {
+      if (r.messages > 0) heard.push(`${r.topic} (publishers not counted${hz})`);
+      else uncounted.push(r.topic);
+      continue;
+    }
+    if (p.count === 0) {
+      none.push(r.topic);
+      continue;
+    }
+    const bad = (p.infos ?? []).filter((i) => qosMismatch("default", i) !== null);
+    if (r.messages === 0 && bad.length > 0) {
+      const who = [...new Set(bad.map((i) => String(i.node_name ?? "?")))].join(", ");
+      out.push({
+        status: "fail",
+        title: `route topic ${r.topic}: best-effort publisher (${who}) but the relay subscribes routes reliable: ${qosMismatch("default", bad[0]!) ?? ""}, so no route arrives`,
+        fix: "publish the route with a reliable QoS (a route sent once must not be lost), e.g. rclpy's default profile",
+      });
+      continue;
+    }
+    const kinds = p.infos ? `, ${[...new Set(p.infos.map(publisherReliability))].join("/")}` : "";
+    heard.push(`${r.topic} (${plural(p.count, "publisher")}${kinds}${hz})`);
+  }
+  if (heard.length > 0) out.push({ status: "pass", title: `route topics (${type}) with a publisher: ${list(heard)}` });
+  if (none.length > 0) {
+    out.push({
+      status: "skip",
+      title: `route topics (${type}) with no publisher: ${list(none)}`,
+      fix: "optional: without its route the edge predicts a drone from its own records and dead reckoning; publish the remaining route there, or set intent_topic (or a drone's own) to where it is published, or intent_topic: false",
+    });
+  }
+  if (uncounted.length > 0) out.push({ status: "skip", title: `route topics (${type}), publishers not counted: ${list(uncounted)}`, fix: "this rclnodejs has neither getPublishersInfoByTopic nor countPublishers" });
   return out;
 }
 

@@ -4,7 +4,8 @@
  * avoidance predicts it along its route instead of by dead reckoning.
  *
  * Per profile (ros2.ts picks the reader by profile name; the topic is a template with `{drone}`,
- * `Ros2SourceOptions.intentTopic` overrides it, `false` turns it off):
+ * `Ros2SourceOptions.intentTopic` (config `intent_topic`) overrides it, `false` turns it off, and a
+ * drone's own name (config `drones[i].intent_topic`) wins over both):
  *
  * - default: `/{drone}/route`, **nav_msgs/msg/Path**, the remaining route, first pose = the point
  *   being flown to. Poses are ENU metres (x east, y north, z up) from the drone's take-off point
@@ -239,10 +240,9 @@ export class RosIntents {
 
   /** Subscribe to one drone's route. A missing message type disables intents (logged once):
    * the drones are then predicted by the edge's own plans and dead reckoning. */
-  subscribe(node: RclNodeLike, droneId: string): void {
+  subscribe(node: RclNodeLike, droneId: string, topic = this.topicFor(droneId)): void {
     if (this.disabled) return;
     const st = this.state(droneId);
-    const topic = this.topicFor(droneId);
     try {
       node.createSubscription(this.reader.type, topic, { qos: INTENT_QOS }, (msg: unknown) => {
         this.received++;

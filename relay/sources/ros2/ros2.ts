@@ -30,7 +30,13 @@
  * `alt_m` is the altitude above the take-off point: the first fix's altitude, re-captured when
  * the fix stream resumes after `restartGapMs` with the drone on the ground (its node restarted,
  * or the drone was power-cycled), unless the state topic carries `rel_alt_m`. A drone whose state
- * topic stays silent is logged once (armed and status then read as disarmed and idle).
+ * topic stays silent is logged once: its samples then say `state_known: false` (armed and status
+ * are placeholders, false and idle), and the edge infers airborne from altitude and speed.
+ *
+ * Routes (intent.ts): each drone's remaining route, sent with its samples as `intent`. The topic is
+ * the profile's (`/{drone}/route`, nav_msgs/msg/Path, for `default`), `intentTopic` (config
+ * `intent_topic`) replaces the template or turns routes off (false), and a drone's own
+ * `DroneNames.intentTopic` (config `drones[i].intent_topic`) wins over both.
  *
  * Why the state topic is a JSON string: armed/mode/status have no standard ROS message (MAVROS
  * has mavros_msgs/State, PX4's uXRCE bridge has px4_msgs/VehicleStatus, others their own), and a
@@ -448,8 +454,8 @@ export interface Ros2SourceOptions {
   intentTopic?: string | false;
 }
 
-/** Per-drone topic and service names. */
-export type DroneNames = { topics?: Partial<TopicTemplates>; services?: Partial<ServiceTemplates> };
+/** Per-drone topic and service names; `intentTopic` is the drone's route topic (false: none). */
+export type DroneNames = { topics?: Partial<TopicTemplates>; services?: Partial<ServiceTemplates>; intentTopic?: string | false };
 
 export class Ros2Source implements DroneSource {
   readonly kind = "ros2" as const;
@@ -477,7 +483,7 @@ export class Ros2Source implements DroneSource {
   /** (drone, topic) pairs already warned about, so a bad publisher does not flood the log. */
   private readonly warned = new Set<string>();
   /** Each drone's route, sent to the edge as the sample's intent (intent.ts). */
-  private readonly intents: RosIntents | null;
+  private readonly intents: RosIntents;
 
   constructor(private readonly opts: Ros2SourceOptions) {
     if (opts.droneIds.length === 0) throw new Error("Ros2Source needs at least one drone id");
@@ -492,7 +498,7 @@ export class Ros2Source implements DroneSource {
     this.log = opts.log ?? silentLogger;
     this.now = opts.now ?? Date.now;
     for (const id of this.ids) this.latest.set(id, emptyLatest());
-    this.intents = opts.intentTopic === false ? null : new RosIntents(intentReaderFor(this.profile.name), { ...(opts.intentTopic ? { topic: opts.intentTopic } : {}), log: this.log });
+    this.intents = new RosIntents(intentReaderFor(this.profile.name), { ...(opts.intentTopic ? { topic: opts.intentTopic } : {}), log: this.log });
   }
 
   droneIds(): string[] {
@@ -507,6 +513,18 @@ export class Ros2Source implements DroneSource {
   /** Service name for one drone, e.g. serviceFor("hold", "uav1") → "/uav1/hold". */
   serviceFor(key: ServiceKey, droneId: string): string {
     return this.opts.perDrone?.[droneId]?.services?.[key] ?? this.services[key].replaceAll("{drone}", droneId);
+  }
+
+  /** A drone's route topic (see the module comment), or null when it has none. */
+  intentTopicFor(droneId: string): string | null {
+    const own = this.opts.perDrone?.[droneId]?.intentTopic;
+    if (own !== undefined) return own === false ? null : own;
+    return this.opts.intentTopic === false ? null : this.intents.topicFor(droneId);
+  }
+
+  /** The route topics' message type (nav_msgs/msg/Path, or MAVROS's waypoint list). */
+  get intentType(): string {
+    return this.intents.reader.type;
   }
 
   /** The subscription QoS of a topic kind (config `qos:`, default sensor_data). */
@@ -714,7 +732,8 @@ export class Ros2Source implements DroneSource {
       if (st.heading !== undefined) l.yaw = st.heading;
       if (st.relAlt !== undefined) l.relAlt = st.relAlt;
     });
-    this.intents?.subscribe(node, id);
+    const route = this.intentTopicFor(id);
+    if (route !== null) this.intents.subscribe(node, id, route);
   }
 
   /**
@@ -749,13 +768,13 @@ export class Ros2Source implements DroneSource {
     const sample = toSample(id, l);
     if (!sample) return;
     l.emittedFixes = l.fixes;
-    const intent = this.intents?.intentFor(id, l);
+    const intent = this.intents.intentFor(id, l);
     if (intent) sample.intent = intent;
     this.checkState(id, l);
     cb(sample);
   }
 
-  /** Once per drone: its state topic is silent (or unusable), so armed and status are guesses. */
+  /** Once per drone: its state topic is silent (or unusable), so armed and status are unknown. */
   private checkState(id: string, l: Latest): void {
     if (l.stateSeen || l.stateWarned) return;
     const type = this.profile.topicTypes.state;
@@ -763,7 +782,7 @@ export class Ros2Source implements DroneSource {
     const grace = this.opts.stateGraceMs ?? DEFAULT_STATE_GRACE_MS;
     if (!disabled && (l.firstFixAt === null || this.now() - l.firstFixAt < grace)) return;
     l.stateWarned = true;
-    this.log.warn("no state from this drone: armed and status unknown, sent as disarmed and idle, so the edge's collision avoidance takes it for a drone on the ground", {
+    this.log.warn("no state from this drone: armed and status unknown; its samples say state_known false (armed false and status idle are placeholders), so the edge's collision avoidance infers airborne from altitude and speed", {
       drone_id: id,
       topic: this.topicFor("state", id),
       type,
