@@ -1,13 +1,16 @@
 /**
- * `npm run bench [-- --quick] [--drones 10,100,1000,5000] [--dashboards 1,10,100] [--only ours|baseline]`
+ * `npm run bench [-- --quick] [--repeat N] [--drones 10,100,1000,5000] [--dashboards 1,10,100] [--only ours|baseline|relay|separation]`
  *
  * Starts the local stack once (wrangler dev + embedded Postgres, no simulated relay) and the
- * seed-style baseline (bench/baseline/server.ts, Node ws + Redis pub/sub), then drives both with
- * the same load generator (bench/lib/loadgen.ts) in this process: a telemetry sweep, a rate ramp,
- * command round trips and the head-on coordination scenario (ours only), plus in-process timings
- * of detection and ranking. A progress line on stderr; a markdown report on stdout; JSON and
- * markdown under bench/results/. Bounded in time; every child process group is killed in
- * `finally`, also on Ctrl-C.
+ * seed-style baseline (bench/baseline/server.ts, Node ws + Redis pub/sub through ioredis), then
+ * drives both with the same load generator (bench/lib/loadgen.ts) in this process: a telemetry
+ * sweep and a rate ramp (each point `--repeat` times, verdicts on the median), then ours only: the
+ * real relay code (bench/lib/relaymode.ts), a dashboard that never reads (bench/lib/slow.ts),
+ * command round trips and the head-on coordination scenario; plus in-process timings of
+ * detection and ranking, and the fleet object's own profile of every measured window
+ * (bench/lib/profile.ts). A progress line on stderr; a markdown report on stdout; JSON and
+ * markdown under bench/results/. Bounded in time (a budget computed from the plan); every child
+ * process group is killed in `finally`, also on Ctrl-C.
  */
 import { spawn, execFileSync, type ChildProcess } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -21,30 +24,48 @@ import { signToken } from "../edge/worker/auth";
 import { defaultFleetConfig } from "../edge/domain/fleet-config";
 import { REPO_ROOT, resolveAuthSecret } from "../scripts/dev-vars";
 import { killProcessGroup, startStack, type Stack } from "../scripts/stack";
-import { runCommands, runPoint, settle, type Design, type Mode, type Target } from "./lib/phases";
+import { Redis } from "ioredis";
+import { aggregate, runCommands, runPoint, runRepeated, settle, type Design, type Mode, type PointResult, type Target } from "./lib/phases";
 import { findByName, findDescendants, ProcMeter } from "./lib/proc";
+import { ProfileReader } from "./lib/profile";
+import { relayCodeVersion, runRelayPoint, type RelayPointResult } from "./lib/relaymode";
 import { breakPoints, renderMarkdown, type AnalyticsResult, type BenchReport, type MicroResult, type RampStep } from "./lib/report";
-import { RespClient } from "./lib/resp";
-import { Samples, sleep } from "./lib/stats";
+import { median, Samples, sleep, spread } from "./lib/stats";
 
-const USAGE = `Usage: npm run bench [-- --quick] [--drones 10,100,1000,5000] [--dashboards 1,10,100] [--only ours|baseline]
+const USAGE = `Usage: npm run bench [-- --quick] [--repeat N] [--drones 10,100,1000,5000] [--dashboards 1,10,100] [--only ours|baseline|relay|separation]
 
-  --quick           drones 10,100,1000 × dashboards 1,10, short windows (< 1 min)
+  --quick           drones 10,100,1000 × dashboards 1,10, short windows (~1.5 min; the report
+                    says its windows are short)
+  --repeat N        run every sweep point, ramp step, relay-code point and slow-dashboard point
+                    N times (1..9, default 1); the report gives min / median / max of p50 and p99
+                    and judges the medians
   --drones LIST     sweep drone counts (1 Hz each); default 10,100,1000,5000
   --dashboards LIST sweep dashboard counts; default 1,10,100
-  --only DESIGN     run only ours (the edge) or only the baseline (seed design: Node ws + Redis),
-                    or only the in-process separation figure (--only separation, ~1 min quick)
+  --only WHAT       ours (the edge), baseline (seed design: Node ws + Redis), relay (only the
+                    real relay code against the edge), slow (only the dashboard that never
+                    reads, with its control), or separation (only the in-process separation
+                    figure, no stack). With any but separation, the separation figure and the
+                    in-process timings are not run.
+  --ramp LIST|none  ramp steps in updates/s into one fleet (1,000 drones × 10 dashboards);
+                    default 2500,5000,10000,15000,20000,30000 (quick: 2500,5000)
+  --relay-batch-window MS   pass batchWindowMs to the relay's EdgeLink (default: the link's own)
   -h, --help        this help
 
 Needs Redis at 127.0.0.1:6379 for the baseline (skipped with a message when absent).
 Writes bench/results/latest.{json,md} and a timestamped copy.`;
 
+type Only = Design | "relay" | "slow" | "separation";
+
 type Options = {
   quick: boolean;
+  repeat: number;
   drones: number[];
   dashboards: number[];
   /** `separation`: only the in-process separation figure (no stack, no baseline). */
-  only: Design | "separation" | null;
+  only: Only | null;
+  relayBatchWindowMs: number | undefined;
+  /** Ramp steps instead of the plan's; [] for none. */
+  ramp: number[] | null;
 };
 
 function parseList(v: string, what: string, max: number): number[] {
@@ -68,6 +89,9 @@ function parse(): Options {
         drones: { type: "string" },
         dashboards: { type: "string" },
         only: { type: "string" },
+        repeat: { type: "string" },
+        ramp: { type: "string" },
+        "relay-batch-window": { type: "string" },
         help: { type: "boolean", short: "h" },
       },
       strict: true,
@@ -79,21 +103,60 @@ function parse(): Options {
     process.stdout.write(`${USAGE}\n`);
     process.exit(0);
   }
-  if (values.only !== undefined && values.only !== "ours" && values.only !== "baseline" && values.only !== "separation") fail(`bad --only "${values.only}"`);
+  if (values.only !== undefined && !["ours", "baseline", "relay", "slow", "separation"].includes(values.only)) fail(`bad --only "${values.only}"`);
   const quick = values.quick ?? false;
+  const repeat = values.repeat === undefined ? 1 : Number(values.repeat);
+  if (!Number.isInteger(repeat) || repeat < 1 || repeat > 9) fail(`bad --repeat "${values.repeat}" (an integer 1..9)`);
+  const bw = values["relay-batch-window"];
+  const relayBatchWindowMs = bw === undefined ? undefined : Number(bw);
+  if (relayBatchWindowMs !== undefined && !(Number.isInteger(relayBatchWindowMs) && relayBatchWindowMs >= 0 && relayBatchWindowMs <= 1000)) fail(`bad --relay-batch-window "${bw}" (ms, 0..1000)`);
   return {
     quick,
+    repeat,
     drones: values.drones ? parseList(values.drones, "drones", 10_000) : quick ? [10, 100, 1000] : [10, 100, 1000, 5000],
     dashboards: values.dashboards ? parseList(values.dashboards, "dashboards", 500) : quick ? [1, 10] : [1, 10, 100],
-    only: (values.only as Design | "separation" | undefined) ?? null,
+    only: (values.only as Only | undefined) ?? null,
+    relayBatchWindowMs,
+    ramp: values.ramp === undefined ? null : values.ramp === "none" ? [] : parseList(values.ramp, "ramp", 100_000),
   };
 }
 
-/** Windows and counts: --quick fits in a minute, the full run in ten. */
+/**
+ * Windows and counts. The full run measures every window for at least 20 s (steady state, not a
+ * fresh fleet's first seconds); --quick keeps them short (1.2 s; 3 s for the relay-code points)
+ * and says so in the report. The slow dashboard stays unread for `slowHoldMs`: in the full run
+ * long enough for the edge's lag limit (30 s after it falls 4 MiB behind) to act.
+ */
 function plan(o: Options) {
-  return o.quick
-    ? { warmMs: 400, measureMs: 1200, drainMs: 1000, budgetMs: 75_000, ramp: [2500, 5000], rampModes: ["batch"] as Mode[], waypoint: 30, assign: 10, coordRuns: 2, detectRuns: 10, rankIters: 200, analyticsRuns: 1 }
-    : { warmMs: 1500, measureMs: 5000, drainMs: 3000, budgetMs: 540_000, ramp: [2500, 5000, 10_000, 15_000, 20_000, 30_000], rampModes: ["batch", "per_update"] as Mode[], waypoint: 200, assign: 30, coordRuns: 5, detectRuns: 30, rankIters: 1000, analyticsRuns: 3 };
+  const p = o.quick
+    ? { warmMs: 400, measureMs: 1200, drainMs: 1000, rampMeasureMs: 1200, relayMeasureMs: 3000, slowHoldMs: 6000, ramp: [2500, 5000], rampModes: ["batch"] as Mode[], waypoint: 30, assign: 10, coordRuns: 2, detectRuns: 10, rankIters: 200, analyticsRuns: 1 }
+    : { warmMs: 2000, measureMs: 20_000, drainMs: 3000, rampMeasureMs: 20_000, relayMeasureMs: 20_000, slowHoldMs: 55_000, ramp: [2500, 5000, 10_000, 15_000, 20_000, 30_000], rampModes: ["batch", "per_update"] as Mode[], waypoint: 200, assign: 30, coordRuns: 5, detectRuns: 30, rankIters: 1000, analyticsRuns: 3 };
+  return o.ramp ? { ...p, ramp: o.ramp } : p;
+}
+type Plan = ReturnType<typeof plan>;
+
+/** The relay-code points and the issue's targets for them. */
+const RELAY_POINTS: { drones: number; dashboards: number; target?: { p50: number; p99: number } }[] = [
+  { drones: 10, dashboards: 1, target: { p50: 5, p99: 20 } },
+  { drones: 100, dashboards: 1 },
+  { drones: 1000, dashboards: 10 },
+];
+
+/**
+ * The time budget of the measuring phases, from the plan: every point's warm-up, window and
+ * drain plus its set-up and settling, with room for a loaded machine. Past it, the rest is skipped.
+ */
+function budgetMs(p: Plan, o: Options, sweepPoints: number, rampModes: number, wantOurs: boolean): number {
+  const per = (measureMs: number) => p.warmMs + measureMs + p.drainMs + 4000;
+  let ms = sweepPoints * per(p.measureMs) * o.repeat;
+  ms += rampModes * p.ramp.length * per(p.rampMeasureMs) * o.repeat;
+  if (wantOurs) {
+    ms += RELAY_POINTS.length * per(p.relayMeasureMs) * o.repeat;
+    ms += (per(p.measureMs) + Math.max(p.slowHoldMs, p.warmMs + p.measureMs) + p.drainMs + 8000) * o.repeat;
+    ms += o.quick ? 25_000 : 90_000; // commands and coordination
+    ms += o.quick ? 15_000 : 40_000; // analytics
+  }
+  return Math.round(ms * 1.4 + 30_000);
 }
 
 /** One stderr line, rewritten in place on a terminal; plain lines (phase changes only) otherwise. */
@@ -141,18 +204,21 @@ function micro(p: ReturnType<typeof plan>): MicroResult {
 }
 
 async function redisReachable(): Promise<string | null> {
+  const c = new Redis({ host: "127.0.0.1", port: 6379, lazyConnect: true, connectTimeout: 1000, maxRetriesPerRequest: 0, retryStrategy: () => null });
+  c.on("error", () => {});
   try {
-    const c = await RespClient.connect("127.0.0.1", 6379, 1000);
-    const pong = await Promise.race([c.command("PING"), sleep(1000).then(() => "timeout")]);
-    c.close();
+    await c.connect();
+    const pong = await Promise.race([c.ping(), sleep(1000).then(() => "timeout")]);
     return pong === "PONG" ? null : `PING answered ${String(pong)}`;
   } catch (err) {
     return (err as Error).message;
+  } finally {
+    c.disconnect();
   }
 }
 
 /** Start the baseline server as its own process group; resolves with its port. */
-async function startBaseline(children: ChildProcess[]): Promise<{ proc: ChildProcess; port: number }> {
+async function startBaseline(children: ChildProcess[], onExit?: (msg: string) => void): Promise<{ proc: ChildProcess; port: number }> {
   const proc = spawn(process.execPath, ["--import", "tsx", resolve(REPO_ROOT, "bench/baseline/server.ts"), "--port", "0"], {
     cwd: REPO_ROOT,
     detached: true,
@@ -166,9 +232,12 @@ async function startBaseline(children: ChildProcess[]): Promise<{ proc: ChildPro
   });
   const port = await new Promise<number>((ok, no) => {
     const timer = setTimeout(() => no(new Error(`baseline server did not start within 20 s: ${stderr.join(" | ")}`)), 20_000);
-    proc.once("exit", (code) => {
+    proc.once("exit", (code, sig) => {
       clearTimeout(timer);
-      no(new Error(`baseline server exited (${code}): ${stderr.join(" | ")}`));
+      const msg = `baseline server exited (${sig ?? `code ${code}`}): ${stderr.slice(-8).join(" | ").slice(0, 600)}`;
+      no(new Error(msg));
+      // After start-up too: a crash mid-run must show in the report, not only as refused sockets.
+      onExit?.(msg);
     });
     createInterface({ input: proc.stdout! }).on("line", (l) => {
       const m = /^LISTENING (\d+)/.exec(l);
@@ -234,11 +303,14 @@ async function main(): Promise<number> {
       started_at: started.toISOString(),
       duration_s: 0,
       quick: opts.quick,
+      repeat: opts.repeat,
+      window_s: { sweep: p.measureMs / 1000, ramp: p.rampMeasureMs / 1000, relay: p.relayMeasureMs / 1000 },
       args: process.argv.slice(2),
       node: process.version,
       cpus: cpus()[0]?.model.trim() ?? "unknown",
       cores: cpus().length,
       loadavg_at_start: loadavg(),
+      loadavg_at_end: [],
       git_commit: gitCommit(),
       notes: [],
     },
@@ -247,11 +319,14 @@ async function main(): Promise<number> {
     skipped: [],
     ramp: [],
     max_sustained_per_s: {},
+    relay: null,
+    slow: null,
     commands: null,
     analytics: null,
     breaks: [],
     errors: [],
   };
+  if (opts.quick) report.meta.notes.push(`Quick run: measured windows are short (${p.measureMs / 1000} s per sweep point and ramp step, ${p.relayMeasureMs / 1000} s per relay-code point), so p99 rests on few samples and may catch or miss a single stall; the full run measures ≥ 20 s per window.`);
 
   let interrupts = 0;
   const onSignal = (sig: NodeJS.Signals) => {
@@ -266,25 +341,31 @@ async function main(): Promise<number> {
   process.on("SIGINT", onSignal);
   process.on("SIGTERM", onSignal);
   // Bounded: starting is bounded by startStack's health timeout; once both designs are up, the
-  // measuring phases get `budgetMs`, after which the rest is skipped and what was measured reported.
+  // measuring phases get a budget computed from the plan, after which the rest is skipped and
+  // what was measured reported.
   let watchdog: NodeJS.Timeout | undefined;
-  const startBudget = () => {
+  let stopping = false;
+  const startBudget = (ms: number) => {
+    progress.note(`time budget of the measuring phases: ${Math.round(ms / 1000)} s`);
     watchdog = setTimeout(() => {
-      report.errors.push(`time budget of ${p.budgetMs / 1000} s reached: remaining phases skipped`);
+      report.errors.push(`time budget of ${Math.round(ms / 1000)} s reached: remaining phases skipped`);
       abort.abort(new Error("budget"));
-    }, p.budgetMs);
+    }, ms);
   };
 
   try {
-    progress.set("in-process: detection and ranking over 1,000 drones");
-    report.micro = micro(p);
-    progress.set("in-process: separation with collision avoidance on and off");
-    const d = report.micro.detection_1000;
-    separationReport = await separation(opts.quick, { p50: d.p50, max: d.max, conflicts: d.conflicts });
-    writeSeparation(separationReport);
+    if (opts.only === null) {
+      progress.set("in-process: detection and ranking over 1,000 drones");
+      report.micro = micro(p);
+      progress.set("in-process: separation with collision avoidance on and off");
+      const d = report.micro.detection_1000;
+      separationReport = await separation(opts.quick, { p50: d.p50, max: d.max, conflicts: d.conflicts });
+      writeSeparation(separationReport);
+    }
 
     const wantOurs = opts.only !== "baseline";
-    let wantBaseline = opts.only !== "ours";
+    const loadgenOurs = opts.only === null || opts.only === "ours";
+    let wantBaseline = opts.only === null || opts.only === "baseline";
     if (wantBaseline) {
       const why = await redisReachable();
       if (why) {
@@ -297,8 +378,10 @@ async function main(): Promise<number> {
     const found = resolveAuthSecret();
     if (!found) throw new Error("no AUTH_SECRET: add it to .dev.vars or set AUTH_SECRET");
     const targets: Target[] = [];
+    let ours: Target | undefined;
     let edgeUrl = "";
     let adminToken = "";
+    let relayToken = "";
     if (wantOurs && !aborted()) {
       progress.set("starting the local stack (wrangler dev + Postgres)");
       const edgeOut: string[] = [];
@@ -330,8 +413,8 @@ async function main(): Promise<number> {
         },
       });
       edgeUrl = stack.edgeUrl;
-      const sign = (role: "relay" | "viewer" | "operator" | "admin") => signToken(found.secret, { sub: `bench-${role}`, role, fleets: "*" }, 3600);
-      const relayTok = await sign("relay");
+      const sign = (role: "relay" | "viewer" | "operator" | "admin") => signToken(found.secret, { sub: `bench-${role}`, role, fleets: "*" }, 3600 * 4);
+      relayToken = await sign("relay");
       const opTok = await sign("operator");
       adminToken = await sign("admin");
       // wrangler dev runs two workerd processes: its dev proxy (listening on the edge port) in
@@ -349,19 +432,25 @@ async function main(): Promise<number> {
       };
       if (!procs.runtime.length) report.meta.notes.push("workerd process not found under this process: no CPU/RSS for ours.");
       const ws = edgeUrl.replace(/^http/, "ws");
-      targets.push({
+      ours = {
         design: "ours",
-        relayUrl: (f) => `${ws}/v1/fleets/${f}/relay?access_token=${relayTok}`,
+        relayUrl: (f) => `${ws}/v1/fleets/${f}/relay?access_token=${relayToken}`,
         // Operator tokens: the same socket serves the viewers and the commands console.
         dashboardUrl: (f) => `${ws}/v1/fleets/${f}/ws?access_token=${opTok}`,
         server: new ProcMeter(() => refresh().runtime),
         extra: new ProcMeter(() => refresh().proxy),
         landAfter: true,
-      });
+        profile: new ProfileReader(edgeUrl, adminToken),
+      };
+      if (loadgenOurs) targets.push(ours);
     }
     if (wantBaseline && !aborted()) {
-      progress.set("starting the baseline (Node ws + Redis pub/sub)");
-      const b = await startBaseline(children);
+      progress.set("starting the baseline (Node ws + Redis pub/sub through ioredis)");
+      const b = await startBaseline(children, (msg) => {
+        if (stopping) return;
+        report.errors.push(msg);
+        progress.note(msg);
+      });
       const redisPids = findByName("redis-server");
       targets.push({
         design: "baseline",
@@ -373,7 +462,6 @@ async function main(): Promise<number> {
       });
     }
 
-    startBudget();
     const runId = `b${Date.now().toString(36)}`;
     // Every bench fleet is new, so it has the default configuration (home, geofence).
     const home = defaultFleetConfig().home;
@@ -388,6 +476,10 @@ async function main(): Promise<number> {
             if (opts.quick && mode === "batch" && !(drones === 1000 && dashboards === 10)) continue;
             points.push({ t, mode, drones, dashboards });
           }
+    const ramps: { t: Target; mode: Mode }[] = [];
+    if (p.ramp.length) for (const t of targets) for (const mode of t.design === "ours" ? p.rampModes : (["per_update"] as Mode[])) ramps.push({ t, mode });
+    startBudget(budgetMs(p, opts, points.length, ramps.length, ours !== undefined));
+    const rep = (k: number) => (opts.repeat > 1 ? ` (run ${k + 1}/${opts.repeat})` : "");
 
     // 1. Sweep.
     for (const [i, pt] of points.entries()) {
@@ -397,8 +489,8 @@ async function main(): Promise<number> {
         report.skipped.push({ design: pt.t.design, mode: pt.mode, drones: pt.drones, dashboards: pt.dashboards, why: `broke badly at ${dominated.drones} × ${dominated.dashboards}` });
         continue;
       }
-      progress.set(`sweep ${i + 1}/${points.length}: ${pt.t.design} ${pt.drones} drones × ${pt.dashboards} dashboards ${pt.mode === "batch" ? "batch" : "per-update"}`);
-      const r = await runPoint(pt.t, { drones: pt.drones, dashboards: pt.dashboards, mode: pt.mode, hz: 1, fleet: `${runId}-${pt.drones}-${pt.dashboards}-${pt.mode === "batch" ? "b" : "u"}`, warmMs: p.warmMs, measureMs: p.measureMs, drainMs: p.drainMs }, home, aborted);
+      const label = `sweep ${i + 1}/${points.length}: ${pt.t.design} ${pt.drones} drones × ${pt.dashboards} dashboards ${pt.mode === "batch" ? "batch" : "per-update"}`;
+      const r = await runRepeated(pt.t, { drones: pt.drones, dashboards: pt.dashboards, mode: pt.mode, hz: 1, fleet: `${runId}-${pt.drones}-${pt.dashboards}-${pt.mode === "batch" ? "b" : "u"}`, warmMs: p.warmMs, measureMs: p.measureMs, drainMs: p.drainMs }, opts.repeat, home, aborted, (k) => progress.set(`${label}${rep(k)}`));
       report.sweep.push(r);
       if (r.error) report.errors.push(`${pt.t.design} ${pt.drones}×${pt.dashboards}: ${r.error}`);
       if (r.verdict.severe) severe.push({ design: pt.t.design, mode: pt.mode, drones: pt.drones, dashboards: pt.dashboards });
@@ -406,15 +498,13 @@ async function main(): Promise<number> {
     }
 
     // 2. Ramp: the most updates/s one fleet object (or the baseline server) sustains with 10 dashboards.
-    const ramps: { t: Target; mode: Mode }[] = [];
-    for (const t of targets) for (const mode of t.design === "ours" ? p.rampModes : (["per_update"] as Mode[])) ramps.push({ t, mode });
     for (const { t, mode } of ramps) {
       const key = `${t.design}|${mode}`;
       report.max_sustained_per_s[key] = null;
       for (const rate of p.ramp) {
         if (aborted()) break;
-        progress.set(`ramp: ${t.design} ${mode === "batch" ? "batch" : "per-update"} ${rate.toLocaleString("en-US")} updates/s`);
-        const r = await runPoint(t, { drones: 1000, dashboards: 10, mode, hz: rate / 1000, fleet: `${runId}-ramp-${rate}-${mode === "batch" ? "b" : "u"}`, warmMs: p.warmMs, measureMs: Math.min(p.measureMs, 3000), drainMs: p.drainMs }, home, aborted);
+        const label = `ramp: ${t.design} ${mode === "batch" ? "batch" : "per-update"} ${rate.toLocaleString("en-US")} updates/s`;
+        const r = await runRepeated(t, { drones: 1000, dashboards: 10, mode, hz: rate / 1000, fleet: `${runId}-ramp-${rate}-${mode === "batch" ? "b" : "u"}`, warmMs: p.warmMs, measureMs: p.rampMeasureMs, drainMs: p.drainMs }, opts.repeat, home, aborted, (k) => progress.set(`${label}${rep(k)}`));
         const step: RampStep = { design: t.design, mode, rate, result: r };
         report.ramp.push(step);
         await settle(t);
@@ -423,9 +513,58 @@ async function main(): Promise<number> {
       }
     }
 
-    // 3. Commands and coordination while 1,000 drones stream (ours).
-    const ours = targets.find((t) => t.design === "ours");
-    if (ours && !aborted()) {
+    // 3. The real relay code (EdgeLink fed by the simulator) against the same stack.
+    if (ours && !aborted() && (opts.only === null || opts.only === "ours" || opts.only === "relay")) {
+      const code = relayCodeVersion();
+      report.relay = { relay_code: code, batch_window_ms: opts.relayBatchWindowMs ?? "link default", points: [] };
+      for (const pt of RELAY_POINTS) {
+        if (aborted()) break;
+        const runs: RelayPointResult[] = [];
+        for (let k = 0; k < opts.repeat && !aborted(); k++) {
+          progress.set(`relay code: ${pt.drones} simulated drones × ${pt.dashboards} dashboards${rep(k)}`);
+          if (k > 0) await settle(ours);
+          runs.push(
+            await runRelayPoint(
+              ours,
+              { fleet: `${runId}-relay-${pt.drones}-${pt.dashboards}-r${k + 1}`, drones: pt.drones, dashboards: pt.dashboards, warmMs: Math.max(p.warmMs, 1500), measureMs: p.relayMeasureMs, drainMs: p.drainMs, ...(opts.relayBatchWindowMs !== undefined ? { batchWindowMs: opts.relayBatchWindowMs } : {}), ...(pt.target ? { target: pt.target } : {}) },
+              relayToken,
+              edgeUrl,
+              aborted,
+            ),
+          );
+        }
+        if (!runs.length) break;
+        const r = aggregateRelay(runs);
+        report.relay.points.push(r);
+        if (r.error) report.errors.push(`relay code ${pt.drones}×${pt.dashboards}: ${r.error}`);
+        await settle(ours);
+      }
+    }
+
+    // 4. A dashboard that never reads, at 1,000 drones × 10 dashboards: against the same point
+    // without it, run just before on the same stack.
+    if (ours && !aborted() && (opts.only === null || opts.only === "ours" || opts.only === "slow")) {
+      const spec = { drones: 1000, mode: "per_update" as Mode, hz: 1, warmMs: p.warmMs, measureMs: p.measureMs, drainMs: p.drainMs };
+      const control = await runRepeated(ours, { ...spec, dashboards: 10, fleet: `${runId}-slow-control` }, opts.repeat, home, aborted, (k) => progress.set(`slow dashboard: control, 1,000 drones × 10 reading dashboards${rep(k)}`));
+      await settle(ours);
+      if (!aborted()) {
+        const slowRuns: PointResult[] = [];
+        for (let k = 0; k < opts.repeat && !aborted(); k++) {
+          progress.set(`slow dashboard: 9 reading + 1 never reading, unread for ${p.slowHoldMs / 1000} s${rep(k)}`);
+          if (k > 0) await settle(ours);
+          slowRuns.push(await runPoint(ours, { ...spec, dashboards: 9, fleet: `${runId}-slow-r${k + 1}`, slow: { holdMs: p.slowHoldMs } }, home, aborted));
+        }
+        const slow = slowRuns.length > 1 ? aggregate(slowRuns, p.drainMs) : slowRuns[0];
+        if (slow) {
+          report.slow = { control, slow, p99_rise_pct: control.latency_ms.p99 > 0 ? (100 * (slow.latency_ms.p99 - control.latency_ms.p99)) / control.latency_ms.p99 : null };
+          if (slow.error) report.errors.push(`slow dashboard: ${slow.error}`);
+        }
+        await settle(ours);
+      }
+    }
+
+    // 5. Commands and coordination while 1,000 drones stream (ours).
+    if (ours && !aborted() && (opts.only === null || opts.only === "ours")) {
       progress.set("commands: starting 1,000 drones");
       try {
         report.commands = await runCommands(
@@ -439,9 +578,9 @@ async function main(): Promise<number> {
       }
     }
 
-    // 4. Analytics: the analytics hook's flush of 1,000 drones × 6 snapshots plus events into the
+    // 6. Analytics: the analytics hook's flush of 1,000 drones × 6 snapshots plus events into the
     // stack's Postgres, then the hourly aggregation of that hour.
-    if (stack && !aborted()) {
+    if (stack && !aborted() && (opts.only === null || opts.only === "ours")) {
       progress.set("analytics: flush into Postgres and hourly aggregation");
       report.analytics = await analytics(stack, p.analyticsRuns, runId).catch((err: Error) => ({
         flush_rows_per_s: null,
@@ -460,11 +599,13 @@ async function main(): Promise<number> {
     return 1;
   } finally {
     clearTimeout(watchdog);
+    stopping = true;
     progress.set("stopping the stack and the baseline");
     for (const c of children) await killProcessGroup(c).catch(() => {});
     await stack?.stop().catch(() => {});
     if (persistDir) rmSync(persistDir, { recursive: true, force: true });
     report.meta.duration_s = Math.round((performance.now() - t0) / 1000);
+    report.meta.loadavg_at_end = loadavg();
     if (!report.breaks.length) report.breaks = breakPoints(report.sweep, report.skipped);
     progress.done();
     const md = renderMarkdown(report);
@@ -482,6 +623,36 @@ async function main(): Promise<number> {
     process.off("SIGINT", onSignal);
     process.off("SIGTERM", onSignal);
   }
+}
+
+/** Relay-code runs of one point: medians field by field (as phases.ts's aggregate), with the spread. */
+function aggregateRelay(runs: RelayPointResult[]): RelayPointResult {
+  if (runs.length === 1) return runs[0]!;
+  const good = runs.filter((r) => !r.error);
+  const pool = good.length ? good : runs;
+  const med = (f: (r: RelayPointResult) => number) => median(pool.map(f));
+  const rep = [...pool].sort((a, b) => Math.abs(a.latency_ms.p99 - med((r) => r.latency_ms.p99)) - Math.abs(b.latency_ms.p99 - med((r) => r.latency_ms.p99)))[0]!;
+  const lat = { ...rep.latency_ms };
+  for (const k of ["n", "p50", "p95", "p99", "max", "mean"] as const) lat[k] = med((r) => r.latency_ms[k]);
+  const reasons: string[] = [];
+  const t = rep.target;
+  if (t && !(lat.p50 <= t.p50)) reasons.push(`median p50 ${lat.p50.toFixed(1)} ms > ${t.p50}`);
+  if (t && !(lat.p99 <= t.p99)) reasons.push(`median p99 ${lat.p99.toFixed(1)} ms > ${t.p99}`);
+  if (!t && !(lat.p99 <= 100)) reasons.push(Number.isNaN(lat.p99) ? "nothing received" : `median p99 ${Math.round(lat.p99)} ms > 100`);
+  const dropped = med((r) => r.dropped);
+  if (dropped > 0) reasons.push(`median ${dropped} not delivered`);
+  const failed = runs.filter((r) => r.error);
+  return {
+    ...rep,
+    latency_ms: lat,
+    dropped,
+    load_1m: { start: runs[0]!.load_1m.start, end: runs[runs.length - 1]!.load_1m.end },
+    verdict: good.length ? { ok: reasons.length === 0, reasons } : { ok: false, reasons: [`error: ${runs[0]!.error}`] },
+    repeat: runs.length,
+    spread: { p50: spread(pool.map((r) => r.latency_ms.p50)), p99: spread(pool.map((r) => r.latency_ms.p99)) },
+    runs,
+    ...(failed.length ? { error: `${failed.length} of ${runs.length} runs failed: ${failed[0]!.error}` } : {}),
+  };
 }
 
 /** The shape of bench/lib/analytics.ts's hook, as far as the bench uses it. */

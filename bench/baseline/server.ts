@@ -3,6 +3,7 @@
  * baseline for `npm run bench`:
  *
  * - one Node `ws` server; relays send the same `telemetry_batch` frames as to our edge;
+ * - Redis through ioredis, as the seed: `new Redis()`, and its `duplicate()` for the subscriber;
  * - every update is `PUBLISH telemetry:<drone>` (JSON per message) and `HSET telemetry:<drone>`
  *   (latest state, as the seed's analytics reads it) on Redis;
  * - a second Redis connection `PSUBSCRIBE telemetry:* mission:* coordination:* analytics:*`
@@ -12,14 +13,15 @@
  * Deviations, each in the baseline's favour or needed to measure it: the telemetry frame is
  * serialised once per message rather than once per client; `subscribe_telemetry` is answered
  * with `subscribed` (so the client knows when to start counting); `batch_ack` is sent when Redis
- * has answered the batch's commands (as our edge acks after its write); no auth.
+ * has answered the batch's commands (as our edge acks after its write); a relay frame's commands
+ * go to Redis in one pipeline; no auth.
  *
  * Usage: node --import tsx bench/baseline/server.ts [--port 0] [--redis 127.0.0.1:6379] [--db 9]
  * Prints `LISTENING <port>` on stdout when ready. SIGTERM: deletes its keys, closes, exits.
  */
 import { parseArgs } from "node:util";
+import { Redis } from "ioredis";
 import { WebSocketServer, WebSocket } from "ws";
-import { RespClient } from "../lib/resp";
 
 const { values } = parseArgs({
   options: {
@@ -30,7 +32,7 @@ const { values } = parseArgs({
 });
 const [redisHost, redisPortStr] = values.redis!.split(":");
 const redisPort = Number(redisPortStr ?? 6379);
-const db = values.db!;
+const db = Number(values.db!);
 
 type Client = { socket: WebSocket; subscriptions: Set<string> | "all" | null; lastHeartbeat: number };
 const clients = new Map<number, Client>();
@@ -39,26 +41,42 @@ const knownDrones = new Set<string>();
 let subscriberDisconnects = 0;
 let shuttingDown = false;
 
-const pub = await RespClient.connect(redisHost!, redisPort);
-await pub.command("SELECT", db);
-let sub: RespClient;
-
-async function startSubscriber(): Promise<void> {
-  sub = await RespClient.connect(redisHost!, redisPort);
-  sub.onMessage = (_pattern, channel, message) => {
-    const data = JSON.parse(message) as Record<string, unknown>;
-    broadcastToSubscribedClients(channel, data);
-  };
-  // ioredis reconnects and re-subscribes on its own; updates published meanwhile are lost.
-  sub.onClose = (err) => {
-    if (shuttingDown) return;
-    subscriberDisconnects++;
-    process.stderr.write(`baseline: redis subscriber disconnected (${err?.message ?? "closed"}); reconnecting\n`);
-    setTimeout(() => void startSubscriber().catch((e: Error) => process.stderr.write(`baseline: resubscribe failed: ${e.message}\n`)), 100);
-  };
-  await sub.command("PSUBSCRIBE", "telemetry:*", "mission:*", "coordination:*", "analytics:*");
+/** What the server needs of Redis: a pipelined writer and a pattern subscriber. */
+interface Bus {
+  /** Send the commands (lower-case names, as ioredis wants them) in one write; resolves when Redis has answered them all. */
+  pipeline(cmds: string[][]): Promise<unknown>;
+  del(keys: string[]): Promise<unknown>;
+  close(): void;
 }
-await startSubscriber();
+
+/** ioredis, as the seed uses it: `new Redis()`, a `duplicate()` for `psubscribe` and `pmessage`. */
+async function ioredisBus(onMessage: (channel: string, message: string) => void): Promise<Bus> {
+  const pub = new Redis({ host: redisHost!, port: redisPort, db, lazyConnect: true, maxRetriesPerRequest: 1 });
+  pub.on("error", (err: Error) => process.stderr.write(`baseline: redis: ${err.message}\n`));
+  await pub.connect();
+  const sub = pub.duplicate();
+  sub.on("error", (err: Error) => process.stderr.write(`baseline: redis subscriber: ${err.message}\n`));
+  // ioredis reconnects and re-subscribes on its own; updates published meanwhile are lost.
+  sub.on("reconnecting", () => {
+    if (!shuttingDown) subscriberDisconnects++;
+  });
+  sub.on("pmessage", (_pattern: string, channel: string, message: string) => onMessage(channel, message));
+  await sub.psubscribe("telemetry:*", "mission:*", "coordination:*", "analytics:*");
+  return {
+    pipeline: (cmds) => pub.pipeline(cmds).exec(),
+    del: (keys) => pub.del(...keys),
+    close: () => {
+      pub.disconnect();
+      sub.disconnect();
+    },
+  };
+}
+
+const onRedisMessage = (channel: string, message: string): void => {
+  const data = JSON.parse(message) as Record<string, unknown>;
+  broadcastToSubscribedClients(channel, data);
+};
+const bus = await ioredisBus(onRedisMessage);
 
 function broadcastToSubscribedClients(channel: string, data: Record<string, unknown>): void {
   if (!channel.startsWith("telemetry:")) return;
@@ -128,14 +146,14 @@ function onRelay(ws: WebSocket): void {
         if (typeof id !== "string") continue;
         knownDrones.add(id);
         const key = `telemetry:${id}`;
-        cmds.push(["PUBLISH", key, JSON.stringify(u)]);
-        const h = ["HSET", key];
+        cmds.push(["publish", key, JSON.stringify(u)]);
+        const h = ["hset", key];
         for (const [k, v] of Object.entries(u)) h.push(k, String(v));
         cmds.push(h);
         accepted++;
       }
       const ack = { type: "batch_ack", batch_id: m.batch_id, accepted, duplicates: 0, rejected: m.updates.length - accepted, errors: [] };
-      pub.pipeline(cmds).then(
+      bus.pipeline(cmds).then(
         () => ws.readyState === WebSocket.OPEN && ws.send(JSON.stringify(ack)),
         (err: Error) => process.stderr.write(`baseline: redis error: ${err.message}\n`),
       );
@@ -164,13 +182,12 @@ async function shutdown(): Promise<void> {
   // Leave the machine's Redis as it was: drop the latest-state hashes this run wrote.
   const ids = [...knownDrones];
   try {
-    for (let i = 0; i < ids.length; i += 500) await pub.command("DEL", ...ids.slice(i, i + 500).map((d) => `telemetry:${d}`));
+    for (let i = 0; i < ids.length; i += 500) await bus.del(ids.slice(i, i + 500).map((d) => `telemetry:${d}`));
   } catch (err) {
     process.stderr.write(`baseline: cleanup failed: ${(err as Error).message}\n`);
   }
   if (subscriberDisconnects) process.stderr.write(`baseline: redis subscriber disconnected ${subscriberDisconnects} time(s)\n`);
-  pub.close();
-  sub.close();
+  bus.close();
   process.exit(0);
 }
 process.on("SIGTERM", () => void shutdown());

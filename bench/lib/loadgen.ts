@@ -122,7 +122,7 @@ export function hoverSample(pos: { lat: number; lon: number; alt_m: number }, id
 type WsLike = WebSocket;
 
 /** Close without further events; a peer that does not complete the handshake quickly is cut off. */
-function closeQuietly(ws: WsLike): void {
+export function closeQuietly(ws: WsLike): void {
   ws.removeAllListeners("message");
   ws.on("error", () => {});
   try {
@@ -133,7 +133,7 @@ function closeQuietly(ws: WsLike): void {
   setTimeout(() => ws.terminate(), 500).unref();
 }
 
-function openSocket(url: string, timeoutMs: number): Promise<WsLike> {
+export function openSocket(url: string, timeoutMs: number): Promise<WsLike> {
   return new Promise((resolve, reject) => {
     // No permessage-deflate on either side of either design: the bench measures the servers, and
     // compression would spend the shared CPU in the client.
@@ -153,7 +153,7 @@ function openSocket(url: string, timeoutMs: number): Promise<WsLike> {
   });
 }
 
-function waitFor(ws: WsLike, pred: (msg: { type?: string } & Record<string, unknown>) => boolean, timeoutMs: number, what: string): Promise<void> {
+export function waitFor(ws: WsLike, pred: (msg: { type?: string } & Record<string, unknown>) => boolean, timeoutMs: number, what: string): Promise<void> {
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => {
       ws.off("message", on);

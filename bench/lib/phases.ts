@@ -5,11 +5,14 @@
  */
 import { monitorEventLoopDelay } from "node:perf_hooks";
 import { randomUUID } from "node:crypto";
+import { loadavg } from "node:os";
 import { offsetM, type LatLon } from "../../edge/domain/geo";
 import { LIMITS, type RelayCommand, type TelemetrySample } from "../../edge/protocol";
 import { Dashboard, droneId, Generator, gridPosition, hoverSample, RelayConn, Tracker } from "./loadgen";
 import type { ProcMeter, ProcUsage } from "./proc";
-import { nowMs, Samples, sleep, summarize, type Summary } from "./stats";
+import { summariseProfile, type FleetProfile, type ProfileReader } from "./profile";
+import { RssSampler, SlowDashboard, type SlowResult } from "./slow";
+import { median, nowMs, Samples, sleep, spread, summarize, type Spread, type Summary } from "./stats";
 
 export type Design = "ours" | "baseline";
 export type Mode = "per_update" | "batch";
@@ -25,6 +28,8 @@ export interface Target {
   extra?: ProcMeter;
   /** Send the drones to the ground after a point so the fleet object stops its detection passes. */
   landAfter: boolean;
+  /** The fleet object's profile route (ours only). */
+  profile?: ProfileReader;
 }
 
 export interface PointSpec {
@@ -37,6 +42,12 @@ export interface PointSpec {
   warmMs: number;
   measureMs: number;
   drainMs: number;
+  /**
+   * One more dashboard that subscribes and then never reads (its TCP socket paused): it is not
+   * among `dashboards`, and the figures are those of the others. The stream goes on, unmeasured,
+   * until `holdMs` after the pause; then it reads what came and reports whether it was closed.
+   */
+  slow?: { holdMs: number };
 }
 
 export type Verdict = { ok: boolean; severe: boolean; reasons: string[] };
@@ -64,6 +75,23 @@ export interface PointResult {
   extra: ProcUsage | null;
   client_cpu_pct: number;
   client_loop_delay_p99_ms: number;
+  /** The measured window's length, s. */
+  window_s: number;
+  /** The machine's 1-minute load average when the point started and after it drained. */
+  load_1m: { start: number; end: number };
+  /** Server RSS once a second from the sockets' opening to the end of the drain, MB (start / max / end). */
+  rss_mb?: SlowResult["rss_mb"];
+  /** The fleet object's profile over the measured window; null without the route (see profile_note). */
+  profile: FleetProfile | null;
+  profile_note?: string;
+  /** Relay and dashboard sockets the server closed during the point. */
+  sockets_closed: number;
+  /** The non-reading dashboard of `PointSpec.slow`. */
+  slow?: SlowResult;
+  /** With --repeat: the runs (each a fresh fleet), the spread of p50 / p99 over them; the figures above are medians. */
+  repeat?: number;
+  spread?: { p50: Spread; p99: Spread; stall_ms?: Spread };
+  runs?: PointResult[];
   verdict: Verdict;
   error?: string;
 }
@@ -84,8 +112,9 @@ function relaysFor(drones: number): number[][] {
   return out;
 }
 
-export function judge(r: Pick<PointResult, "latency_ms" | "dropped" | "expected_deliveries" | "sent" | "accepted">, drainMs: number): Verdict {
+export function judge(r: Pick<PointResult, "latency_ms" | "dropped" | "expected_deliveries" | "sent" | "accepted" | "sockets_closed">, drainMs: number): Verdict {
   const reasons: string[] = [];
+  if (r.sockets_closed > 0) reasons.push(`${r.sockets_closed} socket(s) closed by the server`);
   if (!(r.latency_ms.p99 <= 100)) reasons.push(Number.isNaN(r.latency_ms.p99) ? "nothing received" : `p99 ${Math.round(r.latency_ms.p99)} ms > 100`);
   if (r.dropped > 0) reasons.push(`${r.dropped.toLocaleString("en-US")} not delivered (lost, or > ${drainMs / 1000} s late)`);
   if (r.accepted < 0.97 * r.sent) reasons.push(`acks lag (${Math.round((100 * r.accepted) / Math.max(r.sent, 1))} % acked in time)`);
@@ -103,16 +132,20 @@ export async function settle(t: Target, maxMs = 4000): Promise<void> {
 
 /** One sweep point: N dashboards, D drones at `hz`, measured over `measureMs`. */
 export async function runPoint(t: Target, spec: PointSpec, home: LatLon, aborted: () => boolean): Promise<PointResult> {
-  const totalS = (spec.warmMs + spec.measureMs + spec.drainMs) / 1000 + 2;
+  const holdMs = spec.slow ? Math.max(spec.slow.holdMs, spec.warmMs + spec.measureMs) : 0;
+  const totalS = (Math.max(spec.warmMs + spec.measureMs, holdMs) + spec.drainMs) / 1000 + 2;
   const tracker = new Tracker(spec.drones, Math.ceil(spec.hz * totalS) + 8);
   const positions = Array.from({ length: spec.drones }, (_, i) => gridPosition(home, i));
   const groups = relaysFor(spec.drones);
   const relays = groups.map((g, r) => new RelayConn(t.relayUrl(spec.fleet), `bench-relay-${r}`, g.map(droneId)));
   const dashboards = Array.from({ length: spec.dashboards }, () => new Dashboard(t.dashboardUrl(spec.fleet), tracker, spec.mode === "batch"));
+  const slow = spec.slow ? new SlowDashboard(t.dashboardUrl(spec.fleet), spec.mode === "batch") : null;
+  const rss = new RssSampler(t.server, t.extra);
   const sample = (idx: number, seq: number, ts: number) => hoverSample(positions[idx]!, droneId(idx), seq, ts);
   const gen = new Generator(relays, groups, spec.hz, tracker, sample);
   const loop = monitorEventLoopDelay({ resolution: 5 });
   const offered = spec.drones * spec.hz;
+  const load0 = loadavg()[0]!;
   const base = {
     design: t.design,
     drones: spec.drones,
@@ -123,10 +156,14 @@ export async function runPoint(t: Target, spec: PointSpec, home: LatLon, aborted
   };
   try {
     await openAll(dashboards, (d) => d.open());
+    rss.start();
+    if (slow) await slow.open();
     await openAll(relays, (r) => r.open(), 4);
     gen.start();
     await sleep(spec.warmMs);
     if (aborted()) throw new Error("aborted");
+    // Zero the fleet object's counters: what the end of the window reads is the window alone.
+    if (t.profile) await t.profile.take(spec.fleet);
     gen.measuring = true;
     t.server.start();
     t.extra?.start();
@@ -140,6 +177,11 @@ export async function runPoint(t: Target, spec: PointSpec, home: LatLon, aborted
     const extra = t.extra?.stop() ?? null;
     const cpu = process.cpuUsage(cpu0);
     loop.disable();
+    const view = t.profile ? await t.profile.take(spec.fleet) : null;
+    if (slow) {
+      // Keep the fleet streaming (unmeasured) until the non-reader has been ignored for holdMs.
+      while (!aborted() && nowMs() < slow.pausedAt + spec.slow!.holdMs) await sleep(Math.min(250, slow.pausedAt + spec.slow!.holdMs - nowMs()));
+    }
     gen.stop();
     // Drain: every measured update at every dashboard, every measured batch acknowledged.
     const expected = tracker.sentMeasured * spec.dashboards;
@@ -151,6 +193,7 @@ export async function runPoint(t: Target, spec: PointSpec, home: LatLon, aborted
     const accepted = relays.reduce((a, r) => a + r.acceptedMeasured, 0);
     const ackRtt = new Samples();
     for (const r of relays) for (const v of r.ackRtt.view()) ackRtt.push(v);
+    const lost = [...relays, ...dashboards].filter((c) => c.closedUnexpectedly).length;
     const partial = {
       ...base,
       ingested_per_s: accepted / wall,
@@ -162,20 +205,23 @@ export async function runPoint(t: Target, spec: PointSpec, home: LatLon, aborted
       ack_rtt_ms: ackRtt.summary(),
       unacked_batches: relays.reduce((a, r) => a + r.unacked(), 0),
       frames_sent: relays.reduce((a, r) => a + r.framesSent, 0),
+      sockets_closed: lost,
     };
-    const verdict = judge(partial, spec.drainMs);
-    const lost = [...relays, ...dashboards].filter((c) => c.closedUnexpectedly).length;
-    if (lost) {
-      verdict.ok = false;
-      verdict.reasons.push(`${lost} socket(s) closed by the server`);
-    }
+    const rssMb = rss.stop();
+    const slowResult = slow ? await slow.finish(rssMb, 3000) : undefined;
     return {
       ...partial,
       server,
       extra,
       client_cpu_pct: Math.round(((cpu.user + cpu.system) / 1e6 / wall) * 100),
       client_loop_delay_p99_ms: loop.percentile(99) / 1e6,
-      verdict,
+      window_s: wall,
+      load_1m: { start: load0, end: loadavg()[0]! },
+      rss_mb: rssMb,
+      profile: view ? summariseProfile(view) : null,
+      ...(t.profile && !view ? { profile_note: t.profile.note ?? "no profile" } : {}),
+      ...(slowResult ? { slow: slowResult } : {}),
+      verdict: judge(partial, spec.drainMs),
     };
   } catch (err) {
     const empty = summarize([]);
@@ -194,15 +240,74 @@ export async function runPoint(t: Target, spec: PointSpec, home: LatLon, aborted
       extra: null,
       client_cpu_pct: 0,
       client_loop_delay_p99_ms: 0,
+      window_s: 0,
+      load_1m: { start: load0, end: loadavg()[0]! },
+      profile: null,
+      sockets_closed: 0,
       verdict: { ok: false, severe: true, reasons: [`error: ${(err as Error).message}`] },
       error: (err as Error).message,
     };
   } finally {
     gen.stop();
+    rss.stop();
+    slow?.close();
     for (const d of dashboards) d.close();
     if (t.landAfter) await landAll(relays, groups, positions).catch(() => {});
     for (const r of relays) r.close();
   }
+}
+
+/**
+ * The same point `n` times, each on a fresh fleet, settling in between. The result's figures are
+ * the medians over the runs (numbers field by field), its verdict is judged on those medians, and
+ * `spread` gives min / median / max of p50 and p99. With n = 1 the one run, unchanged.
+ */
+export async function runRepeated(t: Target, spec: PointSpec, n: number, home: LatLon, aborted: () => boolean, onRun?: (k: number) => void): Promise<PointResult> {
+  const runs: PointResult[] = [];
+  for (let k = 0; k < n && !aborted(); k++) {
+    onRun?.(k);
+    if (k > 0) await settle(t);
+    runs.push(await runPoint(t, n > 1 ? { ...spec, fleet: `${spec.fleet}-r${k + 1}` } : spec, home, aborted));
+  }
+  if (!runs.length) return runPoint(t, spec, home, () => true);
+  return n > 1 ? aggregate(runs, spec.drainMs) : runs[0]!;
+}
+
+/** Field-wise medians over runs (see runRepeated); strings and flags come from the median-p99 run. */
+export function aggregate(runs: PointResult[], drainMs: number): PointResult {
+  const good = runs.filter((r) => !r.error);
+  const pool = good.length ? good : runs;
+  const p99s = pool.map((r) => r.latency_ms.p99);
+  const mid = median(p99s);
+  // The run whose p99 is nearest the median stands for the others in what cannot be averaged.
+  const rep = [...pool].sort((a, b) => Math.abs(a.latency_ms.p99 - mid) - Math.abs(b.latency_ms.p99 - mid) || 0)[0]!;
+  const agg = medianFields(rep, pool) as PointResult;
+  agg.load_1m = { start: runs[0]!.load_1m.start, end: runs[runs.length - 1]!.load_1m.end };
+  agg.repeat = runs.length;
+  const stalls = pool.filter((r) => r.profile).map((r) => r.profile!.longest_turn_ms);
+  agg.spread = { p50: spread(pool.map((r) => r.latency_ms.p50)), p99: spread(p99s), ...(stalls.length ? { stall_ms: spread(stalls) } : {}) };
+  agg.runs = runs;
+  agg.verdict = judge(agg, drainMs);
+  const failed = runs.filter((r) => r.error);
+  if (failed.length) agg.error = `${failed.length} of ${runs.length} runs failed: ${failed[0]!.error}`;
+  if (!good.length) agg.verdict = { ok: false, severe: true, reasons: [`error: ${runs[0]!.error}`] };
+  return agg;
+}
+
+/** `rep` with every number replaced by the median of that number over `all` (recursively). */
+function medianFields(rep: unknown, all: unknown[]): unknown {
+  if (typeof rep === "number") return median(all.filter((v): v is number => typeof v === "number"));
+  if (Array.isArray(rep) || rep === null || typeof rep !== "object") return rep;
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(rep)) {
+    if (k === "runs" || k === "verdict" || k === "slow") {
+      out[k] = v;
+      continue;
+    }
+    const others = all.map((o) => (o && typeof o === "object" ? (o as Record<string, unknown>)[k] : undefined)).filter((x) => x !== undefined && x !== null);
+    out[k] = medianFields(v, others);
+  }
+  return out;
 }
 
 /** One last sample per drone, landed and disarmed: the fleet object stops detecting over them. */
@@ -282,6 +387,13 @@ export interface CommandsResult {
   modify_waypoint: { rtt_ms: Summary; edge_to_relay_ms: Summary; relay_to_answer_ms: Summary; ok: number; failed: number; failures: string[] };
   assign_mission: { rtt_ms: Summary; ok: number; failed: number; failures: string[] };
   telemetry_latency_ms: Summary;
+  /** The same, split by receipt: during the command series (modify_waypoint, assign_mission), and during the head-on runs after it. */
+  telemetry_during_commands_ms: Summary;
+  telemetry_during_coordination_ms: Summary;
+  /** The fleet object's profile over the command series (modify_waypoint, assign_mission). */
+  profile: FleetProfile | null;
+  profile_note?: string;
+  load_1m: { start: number; end: number };
   coordination: CoordinationResult;
 }
 
@@ -323,6 +435,7 @@ async function api(url: string, token: string, init: RequestInit = {}): Promise<
  * assign_mission round trips from an operator socket, then the head-on coordination scenario.
  */
 export async function runCommands(t: Target, spec: CommandsSpec, aborted: () => boolean, progress: (s: string) => void): Promise<CommandsResult> {
+  const load0 = loadavg()[0]!;
   const base = `${spec.edgeUrl}/v1/fleets/${spec.fleet}`;
   // The fleet's configuration: home and geofence for valid waypoints; a rate limit that lets one
   // console send the whole series (the default is 20 commands per 10 s per connection).
@@ -351,6 +464,7 @@ export async function runCommands(t: Target, spec: CommandsSpec, aborted: () => 
     // Every drone must be known and live before it can be commanded; their first sighting (a
     // link_status per drone to every dashboard) is not part of the telemetry figure.
     await sleep(1500);
+    if (t.profile) await t.profile.take(spec.fleet);
     gen.measuring = true;
 
     // Drones nearest home, each moved 10 m inside its own 60 m grid cell at its own altitude:
@@ -411,13 +525,21 @@ export async function runCommands(t: Target, spec: CommandsSpec, aborted: () => 
       }
     }
 
+    const view = t.profile ? await t.profile.take(spec.fleet) : null;
+    const split = tracker.latency.length;
     const coordination = await headOn(pair, spec, base, aborted, progress);
+    const lat = tracker.latency.view();
     return {
       drones: spec.drones,
       dashboards: spec.dashboards,
       modify_waypoint: { rtt_ms: wp.rtt.summary(), edge_to_relay_ms: wp.toRelay.summary(), relay_to_answer_ms: wp.back.summary(), ok: wp.ok, failed: wp.failed, failures: wp.failures },
       assign_mission: { rtt_ms: am.rtt.summary(), ok: am.ok, failed: am.failed, failures: am.failures },
       telemetry_latency_ms: tracker.latency.summary(),
+      telemetry_during_commands_ms: summarize(lat.subarray(0, split)),
+      telemetry_during_coordination_ms: summarize(lat.subarray(split)),
+      profile: view ? summariseProfile(view) : null,
+      ...(t.profile && !view ? { profile_note: t.profile.note ?? "no profile" } : {}),
+      load_1m: { start: load0, end: loadavg()[0]! },
       coordination,
     };
   } finally {

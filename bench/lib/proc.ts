@@ -108,6 +108,15 @@ export class ProcMeter {
     return { cpu_pct: Math.round(cpu), rss_mb: Math.round(rss / 1024), peak_rss_mb: Math.round(hwm / 1024) };
   }
 
+  /** RSS now, MB, summed over the processes; null when none is found. */
+  rssNow(): number | null {
+    const pids = this.pids();
+    if (!pids.length) return null;
+    let kb = 0;
+    for (const pid of pids) kb += rssKb(pid)?.rss ?? 0;
+    return Math.round(kb / 1024);
+  }
+
   /** CPU % right now over a short interval (for waiting until a process is idle). */
   async cpuNow(ms = 300): Promise<number> {
     const a = this.ticks();

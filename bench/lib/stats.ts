@@ -59,3 +59,22 @@ export function fmt(v: number | null | undefined): string {
   if (a < 100) return v.toFixed(1);
   return Math.round(v).toLocaleString("en-US");
 }
+
+/** Longest a profile read may take (bench/lib/profile.ts): it waits behind whatever the fleet
+ * object has queued, and on a loaded machine that can be seconds. */
+export const PROFILE_TIMEOUT_MS = 10_000;
+
+export type Spread = { min: number; median: number; max: number };
+
+/** Median (the mean of the two middle values of an even count); NaN when empty or all NaN. */
+export function median(values: readonly number[]): number {
+  const a = values.filter((v) => !Number.isNaN(v)).sort((x, y) => x - y);
+  if (!a.length) return Number.NaN;
+  const m = a.length >> 1;
+  return a.length % 2 ? a[m]! : (a[m - 1]! + a[m]!) / 2;
+}
+
+export function spread(values: readonly number[]): Spread {
+  const a = values.filter((v) => !Number.isNaN(v));
+  return { min: a.length ? Math.min(...a) : Number.NaN, median: median(a), max: a.length ? Math.max(...a) : Number.NaN };
+}

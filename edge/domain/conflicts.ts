@@ -203,6 +203,8 @@ const GRID_SPAN = 2 * GRID_CLAMP + 1;
 /** An unverified resolution is sent only if the conflicts it leaves start at least this far
  * ahead, seconds: time for the next pass to resolve them. */
 const MIN_LEAD_FOR_NEXT_S = 8;
+/** Time between two detection passes, seconds: a stop must win at least that much to be sent. */
+const DETECT_PASS_S = 0.5;
 /** Hold durations tried, shortest first, seconds. */
 const HOLD_STEPS_S = [5, 10, 15, 20, 30, 45, 60] as const;
 /** Resolution re-predicts this much past a hold, so resuming does not walk into the conflict. */
@@ -885,6 +887,9 @@ export const PLAN_HEADING_TOLERANCE_DEG = 60;
 const PLAN_ARRIVED_M = 5;
 /** A leg that asks for at least this vertical speed is checked against the reported one, m/s. */
 const PLAN_CLIMB_CHECK_MPS = 0.5;
+/** A drone climbing or descending this much faster than its leg asks for contradicts it, m/s
+ * (well above the noise of a level leg, and a landing's slower descent is never flagged). */
+const PLAN_CLIMB_EXCESS_MPS = 1.5;
 
 /**
  * Whether the drone's reported motion agrees with `path` (after `hold_s` of hovering), in the
@@ -910,14 +915,17 @@ export function planAgreement(
     const dh = Math.hypot(dx, dy);
     const dz = wp.alt_m - d.alt_m;
     // At the waypoint being flown to: where the plan says, whichever way it is turning (its
-    // course still points along the leg it is finishing).
-    if (i === 0 && dh <= PLAN_ARRIVED_M && Math.abs(dz) <= PLAN_ARRIVED_M && path.length > 1) return "agree";
+    // course still points along the leg it is finishing), or slowing down at the last one.
+    if (i === 0 && dh <= PLAN_ARRIVED_M && Math.abs(dz) <= PLAN_ARRIVED_M) return "agree";
     if (dh <= PLAN_ARRIVED_M && Math.abs(dz) <= PLAN_ARRIVED_M) continue;
     // The climb or descent the leg asks for (trajectory.ts's straight 3D leg), against the one
     // reported: a drone told to climb out of a conflict that stays level does not follow.
     const speed = Math.max(d.speed_mps, HOVER_SPEED_MPS);
     const wantVz = dz / Math.max(dh / speed, Math.abs(dz) / PLAN_CLIMB_MPS, 1e-9);
     if (d.climb_mps !== undefined && Math.abs(wantVz) >= PLAN_CLIMB_CHECK_MPS && d.climb_mps * Math.sign(wantVz) < Math.abs(wantVz) / 4) return "disagree";
+    // And one climbing or descending much faster than the leg does (a return that climbs to its
+    // floor first, an altitude change the plan does not show): its altitude soon leaves the plan's.
+    if (d.climb_mps !== undefined && Math.abs(d.climb_mps) > Math.abs(wantVz) + PLAN_CLIMB_EXCESS_MPS) return "disagree";
     if (dh <= PLAN_ARRIVED_M) return "agree";
     if (!moving) return "unknown";
     const bearing = Math.atan2(dx, dy) / DEG;
@@ -926,6 +934,7 @@ export function planAgreement(
     return Math.abs(diff) <= PLAN_HEADING_TOLERANCE_DEG ? "agree" : "disagree";
   }
   // Nothing left to fly: the plan says hover.
+  if (d.climb_mps !== undefined && Math.abs(d.climb_mps) > PLAN_CLIMB_EXCESS_MPS) return "disagree";
   return moving ? (path.length === 0 ? "disagree" : "unknown") : "agree";
 }
 
@@ -937,15 +946,16 @@ export function planAgreement(
  * leg being flown (the mission goes on after it); `hold` keeps the plan and delays it. Used to
  * verify resolutions, and by callers to re-run detection on the resolved plan.
  */
-export function applyResolution(drones: readonly CoordinationDrone[], resolution: Pick<Resolution, "commands">): CoordinationDrone[] {
+export function applyResolution(drones: readonly CoordinationDrone[], resolution: Pick<Resolution, "commands">, takesEffect: "late" | "at_once" = "late"): CoordinationDrone[] {
   const byId = new Map<string, WaypointCommand | HoldCommand>();
   for (const c of resolution.commands) byId.set(c.drone_id, c);
   return drones.map((d) => {
     const c = byId.get(d.drone_id);
     if (!c) return d;
     // The drone is now predicted flying the command, not by dead reckoning as well, from when the
-    // command reaches it: its sample's age plus the way to the drone.
-    const lead_s = (d.age_s ?? 0) + RESOLUTION_LEAD_S;
+    // command reaches it: its sample's age plus the way to the drone (`late`), or the moment it
+    // leaves the edge (`at_once`: a fast link; the drone turns sooner, which can be worse).
+    const lead_s = (d.age_s ?? 0) + (takesEffect === "late" ? RESOLUTION_LEAD_S : 0);
     if (c.command === "hold") return { ...d, hold_s: c.duration_s, also_dead_reckoning: false, lead_s };
     const path = d.on_mission && d.path.length > 1 ? [c.new_waypoint, ...d.path.slice(1)] : [c.new_waypoint];
     return { ...d, path, hold_s: 0, also_dead_reckoning: false, plan_speed_mps: undefined, lead_s };
@@ -1055,9 +1065,11 @@ function conflictsOf(ctx: Ctx, subjects: readonly CoordinationDrone[], windowS: 
       if (hit) keepEarliest(out, pairKey(sid, other.drone_id), hit);
     }
     for (let q = s + 1; q < tr.n; q++) {
-      if (tr.owner[q] === tr.owner[s]) continue;
+      // Two predictions of the same drone (see subjectsOf) are not a pair.
+      const qid = subjects[tr.owner[q]!]!.drone_id;
+      if (qid === sid) continue;
       const hit = narrow(tr, s, tr, q, H, V, kEnd, ALL_CHUNKS, 1);
-      if (hit) keepEarliest(out, pairKey(sid, subjects[tr.owner[q]!]!.drone_id), hit);
+      if (hit) keepEarliest(out, pairKey(sid, qid), hit);
     }
     for (const z of zoneHits(ctx.prep, ctx.config, tr, s, sid, kEnd)) out.set(z.key, null);
   }
@@ -1074,13 +1086,14 @@ function happeningNow(ctx: Ctx): boolean {
   return ctx.conflict.time_to_conflict_s <= 1e-9;
 }
 
-/** `drones` with `cand` applied; a commanded drone is predicted flying its command only. */
+/** The commanded drones with `cand` applied, each predicted flying its command only, twice:
+ * taking effect at once and RESOLUTION_LEAD_S later. When the command reaches the drone is not
+ * known, and either can be the worse (a turn begun early cuts the corner towards a third drone;
+ * one begun late flies on towards the other), so a candidate must work both ways. */
 function subjectsOf(ctx: Base, cand: Pick<Candidate, "commands">): CoordinationDrone[] {
   const involved = new Set(cand.commands.map((c) => c.drone_id));
-  return applyResolution(
-    ctx.airborne.filter((d) => involved.has(d.drone_id)),
-    cand,
-  );
+  const mine = ctx.airborne.filter((d) => involved.has(d.drone_id));
+  return [...applyResolution(mine, cand, "late"), ...applyResolution(mine, cand, "at_once")];
 }
 
 /** Whether `cand` fixes the conflict without causing a new one. */
@@ -1129,17 +1142,19 @@ function becomesReal(ctx: Ctx, h: { minH: number; minV: number } | { h: number; 
 
 /** For a zone breach happening now: whether the subject ends the window out of the zone. */
 function leavesViolation(ctx: Ctx, subjects: readonly CoordinationDrone[], windowS: number): boolean {
-  const d = subjects.find((s) => ctx.conflict.drone_ids.includes(s.drone_id));
-  if (!d) return false;
-  const tr = buildTracks([d], ctx.prep, ctx.config.cruise_speed_mps, ctx.base.times, false);
+  const ds = subjects.filter((s) => ctx.conflict.drone_ids.includes(s.drone_id));
+  if (ds.length === 0) return false;
   const k = intervalsFor(ctx.base.times, windowS);
-  const p = { x_m: tr.X[k]!, y_m: tr.Y[k]! };
-  const z = tr.Z[k]!;
-  if (ctx.conflict.event_type === "geofence_proximity") {
-    return pointInPolygonLocal(p, ctx.prep.fence) && z <= ctx.config.ceiling_m;
-  }
-  const zone = ctx.prep.zones.find((zz) => zz.zone.id === ctx.conflict.zone_id);
-  return !zone || !(z >= zone.floor && z <= zone.ceiling && pointInPolygonLocal(p, zone.poly));
+  return ds.every((d) => {
+    const tr = buildTracks([d], ctx.prep, ctx.config.cruise_speed_mps, ctx.base.times, false);
+    const p = { x_m: tr.X[k]!, y_m: tr.Y[k]! };
+    const z = tr.Z[k]!;
+    if (ctx.conflict.event_type === "geofence_proximity") {
+      return pointInPolygonLocal(p, ctx.prep.fence) && z <= ctx.config.ceiling_m;
+    }
+    const zone = ctx.prep.zones.find((zz) => zz.zone.id === ctx.conflict.zone_id);
+    return !zone || !(z >= zone.floor && z <= zone.ceiling && pointInPolygonLocal(p, zone.poly));
+  });
 }
 
 function positionOk(wp: Waypoint, config: FleetConfig): boolean {
@@ -1477,7 +1492,9 @@ export class ResolutionPlanner {
   commit(r: Pick<Resolution, "commands">): void {
     const b = this.b;
     if (r.commands.length === 0) return;
-    const changed = subjectsOf(b, r);
+    // The picture keeps one prediction per drone: the command taking effect late (as verified).
+    const involved = new Set(r.commands.map((c) => c.drone_id));
+    const changed = applyResolution(b.airborne.filter((d) => involved.has(d.drone_id)), r, "late");
     for (const d of changed) {
       const i = b.index.get(d.drone_id);
       if (i === undefined) continue;
@@ -1551,7 +1568,7 @@ function choose(ctx: Ctx, opts: ChooseOptions): Resolution {
     if (any) return done(any, false, "the operator's strategy could not be verified");
   }
   const holders = [y, k].filter((d) => allowed(d, exclude, "hold"));
-  const order: Iterable<Candidate>[] = [
+  const order = (): Iterable<Candidate>[] => [
     gen.vertical_separation(y, k),
     gen.hold(y, k),
     gen.lateral_reroute(y, k),
@@ -1560,7 +1577,7 @@ function choose(ctx: Ctx, opts: ChooseOptions): Resolution {
     gen.lateral_reroute(k, y),
     holders.length === 2 ? holdCandidates(ctx, holders, "until the conflict clears") : [],
   ];
-  const ok = firstVerified(ctx, order);
+  const ok = firstVerified(ctx, order());
   if (ok) return done(ok, true);
   // Nothing fixes it without a new conflict: the candidate whose remaining conflicts come
   // latest, when there is time to resolve those next (a stop in another drone's path is worse).
@@ -1575,10 +1592,65 @@ function choose(ctx: Ctx, opts: ChooseOptions): Resolution {
     const held = firstVerified(ctx, [holdCandidates(ctx, [y], why)]);
     if (held) return done(held, true);
   }
-  // Stopping what may be stopped is the least bad thing left: it freezes the separation they
-  // have now, as far as one drone can.
-  const last = firstOf([holdCandidates(ctx, holders, "until the conflict clears")]);
-  return last ? done(last, false, whyNot_([y, k])) : nothing([y, k]);
+  // Nothing keeps the grown minima (the pair is already inside them, or about to be): the same
+  // candidates against the minima themselves, the margin given up rather than the separation.
+  const strict = strictContext(ctx);
+  const fine = firstVerified(strict, order());
+  if (fine) return done(fine, false, `${whyNot_([y, k])}; the resolution keeps the separation minima only without the margin`);
+  // Stopping what may be stopped is the least bad thing left, when it is less bad than carrying
+  // on: a stop can freeze a drone in a third one's way, or short of the minima, so each stop is
+  // re-predicted and only one that puts the first loss of separation later than no command does
+  // is sent.
+  const stops = [holders, ...holders.map((d) => [d])].filter((hs) => hs.length > 0);
+  const last = leastHarm(strict, stops.map((hs) => holdCandidates(ctx, hs, hs.length === 2 ? "until the conflict clears" : "until the conflict clears (the other drone cannot be moved)")));
+  if (last) return done(last, false, whyNot_([y, k]));
+  const r = nothing([y, k]);
+  return holders.length > 0 ? { ...r, reason: `${r.reason}; stopping would bring a loss of separation sooner` } : r;
+}
+
+/** `ctx` with the real separation minima instead of the grown ones, and its own baseline. */
+function strictContext(ctx: Ctx): Ctx {
+  return contextFor({ ...ctx, H: ctx.config.separation.horizontal_m, V: ctx.config.separation.vertical_m }, ctx.conflict);
+}
+
+/** Stop durations the least-harm choice looks at (the shortest first), and how much shallower
+ * (in shares of the minima) a loss it cannot move later must become for a stop to be sent. */
+const LEAST_HARM_HOLDS = 3;
+const LEAST_HARM_DEPTH = 0.05;
+
+/**
+ * Of hold candidates that cannot be shown to work, the one whose first loss of separation (any
+ * pair of the held drones, or the conflict itself) comes latest, or as soon but shallower, if that
+ * beats no command (later by more than a pass, or clearly shallower); null otherwise. `ctx`
+ * carries the real minima.
+ */
+function leastHarm(ctx: Ctx, gens: Iterable<Candidate>[]): Candidate | null {
+  // The first loss (seconds) and how deep the worst one goes: the larger of its least horizontal
+  // and vertical distances as shares of the minima (1: at the limit, 0: a collision).
+  const harm = (found: Map<string, PairHit | null>) => {
+    let t = Infinity;
+    let depth = 1;
+    for (const hit of found.values()) {
+      t = Math.min(t, hit ? hit.t : 0);
+      depth = Math.min(depth, hit ? Math.max(hit.minH / ctx.H, hit.minV / ctx.V) : 0);
+    }
+    return { t, depth };
+  };
+  const better = (a: { t: number; depth: number }, b: { t: number; depth: number }) =>
+    a.t > b.t + DETECT_PASS_S || (a.t >= b.t - 0.1 && a.depth > b.depth + LEAST_HARM_DEPTH);
+  // No command: the involved drones as they are, both predictions of an unsure one counting.
+  const involved = ctx.airborne.filter((d) => ctx.conflict.drone_ids.includes(d.drone_id));
+  const none = harm(conflictsOf(ctx, involved, ctx.horizonS, true));
+  let best: { cand: Candidate; h: { t: number; depth: number } } | null = null;
+  for (const g of gens) {
+    let n = 0;
+    for (const cand of g) {
+      if (n++ >= LEAST_HARM_HOLDS) break;
+      const h = harm(conflictsOf(ctx, subjectsOf(ctx, cand), cand.windowS, false));
+      if (!best || better(h, best.h)) best = { cand, h };
+    }
+  }
+  return best && better(best.h, none) ? best.cand : null;
 }
 
 /**

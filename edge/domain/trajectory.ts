@@ -13,7 +13,11 @@
  *    MIN_MOVING_SPEED_MPS (a drone turning at a waypoint or just commanded is momentarily slow),
  *    the plan's own speed (a reported intent's target speed), else the fleet's cruise speed. A
  *    leg takes as long as its horizontal part at that speed or its vertical part at
- *    PLAN_CLIMB_MPS (at most that speed), whichever is longer.
+ *    PLAN_CLIMB_MPS, whichever is longer; the climb is capped by the plan's own speed only when
+ *    that speed is the plan's (a landing's descent rate), never by a reported ground speed (the
+ *    horizontal part of a steep leg's motion). After a steep first leg (STEEP_LEG_SHARE) the
+ *    reported ground speed says nothing of the legs to come: they are flown at the plan's own
+ *    speed, else cruise.
  *    Which plan a drone has (its reported intent, the edge's record of acknowledged commands, or
  *    none) is the caller's choice: collision-avoidance.ts decides and checks it.
  * 3. Without a plan: dead reckoning. It keeps its reported heading and ground speed over the
@@ -63,6 +67,10 @@ export const MIN_MOVING_SPEED_MPS = 0.5;
  * arriving early). A leg takes as long as its horizontal part at the plan's speed or its
  * vertical part at this rate (at most the plan's speed), whichever is longer. */
 export const PLAN_CLIMB_MPS = 3;
+/** A first leg whose vertical part takes at least this share of its horizontal part (at the
+ * reported speed) is steep: the drone's ground speed is then held down by its climb, and the
+ * legs after it are flown at the plan's own speed (an intent's, else cruise). */
+const STEEP_LEG_SHARE = 0.8;
 /** How long a drone without a plan is assumed to keep its current climb rate, seconds. */
 export const CLIMB_EXTRAPOLATION_S = 5;
 /** How far ahead conflict detection looks, seconds; the safety check looks at least this far. */
@@ -132,18 +140,26 @@ export function predictTrack(d: MotionState, frame: LocalFrame, cruise_mps: numb
   const hold = d.hold_s !== undefined && d.hold_s > 0 ? lead + d.hold_s : 0;
   if (hold > 0) push(tr, hold, x0, y0, z0);
   if (d.path.length > 0) {
-    const speed = planSpeedMps(d, cruise_mps);
-    const climb = Math.min(PLAN_CLIMB_MPS, speed);
+    // The reported ground speed is the horizontal part of the motion: it caps nothing vertical,
+    // and on a leg the climb rate limits (a steep leg) it says nothing of the legs after it.
+    const reported = isMoving(d.speed_mps);
+    const own = isMoving(d.plan_speed_mps) ? d.plan_speed_mps! : cruise_mps;
+    let speed = planSpeedMps(d, cruise_mps);
+    const climbAt = (v: number) => (reported ? PLAN_CLIMB_MPS : Math.min(PLAN_CLIMB_MPS, v));
     let t = Math.max(hold, lead);
     let ax = x0;
     let ay = y0;
     let az = z0;
-    for (const wp of d.path) {
+    for (let i = 0; i < d.path.length; i++) {
+      const wp = d.path[i]!;
       const bx = frame.x(wp.lon);
       const by = frame.y(wp.lat);
       const bz = wp.alt_m;
-      t += Math.max(Math.hypot(bx - ax, by - ay) / speed, Math.abs(bz - az) / climb);
+      const horizontal = Math.hypot(bx - ax, by - ay) / speed;
+      const vertical = Math.abs(bz - az) / climbAt(speed);
+      t += Math.max(horizontal, vertical);
       push(tr, t, bx, by, bz);
+      if (i === 0 && reported && vertical >= STEEP_LEG_SHARE * horizontal && vertical > 0) speed = own;
       ax = bx;
       ay = by;
       az = bz;

@@ -2,7 +2,9 @@
  * Which of the fleet object's clocks are due. A Durable Object has one alarm; it serves
  *  - the status tick every 5 s (fleet_status, stale sweep, and the analytics tick), while any
  *    socket is open or a drone is still live and may go stale;
- *  - detection passes every 500 ms while a drone is airborne (collision avoidance);
+ *  - detection passes every 500 ms while a drone is airborne (collision avoidance), brought
+ *    forward to EARLY_PASS_GAP_MS after the last pass when telemetry changed a drone's predicted
+ *    path (a turn, a new route: `soon`);
  *  - the earliest command deadline (the ledger's timeouts);
  *  - the earliest token expiry of an open socket (closed then with 4001);
  *  - the earliest time a throttled dashboard (max_rate_hz) has samples due (fan-out.ts).
@@ -14,6 +16,12 @@ import { DETECT_INTERVAL_MS } from "./collision-avoidance";
 
 /** A clock within this many ms of its due time runs now rather than in a separate alarm. */
 const EARLY_MS = 20;
+/**
+ * The shortest time between two detection passes when telemetry asks for an early one. At a
+ * thousand moving drones some drone turns in every tenth of a second, so this is the pass rate
+ * then: 5 passes a second, a change waits at most this long instead of the 500 ms interval.
+ */
+export const EARLY_PASS_GAP_MS = 200;
 
 export type AlarmNeeds = {
   /** Sockets open or drones live: the status tick is wanted. */
@@ -33,6 +41,8 @@ export class AlarmPlan {
   private statusDueAt: number | null = null;
   /** When the next detection pass is due; null until a drone is first airborne. */
   private detectDueAt: number | null = null;
+  /** When the last detection pass ran. */
+  private lastDetectAt: number | null = null;
 
   /** Whether detection passes are planned (a new airborne drone needs the alarm set once). */
   get detectionPlanned(): boolean {
@@ -47,9 +57,25 @@ export class AlarmPlan {
     const due = (at: number | null) => at === null || now >= at - EARLY_MS;
     const detect = due(this.detectDueAt) && airborne;
     const status = due(this.statusDueAt);
-    if (detect) this.detectDueAt = now + DETECT_INTERVAL_MS;
+    if (detect) {
+      this.detectDueAt = now + DETECT_INTERVAL_MS;
+      this.lastDetectAt = now;
+    }
     if (status) this.statusDueAt = now + LIMITS.statusIntervalMs;
     return { detect, status };
+  }
+
+  /**
+   * A pass is wanted early (collision-avoidance.ts `passWanted`): bring the next one forward to
+   * EARLY_PASS_GAP_MS after the last (at once if that is past). True when the due time moved, so
+   * the caller sets the alarm; nothing changes while no pass is planned.
+   */
+  soon(now: number): boolean {
+    if (this.detectDueAt === null) return false;
+    const at = Math.max(now, (this.lastDetectAt ?? now) + EARLY_PASS_GAP_MS);
+    if (at >= this.detectDueAt) return false;
+    this.detectDueAt = at;
+    return true;
   }
 
   /** When the alarm should fire next, or null when nothing is wanted. */

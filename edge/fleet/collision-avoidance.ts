@@ -64,7 +64,8 @@ export const REPLAY_WINDOW_MS = 30_000;
 /** A conflict still predicted this long after its last resolution gets another one: until then
  * the drone is flying that resolution and is not re-commanded. */
 export const RETRY_AFTER_MS = 5_000;
-/** Resolutions per event before the operator is told it is not working. */
+/** Resolutions of one conflict before the operator is told it is not working (after that it is
+ * retried every RETRY_AFTER_MS only). */
 export const MAX_ATTEMPTS = 4;
 /** How long a sent-but-unanswered resolution waypoint overrides the drone's known plan. */
 const PENDING_PLAN_MS = 6_000;
@@ -81,6 +82,9 @@ export const DROP_AFTER_SAMPLES = 3;
 export const UNSURE_AFTER_SAMPLES = 1;
 /** A new plan's first seconds do not count against it: the drone needs time to turn. */
 const PLAN_GRACE_MS = 2_000;
+/** How much later than its time to conflict a conflict with a resolution being flown ranks
+ * among the pass's work, seconds (see `pass`). */
+const FLOWN_PENALTY_S = RETRY_AFTER_MS / 1000;
 /** Budgets of one pass, and of one drone. */
 export const MAX_RESOLUTIONS_PER_PASS = 8;
 /** Resolution stops for this pass once it has taken this long, ms (one resolution always runs):
@@ -221,6 +225,14 @@ export class Coordinator {
   private readonly intentAtSend = new Map<string, string | null>();
   /** Drone → times of the resolution commands sent to it in the last minute. */
   private readonly sentAt = new Map<string, number[]>();
+  /** Drones whose relay said hello again, since when: until a sample arrives after it, what the
+   * edge knows of such a drone is from before its relay (and maybe its route) restarted, so no
+   * resolution is planned around it (see `pass`). */
+  private readonly awaitingFresh = new Map<string, number>();
+  /** Last reported motion per drone, and whether telemetry since the last pass changed what some
+   * drone is predicted to fly (`passWanted`). */
+  private readonly motions = new Map<string, Motion>();
+  private wantPass = false;
   /** Drones held on take-off during this saturation. */
   private readonly takeoffHeld = new Set<string>();
   private busyPasses = 0;
@@ -297,13 +309,19 @@ export class Coordinator {
    * source's current intent, so none (or an invalid one) clears it. A new route or revision is a
    * replaced or restarted route: what the edge stored for that drone no longer holds.
    */
-  recordIntent(droneId: string, intent: DroneIntent | null | "invalid", now: number): void {
+  recordIntent(droneId: string, intent: DroneIntent | null | "invalid", now: number, motion?: Motion): void {
+    if (motion) {
+      const before = this.motions.get(droneId);
+      if (!before || motionChanged(before, motion)) this.wantPass = true;
+      this.motions.set(droneId, motion);
+    }
     if (intent === null || intent === "invalid") {
-      this.intents.delete(droneId);
+      if (this.intents.delete(droneId)) this.wantPass = true;
       return;
     }
     const key = `${intent.route_id}#${intent.revision}`;
     const prev = this.intents.get(droneId);
+    if (!prev || prev.key !== key) this.wantPass = true;
     if (prev && prev.key !== key) {
       const b = this.belief(droneId);
       b.invalidateRecord = true;
@@ -318,8 +336,10 @@ export class Coordinator {
    * restarted, and its drones with it may have started their routes over. Nothing stored about
    * their plans holds any more; the next samples bring their intents again.
    */
-  relayConnected(droneIds: readonly string[], _now: number): void {
+  relayConnected(droneIds: readonly string[], now: number): void {
+    if (droneIds.length > 0) this.wantPass = true;
     for (const id of droneIds) {
+      this.awaitingFresh.set(id, now);
       this.intents.delete(id);
       this.pendingPlans.delete(id);
       // A restarted relay or drone forgot the holds it was told, as it forgot the waypoints.
@@ -409,9 +429,21 @@ export class Coordinator {
     return out;
   }
 
+  /**
+   * Whether telemetry since the last pass changed what a drone is predicted to fly: a new or
+   * changed intent (a route replaced, restarted or dropped), a relay back, or a sample whose motion
+   * breaks the dead reckoning of the one before (`motionChanged`). The fleet object may then run
+   * the next pass soon after the sample instead of waiting out DETECT_INTERVAL_MS; a pass costs
+   * ~10 ms at 1,000 drones, so one every 100 ms at most is cheap.
+   */
+  passWanted(): boolean {
+    return this.wantPass;
+  }
+
   /** One detection pass: open events for new conflicts, resolve within budget, close the others. */
   pass(now: number, clock: () => number = () => performance.now()): void {
     const t0 = clock();
+    this.wantPass = false;
     const config = this.ports.config();
     const drones = this.picture(this.ports.drones(), now, config);
     const byId = new Map(drones.map((d) => [d.drone_id, d]));
@@ -425,8 +457,6 @@ export class Coordinator {
       live.add(e.event_id);
       work.push([e, c]);
     }
-    // Most urgent first, across events: conflicts come sorted by time to conflict, so a drone
-    // gets its resolution for the nearest conflict before a later one claims it.
     let planner: ResolutionPlanner | null = null;
     const budget = { resolutions: MAX_RESOLUTIONS_PER_PASS, commands: MAX_COMMANDS_PER_PASS, sent: 0 };
     let deferred = 0;
@@ -439,9 +469,23 @@ export class Coordinator {
         f.retryNow = false;
       }
     }
+    // Most urgent first, across events (conflicts come sorted by time to conflict), so a drone gets
+    // its resolution for the nearest conflict before a later one claims it; a conflict that already
+    // has a resolution being flown competes as if it were FLOWN_PENALTY_S further off, so a clear
+    // new conflict is not left for the next pass behind re-resolutions of older ones.
+    const urgency = ([e, c]: [CoordinationEvent, Conflict]) =>
+      c.time_to_conflict_s + (this.follow.get(e.event_id)?.tries.has(c.key) && !retrying.has(e.event_id) ? FLOWN_PENALTY_S : 0);
+    work.sort((a, b) => urgency(a) - urgency(b));
     for (const [e, c] of work) {
       if (e.strategy === "dismissed" || e.status !== "active") continue;
       const f = this.followOf(e);
+      // A drone last seen before its relay came back may fly something else by now (its route
+      // restarted): a resolution planned on that picture can turn one drone into another's way.
+      // The first fresh sample (one sample period) is worth waiting for; the retry flag waits too.
+      if (c.drone_ids.some((id) => this.awaitingFresh.has(id))) {
+        if (retrying.has(e.event_id)) f.retryNow = true;
+        continue;
+      }
       if (!this.due(e, f, c, now, retrying.has(e.event_id))) continue;
       if (budget.resolutions <= 0 || budget.commands <= 0 || (resolvingSince !== null && clock() - resolvingSince > this.resolutionBudgetMs)) {
         deferred++;
@@ -576,6 +620,8 @@ export class Coordinator {
     for (const [id, p] of this.pendingPlans) if (now - p.at > PENDING_PLAN_MS) this.pendingPlans.delete(id);
     return raw.map((d) => {
       const id = d.drone_id;
+      const hello = this.awaitingFresh.get(id);
+      if (hello !== undefined && (d.received_at === undefined || d.received_at >= hello)) this.awaitingFresh.delete(id);
       const b = this.belief(id);
       if (b.invalidateRecord) {
         b.recordDistrusted = d.path.length > 0 ? d.path : null;
@@ -634,7 +680,10 @@ export class Coordinator {
       const pending = this.pendingPlans.get(id);
       if (pending) return { ...base, path: pending.path, also_dead_reckoning: true };
       const useRecord = d.path.length > 0 && d.path !== b.recordDistrusted;
-      if (intentOk && (!useRecord || ie!.at >= b.recordSince)) {
+      // The intent wins over the record when it is as new, or when it already starts where the
+      // record does (a mission's progress moved the record on; the drone's intent says the same
+      // and knows the rest of the route and the speed).
+      if (intentOk && (!useRecord || ie!.at >= b.recordSince || sameWaypoint(ie!.intent.waypoints[0], d.path[0], config))) {
         const it = ie!.intent;
         // No grace period here: the drone itself says it flies this (a changed intent is its own
         // word, not the edge's hope); its motion is what decides.
@@ -752,14 +801,17 @@ export class Coordinator {
     if (c.drone_ids.some((id) => f.outstanding.has(id))) return false;
     const last = f.tries.get(c.key);
     if (last === undefined) return true;
+    const since = now - last.at;
     if (last.n >= MAX_ATTEMPTS) {
+      // The operator is told it is not working; the edge does not give up on a conflict that is
+      // still coming (a merged event lives on, and the same pair can meet again later): one more
+      // resolution every RETRY_AFTER_MS, within the per-drone budgets.
       f.reason ??= `still predicted after ${last.n} resolutions`;
-      return false;
+      return since >= RETRY_AFTER_MS;
     }
     if (retry) return true;
     // Being flown: the drones get the time to carry the last resolution out, unless the conflict
     // would come before that time is up (it is still predicted once the drone had time to turn).
-    const since = now - last.at;
     return since >= RETRY_AFTER_MS || (since >= PLAN_GRACE_MS && c.time_to_conflict_s * 1000 < RETRY_AFTER_MS + PLAN_GRACE_MS);
   }
 
@@ -937,6 +989,26 @@ export class Coordinator {
   }
 }
 
+/** What a sample says of a drone's motion (the fields dead reckoning uses). */
+export type Motion = { heading_deg: number; speed_mps: number; climb_mps?: number | undefined };
+
+/** A course change, speed change or climb change that moves a dead-reckoned drone off its last
+ * prediction by more than a few metres within seconds. */
+const MOTION_HEADING_DEG = 20;
+const MOTION_SPEED_MPS = 2;
+const MOTION_CLIMB_MPS = 1;
+
+/** Whether `next` predicts a different path than `before` did (see `passWanted`). */
+export function motionChanged(before: Motion, next: Motion): boolean {
+  const moving = (m: Motion) => m.speed_mps > 1;
+  if (moving(before) !== moving(next)) return true;
+  if (Math.abs(next.speed_mps - before.speed_mps) > MOTION_SPEED_MPS) return true;
+  if (Math.abs((next.climb_mps ?? 0) - (before.climb_mps ?? 0)) > MOTION_CLIMB_MPS) return true;
+  if (!moving(next)) return false;
+  const turn = Math.abs(((((next.heading_deg - before.heading_deg) % 360) + 540) % 360) - 180);
+  return turn > MOTION_HEADING_DEG;
+}
+
 /** Messages of a relay refusing every command of a drone for now (the simulator's and common
  * autopilot wordings). */
 const REFUSES_ALL = /emergency|battery|not airborne|landing|refus/i;
@@ -996,6 +1068,13 @@ export function coordinationDrones(
 
 function fromRow(r: EventRow): CoordinationEvent {
   return { ...r, drone_ids: JSON.parse(r.drone_ids) as string[] };
+}
+
+/** Whether two waypoints are the same point (within a metre or so; intents are rounded). */
+function sameWaypoint(a: Waypoint | undefined, b: Waypoint | undefined, config: FleetConfig): boolean {
+  if (!a || !b) return false;
+  const f = Math.cos((config.home.lat * Math.PI) / 180);
+  return Math.abs(a.lat - b.lat) * 111_320 < 1 && Math.abs(a.lon - b.lon) * 111_320 * f < 1 && Math.abs(a.alt_m - b.alt_m) < 1;
 }
 
 function midpoint(ds: readonly CoordinationDrone[]): { lat: number; lon: number; alt_m: number } {

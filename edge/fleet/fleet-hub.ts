@@ -308,7 +308,10 @@ export class FleetHub extends DurableObject<FleetEnv> {
       if (isDashboard(conn)) this.profiler.turn("dashboard_frame", () => this.dashboardFrames.onFrame(ws, conn, message));
       // New telemetry may have put a drone in the air: detection passes need the alarm.
       else if (this.sockets.expired(conn, this.clock.now())) this.sockets.closeForExpiry(ws, conn);
-      else if (this.profiler.turn("relay_frame", () => this.ingest.onFrame(ws, conn.att, message)) && !this.plan.detectionPlanned) this.ctx.waitUntil(this.scheduleAlarm());
+      else if (this.profiler.turn("relay_frame", () => this.ingest.onFrame(ws, conn.att, message))) {
+        // A first airborne drone needs the detection clock; a changed path wants the next pass early.
+        if (!this.plan.detectionPlanned || (this.coordinator.passWanted() && this.plan.soon(this.clock.now()))) this.ctx.waitUntil(this.scheduleAlarm());
+      }
     } catch (err) {
       // A bug must not take the object or the socket down: answer in-band and go on.
       log("error", "fleet object message handler failed", { fleet: this.fleet }, err);

@@ -263,7 +263,7 @@ export class Ingest {
           ack.accepted++;
           accepted.push(sample);
           this.p.coordinator.recordTrack(sample.drone_id, { t: now, lat: sample.lat, lon: sample.lon, alt_m: sample.alt_m });
-          this.p.coordinator.recordIntent(sample.drone_id, intentOf(raw), now);
+          this.p.coordinator.recordIntent(sample.drone_id, intentOf(raw), now, { heading_deg: sample.heading_deg, speed_mps: sample.speed_mps, climb_mps: sample.climb_mps });
           if (becameLive) backLive.push({ id: sample.drone_id, state: "live", lastSeen: now });
         }
       });

@@ -81,6 +81,18 @@ describe("predictTrack: the one motion rule", () => {
     expect(where(takeoff, 10)[2]).toBeCloseTo(15, 6);
   });
 
+  it("a steep first leg: the reported ground speed caps nothing vertical, and the legs after it go at the plan's speed", () => {
+    // Descending 3.7 m over 1.8 m at 3 m/s reports 1.5 m/s over ground; it still descends at
+    // 3 m/s (not 1.5), and the level leg after it is flown at the intent's 10 m/s, not 1.5.
+    const d = state(0, 0, 49.6, { heading_deg: 90, speed_mps: 1.5, climb_mps: -3, path: [wp(1.8, 0, 45.9), wp(101.8, 0, 45.9)], plan_speed_mps: 10 });
+    expect(where(d, 1)[2]).toBeCloseTo(49.6 - 3, 1);
+    const leg = 3.7 / PLAN_CLIMB_MPS;
+    expect(where(d, leg + 5)[0]).toBeCloseTo(1.8 + 50, 1);
+    // A level first leg keeps the reported speed for the whole plan, as before.
+    const level = state(0, 0, 50, { heading_deg: 90, speed_mps: 6, path: [wp(30, 0, 50), wp(30, 60, 50)], plan_speed_mps: 10 });
+    expect(where(level, 8)[1]).toBeCloseTo(18, 6);
+  });
+
   it("holds in place for hold_s before doing what it would do", () => {
     const d = state(0, 0, 50, { heading_deg: 90, speed_mps: 10, hold_s: 4 });
     expect(where(d, 4)[0]).toBeCloseTo(0, 6);

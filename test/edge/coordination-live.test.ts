@@ -328,3 +328,51 @@ describe("collision avoidance in the field (issue 14)", () => {
     expect((await d.barrier()).filter((f) => f.type === "coordination_event").length).toBeGreaterThan(0);
   });
 });
+
+describe("latency of a clear conflict in a busy fleet", () => {
+  it("a head-on among 1,000 live drones, after waypoint changes and missions nobody flies, is commanded in the pass that detects it", async () => {
+    // The benchmark's commands phase in miniature (bench/lib/phases.ts): a hovering grid at 40 m,
+    // 30 waypoint changes and 10 missions acknowledged and never flown, then a pair at 100 m that
+    // turns towards each other.
+    const grid: Sim[] = [];
+    for (let i = 0; i < 1000; i++) grid.push({ ...drone(`g${i}`, ((i % 34) - 16.5) * 60, (Math.floor(i / 34) - 16.5) * 60, 40, 0, 0) });
+    const pair = [drone("pa", -150, -700, 100, 90, 0), drone("pb", 150, -700, 100, 270, 0)];
+    const { fleet, clock, d, r, world } = await setup([...grid, ...pair]);
+    for (let t = 0; t < 3; t++) {
+      for (let k = 0; k < 1000; k += 250) await sendBatch(r, grid.slice(k, k + 250).map(toSample));
+      await sendBatch(r, pair.map(toSample));
+      await detect(fleet, clock);
+      await obey(r, world);
+    }
+    // The bench's commands phase: waypoint changes and missions to grid drones near home,
+    // acknowledged by the relay and never flown.
+    const ll = (x: number, y: number, z: number) => ({ lat: HOME.lat + y / M_LAT, lon: HOME.lon + x / M_LON, alt_m: z });
+    const near = [...grid].sort((p, q) => Math.hypot(p.x, p.y) - Math.hypot(q.x, q.y)).slice(0, 30);
+    const ackAll = async () => {
+      for (const cmd of (await r.barrier()).filter((f) => f.type === "command")) r.send({ type: "command_result", command_id: cmd.command_id, status: "acked" });
+    };
+    for (let k = 0; k < 30; k++) {
+      const g = near[k]!;
+      d.send({ type: "modify_waypoint", command_id: `wp-${k}-${crypto.randomUUID()}`, drone_id: g.id, new_waypoint: ll(g.x + (k % 2 ? 10 : 0), g.y + (k % 2 ? 0 : 10), 40 + (k % 3) * 5), modification_reason: "bench" });
+      await ackAll();
+      await d.nextOfType("waypoint_modification_response");
+    }
+    for (let k = 0; k < 10; k++) {
+      d.send({ type: "assign_mission", command_id: `am-${k}-${crypto.randomUUID()}`, mission: { waypoints: [ll(100 + 5 * k, 100, 70), ll(200, 150 + 5 * k, 70)], priority: "normal" } });
+      await ackAll();
+      await d.nextOfType("mission_assignment_response");
+    }
+    for (let t = 0; t < 6; t++) {
+      for (let k = 0; k < 1000; k += 250) await sendBatch(r, grid.slice(k, k + 250).map(toSample));
+      await sendBatch(r, pair.map(toSample));
+      await detect(fleet, clock);
+      await ackAll();
+    }
+    for (const p of pair) p.speed = 10;
+    await sendBatch(r, pair.map(toSample));
+    await detect(fleet, clock);
+    const ev = await d.next((f) => f.type === "coordination_event" && (f.event as { key: string }).key === "pa|pb");
+    const e = ev.event as { first_command_at: number | null; detected_at: number };
+    expect(e.first_command_at).toBe(e.detected_at);
+  });
+});

@@ -479,15 +479,25 @@ describe("intent: what each sample says the drone is about to fly", () => {
     return { x: Math.round(l.x_m), y: Math.round(l.y_m), alt: Math.round(w.alt_m) };
   };
 
-  it("patrol: the loop from the waypoint being flown to, unrolled; a commanded point; holds", async () => {
+  it("patrol: the loop from the waypoint being flown to, up to the lap's loiter; a commanded point; holds", async () => {
     const { fleet, byId } = fakeFleet();
     setDrone(fleet, FLYING);
     const d = byId("drone_0");
     const s = toSample(d, HOME, 1);
     expect(TelemetryUpdate.safeParse({ ...s, seq: 1 }).success).toBe(true);
     expect(s.intent).toMatchObject({ route_id: "patrol", revision: 0 });
-    expect(s.intent!.waypoints.length).toBe(Math.min(8, d.route.length * 2));
-    expect(localOf(s.intent!.waypoints[0]!)).toEqual({ x: Math.round(d.route[d.wp]!.x), y: Math.round(d.route[d.wp]!.y), alt: Math.round(d.route[d.wp]!.alt) });
+    // The drone loiters at the lap's last corner before the next lap: the intent ends there (it
+    // has one hold, at its start), so the edge sees it hover there rather than fly on.
+    expect(s.intent!.waypoints.map(localOf)).toEqual(d.route.slice(d.wp).map((w) => ({ x: Math.round(w.x), y: Math.round(w.y), alt: Math.round(w.alt) })));
+    // Loitering at the end of a lap: the hold, then the whole next lap.
+    const loitering = toSample({ ...d, wp: 0, mode: SIM_MODES.loiter, holdS: 5 }, HOME, 1).intent!;
+    expect(loitering).toMatchObject({ hold_s: 5 });
+    expect(loitering.waypoints).toHaveLength(d.route.length);
+    // Taking off: the climb over the pad to the route's altitude, then the route.
+    const up = toSample({ ...d, status: "taking_off", mode: SIM_MODES.takeoff, x: d.pad.x, y: d.pad.y, alt: 5 }, HOME, 1).intent!;
+    expect(localOf(up.waypoints[0]!)).toEqual({ x: Math.round(d.pad.x), y: Math.round(d.pad.y), alt: Math.round(d.route[d.wp]!.alt) });
+    expect(up.waypoints.slice(1).map(localOf)).toEqual(s.intent!.waypoints.map(localOf));
+    expect(up.speed_mps).toBe(d.cruiseMps);
     // A command replaces the route: a new revision, the point as the whole plan.
     await fleet.execute(cmd("drone_0", { command: "modify_waypoint", new_waypoint: at(200, -150, 40), modification_reason: "test" }), signal);
     const g = toSample(byId("drone_0"), HOME, 2).intent!;
@@ -503,6 +513,14 @@ describe("intent: what each sample says the drone is about to fly", () => {
     const rtl = toSample({ ...d, ...FLYING, status: "returning", x: 200, y: 0 }, HOME, 1).intent!;
     expect(rtl.route_id).toBe("rtl");
     expect(rtl.waypoints.map(localOf).at(-1)).toEqual({ x: Math.round(d.pad.x), y: Math.round(d.pad.y), alt: 0 });
+    // Below the 30 m return floor: it climbs to it at its climb rate while flying home, and the
+    // point where it levels off is in the intent.
+    const low = toSample({ ...d, ...FLYING, status: "returning", x: 200, y: 0, alt: 18 }, HOME, 1).intent!;
+    const levelAt = ((30 - 18) / DEFAULT_PHYSICS.climbMps) * d.cruiseMps;
+    const first = toLocal(HOME, low.waypoints[0]!);
+    expect(low.waypoints[0]!.alt_m).toBe(30);
+    expect(Math.hypot(first.x_m - 200, first.y_m)).toBeCloseTo(levelAt, 0);
+    expect(low.waypoints).toHaveLength(3);
     const land = toSample({ ...d, ...FLYING, status: "landing", x: d.pad.x, y: d.pad.y, alt: 30 }, HOME, 1).intent!;
     expect(land).toMatchObject({ route_id: "land", speed_mps: DEFAULT_PHYSICS.descentMps });
     expect(toSample({ ...d, status: "charging", armed: false, alt: 0 }, HOME, 1).intent).toBeUndefined();

@@ -530,13 +530,15 @@ export function simIntent(d: SimDrone, home: LatLon, p: SimPhysics = DEFAULT_PHY
     return { ...base, route_id: "land", waypoints: [wp({ ...at, alt: 0 })], speed_mps: rate };
   }
   if (d.status === "returning") {
-    return { ...base, route_id: "rtl", waypoints: [wp({ ...d.pad, alt: Math.max(d.alt, MIN_ALT) }), wp({ ...d.pad, alt: 0 })], speed_mps: d.cruiseMps, ...held };
+    // Below the return floor the drone climbs to it at its climb rate while it flies home: the
+    // point where it levels off is a waypoint of its own (a straight leg to the pad would have it
+    // climb over the whole way, and pass a neighbour's altitude seconds later than it does).
+    const toPad = Math.hypot(d.pad.x - d.x, d.pad.y - d.y);
+    const levelAfter = d.alt < MIN_ALT ? ((MIN_ALT - d.alt) / p.climbMps) * d.cruiseMps : 0;
+    const level = levelAfter > 0 && levelAfter < toPad ? [{ x: d.x + ((d.pad.x - d.x) * levelAfter) / toPad, y: d.y + ((d.pad.y - d.y) * levelAfter) / toPad, alt: MIN_ALT }] : [];
+    return { ...base, route_id: "rtl", waypoints: [...level, { ...d.pad, alt: Math.max(d.alt, MIN_ALT) }, { ...d.pad, alt: 0 }].map(wp), speed_mps: d.cruiseMps, ...held };
   }
   const routeId = task?.kind === "mission" ? `mission:${task.missionId}` : task?.kind === "goto" ? "goto" : "patrol";
-  if (d.status === "taking_off") {
-    // A vertical climb over the pad to the first target's altitude.
-    return { ...base, route_id: routeId, waypoints: [wp({ x: d.x, y: d.y, alt: currentTarget(d).alt })], speed_mps: p.climbMps, ...held };
-  }
   let points: { x: number; y: number; alt: number }[];
   if (task?.kind === "goto") {
     // Loitering at the commanded point until the next command: it holds there.
@@ -545,8 +547,23 @@ export function simIntent(d: SimDrone, home: LatLon, p: SimPhysics = DEFAULT_PHY
     const last = task.waypoints[task.waypoints.length - 1];
     points = [...task.waypoints.slice(task.index), ...(last ? [{ ...d.pad, alt: Math.max(last.alt, MIN_ALT) }] : [])];
   } else {
-    points = Array.from({ length: Math.min(INTENT_PATROL_WAYPOINTS, Math.max(d.route.length, 1) * 2) }, (_, k) => d.route[(d.wp + k) % d.route.length]!);
+    // Unrolled up to the lap's last corner, where the drone loiters (`loiterSeconds`) before the
+    // next lap: an intent has one hold, at its start, so the route after a loiter it has not begun
+    // is not promised. Past the corner it would have the edge see the drone flying on seconds
+    // before it does (and a hover there in a neighbour's way not at all); while it loiters, `hold_s`
+    // says so and the next lap follows.
+    points = [];
+    const n = Math.min(INTENT_PATROL_WAYPOINTS, Math.max(d.route.length, 1) * 2);
+    for (let k = 0; k < n; k++) {
+      const i = (d.wp + k) % d.route.length;
+      points.push(d.route[i]!);
+      if (i === d.route.length - 1 && p.loiterSeconds > 0) break;
+    }
   }
+  // Taking off: a vertical climb over the pad to the first target's altitude, then the route it
+  // flies from there (as an autopilot's take-off item leads into its mission). Listing only the
+  // climb would leave the edge blind to where the drone heads the moment it levels off.
+  if (d.status === "taking_off") points = [{ x: d.x, y: d.y, alt: currentTarget(d).alt }, ...points];
   return { ...base, route_id: routeId, waypoints: points.slice(0, INTENT_MAX_WAYPOINTS).map(wp), speed_mps: d.cruiseMps, ...held };
 }
 
