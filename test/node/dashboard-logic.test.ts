@@ -1,7 +1,9 @@
 /**
  * The dashboard's pure logic, without a browser: reading server frames, the reconnect delay,
  * merging fleet_status parts and telemetry (ordered by seq, as at the edge), plans from
- * mission_update, the command ledger as the page tracks it, and reading the analytics routes' JSON.
+ * mission_update, the command ledger as the page tracks it, reading the analytics routes' JSON,
+ * the words for a drone of unknown state, what each alert kind tells the operator, and what the
+ * page does on each close code (renew the token, slow down) and the codes it closes with itself.
  */
 import { describe, expect, it } from "vitest";
 import { computeLiveMetrics } from "../../edge/domain/live-metrics";
@@ -44,6 +46,13 @@ import { declutter } from "../../web/src/declutter";
 import { rowWindow } from "../../web/src/virtual";
 import { CommandLog, FleetModel, type AuditLike } from "../../web/src/model";
 import { sessionFromMe } from "../../web/src/identity";
+import { ALERT_KINDS, CLOSE_CODES, type AlertView } from "../../edge/protocol";
+import { isAirborne } from "../../edge/domain/drone";
+import { signToken } from "../../edge/worker/auth";
+import { describeAlert, FLEET_ALERT_ID, parseUnresolved } from "../../web/src/alert-text";
+import { CLIENT_CLOSE_CODES, closeAction, MIN_RATE_HZ, slowerRate } from "../../web/src/frames";
+import { STATUS_COLORS, stateView, UNKNOWN_STATE_COLOR } from "../../web/src/drone-state";
+import { checkRenewal } from "../../web/src/identity";
 
 const T0 = 1_800_000_000_000;
 
@@ -494,5 +503,122 @@ describe("signing in through the identity provider (no token of the page's own)"
   it("falls back to the token form when the answer is no person or only an edge token", () => {
     expect(sessionFromMe({ error: { code: "unauthorized", message: "missing token" } }, null)).toBeNull();
     expect(sessionFromMe({ ...person, via: "token", grants: [] }, null)).toBeNull();
+  });
+});
+
+describe("a drone of unknown state (state_known: false)", () => {
+  // What a ROS 2 relay without a state topic sends: armed/status are placeholders.
+  const unknown = (over: Partial<TelemetrySample>) => sample("u", 1, { armed: false, status: "idle", mode: "UNKNOWN", state_known: false, ...over });
+
+  it("is worded as unknown with what is inferred, never as idle or disarmed", () => {
+    const flying = stateView(unknown({ alt_m: 40, speed_mps: 6 }));
+    expect(flying.known).toBe(false);
+    expect(flying.inferredAirborne).toBe(true);
+    expect(flying.short).toBe("unknown · airborne (inferred)");
+    expect(flying.long).toMatch(/^state unknown · airborne \(inferred from 40 m, 6\.0 m\/s/);
+    expect(flying.armed).toBe("unknown");
+    expect(flying.mode).toBe("unknown");
+    expect(flying.mapSuffix).toBe(" (state unknown, airborne)");
+    expect(flying.title).toMatch(/no state/);
+    // The same inference as the edge's (collision avoidance, fleet_status counts).
+    expect(flying.inferredAirborne).toBe(isAirborne(unknown({ alt_m: 40, speed_mps: 6 })));
+
+    const still = stateView(unknown({ alt_m: 0.4, speed_mps: 0, climb_mps: 0 }));
+    expect(still.short).toBe("unknown · no motion (inferred)");
+    expect(still.inferredAirborne).toBe(false);
+    expect(still.mapSuffix).toBe(" (state unknown)");
+    for (const v of [flying, still]) {
+      for (const text of [v.short, v.long, v.armed, v.mapSuffix]) expect(text).not.toMatch(/idle|disarmed/i);
+    }
+    // A climbing drone low over home counts as airborne, as at the edge.
+    expect(stateView(unknown({ alt_m: 1, speed_mps: 0, climb_mps: 2 })).inferredAirborne).toBe(true);
+  });
+
+  it("keeps the measured words when the state is known", () => {
+    expect(stateView(sample("k", 1, { status: "taking_off", armed: true }))).toMatchObject({ known: true, short: "taking off", long: "taking off · armed", armed: "yes", mode: "AUTO.MISSION", mapSuffix: "" });
+    expect(stateView(sample("k", 1, { status: "idle", armed: false, state_known: true })).long).toBe("idle · disarmed");
+    // Its colour is none of the status colours.
+    expect(Object.values(STATUS_COLORS)).not.toContain(UNKNOWN_STATE_COLOR);
+  });
+});
+
+describe("alerts: what happened, who, and what to do", () => {
+  const alert = (over: Partial<AlertView>): AlertView => ({ alert_id: "a1", drone_id: "drone_1", kind: "battery_low", severity: "warning", message: "m", value: null, raised_at: T0, cleared_at: null, ...over });
+
+  it("gives every alert kind a title and an action", () => {
+    for (const kind of ALERT_KINDS) {
+      const t = describeAlert(alert({ kind }));
+      expect(t.title.length, kind).toBeGreaterThan(5);
+      expect(t.action.length, kind).toBeGreaterThan(20);
+    }
+    expect(describeAlert(alert({ kind: "battery_critical" })).drones).toEqual(["drone_1"]);
+  });
+
+  // The message as edge/fleet/collision-avoidance.ts words it (alertConditions).
+  const unresolved = "collision avoidance cannot resolve head-on drone_1|drone_7 (event ev-42): drone_1 has the right of way (low battery); drone_7 has the right of way (low battery)";
+
+  it("names both drones, the event and the reason of an unresolved conflict, and says what to do", () => {
+    expect(parseUnresolved(unresolved)).toEqual({ eventId: "ev-42", drones: ["drone_1", "drone_7"], reason: "drone_1 has the right of way (low battery); drone_7 has the right of way (low battery)" });
+    const t = describeAlert(alert({ kind: "coordination_unresolved", severity: "critical", drone_id: "drone_7", message: unresolved }));
+    expect(t).toMatchObject({ title: "Collision avoidance cannot resolve a conflict", eventId: "ev-42", fleetWide: false, reason: "drone_1 has the right of way (low battery); drone_7 has the right of way (low battery)" });
+    expect(t.drones).toEqual(["drone_7", "drone_1"]);
+    expect(t.action).toMatch(/override/i);
+    expect(t.action).toMatch(/emergency-land/);
+    // With the event at hand its drones and type count.
+    const event = { event_id: "ev-42", event_type: "head_on", drone_ids: ["drone_1", "drone_7"] } as CoordinationEventView;
+    expect(describeAlert(alert({ kind: "coordination_unresolved", drone_id: "drone_1", message: unresolved }), event)).toMatchObject({ title: "Collision avoidance cannot resolve a conflict: head on", drones: ["drone_1", "drone_7"], eventId: "ev-42" });
+    // A geofence conflict names one drone.
+    expect(parseUnresolved("collision avoidance cannot resolve geofence-proximity drone_3|@geofence (event ev-9): it refused: failed").drones).toEqual(["drone_3"]);
+    // A message in another form still shows, with the alert's own drone.
+    expect(describeAlert(alert({ kind: "coordination_unresolved", message: "something else" }))).toMatchObject({ drones: ["drone_1"], eventId: null, reason: null });
+  });
+
+  it("shows a saturated airspace as fleet-wide, with the conflicts waiting and the held take-offs", () => {
+    const t = describeAlert(alert({ kind: "airspace_saturated", severity: "critical", drone_id: FLEET_ALERT_ID, value: 12, message: "airspace saturated: 30 coordination events, 12 conflicts waiting for a resolution; new take-offs are held" }));
+    expect(t).toMatchObject({ title: "Airspace saturated", fleetWide: true, drones: [], eventId: null, reason: "12 conflicts waiting for a resolution" });
+    expect(t.action).toMatch(/take-offs are held/);
+    expect(t.action).toMatch(/hold or land drones/);
+  });
+});
+
+describe("close codes", () => {
+  it("renews on 4001, slows down on 4002, retries on the rest", () => {
+    expect(closeAction(CLOSE_CODES.tokenExpired, undefined)).toEqual({ kind: "renew" });
+    expect(closeAction(CLOSE_CODES.tooSlow, undefined)).toEqual({ kind: "slow_down", maxRateHz: 2 });
+    expect(closeAction(CLOSE_CODES.tooSlow, 2)).toEqual({ kind: "slow_down", maxRateHz: 1 });
+    for (const code of [1000, 1001, 1006, 1008, 1009, 1011, CLOSE_CODES.replaced, CLOSE_CODES.relayIdTaken]) expect(closeAction(code, undefined), String(code)).toEqual({ kind: "retry" });
+    // Each 4002 halves the rate, down to one round every two seconds.
+    const rates: number[] = [];
+    let r: number | undefined;
+    for (let i = 0; i < 5; i++) rates.push((r = slowerRate(r)));
+    expect(rates).toEqual([2, 1, 0.5, 0.5, 0.5]);
+    expect(slowerRate(50)).toBe(2);
+    expect(MIN_RATE_HZ).toBe(0.5);
+  });
+
+  it("closes with codes of its own, never one the edge uses", () => {
+    const edge = new Set<number>(Object.values(CLOSE_CODES));
+    for (const code of Object.values(CLIENT_CLOSE_CODES)) {
+      expect(edge.has(code)).toBe(false);
+      expect(code).toBeGreaterThanOrEqual(4900);
+      expect(code).toBeLessThanOrEqual(4999);
+    }
+  });
+
+  it("takes a renewed token only when it is a person's, current and grants the fleet on screen", async () => {
+    const secret = "renewal-test-secret-0123456789abcdef";
+    const now = Date.now();
+    const good = await signToken(secret, { sub: "op", role: "operator", fleets: ["f1"] }, 600);
+    expect(checkRenewal(good, "f1", "operator", now)).toMatchObject({ ok: true, roleChanged: false, claims: { sub: "op", role: "operator" } });
+    expect(checkRenewal(good, "f1", "viewer", now)).toMatchObject({ ok: true, roleChanged: true });
+    expect(checkRenewal(good, "f2", "operator", now)).toMatchObject({ ok: false, problem: expect.stringMatching(/does not grant fleet "f2"/) });
+    const expired = await signToken(secret, { sub: "op", role: "operator", fleets: ["f1"], exp: Math.floor(now / 1000) - 5 });
+    expect(checkRenewal(expired, "f1", "operator", now)).toMatchObject({ ok: false, problem: expect.stringMatching(/expired too/) });
+    const relay = await signToken(secret, { sub: "r", role: "relay", fleets: ["f1"] }, 600);
+    expect(checkRenewal(relay, "f1", "operator", now)).toMatchObject({ ok: false, problem: expect.stringMatching(/relay token/) });
+    expect(checkRenewal("nonsense", "f1", "operator", now)).toMatchObject({ ok: false, problem: expect.stringMatching(/not a token/) });
+    expect(checkRenewal("  ", "f1", "operator", now)).toMatchObject({ ok: false });
+    const any = await signToken(secret, { sub: "adm", role: "admin", fleets: "*" }, 600);
+    expect(checkRenewal(any, "f9", "admin", now)).toMatchObject({ ok: true, roleChanged: false });
   });
 });

@@ -7,8 +7,13 @@
  * drone in the table and moving, a waypoint set by clicking the map (ack and mission_update), a
  * geofence rejection with its rule and clickable suggestions, a viewer without controls, the
  * relay-offline banner when the relay goes away; the base map from a local tile server with the
- * drones, geofence and no-fly zones on the right pixels and the grid when tiles fail; and the page
- * at 1,000 drones streaming at 1 Hz (frame times and long tasks, in test-artifacts/dashboard-perf.json).
+ * drones, geofence and no-fly zones on the right pixels and the grid when tiles fail; drones whose
+ * source reports no state (state_known: false, from a relay of the test's own) shown as unknown
+ * with what is inferred, and the alert of a conflict collision avoidance cannot resolve with its
+ * drones, event and what to do; a token that expires while the page is open (the edge's 4001)
+ * renewed in place; a 4002 answered with a notice and a lower rate; and the page at 1,000 drones
+ * streaming at 1 Hz (frame times and long tasks, in test-artifacts/dashboard-perf.json;
+ * DASHBOARD_PROFILE=1 adds a CPU profile and the trace).
  */
 import { spawn } from "node:child_process";
 import { randomUUID } from "node:crypto";
@@ -16,6 +21,7 @@ import { existsSync, mkdirSync, writeFileSync } from "node:fs";
 import { cpus, loadavg } from "node:os";
 import { resolve } from "node:path";
 import { chromium, type Browser, type BrowserContext, type Page, type WebSocketRoute } from "playwright-core";
+import WebSocket from "ws";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { offsetM, type LatLon } from "../../edge/domain/geo";
 import type { FleetConfig } from "../../edge/domain/fleet-config";
@@ -80,27 +86,72 @@ async function legendColours(p: Page): Promise<Map<string, Rgb>> {
   return out;
 }
 
-type TraceEvent = { name: string; ph: string; pid: number; tid: number; dur?: number; tdur?: number; args?: { name?: string } };
+type TraceEvent = { name: string; ph: string; pid: number; tid: number; ts?: number; dur?: number; tdur?: number; args?: { name?: string; data?: Record<string, unknown> } };
 
 const isTraceEvent = (v: unknown): v is TraceEvent =>
   typeof v === "object" && v !== null && "name" in v && typeof v.name === "string" && "ph" in v && "pid" in v && "tid" in v;
 
+/** What one long task on the page's main thread spent its time in (the trace's nested events). */
+type TaskAccount = { wall_ms: number; cpu_ms: number; inside: string[] };
+
 /**
  * The page's main thread over a trace: CPU time (thread time, which a busy machine does not
  * inflate the way it inflates wall time) of all its tasks, of each animation frame, and of the
- * longest task.
+ * longest task, and what the longest tasks were made of. The trace holds every renderer of the
+ * browser (the blank control page's too): the page's main thread is the renderer main thread
+ * that ran the most. Tasks nest (a scheduler task inside the thread's own): only the outermost
+ * count. `longest_page_task` leaves out tasks that ran none of the page's script and no rendering:
+ * those are the browser's own messages, such as the DevTools commands that start and stop the
+ * trace and the profiler at the window's edges.
  */
-function mainThreadCpu(events: TraceEvent[]): { cpu_ms: number; frame_cpu_ms: { p50: number; p99: number; max: number }; longest_task: { wall_ms: number; cpu_ms: number } } {
-  const main = events.find((e) => e.ph === "M" && e.name === "thread_name" && e.args?.name === "CrRendererMain");
-  const on = events.filter((e) => main && e.pid === main.pid && e.tid === main.tid && e.dur !== undefined);
-  const tasks = on.filter((e) => /RunTask$/.test(e.name));
+function mainThreadCpu(events: TraceEvent[]): {
+  cpu_ms: number;
+  frame_cpu_ms: { p50: number; p99: number; max: number };
+  longest_task: { wall_ms: number; cpu_ms: number };
+  longest_page_task: { wall_ms: number; cpu_ms: number };
+  /** The most CPU time any one task of the page took. */
+  page_task_cpu_max_ms: number;
+  longest_tasks: TaskAccount[];
+} {
+  const mains = events.filter((e) => e.ph === "M" && e.name === "thread_name" && e.args?.name === "CrRendererMain");
+  const isTask = (e: TraceEvent) => e.dur !== undefined && /RunTask$/.test(e.name);
+  const busiest = mains
+    .map((m) => ({ m, busy: events.reduce((a, e) => (e.pid === m.pid && e.tid === m.tid && isTask(e) ? a + (e.dur ?? 0) : a), 0) }))
+    .sort((a, b) => b.busy - a.busy)[0]?.m;
+  const on = events.filter((e) => busiest && e.pid === busiest.pid && e.tid === busiest.tid && e.dur !== undefined);
+  const tasks: TraceEvent[] = [];
+  let end = -Infinity;
+  for (const t of on.filter(isTask).sort((a, b) => (a.ts ?? 0) - (b.ts ?? 0) || (b.dur ?? 0) - (a.dur ?? 0))) {
+    if ((t.ts ?? 0) < end) continue;
+    tasks.push(t);
+    end = (t.ts ?? 0) + (t.dur ?? 0);
+  }
+  const PAGE_WORK = new Set(["FunctionCall", "EventDispatch", "TimerFire", "FireAnimationFrame", "Layout", "UpdateLayoutTree", "Paint", "Commit", "ParseHTML", "EvaluateScript"]);
+  const within = (t: TraceEvent, e: TraceEvent) => e !== t && (e.ts ?? 0) >= (t.ts ?? 0) && (e.ts ?? 0) + (e.dur ?? 0) <= (t.ts ?? 0) + (t.dur ?? 0);
+  const pageTasks = tasks.filter((t) => on.some((e) => PAGE_WORK.has(e.name) && within(t, e)));
+  const longestPage = pageTasks.reduce<TraceEvent | null>((a, e) => (!a || (e.dur ?? 0) > (a.dur ?? 0) ? e : a), null);
   const frames = on.filter((e) => e.name === "FireAnimationFrame").map((e) => (e.tdur ?? 0) / 1000).sort((a, b) => a - b);
-  const longest = tasks.reduce<TraceEvent | null>((a, e) => (!a || (e.dur ?? 0) > (a.dur ?? 0) ? e : a), null);
+  const byLength = tasks.slice().sort((a, b) => (b.dur ?? 0) - (a.dur ?? 0));
+  const longest = byLength[0] ?? null;
   const r1 = (v: number) => Number(v.toFixed(1));
+  // The events nested in a task, longest first, with what names them (the function, the frame type).
+  const inside = (t: TraceEvent): string[] =>
+    on
+      .filter((e) => !isTask(e) && within(t, e) && (e.dur ?? 0) >= 2_000)
+      .sort((a, b) => (b.dur ?? 0) - (a.dur ?? 0))
+      .slice(0, 8)
+      .map((e) => {
+        const d = e.args?.data ?? {};
+        const what = [d.type, d.functionName, d.url ? `${String(d.url).split("/").pop()}:${d.lineNumber}:${d.columnNumber}` : undefined].filter(Boolean).join(" ");
+        return `${e.name}${what ? ` (${what})` : ""} ${r1((e.dur ?? 0) / 1000)} ms wall / ${r1((e.tdur ?? 0) / 1000)} ms cpu`;
+      });
   return {
     cpu_ms: Math.round(tasks.reduce((a, e) => a + (e.tdur ?? 0), 0) / 1000),
     frame_cpu_ms: { p50: r1(pct(frames, 50)), p99: r1(pct(frames, 99)), max: r1(frames.at(-1) ?? NaN) },
     longest_task: { wall_ms: Math.round((longest?.dur ?? 0) / 1000), cpu_ms: Math.round((longest?.tdur ?? 0) / 1000) },
+    longest_page_task: { wall_ms: Math.round((longestPage?.dur ?? 0) / 1000), cpu_ms: Math.round((longestPage?.tdur ?? 0) / 1000) },
+    page_task_cpu_max_ms: r1(Math.max(0, ...pageTasks.map((t) => (t.tdur ?? 0) / 1000))),
+    longest_tasks: byLength.slice(0, 5).map((t) => ({ wall_ms: r1((t.dur ?? 0) / 1000), cpu_ms: r1((t.tdur ?? 0) / 1000), inside: inside(t) })),
   };
 }
 
@@ -643,6 +694,181 @@ describe("operator dashboard in a browser", () => {
     }
   }, 60_000);
 
+  it("shows drones of unknown state as unknown with what is inferred, and an unresolved conflict's alert with its drones, event and what to do", async () => {
+    const s = stack!;
+    const fleet = `ghost-${randomUUID().slice(0, 8)}`;
+    const secret = resolveAuthSecret()!.secret;
+    const relayToken = await signToken(secret, { sub: "ghost-relay", role: "relay", fleets: [fleet] }, 3600);
+    const opToken = await signToken(secret, { sub: "ghost-operator", role: "operator", fleets: [fleet] }, 3600);
+    const cfg = (await (await fetch(`${s.edgeUrl}/v1/fleets/${fleet}/config`, { headers: { authorization: `Bearer ${opToken}` }, signal: AbortSignal.timeout(10_000) })).json()) as FleetConfig;
+    // A relay of this test's own speaking the real relay protocol, as a ROS 2 relay without state
+    // topics does: armed false, status idle, mode UNKNOWN, state_known false. ghost_a and ghost_b
+    // fly head-on at 40 m with critical batteries (both have right of way: collision avoidance may
+    // command neither, so it cannot resolve their conflict); ghost_c stands still on the ground.
+    const relay = new WebSocket(`${s.edgeUrl.replace(/^http/, "ws")}/v1/fleets/${fleet}/relay`, { headers: { authorization: `Bearer ${relayToken}` } });
+    const relayLog: string[] = [];
+    relay.on("message", (data) => {
+      const m = JSON.parse(String(data)) as { type: string; command_id?: string; code?: string; errors?: unknown[] };
+      if (m.type === "command" && m.command_id) relay.send(JSON.stringify({ type: "command_result", command_id: m.command_id, status: "failed", message: "refused by the test relay" }));
+      if (m.type === "error" || (m.type === "batch_ack" && m.errors?.length)) relayLog.push(String(data).slice(0, 300));
+    });
+    await new Promise<void>((res, rej) => {
+      relay.once("open", () => res());
+      relay.once("error", rej);
+    });
+    relay.send(JSON.stringify({ type: "relay_hello", relay_id: "ghost-relay", source: "ros2", version: "test", drone_ids: ["ghost_a", "ghost_b", "ghost_c"] }));
+    const started = Date.now();
+    let batch = 0;
+    const tick = () => {
+      const now = Date.now();
+      const t = ((now - started) / 1000) % 20;
+      const at = (id: string, east: number, north: number, alt: number, heading: number, speed: number, battery: number) => {
+        const p = offsetM(cfg.home, east, north);
+        return { drone_id: id, seq: now, ts: now, lat: p.lat, lon: p.lon, alt_m: alt, heading_deg: heading, speed_mps: speed, climb_mps: 0, battery_pct: battery, armed: false, mode: "UNKNOWN", status: "idle", state_known: false };
+      };
+      relay.send(
+        JSON.stringify({
+          type: "telemetry_batch",
+          batch_id: ++batch,
+          sent_at: now,
+          updates: [at("ghost_a", -150 + 6 * t, 0, 40, 90, 6, 10), at("ghost_b", 150 - 6 * t, 0, 40, 270, 6, 10), at("ghost_c", 0, 300, 0, 0, 0, 80)],
+        }),
+      );
+    };
+    tick();
+    const timer = setInterval(tick, 500);
+    const ctx = await browser!.newContext({ viewport: { width: 1480, height: 1000 }, deviceScaleFactor: 1 });
+    try {
+      const p = await ctx.newPage();
+      p.on("pageerror", (err) => pageErrors.push(err.message));
+      await p.goto(`${s.edgeUrl}/?token=${opToken}&tiles=off`);
+      await p.waitForFunction(() => document.querySelectorAll("#drone-table tbody tr[data-seq]").length >= 3, undefined, { timeout: 30_000 });
+      const rows = await tableRows(p);
+      const by = new Map(rows.map((r) => [r.id, r]));
+      // The table: unknown, with the inference; never the placeholder "idle".
+      expect(by.get("ghost_a")?.status).toBe("unknown · airborne (inferred)");
+      expect(by.get("ghost_b")?.status).toBe("unknown · airborne (inferred)");
+      expect(by.get("ghost_c")?.status).toBe("unknown · no motion (inferred)");
+      for (const r of rows) expect(r.status, r.id).not.toMatch(/idle/);
+      expect(await p.$eval('#drone-table tr[data-drone-id="ghost_a"] td.mode', (td) => td.textContent)).toBe("unknown");
+      expect(await p.locator('#drone-table tr.state-unknown[data-drone-id="ghost_a"]').count()).toBe(1);
+      expect(await p.textContent("#map-legend")).toContain("state unknown");
+      // The selected drone's card.
+      await p.click('#drone-table tbody tr[data-drone-id="ghost_a"]');
+      await p.waitForSelector('#selected dd[data-field="Armed"]');
+      expect(await p.textContent('#selected dd[data-field="Status"]')).toMatch(/^state unknown · airborne \(inferred from 40 m, 6\.0 m\/s/);
+      expect(await p.textContent('#selected dd[data-field="Armed"]')).toBe("unknown");
+      expect(await p.textContent('#selected dd[data-field="Mode"]')).toBe("unknown");
+      expect(await p.textContent("#selected")).not.toMatch(/idle|disarmed/);
+      // The map: its labels say so, and so does the readout when the pointer is over the drone.
+      await p.waitForFunction(() => ((document.querySelector("#map canvas") as unknown as PageEl | null)?.dataset.labelTexts ?? "").includes("ghost_c (state unknown)"), undefined, { timeout: 10_000 });
+      const labels = (await mapStats(p)).labelTexts ?? "";
+      expect(labels).toContain("ghost_a (state unknown, airborne)");
+      expect(labels).toContain("ghost_c (state unknown)");
+      await p.click("#selected .sel-head button:text('Center')");
+      await frames(p);
+      const box = (await p.locator("#map canvas").boundingBox())!;
+      let hover = "";
+      // The drone flies east at 6 m/s: look a few pixels either side of where it was centred.
+      for (const dx of [0, 4, 8, 12, -4, 16]) {
+        if (hover === "ghost_a") break;
+        await p.mouse.move(box.x + box.width / 2 + dx, box.y + box.height / 2);
+        hover = (await mapStats(p)).hover ?? "";
+      }
+      expect(hover).toBe("ghost_a");
+      expect(await p.textContent("#map-cursor")).toMatch(/^ghost_a · unknown · airborne \(inferred\) · 40 m/);
+      expect(await p.getAttribute("#map canvas", "title")).toMatch(/unknown · airborne \(inferred\)/);
+      await shot(p, "dashboard-state-unknown");
+
+      // Collision avoidance may command neither drone: the alert names both, the event, the
+      // reason, and what the operator should do; its event button shows the event.
+      const alertSel = '#alerts li.active[data-kind="coordination_unresolved"]';
+      await p.waitForSelector(alertSel, { timeout: 40_000 }).catch(() => {
+        throw new Error(`no coordination_unresolved alert; relay: ${relayLog.join(" | ") || "ok"}\n${context()}`);
+      });
+      const item = p.locator(alertSel).first();
+      expect(await item.locator(".alert-title").textContent()).toMatch(/^Collision avoidance cannot resolve a conflict/);
+      const why = await item.locator(".alert-msg").textContent();
+      expect(why).toMatch(/^collision avoidance cannot resolve head-on ghost_[ab]\|ghost_[ab] \(event /);
+      expect(why).toMatch(/ghost_a has the right of way \(low battery\)/);
+      expect(why).toMatch(/ghost_b has the right of way \(low battery\)/);
+      const drones = await item.locator(".alert-drone").evaluateAll((els) => els.map((e) => (e as unknown as PageEl).dataset.drone));
+      expect(drones.sort()).toEqual(["ghost_a", "ghost_b"]);
+      const eventId = await item.locator(".alert-event").getAttribute("data-event");
+      expect(eventId).toBeTruthy();
+      expect(await item.locator(".alert-action").textContent()).toMatch(/What to do: .*override.*emergency-land/);
+      await p.waitForSelector(`#coordination li[data-event-id="${eventId}"]`, { timeout: 10_000 });
+      await item.locator(".alert-event").click();
+      await p.waitForSelector(`#coordination li.highlight[data-event-id="${eventId}"]`, { timeout: 2_000 });
+      // The other kinds read the same way: the critical battery of the same drones.
+      const battery = p.locator('#alerts li.active[data-kind="battery_critical"]').first();
+      await battery.waitFor({ timeout: 15_000 });
+      expect(await battery.locator(".alert-title").textContent()).toBe("Battery critical");
+      expect(await battery.locator(".alert-action").textContent()).toMatch(/emergency-land/);
+      await p.locator("#alerts").scrollIntoViewIfNeeded();
+      await shot(p, "dashboard-unresolved-alert");
+    } finally {
+      clearInterval(timer);
+      relay.close();
+      await ctx.close().catch(() => {});
+    }
+  }, 120_000);
+
+  it("renews a token that expires while the page is open: the edge closes with 4001, the page asks for a new token and keeps the view", async () => {
+    const s = stack!;
+    const secret = resolveAuthSecret()!.secret;
+    // Expires in 15 s; the edge closes the socket 30 s (its clock-skew leeway) after that.
+    const short = await signToken(secret, { sub: "renew-operator", role: "operator", fleets: [FLEET] }, 15);
+    const fresh = await signToken(secret, { sub: "renew-operator", role: "operator", fleets: [FLEET] }, 3600);
+    const ctx = await browser!.newContext({ viewport: { width: 1280, height: 900 } });
+    const urls: string[] = [];
+    const closes: number[] = [];
+    await ctx.routeWebSocket(/\/v1\/fleets\/[^/]+\/ws/, (ws) => {
+      urls.push(ws.url());
+      const edge = ws.connectToServer();
+      edge.onClose((code, reason) => {
+        closes.push(code ?? 0);
+        void ws.close({ code, reason });
+      });
+    });
+    try {
+      const p = await ctx.newPage();
+      p.on("pageerror", (err) => pageErrors.push(err.message));
+      await p.goto(`${s.edgeUrl}/?token=${short}`);
+      await p.waitForSelector('#conn[data-state="open"]', { timeout: 15_000 });
+      await p.waitForFunction((n) => document.querySelectorAll("#drone-table tbody tr[data-seq]").length >= n, DRONES, { timeout: 30_000 });
+      await p.evaluate("window.__sameDocument = true");
+      await p.waitForSelector("#renew-dialog[open]", { timeout: 75_000 });
+      expect(closes).toContain(4001);
+      expect(await p.textContent("#renew-message")).toMatch(/token expired \(4001/);
+      expect(await p.getAttribute("#relay-banner", "data-kind")).toBe("token");
+      expect(await p.textContent("#relay-banner")).toMatch(/Paste a new token/);
+      expect(await p.getAttribute("#conn", "data-state")).toBe("held");
+      // The view stays: the drones are still listed, nothing was reloaded, no new socket yet.
+      expect((await tableRows(p)).length).toBeGreaterThanOrEqual(DRONES);
+      const socketsBefore = urls.length;
+      // A token that will not do is refused with the reason, the form stays.
+      await p.fill("#renew-token", s.tokens.relay);
+      await p.click("#renew-submit");
+      expect(await p.textContent("#renew-error")).toMatch(/relay token/);
+      expect(urls.length).toBe(socketsBefore);
+      await p.fill("#renew-token", fresh);
+      await p.click("#renew-submit");
+      await p.waitForSelector('#conn[data-state="open"]', { timeout: 15_000 });
+      expect(await p.locator("#renew-dialog").getAttribute("open")).toBeNull();
+      expect(await p.evaluate("window.__sameDocument === true")).toBe(true);
+      expect(urls.length).toBe(socketsBefore + 1);
+      expect(new URL(urls.at(-1)!).searchParams.get("access_token")).toBe(fresh);
+      expect(await p.evaluate("sessionStorage.getItem('dronefleet.token')")).toBe(fresh);
+      // Telemetry flows again on the renewed socket.
+      const rows = await tableRows(p);
+      await p.waitForFunction((prev) => prev.every((r) => Number(document.querySelector(`#drone-table tr[data-drone-id="${r.id}"]`)?.dataset.seq) > r.seq), rows, { timeout: 15_000 });
+      expect(await p.locator("#relay-banner").isHidden()).toBe(true);
+    } finally {
+      await ctx.close().catch(() => {});
+    }
+  }, 150_000);
+
   it("shows the relay-offline banner when the relay goes away, and clears it when it is back", async () => {
     const s = stack!;
     expect(await page.locator("#relay-banner").isHidden()).toBe(true);
@@ -657,6 +883,34 @@ describe("operator dashboard in a browser", () => {
     expect(unexpected).toEqual([]);
     expect(pageErrors).toEqual([]);
   }, 90_000);
+
+  it("after a 4002 (too slow) shows a notice and reconnects asking for a lower rate", async () => {
+    const conns = sockets.length;
+    const last = sockets[conns - 1]!;
+    // What the edge does to a dashboard that stayed behind its flow window: close with 4002.
+    await last.page.close({ code: 4002, reason: "too slow" });
+    await last.edge.close();
+    await page.waitForSelector('#conn[data-state="open"]', { timeout: 20_000 });
+    await expect.poll(() => sockets.length, { timeout: 10_000 }).toBe(conns + 1);
+    await expect
+      .poll(() => sockets[conns]!.sent.map((m) => JSON.parse(m) as { type: string }).find((m) => m.type === "subscribe_telemetry"), { timeout: 5_000 })
+      .toMatchObject({ drone_ids: "all", batch: true, max_rate_hz: 2 });
+    await page.waitForSelector('#relay-banner[data-kind="slow"]:not([hidden])', { timeout: 5_000 });
+    expect(await page.textContent("#relay-banner")).toMatch(/too slowly \(4002\).*at most 2 updates per drone per second/);
+    expect(await page.textContent("#toasts")).toMatch(/too slowly/);
+    // A second 4002 halves the rate again.
+    const again = sockets[conns]!;
+    await again.page.close({ code: 4002, reason: "too slow" });
+    await again.edge.close();
+    await expect.poll(() => sockets.length, { timeout: 20_000 }).toBe(conns + 2);
+    await expect
+      .poll(() => sockets[conns + 1]!.sent.map((m) => JSON.parse(m) as { type: string }).find((m) => m.type === "subscribe_telemetry"), { timeout: 10_000 })
+      .toMatchObject({ max_rate_hz: 1 });
+    // Telemetry flows at the lower rate.
+    const rows = await tableRows(page);
+    await page.waitForFunction((prev) => prev.every((p) => Number(document.querySelector(`#drone-table tr[data-drone-id="${p.id}"]`)?.dataset.seq) > p.seq), rows, { timeout: 15_000 });
+    expect(pageErrors).toEqual([]);
+  }, 60_000);
 
   it("stays fluid with 1,000 drones streaming at 1 Hz (frame times and long tasks measured)", async () => {
     const s = stack!;
@@ -713,8 +967,17 @@ describe("operator dashboard in a browser", () => {
         for (const v of e.value) if (isTraceEvent(v)) trace.push(v);
       });
       const traced = new Promise((r) => cdp.once("Tracing.tracingComplete", r));
-      await cdp.send("Tracing.start", { categories: "toplevel,devtools.timeline", transferMode: "ReportEvents" });
+      await cdp.send("Tracing.start", { categories: "toplevel,devtools.timeline,disabled-by-default-devtools.timeline", transferMode: "ReportEvents" });
+      // DASHBOARD_PROFILE=1: a CPU profile of the window as well (test-artifacts/dashboard-1000.cpuprofile,
+      // opens in Chrome DevTools' Performance panel), to find what the long tasks run.
+      const profile = process.env.DASHBOARD_PROFILE === "1";
+      if (profile) {
+        await cdp.send("Profiler.enable");
+        await cdp.send("Profiler.setSamplingInterval", { interval: 200 });
+        await cdp.send("Profiler.start");
+      }
       const t0 = (await p.evaluate("performance.now()")) as number;
+      const loadBefore = loadavg()[0]!;
       // The measurement window: the page renders what streams in meanwhile.
       await new Promise((r) => setTimeout(r, WINDOW_MS));
       const raw = (await p.evaluate(`({ frames: window.__perf.frames, longtasks: window.__perf.longtasks, now: performance.now() })`)) as {
@@ -722,8 +985,13 @@ describe("operator dashboard in a browser", () => {
         longtasks: [number, number][];
         now: number;
       };
+      if (profile) {
+        const { profile: cpu } = (await cdp.send("Profiler.stop")) as { profile: unknown };
+        writeFileSync(resolve(ARTIFACTS, "dashboard-1000.cpuprofile"), JSON.stringify(cpu));
+      }
       await cdp.send("Tracing.end");
       await traced;
+      if (profile) writeFileSync(resolve(ARTIFACTS, "dashboard-1000.trace.json"), JSON.stringify({ traceEvents: trace }));
       const rows = await tableRows(p);
       const stats = await mapStats(p);
       await p.locator("#map").screenshot({ path: resolve(ARTIFACTS, "dashboard-1000-drones.png") });
@@ -756,7 +1024,7 @@ describe("operator dashboard in a browser", () => {
         })(),
         table_rows_in_dom: rows.length,
         map: { drones_drawn: Number(stats.drones), labels: Number(stats.labels), clusters: Number(stats.clusters), zoom: Number(stats.zoom) },
-        machine: { cpus: cpus().length, loadavg_1m: Number(loadavg()[0]!.toFixed(2)) },
+        machine: { cpus: cpus().length, loadavg_1m: Number(loadavg()[0]!.toFixed(2)), loadavg_1m_before: Number(loadBefore.toFixed(2)) },
         measured_at: new Date().toISOString(),
       };
       for (const k of ["p50", "p95", "p99", "max"] as const) report.frame_ms[k] = Number(report.frame_ms[k].toFixed(1));
@@ -770,10 +1038,26 @@ describe("operator dashboard in a browser", () => {
       expect(rows.length).toBeLessThan(80);
       // Labels for a few, not for a thousand.
       expect(report.map.labels).toBeLessThanOrEqual(30);
-      // Loose sanity bounds only: this machine is shared (2 cores, the edge and the relay beside
-      // the browser). The targets (p99 ≤ 50 ms, no long task over 100 ms) are reported above.
+      // The targets (frame p99 ≤ 50 ms, no long task over 100 ms) are reported above, not asserted:
+      // this machine is shared (2 cores, the edge, the relay and other sessions' tests beside the
+      // browser), and wall-clock times there mostly measure the wait for a core. What is asserted:
+      // the page's own cost, in CPU time, which load does not inflate (a task the page makes takes
+      // under 100 ms of CPU, an animation frame's script under 50 ms at p99) ...
+      expect(report.main_thread.page_task_cpu_max_ms).toBeLessThan(100);
+      expect(report.main_thread.frame_cpu_ms.p99).toBeLessThan(50);
       expect(report.fps).toBeGreaterThan(5);
       expect(report.frame_ms.p50).toBeLessThan(100);
+      // ... and, unless the machine was overloaded (a load average above twice its cores before or
+      // after the window, or the control page's own frames late), the wall-clock bounds that hold
+      // on a shared machine: no long task over 250 ms and frame p99 under 100 ms. (At a load of
+      // 11 on 2 cores a task of 15 ms CPU took 170 ms of wall time: that measures the machine.)
+      const load = Math.max(report.machine.loadavg_1m, report.machine.loadavg_1m_before);
+      const quiet = load <= 2 * report.machine.cpus && report.blank_page_now.frame_p99_ms <= 20;
+      console.log(`machine ${quiet ? "quiet enough: wall-clock bounds asserted" : `busy (load ${load}, blank page frame p99 ${report.blank_page_now.frame_p99_ms} ms): wall-clock bounds not asserted`}`);
+      if (quiet) {
+        expect(report.long_tasks.max_ms).toBeLessThan(250);
+        expect(report.frame_ms.p99).toBeLessThan(100);
+      }
       expect(report.long_tasks.max_ms).toBeLessThan(3_000);
     } finally {
       await ctx.close().catch(() => {});

@@ -5,10 +5,11 @@
  * is shown in place of the chart or list and retried later, never as a page error.
  */
 import uPlot from "uplot";
-import { AlertsBody, AnalyticsLiveBody, HourlyBody, InsightsBody, type AlertFrame, type AlertView, type AnalyticsLiveFrame, type LiveAnalytics } from "../../edge/protocol";
+import { AlertsBody, AnalyticsLiveBody, HourlyBody, InsightsBody, type AlertFrame, type AlertView, type AnalyticsLiveFrame, type CoordinationEventView, type LiveAnalytics } from "../../edge/protocol";
+import { describeAlert, parseUnresolved, type AlertText } from "./alert-text";
 import { parseHourly, toAlertView, toTime, type HourRow } from "./analytics-data";
 import { unavailable, type Api } from "./api";
-import { formatAge, formatClock, h, replaceChildren, setClass, setText } from "./dom";
+import { formatAge, formatClock, h, keyedList, replaceChildren, setClass, setText } from "./dom";
 import type { FleetModel } from "./model";
 
 // ------------------------------------------------------------------ live cards
@@ -107,11 +108,28 @@ export class AlertsFeed {
   private version = 0;
   private rendered = -1;
   private note = "";
+  private readonly noteEl = h("p", { class: "muted small" });
+  private readonly listEl = h("ul", { class: "alerts" });
+  private readonly emptyEl = h("p", { class: "muted" }, "No alerts.");
 
   constructor(
     private readonly root: HTMLElement,
     private readonly onSelectDrone: (id: string) => void,
+    /** The coordination event an alert names, when the page holds it. */
+    private readonly eventById: (id: string) => CoordinationEventView | undefined = () => undefined,
+    /** Show that event (the Coordination panel). */
+    private readonly onShowEvent: (id: string) => void = () => {},
   ) {}
+
+  /** Coordination events changed: redraw the alerts that name one (they list its drones). */
+  eventsChanged(): void {
+    for (const a of this.alerts.values()) {
+      if (a.kind === "coordination_unresolved") {
+        this.version++;
+        return;
+      }
+    }
+  }
 
   apply(f: AlertFrame): void {
     this.alerts.set(f.alert.alert_id, f.alert);
@@ -153,30 +171,44 @@ export class AlertsFeed {
     if (this.version === this.rendered) return;
     this.rendered = this.version;
     const list = [...this.alerts.values()].sort((a, b) => Number(a.cleared_at !== null) - Number(b.cleared_at !== null) || b.raised_at - a.raised_at);
-    const items = list.map((a) =>
-      h(
+    const described = list.map((a) => {
+      const eventId = a.kind === "coordination_unresolved" ? parseUnresolved(a.message).eventId : null;
+      return { a, t: describeAlert(a, eventId ? this.eventById(eventId) : undefined) };
+    });
+    const build = ({ a, t }: { a: AlertView; t: AlertText }) => {
+      const active = a.cleared_at === null;
+      return h(
         "li",
-        { class: `alert ${a.severity} ${a.cleared_at === null ? "active" : "cleared"}`, "data-alert": a.alert_id },
+        { class: `alert ${a.severity} ${active ? "active" : "cleared"}`, "data-alert": a.alert_id, "data-kind": a.kind },
         h("span", { class: "sev" }, a.severity === "critical" ? "●" : "▲"),
         h(
           "div",
           { class: "alert-body" },
+          h("div", { class: "alert-title" }, t.title),
           h("div", { class: "alert-msg" }, a.message),
+          t.reason && !a.message.endsWith(t.reason) ? h("div", { class: "alert-reason" }, t.reason) : null,
           h(
             "div",
             { class: "alert-meta" },
-            h("button", { class: "link", type: "button", onclick: () => this.onSelectDrone(a.drone_id) }, a.drone_id),
+            t.fleetWide ? h("span", { class: "alert-fleet" }, "whole fleet") : null,
+            ...t.drones.flatMap((id, i) => [i ? " " : "", h("button", { class: "link alert-drone", type: "button", "data-drone": id, onclick: () => this.onSelectDrone(id) }, id)]),
+            t.eventId
+              ? h("button", { class: "link alert-event", type: "button", "data-event": t.eventId, title: "Show the event in the Coordination panel", onclick: () => this.onShowEvent(t.eventId!) }, ` event ${t.eventId}`)
+              : null,
             ` · ${a.kind.replace(/_/g, " ")} · ${formatClock(a.raised_at)}`,
-            a.cleared_at === null ? h("span", { class: "tag warn" }, "active") : ` · cleared after ${formatAge(a.cleared_at - a.raised_at)}`,
+            active ? h("span", { class: "tag warn" }, "active") : ` · cleared after ${formatAge(a.cleared_at! - a.raised_at)}`,
           ),
+          // What to do applies while the condition holds.
+          active ? h("div", { class: "alert-action" }, h("b", null, "What to do: "), t.action) : null,
         ),
-      ),
-    );
-    replaceChildren(
-      this.root,
-      this.note ? h("p", { class: "muted small" }, this.note) : null,
-      items.length ? h("ul", { class: "alerts" }, ...items) : h("p", { class: "muted" }, "No alerts."),
-    );
+      );
+    };
+    setText(this.noteEl, this.note);
+    this.noteEl.hidden = !this.note;
+    this.emptyEl.hidden = described.length > 0;
+    // Keyed: an alert is rebuilt only when what it shows changed.
+    keyedList(this.listEl, described, ({ a }) => a.alert_id, ({ a, t }) => `${a.cleared_at}|${a.message}|${t.title}|${t.drones.join(",")}|${t.eventId}`, build);
+    if (!this.root.contains(this.listEl)) replaceChildren(this.root, this.noteEl, this.listEl, this.emptyEl);
   }
 
   private trim(): void {

@@ -15,10 +15,15 @@ export type ApiResult<T> =
 
 export class Api {
   constructor(
-    private readonly token: string,
+    private token: string,
     private readonly fleet: string,
     private readonly base = "",
   ) {}
+
+  /** A renewed token (the old one expired): every later call and socket uses it. */
+  setToken(token: string): void {
+    this.token = token;
+  }
 
   fleetPath(path: string): string {
     return `${this.base}/v1/fleets/${encodeURIComponent(this.fleet)}${path}`;

@@ -22,7 +22,8 @@ import {
   type MissionAssignmentResponse,
   type Waypoint,
 } from "../../edge/protocol";
-import { byId, formatAge, formatClock, h, replaceChildren, setText } from "./dom";
+import { byId, formatAge, formatClock, h, keyedList, replaceChildren, setText } from "./dom";
+import { stateView } from "./drone-state";
 import type { MapClick, MapMode } from "./map";
 import { isFinal, type CommandLog, type FleetModel, type TrackedCommand } from "./model";
 
@@ -316,9 +317,12 @@ export class CommandCenter {
     const s = d.sample;
     const stale = model.isStale(d, now);
     const plan = model.plans.get(id);
+    // Without a state reading, armed/status/mode are placeholders: say unknown, and what is inferred.
+    const st = stateView(s);
     const fields: [string, string][] = [
-      ["Status", `${s.status.replace(/_/g, " ")}${s.armed ? " · armed" : ""}`],
-      ["Mode", s.mode],
+      ["Status", st.long],
+      ["Armed", st.armed],
+      ["Mode", st.mode],
       ["Battery", `${s.battery_pct.toFixed(1)} %`],
       ["Altitude", `${s.alt_m.toFixed(1)} m`],
       ["Speed", `${s.speed_mps.toFixed(1)} m/s${s.climb_mps !== undefined ? ` · ${s.climb_mps >= 0 ? "↑" : "↓"}${Math.abs(s.climb_mps).toFixed(1)}` : ""}`],
@@ -348,7 +352,10 @@ export class CommandCenter {
       const dd = root.querySelector(`dd[data-field="${k}"]`);
       if (dd) setText(dd, v);
     }
+    const statusDd = root.querySelector<HTMLElement>('dd[data-field="Status"]');
+    if (statusDd && statusDd.title !== st.title) statusDd.title = st.title;
     root.classList.toggle("stale", stale);
+    root.classList.toggle("state-unknown", !st.known);
   }
 
   renderMission(): void {
@@ -486,12 +493,19 @@ export class CommandCenter {
       replaceChildren(root, h("p", { class: "muted" }, "No commands yet."));
       return;
     }
-    replaceChildren(
-      root,
-      h(
-        "ol",
-        { class: "cmds" },
-        ...items.map((t) => {
+    let list = root.querySelector(":scope > ol.cmds");
+    if (!list) {
+      list = h("ol", { class: "cmds" });
+      replaceChildren(root, list);
+    }
+    // Keyed: with collision avoidance sending several commands a second at 1,000 drones, only the
+    // commands that changed are rebuilt.
+    keyedList(
+      list,
+      items,
+      (t) => t.command_id,
+      (t) => `${t.status}|${t.history.length}|${t.code ?? ""}|${t.message ?? ""}|${t.by ?? ""}|${t.drone_id ?? ""}|${t.summary}`,
+      (t) => {
           const start = t.history[0]?.at ?? t.createdAt;
           const trail = t.history.map((s, i) => h("span", { class: `step ${s.status}` }, i === 0 ? `${s.status} ${formatClock(s.at)}` : `${s.status} +${Math.max(0, s.at - start)} ms`));
           return h(
@@ -509,8 +523,7 @@ export class CommandCenter {
             t.message && t.status !== "acked" ? h("div", { class: "cmd-msg" }, `${t.code ? `${t.code}: ` : ""}${t.message}`) : null,
             !t.mine && t.by ? h("div", { class: "cmd-by muted small" }, `by ${t.by}`) : null,
           );
-        }),
-      ),
+      },
     );
   }
 
@@ -527,12 +540,17 @@ export class CommandCenter {
       replaceChildren(root, h("p", { class: "muted" }, "No coordination events."));
       return;
     }
-    replaceChildren(
-      root,
-      h(
-        "ul",
-        { class: "events" },
-        ...events.slice(0, 20).map((e) =>
+    let list = root.querySelector(":scope > ul.events");
+    if (!list) {
+      list = h("ul", { class: "events" });
+      replaceChildren(root, list);
+    }
+    keyedList(
+      list,
+      events.slice(0, 20),
+      (e) => e.event_id,
+      (e) => `${e.status}|${e.strategy}|${e.time_to_conflict_s.toFixed(0)}|${e.min_horizontal_m.toFixed(0)}|${e.min_vertical_m.toFixed(0)}|${e.resolution_time_ms}|${e.overridden_by ?? ""}|${e.drone_ids.join(",")}`,
+      (e) =>
           h(
             "li",
             { class: `event ${e.status}`, "data-event-id": e.event_id },
@@ -558,8 +576,6 @@ export class CommandCenter {
                 )
               : null,
           ),
-        ),
-      ),
     );
   }
 }

@@ -6,15 +6,21 @@
  *
  * Commands are never queued while the socket is down: a waypoint sent minutes late, after a
  * reconnect, could be worse than none. `send` says false and the page shows the command failed.
+ *
+ * Close codes: the edge's (CLOSE_CODES) are handed to `onClosed`, which may hold the reconnect
+ * (4001, token expired: reconnecting with the same token would only be refused) until the page
+ * calls `resume()`. The page's own closes use CLIENT_CLOSE_CODES (4900-4999), never an edge code.
  */
 import { DashboardMessage, summarizeIssues, type ServerMessage } from "../../edge/protocol";
-import { backoffDelay, parseServerFrame } from "./frames";
+import { backoffDelay, CLIENT_CLOSE_CODES, parseServerFrame } from "./frames";
 
 export type ConnState =
   | { kind: "connecting"; attempt: number }
   | { kind: "open"; since: number }
   | { kind: "waiting"; attempt: number; retryAt: number; reason: string }
   | { kind: "denied"; message: string }
+  /** Not reconnecting until the page calls resume() (a token being renewed). */
+  | { kind: "held"; reason: string }
   | { kind: "stopped" };
 
 export interface FleetSocketOptions {
@@ -26,6 +32,9 @@ export interface FleetSocketOptions {
   /** After a connection failed before opening: is the token still accepted? A browser cannot read
    * the HTTP status of a refused WebSocket upgrade, so the page asks over HTTP. */
   checkAuth(): Promise<{ ok: true } | { ok: false; message: string }>;
+  /** The edge closed an open socket: "retry" reconnects with backoff, "now" at once (the page
+   * changed what it asks for), "hold" waits for resume(). Absent: "retry". */
+  onClosed?(code: number, reason: string): "retry" | "now" | "hold";
   now?: () => number;
 }
 
@@ -69,6 +78,14 @@ export class FleetSocket {
     this.setState({ kind: "stopped" });
   }
 
+  /** Connect again after a hold (the token was renewed). */
+  resume(): void {
+    if (this.stopped || this.ws) return;
+    clearTimeout(this.retryTimer);
+    this.attempt = 0;
+    this.connect();
+  }
+
   get isOpen(): boolean {
     return this.ws?.readyState === WebSocket.OPEN && this.opened;
   }
@@ -91,13 +108,14 @@ export class FleetSocket {
     this.ws = null;
     if (ws) {
       ws.onclose = null;
-      ws.close(4000, "reconnecting");
+      ws.close(CLIENT_CLOSE_CODES.reconnect, "dashboard reconnecting");
     }
     this.connect();
   }
 
   private readonly onOnline = () => {
-    if (!this.isOpen) this.reconnectNow();
+    // Held: a token is being renewed; the old one would only be refused.
+    if (!this.isOpen && this.state.kind !== "held" && this.state.kind !== "denied") this.reconnectNow();
   };
 
   private connect(): void {
@@ -137,7 +155,11 @@ export class FleetSocket {
       this.opened = false;
       const reason = wasOpen ? `connection closed (${ev.code}${ev.reason ? ` ${ev.reason}` : ""})` : "could not connect";
       if (wasOpen) {
-        this.scheduleRetry(reason);
+        const next = this.opts.onClosed?.(ev.code, ev.reason) ?? "retry";
+        if (this.stopped || this.ws) return; // the page signed out or reconnected meanwhile
+        if (next === "hold") this.setState({ kind: "held", reason });
+        else if (next === "now") this.connect();
+        else this.scheduleRetry(reason);
         return;
       }
       // Never opened: a refused upgrade (bad or expired token) looks the same as a network error.
@@ -168,7 +190,8 @@ export class FleetSocket {
       const ws = this.ws;
       this.ws = null;
       ws.onclose = null;
-      ws.close(4001, "no frames");
+      // Our own code, not the edge's 4001 (token expired): see CLIENT_CLOSE_CODES.
+      ws.close(CLIENT_CLOSE_CODES.noFrames, `dashboard heard nothing for ${Math.round(silent / 1000)} s`);
       this.opened = false;
       this.scheduleRetry(`no frames for ${Math.round(silent / 1000)} s`);
     } else if (silent > PING_AFTER_MS) {

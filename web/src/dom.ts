@@ -67,3 +67,49 @@ const CLOCK = new Intl.DateTimeFormat([], { hour: "2-digit", minute: "2-digit", 
 export function formatClock(ms: number): string {
   return CLOCK.format(ms);
 }
+
+/**
+ * Keep `parent`'s children in step with `items`, rebuilding only the elements whose `signature`
+ * changed and moving the rest into order. A list redrawn several times a second (the command
+ * ledger, coordination events, alerts) then costs the browser a few new nodes instead of a whole
+ * new subtree to style, lay out and paint. `parent` must hold only the elements of this list.
+ */
+export function keyedList<T>(
+  parent: Element,
+  items: readonly T[],
+  key: (item: T) => string,
+  signature: (item: T) => string,
+  build: (item: T) => HTMLElement,
+): void {
+  const cache = keyedCaches.get(parent) ?? new Map<string, { el: HTMLElement; sig: string }>();
+  keyedCaches.set(parent, cache);
+  const seen = new Set<string>();
+  let cursor: ChildNode | null = parent.firstChild;
+  for (const item of items) {
+    const k = key(item);
+    seen.add(k);
+    const sig = signature(item);
+    let entry = cache.get(k);
+    if (!entry || entry.sig !== sig) {
+      if (entry) {
+        // The old element goes; if it stood where the list has got to, the next one does now.
+        if (entry.el === cursor) cursor = cursor.nextSibling;
+        entry.el.remove();
+      }
+      entry = { el: build(item), sig };
+      cache.set(k, entry);
+    }
+    if (entry.el !== cursor) parent.insertBefore(entry.el, cursor);
+    else cursor = cursor.nextSibling;
+  }
+  // Every element of this list now stands before the cursor: what follows it (items gone, nodes
+  // not made here) goes.
+  while (cursor) {
+    const next: ChildNode | null = cursor.nextSibling;
+    cursor.remove();
+    cursor = next;
+  }
+  for (const k of cache.keys()) if (!seen.has(k)) cache.delete(k);
+}
+
+const keyedCaches = new WeakMap<Element, Map<string, { el: HTMLElement; sig: string }>>();

@@ -1,6 +1,7 @@
 /**
- * Pure part of signing in through the identity provider (no DOM, tested in Node): turn the edge's
- * `GET /v1/me` answer into the page's session. Fleet patterns (`zurich-*`) cannot be opened by
+ * Pure parts of signing in (no DOM, tested in Node): reading a token's claims, checking a token
+ * pasted to replace one that expired, and turning the edge's `GET /v1/me` answer (signed in
+ * through the identity provider) into the page's session. Fleet patterns (`zurich-*`) cannot be opened by
  * name, so the fleet is the one asked for (`?fleet=` or the last one opened), else the first fleet
  * granted by name; the role is the highest grant that matches that fleet.
  */
@@ -38,4 +39,37 @@ export function sessionFromMe(body: unknown, wantedFleet: string | null): Sessio
   if (!fleet) return { problem: `Signed in as ${me.value.sub}: enter the fleet to open.`, claims };
   if (!FLEET_ID_RE.test(fleet) || !role) return { problem: `${me.value.sub} may not open fleet "${fleet}".`, claims };
   return { token: "", fleet, claims };
+}
+
+/** Decode a JWT's payload and check its shape (not its signature). */
+export function decodeClaims(token: string): { ok: true; claims: Claims } | { ok: false; problem: string } {
+  const parts = token.trim().split(".");
+  if (parts.length !== 3 || !parts[1]) return { ok: false, problem: "That is not a token (expected three dot-separated parts)." };
+  let payload: unknown;
+  try {
+    const b64 = parts[1].replace(/-/g, "+").replace(/_/g, "/");
+    const bin = atob(b64 + "=".repeat((4 - (b64.length % 4)) % 4));
+    payload = JSON.parse(new TextDecoder().decode(Uint8Array.from(bin, (c) => c.charCodeAt(0))));
+  } catch {
+    return { ok: false, problem: "The token's payload cannot be read." };
+  }
+  const r = Claims.safeParse(payload);
+  if (!r.success) return { ok: false, problem: "The token's claims are not ones this dashboard understands." };
+  if (r.data.role === "relay") return { ok: false, problem: "That is a relay token; sign in with a viewer, operator or admin token." };
+  return { ok: true, claims: r.data };
+}
+
+/**
+ * A token pasted to replace one that expired while the dashboard was open: it must read, be a
+ * person's token (not a relay's), not be expired, and grant the fleet on screen. `roleChanged`:
+ * the page's controls were built for the old role, so it reloads to show the new one's.
+ */
+export function checkRenewal(token: string, fleet: string, oldRole: Claims["role"], now = Date.now()): { ok: true; claims: Claims; roleChanged: boolean } | { ok: false; problem: string } {
+  if (!token.trim()) return { ok: false, problem: "Paste a new token." };
+  const d = decodeClaims(token);
+  if (!d.ok) return d;
+  const c = d.claims;
+  if (c.exp * 1000 <= now) return { ok: false, problem: `This token expired too (at ${new Date(c.exp * 1000).toLocaleString()}).` };
+  if (c.fleets !== "*" && !c.fleets.includes(fleet)) return { ok: false, problem: `This token does not grant fleet "${fleet}" (it grants ${c.fleets.join(", ")}).` };
+  return { ok: true, claims: c, roleChanged: c.role !== oldRole };
 }

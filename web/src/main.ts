@@ -15,11 +15,13 @@ import { Api } from "./api";
 import { choiceFromQuery, effectiveBaseMap, makeBaseMap, NO_BASEMAP, parseChoice, serializeChoice, templateProblem, type BaseMap, type BaseMapChoice } from "./basemap";
 import { CommandCenter, initialUiState } from "./commands";
 import { FleetSocket, type ConnState } from "./connection";
+import { closeAction } from "./frames";
 import { byId, formatAge, formatClock, h, setClass, setText } from "./dom";
+import { UNKNOWN_STATE_COLOR } from "./drone-state";
 import { MapView, STATUS_COLORS, type MapScene } from "./map";
 import { CommandLog, FleetModel, isFinal } from "./model";
 import { DroneTable } from "./table";
-import { canCommand, isSession, loadSession, saveSignIn, sessionFromIdentity, signOut, type Session, type SessionProblem } from "./session";
+import { canCommand, checkRenewal, isSession, loadSession, saveSignIn, sessionFromIdentity, signOut, type Session, type SessionProblem } from "./session";
 
 /** This browser's base map choice (basemap.ts); absent: the deployment's default. */
 const BASEMAP_KEY = "dronefleet.basemap";
@@ -27,6 +29,9 @@ const BASEMAP_KEY = "dronefleet.basemap";
 const OLD_TILE_KEY = "dronefleet.tileTemplate";
 /** Why the last session ended, shown on the sign-in form after the reload. */
 const PROBLEM_KEY = "dronefleet.signin-problem";
+/** When the page last reloaded to renew a sign-in through the identity provider (a second expiry
+ * right after one means the provider gives no fresh session: sign-in form, not a reload loop). */
+const RENEW_RELOAD_KEY = "dronefleet.renew-reload";
 
 function showSignIn(p: SessionProblem): void {
   byId("app").hidden = true;
@@ -100,6 +105,13 @@ function runDashboard(session: Session): void {
   let showTiles = true;
   /** The edge said this page reads too slowly and gets only the latest sample per drone. */
   let lag: { since: number; conflated: number; closeAfterMs: number | null } | null = null;
+  /** Telemetry rounds a second this page asks for (max_rate_hz); undefined: every update. Lowered
+   * each time the edge closes the socket for reading too slowly (4002). */
+  let rateHz: number | undefined;
+  /** The last 4002: shown in the banner for a while. */
+  let slowedAt: number | null = null;
+  /** The token expired (4001) and a new one is being obtained; the view stays, frozen. */
+  let renewing: { since: number; message: string } | null = null;
   // Render scheduling (see render()); declared first because the views ask for frames as soon
   // as they are built.
   let raf = 0;
@@ -125,10 +137,14 @@ function runDashboard(session: Session): void {
     });
     byId("fleet-name").replaceChildren(pick);
   }
-  setText(byId("who"), `${session.claims.sub} · ${session.claims.role}`);
-  byId("who").title = `token valid until ${new Date(session.claims.exp * 1000).toLocaleString()}`;
+  const showWho = () => {
+    setText(byId("who"), `${session.claims.sub} · ${session.claims.role}`);
+    byId("who").title = `token valid until ${new Date(session.claims.exp * 1000).toLocaleString()}`;
+  };
+  showWho();
   byId("map-legend").append(
     ...Object.entries(STATUS_COLORS).map(([s, c]) => h("span", { class: "legend-item" }, h("i", { style: `background:${c}` }), s.replace(/_/g, " "))),
+    h("span", { class: "legend-item", title: "The source reports no state (armed, status) for these drones: airborne or not is inferred from altitude and motion" }, h("i", { style: `background:${UNKNOWN_STATE_COLOR}` }), "state unknown"),
   );
 
   const select = (id: string | null) => {
@@ -156,11 +172,28 @@ function runDashboard(session: Session): void {
     },
   );
   const cards = new LiveCards(byId("kpis"));
-  const alerts = new AlertsFeed(byId("alerts"), (id) => {
-    select(id);
-    const d = model.drones.get(id);
-    if (d) map.centerOn(d.sample);
-  });
+  const alerts = new AlertsFeed(
+    byId("alerts"),
+    (id) => {
+      select(id);
+      const d = model.drones.get(id);
+      if (d) map.centerOn(d.sample);
+    },
+    (id) => model.events.get(id),
+    (id) => {
+      // The event's entry in the Coordination panel (where its overrides are), and its first drone.
+      const li = document.querySelector<HTMLElement>(`#coordination li[data-event-id="${CSS.escape(id)}"]`);
+      if (li) {
+        li.scrollIntoView({ block: "nearest" });
+        li.classList.add("highlight");
+        setTimeout(() => li.classList.remove("highlight"), 2_000);
+      } else toast(`Event ${id} is not in the list any more (it ended)`, "info");
+      const first = model.events.get(id)?.drone_ids[0];
+      if (first) select(first);
+    },
+  );
+  /** Events the alerts were last drawn with: an alert names its event's drones once it is known. */
+  let alertsEventsVersion = -1;
   const charts = new HourlyCharts(byId("charts"), byId("hourly-status"));
   const insights = new InsightsList(byId("insights"));
 
@@ -173,6 +206,25 @@ function runDashboard(session: Session): void {
       const r = await api.get("/status", StatusBody, 5_000);
       if (!r.ok && (r.status === 401 || r.status === 403)) return { ok: false, message: r.message };
       return { ok: true };
+    },
+    onClosed: (code, reason) => {
+      const a = closeAction(code, rateHz);
+      switch (a.kind) {
+        case "renew":
+          startRenewal(`The edge closed the connection because the token expired (${code}${reason ? ` ${reason}` : ""}).`);
+          return "hold";
+        case "slow_down":
+          rateHz = a.maxRateHz;
+          slowedAt = Date.now();
+          toast(`This dashboard read telemetry too slowly and was disconnected (${code}); reconnecting at ${a.maxRateHz} update${a.maxRateHz === 1 ? "" : "s"} per drone per second.`, "bad");
+          return "retry";
+        case "retry":
+          return "retry";
+        default: {
+          const never: never = a;
+          return never;
+        }
+      }
     },
   });
 
@@ -230,10 +282,11 @@ function runDashboard(session: Session): void {
         break;
       case "alert":
         alerts.apply(msg);
-        if (msg.state === "raised") toast(msg.alert.message, msg.alert.severity === "critical" ? "bad" : "info");
+        if (msg.state === "raised") alertToast(msg.alert.message, msg.alert.severity === "critical" ? "bad" : "info");
         break;
       case "error":
-        toast(`${msg.code}: ${msg.message}`, "bad");
+        // token_expired comes just before the 4001 close, which opens the renewal form.
+        if (msg.code !== "token_expired") toast(`${msg.code}: ${msg.message}`, "bad");
         break;
       case "flow":
         // Flow control: every frame before this one has been handled (frames only update state;
@@ -255,9 +308,28 @@ function runDashboard(session: Session): void {
     scheduleRender();
   }
 
+  /** At most 3 alert toasts in 5 s; the rest are summed up in one (a relay coming back at fleet
+   * scale raises dozens at once, and the Alerts list holds them all). */
+  const toastWindow = { start: 0, shown: 0, more: 0 };
+  function alertToast(text: string, tone: "info" | "bad"): void {
+    const now = Date.now();
+    if (now - toastWindow.start > 5_000) Object.assign(toastWindow, { start: now, shown: 0, more: 0 });
+    if (toastWindow.shown < 3) {
+      toastWindow.shown++;
+      toast(text, tone);
+      return;
+    }
+    if (toastWindow.more++ === 0) {
+      setTimeout(() => {
+        if (toastWindow.more) toast(`${toastWindow.more} more alert${toastWindow.more === 1 ? "" : "s"}: see the Alerts list`, "bad");
+        toastWindow.more = 0;
+      }, 5_000 - (now - toastWindow.start));
+    }
+  }
+
   function onOpen(reconnect: boolean): void {
     lag = null; // a new socket starts in step
-    socket.send({ type: "subscribe_telemetry", request_id: "subscribe", drone_ids: "all", batch: true });
+    socket.send({ type: "subscribe_telemetry", request_id: "subscribe", drone_ids: "all", batch: true, ...(rateHz !== undefined ? { max_rate_hz: rateHz } : {}) });
     // After an outage, catch up with what frames would have said.
     if (reconnect) void loadSideData();
   }
@@ -298,6 +370,84 @@ function runDashboard(session: Session): void {
     await Promise.all([charts.load(api), insights.load(api)]);
   }
 
+  // ---------------------------------------------------------------- token renewal (4001)
+
+  /**
+   * The token ran out while the page was open. Signed in through the identity provider (no token
+   * of the page's own): ask the edge again who this is (GET /v1/me, with the provider's cookie);
+   * a fresh session reconnects at once, none means the provider's own session ended too, and a
+   * reload takes the person through its sign-in and back. With a pasted token: ask for a new one,
+   * keeping everything on screen.
+   */
+  function startRenewal(message: string): void {
+    if (renewing) return;
+    renewing = { since: Date.now(), message };
+    scheduleRender();
+    if (!session.token) {
+      void renewIdentity();
+      return;
+    }
+    const dlg = byId<HTMLDialogElement>("renew-dialog");
+    setText(byId("renew-message"), `${message} Your token was valid until ${new Date(session.claims.exp * 1000).toLocaleString()}. Paste a new one to continue; everything on screen stays as it is (frozen until then).`);
+    setText(byId("renew-error"), "");
+    byId<HTMLTextAreaElement>("renew-token").value = "";
+    if (!dlg.open) dlg.show();
+    byId<HTMLTextAreaElement>("renew-token").focus();
+  }
+
+  async function renewIdentity(): Promise<void> {
+    const s = await sessionFromIdentity();
+    if (s && isSession(s) && s.fleet === session.fleet && s.claims.exp * 1000 > Date.now()) {
+      session.claims = s.claims;
+      showWho();
+      finishRenewal("Signed in again; reconnected.");
+      return;
+    }
+    const last = Number(sessionStorage.getItem(RENEW_RELOAD_KEY) ?? 0);
+    if (Date.now() - last < 120_000) return deny("the sign-in expired again right after it was renewed");
+    sessionStorage.setItem(RENEW_RELOAD_KEY, String(Date.now()));
+    socket.stop();
+    location.reload();
+  }
+
+  function finishRenewal(note: string): void {
+    renewing = null;
+    const dlg = byId<HTMLDialogElement>("renew-dialog");
+    if (dlg.open) dlg.close();
+    toast(note);
+    socket.resume();
+    scheduleRender();
+  }
+
+  byId<HTMLFormElement>("renew-form").addEventListener("submit", (ev) => {
+    ev.preventDefault();
+    const action = (ev.submitter as HTMLButtonElement | null)?.value;
+    if (action === "signout") {
+      socket.stop();
+      signOut();
+      location.reload();
+      return;
+    }
+    const token = byId<HTMLTextAreaElement>("renew-token").value.trim();
+    const r = checkRenewal(token, session.fleet, session.claims.role);
+    if (!r.ok) {
+      setText(byId("renew-error"), r.problem);
+      return;
+    }
+    saveSignIn(token, session.fleet);
+    if (r.roleChanged) {
+      // The controls on the page were built for the old role.
+      socket.stop();
+      location.reload();
+      return;
+    }
+    session.token = token;
+    session.claims = r.claims;
+    api.setToken(token);
+    showWho();
+    finishRenewal(`New token accepted (valid until ${new Date(r.claims.exp * 1000).toLocaleString()}); reconnected.`);
+  });
+
   /** The edge refused the token (expired, revoked secret, wrong fleet): back to sign-in. */
   function deny(message: string): void {
     socket.stop();
@@ -329,7 +479,15 @@ function runDashboard(session: Session): void {
       case "denied":
         text = "token refused";
         tone = "bad";
-        deny(s.message);
+        // An expired token (the socket dropped and could not come back with it) is renewed in
+        // place; anything else (another fleet, a revoked secret) goes back to sign-in.
+        if (!session.token || session.claims.exp * 1000 <= Date.now() + 30_000) startRenewal(`The edge refused the token (${s.message}).`);
+        else deny(s.message);
+        break;
+      case "held":
+        text = "token expired";
+        tone = "bad";
+        pill.title = s.reason;
         break;
       case "stopped":
         text = "signed out";
@@ -354,12 +512,18 @@ function runDashboard(session: Session): void {
     if (conn.kind === "waiting" || (conn.kind === "connecting" && conn.attempt > 0)) {
       text = `Connection to the edge lost — the data below is frozen. ${conn.kind === "waiting" ? `Reconnecting in ${Math.max(0, Math.ceil((conn.retryAt - now) / 1000))} s (attempt ${conn.attempt}).` : "Reconnecting…"}`;
       banner.dataset.kind = "edge";
+    } else if (renewing) {
+      text = `The token expired — the data below is frozen since ${formatClock(renewing.since)}. ${session.token ? "Paste a new token to continue." : "Renewing the sign-in…"}`;
+      banner.dataset.kind = "token";
     } else if (lag) {
       text = `This dashboard fell behind the telemetry stream: it shows each drone's latest position (${lag.conflated} older samples skipped)${lag.closeAfterMs !== null ? `; the edge disconnects it if it is still behind in ${Math.max(0, Math.ceil((lag.since + lag.closeAfterMs - now) / 1000))} s` : ""}.`;
       banner.dataset.kind = "lag";
     } else if (model.relayConnected === false) {
       text = `Relay offline since ${formatClock(model.relayChangedAt)} (${formatAge(now - model.relayChangedAt)}) — no telemetry from the site; commands are refused (relay_offline) until it reconnects.`;
       banner.dataset.kind = "relay";
+    } else if (slowedAt !== null && now - slowedAt < 60_000 && conn.kind === "open") {
+      text = `The edge disconnected this dashboard for reading telemetry too slowly (4002); it now asks for at most ${rateHz} update${rateHz === 1 ? "" : "s"} per drone per second (each drone's latest position).`;
+      banner.dataset.kind = "slow";
     }
     banner.hidden = !text;
     setText(banner, text);
@@ -405,30 +569,44 @@ function runDashboard(session: Session): void {
       basemap: basemap(),
       now,
     };
-    map.draw(scene);
+    // Only a crowded map is heavy enough to give the other views a frame of their own.
+    const mapDrew = map.draw(scene) && map.crowdedView;
     commands.renderSelected(now);
     // The lists rebuilt from data (table cells, the command ledger, coordination events, alerts,
     // the cards) change with nearly every frame at 1,000 drones, where collision avoidance alone
     // sends several commands a second: at most 4–5 times a second each (the table at once on a
     // scroll), and a timer makes sure the last change is drawn.
+    // One heavy view per animation frame: in a frame where the (crowded) map drew, the table and
+    // the lists wait for the next one, so no frame pays for all of them at once (at 1,000 drones
+    // each costs milliseconds of script, layout and paint).
     let skipped = false;
-    if (tableNow || now - lastTable >= 200) {
+    let deferred = false;
+    let drewTable = false;
+    if (tableNow || (now - lastTable >= 200 && !mapDrew)) {
+      drewTable = true;
       tableNow = false;
       lastTable = now;
       table.render(model, config, ui.selected, now);
       setText(byId("drone-count"), `${model.drones.size} drone${model.drones.size === 1 ? "" : "s"}`);
     } else {
       skipped = true;
+      deferred ||= now - lastTable >= 200;
     }
-    if (now - lastCards >= 250) {
+    if (now - lastCards >= 250 && !mapDrew && !drewTable) {
       lastCards = now;
       commands.renderLedger();
       commands.renderEvents();
+      if (alertsEventsVersion !== model.eventsVersion) {
+        alertsEventsVersion = model.eventsVersion;
+        alerts.eventsChanged();
+      }
       alerts.render();
       cards.render(model, now);
     } else {
       skipped = true;
+      deferred ||= now - lastCards >= 250;
     }
+    if (deferred) scheduleRender();
     if (skipped && !tableTimer) {
       tableTimer = setTimeout(() => {
         tableTimer = undefined;

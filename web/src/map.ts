@@ -22,6 +22,8 @@ import { makeLocalFrame, toLocal, type LatLon, type LocalFrame } from "../../edg
 import type { AlternativeSuggestion, DRONE_STATUSES, Waypoint } from "../../edge/protocol";
 import { latOf, lonOf, metresPerPixel, TILE_PX, tilesInView, tileUrl, tileZoomFor, worldX, worldY, type BaseMap, type View } from "./basemap";
 import { declutter, type Cluster, type Declutter, type Marker } from "./declutter";
+import { inferAirborne } from "../../edge/domain/drone";
+import { isStateUnknown, stateView, STATUS_COLORS, UNKNOWN_STATE_COLOR } from "./drone-state";
 import type { FleetModel } from "./model";
 
 export type MapMode = "select" | "waypoint" | "mission";
@@ -45,17 +47,8 @@ export type MapScene = {
 
 export type MapClick = { lat: number; lon: number; droneId: string | null; suggestion: AlternativeSuggestion | null };
 
-type StatusColor = Record<(typeof DRONE_STATUSES)[number], string>;
-export const STATUS_COLORS: StatusColor = {
-  idle: "#9aa4b2",
-  taking_off: "#38bdf8",
-  flying: "#34d399",
-  returning: "#fbbf24",
-  landing: "#a78bfa",
-  landed: "#64748b",
-  charging: "#60a5fa",
-  emergency: "#f43f5e",
-};
+/** Status colours live with the state's wording (drone-state.ts); the map's legend and arrows use them. */
+export { STATUS_COLORS } from "./drone-state";
 
 const C = {
   bg: "#0b1220",
@@ -106,7 +99,7 @@ const EVENT_LABELS_UP_TO = 6;
 
 type Tile = { img: HTMLImageElement; state: "loading" | "ok" | "error"; at: number };
 type Pt = { x: number; y: number };
-type Drawn = Marker & { heading: number; color: string; stale: boolean };
+type Drawn = Marker & { heading: number; color: string; stale: boolean; unknown: boolean };
 type DroneLayout = { drawn: Drawn[]; dc: Declutter; size: number };
 
 export class MapView {
@@ -192,8 +185,9 @@ export class MapView {
     this.resize();
   }
 
-  /** Draw `scene` now (the caller is in an animation frame). */
-  draw(scene: MapScene): void {
+  /** Draw `scene` now (the caller is in an animation frame). Returns whether it drew (a crowded
+   * view skips frames), so the page can give the frames it skips to its other views. */
+  draw(scene: MapScene): boolean {
     const hadTiles = !!this.scene?.basemap.url;
     this.scene = scene;
     if (scene.config && (!this.origin || this.origin.lat !== scene.config.home.lat || this.origin.lon !== scene.config.home.lon)) {
@@ -214,11 +208,17 @@ export class MapView {
         this.throttleTimer = undefined;
         this.requestFrame();
       }, DATA_FRAME_MS - (now - this.lastDraw));
-      return;
+      return false;
     }
     this.lastKey = key;
     this.lastDraw = now;
     this.render();
+    return true;
+  }
+
+  /** Whether the view holds so many drones that data alone redraws it only every DATA_FRAME_MS. */
+  get crowdedView(): boolean {
+    return this.crowded;
   }
 
   private viewKey(): string {
@@ -385,7 +385,14 @@ export class MapView {
         this.requestFrame();
       }
     }
-    if (this.origin) {
+    // Over a drone: what it is (its state worded as in the table, unknown where it is unknown);
+    // elsewhere: where the pointer is.
+    const over = nearest(this.droneHits, ev.offsetX, ev.offsetY, 10);
+    const hover = over ? this.hoverText(over.id) : "";
+    if (this.canvas.dataset.hover !== (over?.id ?? "")) this.canvas.dataset.hover = over?.id ?? "";
+    if (this.canvas.title !== hover) this.canvas.title = hover;
+    if (hover) this.onCursor(hover);
+    else if (this.origin) {
       const p = this.toLatLon(ev.offsetX, ev.offsetY);
       const l = toLocal(this.origin, p);
       this.onCursor(`${p.lat.toFixed(5)}, ${p.lon.toFixed(5)} · ${formatDistance(Math.hypot(l.x_m, l.y_m))} from home`);
@@ -466,7 +473,8 @@ export class MapView {
     this.setStat("tiles", tiles ? `${tiles.loaded}/${tiles.total}` : "");
 
     clearTimeout(this.pulseTimer);
-    if (pulsing) this.pulseTimer = setTimeout(() => this.requestFrame(), 60);
+    // The rings pulse at ~16 frames a second; a crowded view redraws at its own data pace anyway.
+    if (pulsing) this.pulseTimer = setTimeout(() => this.requestFrame(), this.crowded ? DATA_FRAME_MS : 60);
   }
 
   /**
@@ -635,7 +643,7 @@ export class MapView {
       if (t.length - i0 < 2) continue;
       const head = this.ll(t[t.length - 1]!);
       if (head.x < -margin || head.y < -margin || head.x > this.width + margin || head.y > this.height + margin) continue;
-      const color = STATUS_COLORS[d.sample.status] ?? C.label;
+      const color = droneColor(d.sample);
       let bandPaths = paths.get(color);
       if (!bandPaths) paths.set(color, (bandPaths = Array.from({ length: bands }, () => new Path2D())));
       const n = t.length - 1 - i0;
@@ -787,8 +795,9 @@ export class MapView {
         priority: id === s.selected || conflicting.has(id) || d.sample.status === "emergency",
         pinned: id === s.selected,
         heading: d.sample.heading_deg,
-        color: stale ? C.stale : (STATUS_COLORS[d.sample.status] ?? C.label),
+        color: stale ? C.stale : droneColor(d.sample),
         stale,
+        unknown: isStateUnknown(d.sample),
       });
     }
     const size = drawn.length > MANY ? 6 : 9;
@@ -815,6 +824,7 @@ export class MapView {
     const outline = new Path2D();
     const staleOutline = new Path2D();
     const top: Drawn[] = [];
+    const crowd = drawn.length > CROWD;
     for (const m of drawn) {
       if (dc.clustered.has(m.id)) {
         let p = dots.get(m.color);
@@ -829,7 +839,9 @@ export class MapView {
       let p = arrows.get(m.color);
       if (!p) arrows.set(m.color, (p = new Path2D()));
       arrow(p, m.x, m.y, m.heading, size);
-      arrow(m.stale ? staleOutline : outline, m.x, m.y, m.heading, size);
+      // In a crowd only stale arrows get their (dashed) outline: do not build the others.
+      if (m.stale) arrow(staleOutline, m.x, m.y, m.heading, size);
+      else if (!crowd) arrow(outline, m.x, m.y, m.heading, size);
     }
     ctx.globalAlpha = 0.5;
     for (const [color, p] of dots) {
@@ -841,7 +853,7 @@ export class MapView {
     const byId = new Map(drawn.map((m) => [m.id, m]));
     for (const id of dc.labels) {
       const m = byId.get(id)!;
-      this.label(this.labelText(m.id, m.stale), m, m.id === s.selected ? C.selected : m.priority ? "#fde68a" : C.label, (m.priority ? 9 : size) + 3, 4);
+      this.label(this.labelText(m), m, m.id === s.selected ? C.selected : m.priority ? "#fde68a" : C.label, (m.priority ? 9 : size) + 3, 4);
     }
     for (const [color, p] of arrows) {
       ctx.fillStyle = color;
@@ -851,12 +863,12 @@ export class MapView {
     // thousand outlines cost as much again to draw). Stale arrows keep their dashed outline.
     ctx.lineWidth = 1;
     ctx.strokeStyle = "rgba(0,0,0,0.6)";
-    if (drawn.length <= CROWD) ctx.stroke(outline);
+    if (!crowd) ctx.stroke(outline);
     ctx.setLineDash([2, 2]);
     ctx.stroke(staleOutline);
     ctx.setLineDash([]);
 
-    for (const c of dc.clusters) this.drawCluster(c, s);
+    this.drawClusters(dc.clusters, s);
 
     for (const m of top) {
       const p = new Path2D();
@@ -881,41 +893,73 @@ export class MapView {
     this.clusterHits = dc.clusters;
     this.setStat("drones", String(drawn.length));
     this.setStat("labels", String(dc.labels.length));
+    // The labels' words, for tests and tools (at most MAX_LABELS of them).
+    this.setStat("labelTexts", dc.labels.map((id) => this.labelText(byId.get(id)!)).join("|"));
     this.setStat("clusters", String(dc.clusters.length));
   }
 
-  private drawCluster(c: Cluster, s: MapScene): void {
+  /** Cluster badges, batched: one path per ring colour, the font set once for all counts (setting
+   * a canvas font parses it, and a hundred badges each setting theirs cost more than the badges). */
+  private drawClusters(clusters: readonly Cluster[], s: MapScene): void {
+    if (!clusters.length) return;
     const ctx = this.ctx;
-    // The badge's ring takes the most urgent colour inside it.
-    let ring = C.label;
-    let rank = -1;
-    for (const id of c.ids) {
-      const st = s.model.drones.get(id)?.sample.status;
-      const r = st === "emergency" ? 3 : st === "returning" ? 2 : st === "flying" ? 1 : 0;
-      if (r > rank && st) {
-        rank = r;
-        ring = STATUS_COLORS[st];
+    const rings = new Map<string, Path2D>();
+    const fill = new Path2D();
+    for (const c of clusters) {
+      // The badge's ring takes the most urgent colour inside it.
+      let ring = C.label;
+      let rank = -1;
+      for (const id of c.ids) {
+        const sample = s.model.drones.get(id)?.sample;
+        if (!sample) continue;
+        const st = sample.status;
+        // A drone of unknown state inferred airborne ranks with the flying ones.
+        const unknownAirborne = isStateUnknown(sample) && inferAirborne(sample);
+        const r = unknownAirborne ? 1.5 : st === "emergency" ? 3 : st === "returning" ? 2 : st === "flying" ? 1 : 0;
+        if (r > rank) {
+          rank = r;
+          ring = droneColor(sample);
+        }
       }
+      const r = 9 + Math.min(9, Math.log2(c.count) * 2);
+      fill.moveTo(c.x + r, c.y);
+      fill.arc(c.x, c.y, r, 0, Math.PI * 2);
+      let p = rings.get(ring);
+      if (!p) rings.set(ring, (p = new Path2D()));
+      p.moveTo(c.x + r, c.y);
+      p.arc(c.x, c.y, r, 0, Math.PI * 2);
     }
-    const r = 9 + Math.min(9, Math.log2(c.count) * 2);
     ctx.fillStyle = C.cluster;
-    ctx.strokeStyle = ring;
+    ctx.fill(fill);
     ctx.lineWidth = 2;
-    ctx.beginPath();
-    ctx.arc(c.x, c.y, r, 0, Math.PI * 2);
-    ctx.fill();
-    ctx.stroke();
+    for (const [color, p] of rings) {
+      ctx.strokeStyle = color;
+      ctx.stroke(p);
+    }
     ctx.fillStyle = "#f8fafc";
     ctx.font = "bold 11px system-ui, sans-serif";
     ctx.textAlign = "center";
     ctx.textBaseline = "middle";
-    ctx.fillText(String(c.count), c.x, c.y + 0.5);
+    for (const c of clusters) ctx.fillText(String(c.count), c.x, c.y + 0.5);
     ctx.textAlign = "start";
     ctx.textBaseline = "alphabetic";
   }
 
-  private labelText(id: string, stale: boolean): string {
-    return stale ? `${id} (stale)` : id;
+  /** A drone's label: its id, and what is uncertain about it (stale data, unknown state). */
+  private labelText(m: Drawn): string {
+    const d = this.scene?.model.drones.get(m.id);
+    const unknown = m.unknown && d ? stateView(d.sample).mapSuffix : "";
+    return `${m.id}${m.stale ? " (stale)" : ""}${unknown}`;
+  }
+
+  /** The hover readout over a drone: who it is and its state as the table words it. */
+  private hoverText(id: string): string {
+    const s = this.scene;
+    const d = s?.model.drones.get(id);
+    if (!s || !d) return "";
+    const st = stateView(d.sample);
+    const stale = s.model.isStale(d, s.now) ? " · stale" : "";
+    return `${id} · ${st.short}${stale} · ${d.sample.alt_m.toFixed(0)} m · ${d.sample.speed_mps.toFixed(1)} m/s · ${d.sample.battery_pct.toFixed(0)} %`;
   }
 
   /** Label width, measured once per text (measureText for 1,000 labels a frame is not free). */
@@ -1117,6 +1161,11 @@ export class MapView {
 }
 
 // ------------------------------------------------------------------ helpers
+
+/** A drone's colour: its status's, or the unknown-state colour when the status is a placeholder. */
+function droneColor(s: { status: (typeof DRONE_STATUSES)[number]; state_known?: boolean }): string {
+  return isStateUnknown(s) ? UNKNOWN_STATE_COLOR : (STATUS_COLORS[s.status] ?? C.label);
+}
 
 /** A drone arrow (pointing along `headingDeg`, clockwise from north) added to `p`. */
 function arrow(p: Path2D, x: number, y: number, headingDeg: number, size: number): void {

@@ -7,33 +7,16 @@
  * trusted: the edge verifies the signature and enforces the role on every request and command.
  */
 import { FLEET_ID_RE } from "../../edge/protocol";
-import { Claims, sessionFromMe, type Session, type SessionProblem } from "./identity";
+import { decodeClaims, sessionFromMe, type Claims, type Session, type SessionProblem } from "./identity";
 
 // The claims this page reads live in identity.ts (the dashboard imports protocol and domain only,
 // not the Worker's auth module). Unknown claims are ignored, so a token with more of them (an
 // identity provider's) still shows; the edge alone decides what a token may do.
 export type { Claims, Session, SessionProblem } from "./identity";
+export { checkRenewal, decodeClaims } from "./identity";
 
 const TOKEN_KEY = "dronefleet.token";
 const FLEET_KEY = "dronefleet.fleet";
-
-/** Decode a JWT's payload and check its shape (not its signature). */
-export function decodeClaims(token: string): { ok: true; claims: Claims } | { ok: false; problem: string } {
-  const parts = token.trim().split(".");
-  if (parts.length !== 3 || !parts[1]) return { ok: false, problem: "That is not a token (expected three dot-separated parts)." };
-  let payload: unknown;
-  try {
-    const b64 = parts[1].replace(/-/g, "+").replace(/_/g, "/");
-    const bin = atob(b64 + "=".repeat((4 - (b64.length % 4)) % 4));
-    payload = JSON.parse(new TextDecoder().decode(Uint8Array.from(bin, (c) => c.charCodeAt(0))));
-  } catch {
-    return { ok: false, problem: "The token's payload cannot be read." };
-  }
-  const r = Claims.safeParse(payload);
-  if (!r.success) return { ok: false, problem: "The token's claims are not ones this dashboard understands." };
-  if (r.data.role === "relay") return { ok: false, problem: "That is a relay token; sign in with a viewer, operator or admin token." };
-  return { ok: true, claims: r.data };
-}
 
 /**
  * Read the session from the URL (taking `?token=` out of it) and sessionStorage. Returns the

@@ -7,6 +7,7 @@
  */
 import type { FleetConfig } from "../../edge/domain/fleet-config";
 import { formatAge, h, setClass, setText } from "./dom";
+import { stateView, UNKNOWN_STATE_COLOR } from "./drone-state";
 import { STATUS_COLORS } from "./map";
 import type { FleetModel } from "./model";
 import { rowWindow } from "./virtual";
@@ -158,13 +159,18 @@ export class DroneTable {
       if (row.tr.dataset.seq !== String(s.seq)) row.tr.dataset.seq = String(s.seq);
       setClass(row.tr, "selected", id === selected);
       setClass(row.tr, "stale", stale);
-      setText(row.status, s.status.replace(/_/g, " "));
-      const color = STATUS_COLORS[s.status] ?? "#999";
+      // A sample without a state reading shows as unknown with what is inferred, never as the
+      // placeholder "idle" it carries (drone-state.ts).
+      const st = stateView(s);
+      setText(row.status, st.short);
+      setClass(row.tr, "state-unknown", !st.known);
+      if (row.status.title !== st.title) row.status.title = st.title;
+      const color = st.known ? (STATUS_COLORS[s.status] ?? "#999") : UNKNOWN_STATE_COLOR;
       if (row.dot.dataset.color !== color) {
         row.dot.dataset.color = color;
         row.dot.style.background = color;
       }
-      setText(row.mode, s.mode);
+      setText(row.mode, st.mode);
       const pct = Math.max(0, Math.min(100, s.battery_pct));
       const width = `${pct.toFixed(0)}%`;
       if (row.batteryBar.style.width !== width) row.batteryBar.style.width = width;
