@@ -16,6 +16,8 @@ export interface ProfileView {
   longest_turn_ms: number;
   longest_turn_kind: string | null;
   components: Record<string, { ms: number; count: number }>;
+  /** The longest turn's own time per component (absent on an older edge). */
+  longest_turn_components?: Record<string, number>;
 }
 
 /** One window as the report shows it. */
@@ -27,6 +29,8 @@ export interface FleetProfile {
   busy_pct: number;
   longest_turn_ms: number;
   longest_turn_kind: string | null;
+  /** What the longest turn spent its time on, largest first (ms). */
+  longest_turn_top: { name: string; ms: number }[];
   /** Components by time, largest first: ms per second of window and share of the busy time. */
   top: { name: string; ms_per_s: number; pct_of_busy: number; count: number }[];
 }
@@ -44,6 +48,10 @@ export function summariseProfile(v: ProfileView): FleetProfile {
     busy_pct: (100 * v.busy_ms) / Math.max(v.window_ms, 1),
     longest_turn_ms: v.longest_turn_ms,
     longest_turn_kind: v.longest_turn_kind,
+    longest_turn_top: Object.entries(v.longest_turn_components ?? {})
+      .map(([name, ms]) => ({ name, ms }))
+      .filter((c) => c.ms > 0)
+      .sort((a, b) => b.ms - a.ms),
     top,
   };
 }

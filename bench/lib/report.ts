@@ -65,7 +65,11 @@ const ratio = (a: number | null | undefined, b: number | null | undefined) =>
 const load = (l: { start: number; end: number } | undefined) => (l ? `${l.start.toFixed(2)} → ${l.end.toFixed(2)}` : "–");
 /** A median with its range over the runs, when there were several. */
 const withSpread = (s: Summary | undefined, k: "p50" | "p99", sp: Spread | undefined) => (sp && s?.n ? `${fmt(s[k])} (${fmt(sp.min)}–${fmt(sp.max)})` : ms(s, k));
-const stall = (pr: FleetProfile | null | undefined) => (pr ? `${fmt(pr.longest_turn_ms)}${pr.longest_turn_kind ? ` (${pr.longest_turn_kind})` : ""}` : "–");
+const stall = (pr: FleetProfile | null | undefined) => {
+  if (!pr) return "–";
+  const why = (pr.longest_turn_top ?? []).slice(0, 2).map((c) => `${c.name} ${fmt(c.ms)}`).join(", ");
+  return `${fmt(pr.longest_turn_ms)}${pr.longest_turn_kind ? ` (${pr.longest_turn_kind}${why ? `: ${why}` : ""})` : ""}`;
+};
 const topOf = (pr: FleetProfile | null | undefined, k = 3) =>
   pr ? pr.top.slice(0, k).map((c) => `${c.name} ${fmt(c.ms_per_s)} ms/s (${Math.round(c.pct_of_busy)} %)`).join(", ") || "idle" : "–";
 /** A count (a median of counts may be x.5). */

@@ -90,12 +90,16 @@ export class FleetAnalytics {
   /** Accepted telemetry (edge clock `now`): snapshots and charging sessions. */
   onTelemetry(samples: readonly TelemetrySample[], now: number): void {
     const slot = Math.floor(now / SNAPSHOT_INTERVAL_MS) * SNAPSHOT_INTERVAL_MS;
+    // When a fleet's drones cross a slot together, a frame takes up to 500 snapshots: written as
+    // two statements over JSON arrays, not two per drone (a 30 ms stall at 500 drones before).
+    const rows: Parameters<Outbox["addSnapshot"]>[0][] = [];
+    const lasts: { drone_id: string; slot: number; lat: number; lon: number; alt_m: number }[] = [];
     for (const s of samples) {
       this.chargingStep(s, now);
       const last = this.snaps.get(s.drone_id);
       if (last && last.slot >= slot) continue;
       const moved = last ? distance3dM(last, s) : 0;
-      this.outbox.addSnapshot({
+      rows.push({
         drone_id: s.drone_id,
         snapshot_time: slot,
         lat: s.lat,
@@ -109,16 +113,16 @@ export class FleetAnalytics {
       });
       const next = { slot, lat: s.lat, lon: s.lon, alt_m: s.alt_m };
       this.snaps.set(s.drone_id, next);
-      this.sql.exec(
-        `INSERT INTO snapshot_last (drone_id, slot, lat, lon, alt_m) VALUES (?, ?, ?, ?, ?)
-         ON CONFLICT (drone_id) DO UPDATE SET slot = excluded.slot, lat = excluded.lat, lon = excluded.lon, alt_m = excluded.alt_m`,
-        s.drone_id,
-        slot,
-        s.lat,
-        s.lon,
-        s.alt_m,
-      );
+      lasts.push({ drone_id: s.drone_id, ...next });
     }
+    if (!rows.length) return;
+    this.outbox.addSnapshots(rows);
+    this.sql.exec(
+      `INSERT INTO snapshot_last (drone_id, slot, lat, lon, alt_m)
+       SELECT value ->> 'drone_id', value ->> 'slot', value ->> 'lat', value ->> 'lon', value ->> 'alt_m' FROM json_each(?) WHERE true
+       ON CONFLICT (drone_id) DO UPDATE SET slot = excluded.slot, lat = excluded.lat, lon = excluded.lon, alt_m = excluded.alt_m`,
+      JSON.stringify(lasts),
+    );
   }
 
   onMission(m: MissionRow, now: number): void {

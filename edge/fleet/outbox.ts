@@ -97,6 +97,24 @@ export class Outbox {
     if (++this.snapshotCount > this.bounds.snapshots) this.thinSnapshots();
   }
 
+  /**
+   * Many snapshots in one statement (a relay frame's, when its drones crossed a 10 s slot
+   * together: one INSERT over a JSON array instead of one per drone).
+   */
+  addSnapshots(rows: readonly Omit<SnapshotRow, "id">[]): void {
+    if (!rows.length) return;
+    if (rows.length === 1) return this.addSnapshot(rows[0]!);
+    this.sql.exec(
+      `INSERT INTO outbox_snapshots (drone_id, snapshot_time, lat, lon, alt_m, battery_pct, speed_mps, status, armed, distance_m)
+       SELECT value ->> 'drone_id', value ->> 'snapshot_time', value ->> 'lat', value ->> 'lon', value ->> 'alt_m', value ->> 'battery_pct',
+              value ->> 'speed_mps', value ->> 'status', CASE WHEN value ->> 'armed' THEN 1 ELSE 0 END, value ->> 'distance_m'
+         FROM json_each(?)`,
+      JSON.stringify(rows),
+    );
+    this.snapshotCount += rows.length;
+    if (this.snapshotCount > this.bounds.snapshots) this.thinSnapshots();
+  }
+
   /** The oldest rows, up to the limits; marks the snapshots in flight until ack() or release(). */
   read(maxItems: number, maxSnapshots: number): OutboxBatch {
     const items = this.sql

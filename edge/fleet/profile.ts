@@ -52,7 +52,12 @@ export type ProfileView = {
   kinds: Record<TurnKind, { count: number; ms: number; max_ms: number }>;
   /** Exclusive time per component; `count`: spans entered. */
   components: Record<ProfileComponent, { ms: number; count: number }>;
+  /** The longest turn's own time per component (those above 0), so a stall names its cause. */
+  longest_turn_components: Partial<Record<ProfileComponent, number>>;
 };
+
+const INDEX = new Map<ProfileComponent, number>(PROFILE_COMPONENTS.map((c, i) => [c, i]));
+const OTHER = INDEX.get("other")!;
 
 const clock = (): number => performance.now();
 
@@ -63,10 +68,13 @@ export class Profiler {
   private longest = 0;
   private longestKind: TurnKind | null = null;
   private readonly kinds = new Map<TurnKind, { count: number; ms: number; max_ms: number }>();
-  private readonly ms = new Map<ProfileComponent, number>();
-  private readonly counts = new Map<ProfileComponent, number>();
-  /** The component the clock runs for now, and since when; null outside a turn. */
-  private current: ProfileComponent | null = null;
+  private readonly ms = new Float64Array(PROFILE_COMPONENTS.length);
+  private readonly counts = new Float64Array(PROFILE_COMPONENTS.length);
+  /** `ms` when the current turn began, and the longest turn's own breakdown. */
+  private readonly atTurnStart = new Float64Array(PROFILE_COMPONENTS.length);
+  private longestBreakdown = new Float64Array(PROFILE_COMPONENTS.length);
+  /** The component (index) the clock runs for now, and since when; -1 outside a turn. */
+  private current = -1;
   private mark = 0;
   private depth = 0;
   private turnStart = 0;
@@ -76,13 +84,14 @@ export class Profiler {
     if (this.depth > 0) return fn();
     this.depth = 1;
     this.turnStart = this.mark = clock();
-    this.current = "other";
+    this.current = OTHER;
+    this.atTurnStart.set(this.ms);
     try {
       return fn();
     } finally {
       const end = clock();
       this.credit(end);
-      this.current = null;
+      this.current = -1;
       this.depth = 0;
       const took = end - this.turnStart;
       this.turns++;
@@ -90,6 +99,7 @@ export class Profiler {
       if (took > this.longest) {
         this.longest = took;
         this.longestKind = kind;
+        for (let i = 0; i < this.ms.length; i++) this.longestBreakdown[i] = this.ms[i]! - this.atTurnStart[i]!;
       }
       let k = this.kinds.get(kind);
       if (!k) this.kinds.set(kind, (k = { count: 0, ms: 0, max_ms: 0 }));
@@ -101,11 +111,12 @@ export class Profiler {
 
   /** Run `fn` as `component` (exclusive of the components it enters itself). */
   span<T>(component: ProfileComponent, fn: () => T): T {
-    if (this.current === null) return fn();
+    if (this.current < 0) return fn();
     const prev = this.current;
     this.credit(clock());
-    this.current = component;
-    this.counts.set(component, (this.counts.get(component) ?? 0) + 1);
+    const c = INDEX.get(component)!;
+    this.current = c;
+    this.counts[c]!++;
     try {
       return fn();
     } finally {
@@ -118,7 +129,11 @@ export class Profiler {
   view(reset = false): ProfileView {
     const now = clock();
     const components = {} as ProfileView["components"];
-    for (const c of PROFILE_COMPONENTS) components[c] = { ms: round(this.ms.get(c) ?? 0), count: this.counts.get(c) ?? 0 };
+    const longestTurn: ProfileView["longest_turn_components"] = {};
+    PROFILE_COMPONENTS.forEach((c, i) => {
+      components[c] = { ms: round(this.ms[i]!), count: this.counts[i]! };
+      if (this.longestBreakdown[i]! > 0) longestTurn[c] = round(this.longestBreakdown[i]!);
+    });
     const kinds = {} as ProfileView["kinds"];
     for (const k of ["relay_frame", "dashboard_frame", "alarm", "rpc", "timer"] as const) {
       const v = this.kinds.get(k) ?? { count: 0, ms: 0, max_ms: 0 };
@@ -132,6 +147,7 @@ export class Profiler {
       longest_turn_kind: this.longestKind,
       kinds,
       components,
+      longest_turn_components: longestTurn,
     };
     if (reset) {
       this.since = now;
@@ -140,15 +156,16 @@ export class Profiler {
       this.longest = 0;
       this.longestKind = null;
       this.kinds.clear();
-      this.ms.clear();
-      this.counts.clear();
+      this.ms.fill(0);
+      this.counts.fill(0);
+      this.longestBreakdown.fill(0);
     }
     return out;
   }
 
   private credit(at: number): void {
-    if (this.current === null) return;
-    this.ms.set(this.current, (this.ms.get(this.current) ?? 0) + (at - this.mark));
+    if (this.current < 0) return;
+    this.ms[this.current]! += at - this.mark;
     this.mark = at;
   }
 }

@@ -6,7 +6,7 @@
 import { evictDurableObject, runInDurableObject } from "cloudflare:test";
 import { afterEach, describe, expect, it } from "vitest";
 import type { FleetHub } from "../../edge/fleet/fleet-hub";
-import { relay, sample, sendBatch, stubFor, uniqueFleet, type TestSocket } from "./helpers";
+import { ManualClock, relay, sample, sendBatch, stubFor, uniqueFleet, useClock, type TestSocket } from "./helpers";
 
 const open: TestSocket[] = [];
 afterEach(() => {
@@ -18,6 +18,8 @@ const parked = (id: string, seq: number, lat = 47.3) => sample(id, { seq, lat, s
 describe("stored live state", () => {
   it("stores known and new drones of one frame and a repeated drone's last sample, and restores them", async () => {
     const fleet = uniqueFleet("persist");
+    // The object's clock stands still mid-slot: both frames fall in one 10 s snapshot slot.
+    await useClock(fleet, new ManualClock(Math.floor(Date.now() / 10_000) * 10_000 + 5_000));
     const { r } = await relay(fleet, []);
     open.push(r);
     expect((await sendBatch(r, [parked("a", 1), parked("b", 1)])).accepted).toBe(2);
@@ -32,6 +34,17 @@ describe("stored live state", () => {
       ["b", 3, 47.34],
       ["c", 1, 47.33],
       ["d", 6, 47.36],
+    ]);
+    // Analytics snapshots of the slot: one per drone, from its first sample in the slot, written
+    // together (edge/fleet/outbox.ts addSnapshots).
+    const snaps = await runInDurableObject(stubFor(fleet), (_hub: FleetHub, state) =>
+      state.storage.sql.exec<{ drone_id: string; lat: number; armed: number; status: string; distance_m: number }>(`SELECT drone_id, lat, armed, status, distance_m FROM outbox_snapshots ORDER BY drone_id`).toArray(),
+    );
+    expect(snaps).toEqual([
+      { drone_id: "a", lat: 47.3, armed: 0, status: "landed", distance_m: 0 },
+      { drone_id: "b", lat: 47.3, armed: 0, status: "landed", distance_m: 0 },
+      { drone_id: "c", lat: 47.33, armed: 0, status: "landed", distance_m: 0 },
+      { drone_id: "d", lat: 47.35, armed: 0, status: "landed", distance_m: 0 },
     ]);
     r.close();
     await evictDurableObject(stubFor(fleet));

@@ -48,6 +48,9 @@ describe("fleet object profile", () => {
       expect(body.components[c].count, c).toBeGreaterThan(0);
     }
     expect(Object.keys(body.components).sort()).toEqual([...PROFILE_COMPONENTS].sort());
+    // The longest turn names its own parts; they add up to it.
+    const own = Object.values(body.longest_turn_components).reduce((a, b) => a + b, 0);
+    expect(Math.abs(own - body.longest_turn_ms)).toBeLessThan(0.05 + body.longest_turn_ms * 0.01);
     // Exclusive time: the parts add up to the whole (rounding aside).
     const sum = PROFILE_COMPONENTS.reduce((a, c) => a + body.components[c].ms, 0);
     expect(Math.abs(sum - body.busy_ms)).toBeLessThan(0.05 + body.busy_ms * 0.01);
