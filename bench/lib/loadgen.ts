@@ -353,27 +353,37 @@ const SEQ_KEY = '"seq":';
 
 /** Find the next `"drone_id":"d<n>"…"seq":<m>` from `from`; record it; return where to go on, or -1. */
 function readIdSeq(s: string, from: number, t: number, tr: Tracker): number {
-  const a = s.indexOf(ID_KEY, from);
+  return scanIdNumber(s, from, ID_KEY, SEQ_KEY, (idx, seq) => tr.received(idx, seq, t));
+}
+
+/**
+ * The receive hot path of the bench's dashboards: from `from`, find the next `<idKey><n>"` (a
+ * drone id ending in a decimal index) and the next `<numKey><m>` after it, without building
+ * objects; `found(n, m)`; return where to go on, or -1 at the end. Ids of other shapes are
+ * skipped (e.g. a coordination pair drone).
+ */
+export function scanIdNumber(s: string, from: number, idKey: string, numKey: string, found: (idx: number, value: number) => void): number {
+  const a = s.indexOf(idKey, from);
   if (a < 0) return -1;
-  let i = a + ID_KEY.length;
+  let i = a + idKey.length;
   let idx = 0;
   let c = s.charCodeAt(i);
-  if (c < 48 || c > 57) return i; // not one of ours (e.g. a coordination pair drone)
+  if (c < 48 || c > 57) return i;
   while (c >= 48 && c <= 57) {
     idx = idx * 10 + (c - 48);
     c = s.charCodeAt(++i);
   }
   if (c !== 34) return i;
-  const b = s.indexOf(SEQ_KEY, i);
+  const b = s.indexOf(numKey, i);
   if (b < 0) return -1;
-  let j = b + SEQ_KEY.length;
-  let seq = 0;
+  let j = b + numKey.length;
+  let value = 0;
   c = s.charCodeAt(j);
   while (c >= 48 && c <= 57) {
-    seq = seq * 10 + (c - 48);
+    value = value * 10 + (c - 48);
     c = s.charCodeAt(++j);
   }
-  tr.received(idx, seq, t);
+  found(idx, value);
   return j;
 }
 

@@ -20,7 +20,7 @@ import { createLogger } from "../../relay/log";
 import { SimFleet, toSample } from "../../relay/sources/sim/sim";
 import type { SourceSample } from "../../relay/sources/source";
 import { REPO_ROOT } from "../../scripts/dev-vars";
-import { closeQuietly, openSocket, waitFor } from "./loadgen";
+import { closeQuietly, openSocket, scanIdNumber, waitFor } from "./loadgen";
 import type { Target } from "./phases";
 import { summariseProfile, type FleetProfile } from "./profile";
 import type { ProcUsage } from "./proc";
@@ -92,28 +92,7 @@ const TS_KEY = '"ts":';
 
 /** Find the next simulator drone's `"drone_id":"drone_<n>"…"ts":<ms>` from `from`; record it; -1 at the end. */
 function readIdTs(s: string, from: number, t: number, tr: TsTracker): number {
-  const a = s.indexOf(ID_KEY, from);
-  if (a < 0) return -1;
-  let i = a + ID_KEY.length;
-  let idx = 0;
-  let c = s.charCodeAt(i);
-  if (c < 48 || c > 57) return i;
-  while (c >= 48 && c <= 57) {
-    idx = idx * 10 + (c - 48);
-    c = s.charCodeAt(++i);
-  }
-  if (c !== 34) return i;
-  const b = s.indexOf(TS_KEY, i);
-  if (b < 0) return -1;
-  let j = b + TS_KEY.length;
-  let ts = 0;
-  c = s.charCodeAt(j);
-  while (c >= 48 && c <= 57) {
-    ts = ts * 10 + (c - 48);
-    c = s.charCodeAt(++j);
-  }
-  tr.received(idx, ts, t);
-  return j;
+  return scanIdNumber(s, from, ID_KEY, TS_KEY, (idx, ts) => tr.received(idx, ts, t));
 }
 
 /** A dashboard as the page subscribes (batch, answering flow markers). */
