@@ -572,6 +572,19 @@ async function headOn(pair: RelayConn, spec: CommandsSpec, base: string, aborted
     seq.set(id, s);
     return { ...hoverSample({ ...offsetM(home, east, north), alt_m: 100 }, id, s, Date.now()), heading_deg: heading, speed_mps: speed };
   };
+  // The command series left plans the load generator's drones never fly (it acks and hovers):
+  // until the edge drops them (three contradicting samples) they are conflicts it works on first,
+  // most urgent first, and a head-on pair would queue behind them. Measured is the pair alone:
+  // wait (≤ 10 s) until no event is active.
+  const settleUntil = performance.now() + 10_000;
+  let activeLeft = 0;
+  while (performance.now() < settleUntil && !aborted()) {
+    const list = (await api(`${base}/coordination?limit=1000`, spec.adminToken)) as { events: { status: string }[] };
+    activeLeft = list.events.filter((e) => e.status === "active").length;
+    if (activeLeft === 0) break;
+    await sleep(500);
+  }
+  if (activeLeft) progress(`coordination: ${activeLeft} events of the command series still active after 10 s; head-on runs start anyway`);
   const e2e = new Samples();
   const runs: { a: string; b: string; t0Date: number; cmdDate: number | null }[] = [];
   let missed = 0;
