@@ -8,8 +8,10 @@
  * What runs: the real simulator (flight model, command acceptance, intents) and the edge's real
  * collision avoidance (edge/fleet/collision-avoidance.ts `Coordinator` over edge/domain), in this
  * process, on a simulated clock. In between, a model of what the fleet object does between them:
- * samples reach the edge 100 ms after they are taken (seq, intent, received time), a detection
- * pass runs every 500 ms, commands reach the drone 150 ms after they are issued and their results
+ * samples reach the edge 100 ms after they are taken (seq, intent, motion, received time), detection
+ * passes run on the fleet object's own alarm plan (edge/fleet/alarm-plan.ts `AlarmPlan`: every
+ * 500 ms, brought forward to 200 ms after the last pass when a sample changed a drone's predicted
+ * path, `passWanted`), commands reach the drone 150 ms after they are issued and their results
  * come back 100 ms later, an acknowledged waypoint or mission becomes the edge's plan record (as
  * the command desk does), commands issued while the relay is down are refused at once and
  * commands lost in a restart time out after 5 s. Changes made outside the edge (missions, ground-
@@ -22,6 +24,7 @@
  *
  * Used by `npm run bench` (the full suite) and by test/node/relay-scenarios.test.ts (small runs).
  */
+import { AlarmPlan } from "../../edge/fleet/alarm-plan";
 import { Coordinator, coordinationDrones, type CommandFinal, type CoordinationEvent } from "../../edge/fleet/collision-avoidance";
 import { detectConflicts, type CoordinationDrone, type HoldCommand, type WaypointCommand } from "../../edge/domain/conflicts";
 import { isAirborne } from "../../edge/domain/drone";
@@ -37,7 +40,6 @@ import type { MissionProgressEvent, SourceSample } from "../../relay/sources/sou
 const HOME = { lat: 47.3977, lon: 8.5456 };
 const T0 = 1_700_000_000_000;
 const TICK_MS = 50;
-const PASS_MS = 500;
 const TELEMETRY_LATENCY_MS = 100;
 const COMMAND_LATENCY_MS = 150;
 const RESULT_LATENCY_MS = 100;
@@ -239,7 +241,18 @@ export async function flyAirspace(c: AirspaceCase): Promise<AirspaceResult> {
     return !detectConflicts({ drones, config, now: clock, horizonS: OUTSIDE_LEAD_S }).some((c) => c.drone_ids.includes(id));
   };
 
-  let nextPass = clock;
+  // The fleet object's one alarm, as far as detection goes: set from the plan after every change
+  // and every alarm; an alarm due within this tick's first millisecond runs in it (the object's
+  // alarm would fire a millisecond after the frame that set it).
+  const plan = new AlarmPlan();
+  let alarmAt: number | null = null;
+  const anyAirborne = () => {
+    for (const rec of live.values()) if (isAirborne(rec.sample)) return true;
+    return false;
+  };
+  const schedule = () => {
+    alarmAt = plan.next(clock, { status: false, detection: anyAirborne(), deadline: null });
+  };
   let nextMission = clock + (c.missionEveryS ?? 0) * 1000;
   let nextRedirect = clock + (c.redirectEveryS ?? 0) * 1000;
   let droneMs = 0;
@@ -304,7 +317,10 @@ export async function flyAirspace(c: AirspaceCase): Promise<AirspaceResult> {
       const { intent: _intent, ...rest } = s;
       const sample: TelemetrySample = { ...rest, seq };
       live.set(s.drone_id, { sample, receivedAt: clock, link: "live" });
-      coordinator.recordIntent(s.drone_id, intentOf(s), clock);
+      coordinator.recordIntent(s.drone_id, intentOf(s), clock, { heading_deg: sample.heading_deg, speed_mps: sample.speed_mps, climb_mps: sample.climb_mps });
+      // What fleet-hub.ts does after a relay frame: the detection clock for a first airborne
+      // drone, an early pass when a path changed.
+      if (c.avoidance && (!plan.detectionPlanned || (coordinator.passWanted() && plan.soon(clock)))) schedule();
     }
     while (progress.length && progress[0]!.at <= clock) {
       const { p } = progress.shift()!;
@@ -342,14 +358,17 @@ export async function flyAirspace(c: AirspaceCase): Promise<AirspaceResult> {
       results.splice(i, 1);
       finish(r.by, r.cmd, r.ok ? "acked" : "failed", r.message);
     }
-    if (c.avoidance && clock >= nextPass) {
-      coordinator.pass(clock);
-      maxPassMs = Math.max(maxPassMs, coordinator.lastPass.ms);
-      passMs.push(coordinator.lastPass.ms);
-      if (coordinator.lastPass.saturated) saturated = true;
-      for (const a of coordinator.alertConditions()) alerts.add(`${a.kind}:${a.drone_id}`);
-      c.onPass?.(coordinator, fleet, (clock - T0) / 1000);
-      nextPass = clock + PASS_MS;
+    if (c.avoidance && alarmAt !== null && clock + 1 >= alarmAt) {
+      const due = plan.take(clock, anyAirborne());
+      if (due.detect) {
+        coordinator.pass(clock);
+        maxPassMs = Math.max(maxPassMs, coordinator.lastPass.ms);
+        passMs.push(coordinator.lastPass.ms);
+        if (coordinator.lastPass.saturated) saturated = true;
+        for (const a of coordinator.alertConditions()) alerts.add(`${a.kind}:${a.drone_id}`);
+        c.onPass?.(coordinator, fleet, (clock - T0) / 1000);
+      }
+      schedule();
     }
     if (clock % 1000 === 0) droneMs += fleet.snapshot().filter((d) => isAirborne(d)).length * 1000;
   }

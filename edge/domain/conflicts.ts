@@ -42,7 +42,12 @@ import { isAirborne as airborneStatus } from "./drone";
 import { checkPosition } from "./safety";
 import {
   CLIMB_EXTRAPOLATION_S,
+  LAND_DESCENT_MPS,
   PLAN_CLIMB_MPS,
+  isMoving,
+  landingLeg,
+  legClimbMps,
+  planSpeedMps,
   PREDICTION_HORIZON_S,
   newTrack,
   predictTrack,
@@ -67,6 +72,12 @@ export type CoordinationDrone = Pick<
   hold_s?: number;
   /** Speed `path` is flown at while the drone is not yet moving (a reported intent's). */
   plan_speed_mps?: number;
+  /** `path` is new to the drone: flown at `plan_speed_mps` (else cruise), not at the reported
+   * ground speed of the leg it flew before (trajectory.ts). */
+  plan_speed_only?: boolean;
+  /** Rate of a landing at the end of `path` (trajectory.ts); set on the second prediction of a
+   * landing at the slower bound. */
+  descent_mps?: number;
   /** The edge is not sure the drone follows `path`: it is predicted by dead reckoning as well,
    * and a conflict of either prediction counts (see collision-avoidance.ts). */
   also_dead_reckoning?: boolean;
@@ -86,12 +97,13 @@ export type CoordinationDrone = Pick<
 };
 
 /**
- * Why a drone has the right of way: it cannot manoeuvre (an emergency, a landing), must not be
+ * Why a drone has the right of way: it cannot manoeuvre (an emergency, a landing, a drone on the
+ * ground about to take off: a hold is refused there and a waypoint would launch it), must not be
  * delayed (returning, or at critical battery: relays refuse new waypoints then), or waits for an
  * operator (held by an operator's override).
  * Such a drone refuses or must not get resolution commands, so the other drone moves.
  */
-export const RIGHT_OF_WAY = ["emergency", "landing", "returning", "low_battery", "operator_hold"] as const;
+export const RIGHT_OF_WAY = ["emergency", "landing", "on_ground", "returning", "low_battery", "operator_hold"] as const;
 export type RightOfWay = (typeof RIGHT_OF_WAY)[number];
 
 /** Conflict types are the protocol's coordination event types. */
@@ -261,8 +273,9 @@ function toLatLon(prep: Prepared, x: number, y: number): LatLon {
 
 /**
  * Sampled tracks: row r holds samples 0..K at `times`, in flat arrays. Row i < drones.length is
- * drone i's prediction; rows after those are second predictions (dead reckoning) of drones the
- * edge is unsure about, `owner[r]` naming the drone (-1: a row no longer used).
+ * drone i's prediction; rows after those are further predictions (`otherPredictions`: dead
+ * reckoning of a drone the edge is unsure about, a landing's slower descent), `owner[r]` naming
+ * the drone (-1: a row no longer used).
  */
 type Tracks = {
   n: number;
@@ -273,6 +286,8 @@ type Tracks = {
   Y: Float64Array;
   Z: Float64Array;
   owner: Int32Array;
+  /** The drone as row r predicts it (its plan, or one of `otherPredictions`). */
+  row: CoordinationDrone[];
   /** How far (horizontally, vertically) the predicted track strays from the straight line
    * between two samples, per row and interval (r * stride + k): a waypoint between two samples
    * is a corner the samples cut. Detection widens the minima by it there, so a drone turning at a
@@ -302,19 +317,30 @@ function intervalsFor(times: Float64Array, windowS: number): number {
   return K;
 }
 
-/** Airborne (drone.ts) and placeable: a position with non-finite numbers cannot be predicted. */
-function isAirborne(d: CoordinationDrone): boolean {
-  return (
-    airborneStatus(d) &&
-    Number.isFinite(d.lat) &&
-    Number.isFinite(d.lon) &&
-    Number.isFinite(d.alt_m)
-  );
+/**
+ * Whether a drone on the ground may take off within the horizon: armed (its motors may start
+ * turning any moment), or with a plan, which for a grounded drone is its own word (collision-
+ * avoidance.ts gives it only a reported intent, e.g. a dock's scheduled take-off: a hold on the
+ * pad, then the climb). Such a drone is predicted like an airborne one: along its plan, or, armed
+ * without one, climbing straight up at PLAN_CLIMB_MPS (`asPredicted`). Any other grounded drone
+ * is parked and left out.
+ */
+export function mayTakeOff(d: CoordinationDrone): boolean {
+  return !airborneStatus(d) && (d.path.length > 0 || (d.armed && d.state_known !== false));
 }
 
-/** Whether a drone gets a second, dead-reckoned prediction (it would differ from the first). */
-function needsSecondTrack(d: CoordinationDrone): boolean {
-  return d.also_dead_reckoning === true && (d.path.length > 0 || (d.hold_s !== undefined && d.hold_s > 0));
+/** In the picture: airborne (drone.ts) or about to take off, and placeable (a position with
+ * non-finite numbers cannot be predicted). */
+function isAirborne(d: CoordinationDrone): boolean {
+  return (airborneStatus(d) || mayTakeOff(d)) && Number.isFinite(d.lat) && Number.isFinite(d.lon) && Number.isFinite(d.alt_m);
+}
+
+/** The drone as it is predicted: one on the ground keeps its course (it can be neither held nor
+ * sent a waypoint without launching it), and one armed there without a plan climbs. */
+function asPredicted(d: CoordinationDrone): CoordinationDrone {
+  if (airborneStatus(d)) return d;
+  const climb = d.path.length === 0 ? { climb_mps: Math.max(d.climb_mps ?? 0, PLAN_CLIMB_MPS) } : {};
+  return { ...d, ...climb, right_of_way: d.right_of_way ?? "on_ground" };
 }
 
 /** The drone as dead reckoning sees it: no plan, no hold. */
@@ -322,11 +348,31 @@ function deadReckoned(d: CoordinationDrone): CoordinationDrone {
   return { ...d, path: [], hold_s: 0 };
 }
 
+/**
+ * Further predictions of a drone, each a conflict of which counts as one of the drone's: dead
+ * reckoning while the edge is unsure of its plan (it would differ from the plan), and a landing
+ * at the slower bound of a descent (LAND_DESCENT_MPS) when the plan's own would be faster.
+ */
+function otherPredictions(d: CoordinationDrone, prep: Prepared, cruise: number): CoordinationDrone[] {
+  const out: CoordinationDrone[] = [];
+  if (d.also_dead_reckoning === true && (d.path.length > 0 || (d.hold_s !== undefined && d.hold_s > 0))) out.push(deadReckoned(d));
+  if (d.descent_mps === undefined && legClimbMps(d, cruise) > LAND_DESCENT_MPS + 0.01 && landingLeg(d, prep.frame)) out.push({ ...d, descent_mps: LAND_DESCENT_MPS });
+  return out;
+}
+
 /** Tracks of `drones` (row i = drone i), plus second rows for unsure drones when `second`.
  * `lazy`: rows are laid out but not predicted (the planner predicts a row when it needs it). */
 function buildTracks(drones: readonly CoordinationDrone[], prep: Prepared, cruise: number, times: Float64Array, second = true, lazy = false): Tracks {
   const extra: number[] = [];
-  if (second) for (let i = 0; i < drones.length; i++) if (needsSecondTrack(drones[i]!)) extra.push(i);
+  const variants: CoordinationDrone[] = [];
+  if (second) {
+    for (let i = 0; i < drones.length; i++) {
+      for (const v of otherPredictions(drones[i]!, prep, cruise)) {
+        extra.push(i);
+        variants.push(v);
+      }
+    }
+  }
   const n = drones.length + extra.length;
   const stride = times.length;
   const tr: Tracks = {
@@ -338,6 +384,7 @@ function buildTracks(drones: readonly CoordinationDrone[], prep: Prepared, cruis
     Y: new Float64Array(n * stride),
     Z: new Float64Array(n * stride),
     owner: new Int32Array(n),
+    row: [...drones, ...variants],
     devH: new Float32Array(n * stride),
     devV: new Float32Array(n * stride),
     maxDevH: new Float32Array(n),
@@ -350,8 +397,7 @@ function buildTracks(drones: readonly CoordinationDrone[], prep: Prepared, cruis
     const i = r < drones.length ? r : extra[r - drones.length]!;
     tr.owner[r] = i;
     if (lazy) continue;
-    const d = r < drones.length ? drones[i]! : deadReckoned(drones[i]!);
-    knots = predictRow(tr, r, d, prep, cruise, knots, shifted);
+    knots = predictRow(tr, r, tr.row[r]!, prep, cruise, knots, shifted);
   }
   return tr;
 }
@@ -411,6 +457,10 @@ type PairHit = {
   /** Where the least horizontal distance happens: interval and fraction. */
   kMin: number;
   tauMin: number;
+  /** With a profile (resolution checks): per interval, the least horizontal and vertical distance
+   * while in conflict there (Infinity: not in conflict in that interval). */
+  hk: Float32Array | null;
+  vk: Float32Array | null;
 };
 
 /**
@@ -419,7 +469,7 @@ type PairHit = {
  * both move linearly, so the set of instants under both minima is the overlap of one quadratic
  * and one linear inequality's solution intervals.
  */
-function narrow(A: Tracks, ia: number, B: Tracks, ib: number, H: number, V: number, kEnd: number, mask: number, C: number): PairHit | null {
+function narrow(A: Tracks, ia: number, B: Tracks, ib: number, H: number, V: number, kEnd: number, mask: number, C: number, profile = false): PairHit | null {
   const oa = ia * A.stride;
   const ob = ib * B.stride;
   const times = A.times;
@@ -442,7 +492,11 @@ function narrow(A: Tracks, ia: number, B: Tracks, ib: number, H: number, V: numb
     const v = zl * zh <= 0 ? 0 : Math.min(Math.abs(zl), Math.abs(zh));
     const tEnd = times[k]! + hi * L;
     if (!hit) {
-      hit = { t: times[k]! + lo * L, k, tEnd, minH: h, minV: v, kMin: k, tauMin: tau };
+      hit = { t: times[k]! + lo * L, k, tEnd, minH: h, minV: v, kMin: k, tauMin: tau, hk: null, vk: null };
+      if (profile) {
+        hit.hk = new Float32Array(kEnd).fill(Infinity);
+        hit.vk = new Float32Array(kEnd).fill(Infinity);
+      }
     } else {
       hit.tEnd = tEnd;
       if (h < hit.minH) {
@@ -451,6 +505,10 @@ function narrow(A: Tracks, ia: number, B: Tracks, ib: number, H: number, V: numb
         hit.tauMin = tau;
       }
       if (v < hit.minV) hit.minV = v;
+    }
+    if (hit.hk) {
+      hit.hk[k] = h;
+      hit.vk![k] = v;
     }
   }
   return hit;
@@ -810,7 +868,7 @@ export function detectWithStats(input: DetectInput): { conflicts: Conflict[]; pa
   const prep = prepare(config);
   const H = config.separation.horizontal_m;
   const V = config.separation.vertical_m;
-  const airborne = input.drones.filter(isAirborne);
+  const airborne = input.drones.filter(isAirborne).map(asPredicted);
   const times = timeline(input.horizonS ?? DEFAULT_HORIZON_S, input.stepS ?? DEFAULT_STEP_S);
   const tr = buildTracks(airborne, prep, config.cruise_speed_mps, times);
   const K = tr.K;
@@ -866,7 +924,7 @@ export function detectWithStats(input: DetectInput): { conflicts: Conflict[]; pa
  * Predicted conflicts over the horizon, earliest first: pairs that will be closer than both
  * separation minima at the same instant (typed by relative heading), and drones whose track
  * leaves the geofence (or climbs through the ceiling) or enters a no-fly zone. Grounded drones
- * (disarmed, or idle/landed/charging) are ignored.
+ * (disarmed, or idle/landed/charging) are ignored unless they may take off (`mayTakeOff`).
  *
  * Cost: O(n·K) to predict, O(n·chunks) grid insertions, then O(K) per nearby pair; all-pairs
  * work only happens when every drone is near every other.
@@ -958,7 +1016,10 @@ export function applyResolution(drones: readonly CoordinationDrone[], resolution
     const lead_s = (d.age_s ?? 0) + (takesEffect === "late" ? RESOLUTION_LEAD_S : 0);
     if (c.command === "hold") return { ...d, hold_s: c.duration_s, also_dead_reckoning: false, lead_s };
     const path = d.on_mission && d.path.length > 1 ? [c.new_waypoint, ...d.path.slice(1)] : [c.new_waypoint];
-    return { ...d, path, hold_s: 0, also_dead_reckoning: false, plan_speed_mps: undefined, lead_s };
+    // A new leg: flown at the drone's own speed (its intent's, else cruise), whatever its speed on
+    // the leg it is leaving (a slow climb says nothing of a long level leg; `subjectsOf` checks
+    // the reported speed as well).
+    return { ...d, path, hold_s: 0, also_dead_reckoning: false, plan_speed_only: true, lead_s };
   });
 }
 
@@ -987,13 +1048,17 @@ type Base = {
   coarse: Float64Array;
 };
 
+/** A conflict of the involved drones before any change: first instant (s), least horizontal and
+ * vertical distances, and (pairs) those per interval (see PairHit.hk). */
+type Baseline = { t: number; h: number; v: number; hk: Float32Array | null; vk: Float32Array | null };
+
 /** Everything resolving one conflict needs. */
 type Ctx = Base & {
   conflict: Conflict;
   /** Conflicts of the involved drones before any change (key → first instant, s, and the least
    * horizontal and vertical distances; zones: 0): these may persist, but not come sooner nor get
    * closer; others may not appear. */
-  baseline: Map<string, { t: number; h: number; v: number }>;
+  baseline: Map<string, Baseline>;
   /** The best unverified candidate seen so far (see `score`), for when none verifies. */
   best: { cand: Candidate; score: number } | null;
 };
@@ -1061,24 +1126,50 @@ function conflictsOf(ctx: Ctx, subjects: readonly CoordinationDrone[], windowS: 
       if (own[0]! - H > bx[b + 1]! || bx[b]! > own[1]! + H) continue;
       if (own[2]! - H > bx[b + 3]! || bx[b + 2]! > own[3]! + H) continue;
       if (own[4]! - V > bx[b + 5]! || bx[b + 4]! > own[5]! + V) continue;
-      const hit = narrow(tr, s, B, r, H, V, kEnd, ALL_CHUNKS, 1);
-      if (hit) keepEarliest(out, pairKey(sid, other.drone_id), hit);
+      const hit = narrow(tr, s, B, r, H, V, kEnd, ALL_CHUNKS, 1, true);
+      if (hit) keepWorst(out, pairKey(sid, other.drone_id), hit);
     }
     for (let q = s + 1; q < tr.n; q++) {
       // Two predictions of the same drone (see subjectsOf) are not a pair.
       const qid = subjects[tr.owner[q]!]!.drone_id;
       if (qid === sid) continue;
-      const hit = narrow(tr, s, tr, q, H, V, kEnd, ALL_CHUNKS, 1);
-      if (hit) keepEarliest(out, pairKey(sid, qid), hit);
+      const hit = narrow(tr, s, tr, q, H, V, kEnd, ALL_CHUNKS, 1, true);
+      if (hit) keepWorst(out, pairKey(sid, qid), hit);
     }
     for (const z of zoneHits(ctx.prep, ctx.config, tr, s, sid, kEnd)) out.set(z.key, null);
   }
   return out;
 }
 
-function keepEarliest(out: Map<string, PairHit | null>, key: string, hit: PairHit): void {
+/** Two predictions of a pair (a subject's command taking effect at once and late, a drone's plan
+ * and its dead reckoning) count as one conflict at its worst: the earliest start, the latest end,
+ * and per interval the least distances of either. */
+function keepWorst(out: Map<string, PairHit | null>, key: string, hit: PairHit): void {
   const had = out.get(key);
-  if (!had || hit.t < had.t) out.set(key, hit);
+  if (!had) {
+    out.set(key, hit);
+    return;
+  }
+  const w: PairHit = hit.t < had.t ? { ...hit } : { ...had };
+  const other = hit.t < had.t ? had : hit;
+  w.tEnd = Math.max(had.tEnd, hit.tEnd);
+  if (other.minH < w.minH) {
+    w.minH = other.minH;
+    w.kMin = other.kMin;
+    w.tauMin = other.tauMin;
+  }
+  w.minV = Math.min(w.minV, other.minV);
+  if (w.hk && w.vk && other.hk && other.vk) {
+    const hk = new Float32Array(w.hk);
+    const vk = new Float32Array(w.vk);
+    for (let k = 0; k < hk.length && k < other.hk.length; k++) {
+      if (other.hk[k]! < hk[k]!) hk[k] = other.hk[k]!;
+      if (other.vk[k]! < vk[k]!) vk[k] = other.vk[k]!;
+    }
+    w.hk = hk;
+    w.vk = vk;
+  }
+  out.set(key, w);
 }
 
 /** Whether the conflict under resolution is already happening now (it cannot vanish from t=0). */
@@ -1087,13 +1178,20 @@ function happeningNow(ctx: Ctx): boolean {
 }
 
 /** The commanded drones with `cand` applied, each predicted flying its command only, twice:
- * taking effect at once and RESOLUTION_LEAD_S later. When the command reaches the drone is not
+ * taking effect at once and RESOLUTION_LEAD_S later (a third time at its reported speed, when a
+ * new leg would have it fly at another). When the command reaches the drone is not
  * known, and either can be the worse (a turn begun early cuts the corner towards a third drone;
  * one begun late flies on towards the other), so a candidate must work both ways. */
 function subjectsOf(ctx: Base, cand: Pick<Candidate, "commands">): CoordinationDrone[] {
   const involved = new Set(cand.commands.map((c) => c.drone_id));
   const mine = ctx.airborne.filter((d) => involved.has(d.drone_id));
-  return [...applyResolution(mine, cand, "late"), ...applyResolution(mine, cand, "at_once")];
+  const late = applyResolution(mine, cand, "late");
+  const out = [...late, ...applyResolution(mine, cand, "at_once")];
+  // A drone moving at another speed than it will fly its new leg may take a while to change it:
+  // that too.
+  const cruise = ctx.config.cruise_speed_mps;
+  for (const d of late) if (d.plan_speed_only && isMoving(d.speed_mps) && Math.abs(d.speed_mps - planSpeedMps(d, cruise)) > 1) out.push({ ...d, plan_speed_only: false });
+  return out;
 }
 
 /** Whether `cand` fixes the conflict without causing a new one. */
@@ -1124,13 +1222,44 @@ function score(ctx: Ctx, cand: Candidate): number {
     }
     const before = ctx.baseline.get(key);
     const t = hit ? hit.t : 0;
-    // A conflict that was there already may stay, unless the change brings it forward or closer
-    // (a near miss of the grown minima must not become a real conflict).
-    if (before !== undefined && t >= before.t - DEFAULT_STEP_S / 2 && (!hit || (hit.minH >= before.h - 2 && hit.minV >= before.v - 1 && !(becomesReal(ctx, hit) && !becomesReal(ctx, before))))) continue;
+    // A conflict that was there already may stay, unless the change brings it forward or closer.
+    if (before !== undefined && t >= before.t - DEFAULT_STEP_S / 2 && (!hit || noCloser(ctx, hit, before))) continue;
     worst = Math.min(worst, t);
   }
   if (worst !== Infinity && (!ctx.best || worst > ctx.best.score)) ctx.best = { cand, score: worst };
   return worst;
+}
+
+/**
+ * Whether a conflict that was there before the change (`before`) is no closer with it (`hit`):
+ * compared moment by moment where the baseline has that pair in conflict too (within a step
+ * either side: a change may shift an encounter a little), so a near miss now is not made a real
+ * loss now because the same pair meets more closely half a minute later; an encounter the change
+ * moved to a moment the baseline has none is compared with the baseline's closest. Either way a
+ * near miss of the grown minima must not become a real conflict.
+ */
+function noCloser(ctx: Ctx, hit: PairHit, before: Baseline): boolean {
+  if (!hit.hk || !hit.vk || !before.hk || !before.vk) return hit.minH >= before.h - 2 && hit.minV >= before.v - 1 && !(becomesReal(ctx, hit) && !becomesReal(ctx, before));
+  const Hr = ctx.config.separation.horizontal_m;
+  const Vr = ctx.config.separation.vertical_m;
+  const realBefore = becomesReal(ctx, before);
+  const n = before.hk.length;
+  for (let k = 0; k < hit.hk.length; k++) {
+    const h = hit.hk[k]!;
+    if (!(h < Infinity)) continue;
+    const v = hit.vk[k]!;
+    let bh = Infinity;
+    let bv = Infinity;
+    for (let j = Math.max(0, k - 1); j <= k + 1 && j < n; j++) {
+      if (before.hk[j]! < bh) bh = before.hk[j]!;
+      if (before.vk[j]! < bv) bv = before.vk[j]!;
+    }
+    const real = h < Hr && v < Vr;
+    if (bh < Infinity) {
+      if (h < bh - 2 || v < bv - 1 || (real && !(bh < Hr && bv < Vr))) return false;
+    } else if (h < before.h - 2 || v < before.v - 1 || (real && !realBefore)) return false;
+  }
+  return true;
 }
 
 /** Whether a conflict of the grown minima also breaks the real ones (roughly: both of its least
@@ -1345,17 +1474,14 @@ function firstOf(gens: Iterable<Candidate>[]): Candidate | null {
 function buildBase(drones: readonly CoordinationDrone[], config: FleetConfig, opts: CoordinationOptions): Base {
   const horizonS = opts.horizonS && opts.horizonS > 0 ? opts.horizonS : DEFAULT_HORIZON_S;
   const prep = prepare(config);
-  const airborne = drones.filter(isAirborne);
+  const airborne = drones.filter(isAirborne).map(asPredicted);
   // Long enough for the longest hold plus resuming.
   const longest = Math.max(horizonS, HOLD_STEPS_S[HOLD_STEPS_S.length - 1]! + RESUME_WINDOW_S);
   const times = timeline(longest, opts.stepS ?? DEFAULT_STEP_S);
   const base = buildTracks(airborne, prep, config.cruise_speed_mps, times, true, true);
   const coarse = new Float64Array(base.n * 6);
   const horizon = times[times.length - 1]!;
-  for (let r = 0; r < base.n; r++) {
-    const d = airborne[base.owner[r]!]!;
-    coarseBox(r < airborne.length ? d : deadReckoned(d), prep, config.cruise_speed_mps, horizon, coarse, r * 6);
-  }
+  for (let r = 0; r < base.n; r++) coarseBox(base.row[r]!, prep, config.cruise_speed_mps, horizon, coarse, r * 6);
   return {
     config,
     prep,
@@ -1420,10 +1546,10 @@ let scratchTimes = new Float64Array(128);
 /** Predict row r of the planner's base now, if it is not yet. */
 function ensureRow(b: Base, r: number): void {
   if (b.ready[r]) return;
-  const d = b.airborne[b.base.owner[r]!]!;
+  const d = b.base.row[r]!;
   if (scratchTimes.length < b.base.stride) scratchTimes = new Float64Array(b.base.stride);
   // Exactly one row's worth of instants: predictRow samples as many as it is given.
-  scratchKnots = predictRow(b.base, r, r < b.airborne.length ? d : deadReckoned(d), b.prep, b.config.cruise_speed_mps, scratchKnots, scratchTimes.subarray(0, b.base.stride));
+  scratchKnots = predictRow(b.base, r, d, b.prep, b.config.cruise_speed_mps, scratchKnots, scratchTimes.subarray(0, b.base.stride));
   trackBox(b.base, r, 0, b.base.K, b.boxes, r * 6);
   b.ready[r] = 1;
 }
@@ -1433,7 +1559,9 @@ function contextFor(b: Base, conflict: Conflict): Ctx {
   const involved = b.airborne.filter((d) => conflict.drone_ids.includes(d.drone_id));
   // Predicted as candidates predict them (by their plans, not a second time by dead reckoning),
   // so that "the change made it worse" compares like with like.
-  for (const [key, hit] of conflictsOf(ctx, involved, b.longest, false)) ctx.baseline.set(key, hit ? { t: hit.t, h: hit.minH, v: hit.minV } : { t: 0, h: 0, v: 0 });
+  for (const [key, hit] of conflictsOf(ctx, involved, b.longest, false)) {
+    ctx.baseline.set(key, hit ? { t: hit.t, h: hit.minH, v: hit.minV, hk: hit.hk, vk: hit.vk } : { t: 0, h: 0, v: 0, hk: null, vk: null });
+  }
   return ctx;
 }
 
@@ -1499,6 +1627,7 @@ export class ResolutionPlanner {
       const i = b.index.get(d.drone_id);
       if (i === undefined) continue;
       b.airborne[i] = d;
+      b.base.row[i] = d;
       repredictRow(b.base, i, d, b.prep, b.config.cruise_speed_mps);
       trackBox(b.base, i, 0, b.base.K, b.boxes, i * 6);
       b.ready[i] = 1;
@@ -1638,9 +1767,13 @@ function leastHarm(ctx: Ctx, gens: Iterable<Candidate>[]): Candidate | null {
   };
   const better = (a: { t: number; depth: number }, b: { t: number; depth: number }) =>
     a.t > b.t + DETECT_PASS_S || (a.t >= b.t - 0.1 && a.depth > b.depth + LEAST_HARM_DEPTH);
-  // No command: the involved drones as they are, both predictions of an unsure one counting.
+  // No command: the involved drones as they are, both predictions of an unsure one counting; and
+  // by their plans alone. A stop is sent only if it beats both: one that helps only if the drone
+  // is not doing what it says (dead reckoning on a sample taken in a turn) freezes it in the way
+  // of a drone it would have passed.
   const involved = ctx.airborne.filter((d) => ctx.conflict.drone_ids.includes(d.drone_id));
   const none = harm(conflictsOf(ctx, involved, ctx.horizonS, true));
+  const byPlan = harm(conflictsOf(ctx, involved, ctx.horizonS, false));
   let best: { cand: Candidate; h: { t: number; depth: number } } | null = null;
   for (const g of gens) {
     let n = 0;
@@ -1650,7 +1783,7 @@ function leastHarm(ctx: Ctx, gens: Iterable<Candidate>[]): Candidate | null {
       if (!best || better(h, best.h)) best = { cand, h };
     }
   }
-  return best && better(best.h, none) ? best.cand : null;
+  return best && better(best.h, none) && !better(byPlan, best.h) && byPlan.t < Infinity ? best.cand : null;
 }
 
 /**
@@ -1706,7 +1839,7 @@ export function parseConflictKey(key: string): ParsedConflictKey | null {
 /**
  * Whether the conflict named by `conflictKey` is over: the drones are within limits now and no
  * conflict of that key is predicted within a short horizon (10 s by default). A grounded drone
- * ends its conflicts; a drone missing from `drones` (no telemetry) does not, because nothing is
+ * that is not about to take off (`mayTakeOff`) ends its conflicts; a drone missing from `drones` (no telemetry) does not, because nothing is
  * known about where it is.
  */
 export function isResolved(
@@ -1723,7 +1856,7 @@ export function isResolved(
     const d = drones.find((x) => x.drone_id === id);
     if (!d) return false;
     if (!isAirborne(d)) return true;
-    involved.push(d);
+    involved.push(asPredicted(d));
   }
   const found = detectConflicts({
     drones: involved,

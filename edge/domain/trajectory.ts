@@ -11,7 +11,8 @@
  * 2. With a plan (remaining waypoints): it flies them in order in straight 3D legs and hovers at
  *    the last waypoint. Its speed is the reported ground speed, or, when it reports less than
  *    MIN_MOVING_SPEED_MPS (a drone turning at a waypoint or just commanded is momentarily slow),
- *    the plan's own speed (a reported intent's target speed), else the fleet's cruise speed. A
+ *    or when the plan is new to the drone (`plan_speed_only`: its speed is the last leg's), the
+ *    plan's own speed (a reported intent's target speed), else the fleet's cruise speed. A
  *    leg takes as long as its horizontal part at that speed or its vertical part at
  *    PLAN_CLIMB_MPS, whichever is longer; the climb is capped by the plan's own speed only when
  *    that speed is the plan's (a landing's descent rate), never by a reported ground speed (the
@@ -58,6 +59,12 @@ export type MotionState = {
   /** Seconds the drone carries on as it is (heading, speed, climb) before the hold and plan
    * apply: a command on its way to the drone takes effect that much later. */
   lead_s?: number;
+  /** The plan is new to the drone (a command on its way, a waypoint it has just rounded, a route
+   * just replaced): its reported ground speed is that of the leg it flew before, which says
+   * nothing of these legs; they are flown at the plan's own speed, else cruise. */
+  plan_speed_only?: boolean;
+  /** Rate of the plan's landing (`landingLeg`), m/s; default as any other leg's climb. */
+  descent_mps?: number;
 };
 
 /** Below this ground speed a drone counts as not moving: it hovers, or flies its plan at cruise. */
@@ -71,6 +78,31 @@ export const PLAN_CLIMB_MPS = 3;
  * reported speed) is steep: the drone's ground speed is then held down by its climb, and the
  * legs after it are flown at the plan's own speed (an intent's, else cruise). */
 const STEEP_LEG_SHARE = 0.8;
+/** The slower bound of a landing's descent before touchdown, m/s (PX4's MPC_Z_V_AUTO_DN,
+ * ArduPilot's WPNAV_SPEED_DN and the simulator's default): a landing is predicted at both bounds
+ * (conflicts.ts), since which is the worse depends on who flies where above the pad. */
+export const LAND_DESCENT_MPS = 1.5;
+/** A last leg ending this close horizontally to where it starts, and this much lower, is a
+ * landing (straight down onto the pad), metres. */
+const LANDING_LEG_M = 5;
+
+/**
+ * Whether the plan ends in a landing: its last leg straight down (within LANDING_LEG_M
+ * horizontally) by more than LANDING_LEG_M. `frame` places the waypoints.
+ */
+export function landingLeg(d: Pick<MotionState, "lat" | "lon" | "alt_m" | "path">, frame: LocalFrame): boolean {
+  const n = d.path.length;
+  if (n === 0) return false;
+  const to = d.path[n - 1]!;
+  const from = n > 1 ? d.path[n - 2]! : d;
+  return from.alt_m - to.alt_m > LANDING_LEG_M && Math.hypot(frame.x(to.lon) - frame.x(from.lon), frame.y(to.lat) - frame.y(from.lat)) <= LANDING_LEG_M;
+}
+
+/** The climb or descent rate `predictTrack` flies `d`'s legs at, m/s (see the rule above). */
+export function legClimbMps(d: Pick<MotionState, "speed_mps" | "plan_speed_mps" | "plan_speed_only">, cruise_mps: number): number {
+  return isMoving(d.speed_mps) && !d.plan_speed_only ? PLAN_CLIMB_MPS : Math.min(PLAN_CLIMB_MPS, planSpeedMps(d, cruise_mps));
+}
+
 /** How long a drone without a plan is assumed to keep its current climb rate, seconds. */
 export const CLIMB_EXTRAPOLATION_S = 5;
 /** How far ahead conflict detection looks, seconds; the safety check looks at least this far. */
@@ -88,8 +120,8 @@ export function isMoving(speed_mps: number | undefined): boolean {
 
 /** The speed a drone flies its plan at: its ground speed if moving, else the plan's own speed
  * (a reported intent's), else the cruise speed. */
-export function planSpeedMps(d: Pick<MotionState, "speed_mps" | "plan_speed_mps">, cruise_mps: number): number {
-  if (isMoving(d.speed_mps)) return d.speed_mps!;
+export function planSpeedMps(d: Pick<MotionState, "speed_mps" | "plan_speed_mps" | "plan_speed_only">, cruise_mps: number): number {
+  if (isMoving(d.speed_mps) && !d.plan_speed_only) return d.speed_mps!;
   return isMoving(d.plan_speed_mps) ? d.plan_speed_mps! : cruise_mps;
 }
 
@@ -142,11 +174,12 @@ export function predictTrack(d: MotionState, frame: LocalFrame, cruise_mps: numb
   if (d.path.length > 0) {
     // The reported ground speed is the horizontal part of the motion: it caps nothing vertical,
     // and on a leg the climb rate limits (a steep leg) it says nothing of the legs after it.
-    const reported = isMoving(d.speed_mps);
+    const reported = isMoving(d.speed_mps) && !d.plan_speed_only;
     const own = isMoving(d.plan_speed_mps) ? d.plan_speed_mps! : cruise_mps;
     let speed = planSpeedMps(d, cruise_mps);
     const climbAt = (v: number) => (reported ? PLAN_CLIMB_MPS : Math.min(PLAN_CLIMB_MPS, v));
     let t = Math.max(hold, lead);
+    const lands = d.descent_mps !== undefined && d.descent_mps > 0 && landingLeg(d, frame);
     let ax = x0;
     let ay = y0;
     let az = z0;
@@ -156,7 +189,7 @@ export function predictTrack(d: MotionState, frame: LocalFrame, cruise_mps: numb
       const by = frame.y(wp.lat);
       const bz = wp.alt_m;
       const horizontal = Math.hypot(bx - ax, by - ay) / speed;
-      const vertical = Math.abs(bz - az) / climbAt(speed);
+      const vertical = Math.abs(bz - az) / (lands && i === d.path.length - 1 ? d.descent_mps! : climbAt(speed));
       t += Math.max(horizontal, vertical);
       push(tr, t, bx, by, bz);
       if (i === 0 && reported && vertical >= STEEP_LEG_SHARE * horizontal && vertical > 0) speed = own;

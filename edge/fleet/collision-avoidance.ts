@@ -13,6 +13,8 @@
  *    the edge's record below is newer;
  * 3. the edge's record of commands it sent and the relay acknowledged (missions.plan);
  * 4. none: dead reckoning on heading and speed.
+ * A drone on the ground is predicted only by its own intent (a take-off it announces), or, armed,
+ * climbing where it stands (conflicts.ts `mayTakeOff`).
  *
  * Trust, but check. Each new sample is compared with the plans (`planAgreement`): a plan the
  * drone's motion contradicts for DROP_AFTER_SAMPLES samples in a row is dropped (an intent until
@@ -22,8 +24,8 @@
  * connects again (`relayConnected`) or reports a new intent revision (a restarted route)
  * invalidates the plans stored for those drones.
  *
- * Right of way (`RightOfWay`): drones in an emergency, landing, returning, at critical battery or
- * held by an operator's override keep their course and are never sent a resolution; the other
+ * Right of way (`RightOfWay`): drones in an emergency, landing, on the ground about to take off,
+ * returning, at critical battery or held by an operator's override keep their course and are never sent a resolution; the other
  * drone moves. A resolution that fails (refused, timed out, no relay) excludes that drone (or that
  * strategy of it) and the next pass tries the next strategy or the other drone. An event is
  * `resolved` only when one of its resolutions was acknowledged and separation is predicted to
@@ -53,6 +55,7 @@ import {
   type Strategy,
   type WaypointCommand,
 } from "../domain/conflicts";
+import { isAirborne } from "../domain/drone";
 import type { FleetConfig } from "../domain/fleet-config";
 import type { DroneRecord } from "../domain/live-state";
 import type { AlertKind, AlertSeverity, CommandState, CoordinationEventView, DroneIntent, LedgerCommand, Waypoint } from "../protocol";
@@ -163,6 +166,9 @@ type Belief = {
   /** The intent's first waypoint at the last sample judged: when it changes, the drone has just
    * rounded a waypoint, and that sample's course (averaged over the turn) is not held against it. */
   intentFirst: { lat: number; lon: number } | null;
+  /** When the drone last rounded a waypoint (or turned onto a new route): for a while after, its
+   * reported speed is the last leg's, not the next one's. */
+  roundedAt: number;
   /** `route_id#revision` of an intent the drone's motion contradicted. */
   intentDistrusted: string | null;
   /** The record (missions.plan array) last seen, since when, and how it fares. */
@@ -597,6 +603,7 @@ export class Coordinator {
         intentOdd: 0,
         intentLast: "unknown",
         intentFirst: null,
+        roundedAt: -Infinity,
         intentDistrusted: null,
         record: null,
         recordSince: 0,
@@ -628,11 +635,17 @@ export class Coordinator {
         b.invalidateRecord = false;
       }
       if (d.path !== b.record) {
+        // A mission moving on (the record loses the waypoints flown) is the same plan: what the
+        // edge knows of how the drone follows it stands. Anything else is a new plan.
+        const progress = b.record !== null && d.path.length > 0 && isSuffix(d.path, b.record, config);
+        if (progress && b.record === b.recordDistrusted) b.recordDistrusted = d.path;
         b.record = d.path;
-        b.recordSince = now;
-        b.recordBad = 0;
-        b.recordOdd = 0;
-        b.recordLast = "unknown";
+        if (!progress) {
+          b.recordSince = now;
+          b.recordBad = 0;
+          b.recordOdd = 0;
+          b.recordLast = "unknown";
+        }
       }
       const recordOk = d.path.length > 0 && d.path !== b.recordDistrusted;
       const ie = this.intents.get(id);
@@ -646,6 +659,7 @@ export class Coordinator {
           const first = ie!.intent.waypoints[0];
           const rounded = b.intentFirst !== null && first !== undefined && (first.lat !== b.intentFirst.lat || first.lon !== b.intentFirst.lon);
           b.intentFirst = first ? { lat: first.lat, lon: first.lon } : null;
+          if (rounded) b.roundedAt = now;
           b.intentLast = a;
           b.intentBad = a === "disagree" && !rounded && now - ie!.since >= PLAN_GRACE_MS ? b.intentBad + 1 : a === "agree" ? 0 : b.intentBad;
           b.intentOdd = a === "agree" ? 0 : rounded ? b.intentOdd : b.intentOdd + 1;
@@ -677,8 +691,16 @@ export class Coordinator {
       // Predicted from when its sample arrived, not as if it were where it was then now.
       const age = d.received_at !== undefined ? Math.max(0, (now - d.received_at) / 1000) : 0;
       const base: CoordinationDrone = { ...d, ...(row ? { right_of_way: row } : {}), ...(age > 0 ? { age_s: age } : {}) };
+      if (!isAirborne(d)) {
+        // On the ground only its own word says it is about to take off (a dock's schedule: a hold
+        // on the pad, the climb, its route; conflicts.ts `mayTakeOff`); the record of a mission
+        // flown before it landed says nothing of that.
+        if (!intentOk) return { ...base, path: [] };
+        const it = ie!.intent;
+        return { ...base, path: it.waypoints, ...(it.speed_mps !== undefined ? { plan_speed_mps: it.speed_mps } : {}), hold_s: it.hold_s ?? 0 };
+      }
       const pending = this.pendingPlans.get(id);
-      if (pending) return { ...base, path: pending.path, also_dead_reckoning: true };
+      if (pending) return { ...base, path: pending.path, also_dead_reckoning: true, plan_speed_only: true };
       const useRecord = d.path.length > 0 && d.path !== b.recordDistrusted;
       // The intent wins over the record when it is as new, or when it already starts where the
       // record does (a mission's progress moved the record on; the drone's intent says the same
@@ -692,17 +714,24 @@ export class Coordinator {
         // may not have reported it yet): a hold it no longer flies (a restart) is not assumed.
         const justHeld = h !== undefined && now - h.at < PLAN_GRACE_MS ? (hold ?? 0) : 0;
         const holdS = Math.max(justHeld, it.hold_s ?? 0);
+        // Just past a waypoint, the sample's speed is the last leg's (a slow climb before a long
+        // level leg): the legs ahead at the route's own speed.
+        const newLeg = it.speed_mps !== undefined && now - b.roundedAt < PLAN_GRACE_MS;
         return {
           ...base,
           path: it.waypoints,
           ...(it.speed_mps !== undefined ? { plan_speed_mps: it.speed_mps } : {}),
           hold_s: holdS,
           ...(unsure ? { also_dead_reckoning: true } : {}),
+          ...(newLeg ? { plan_speed_only: true } : {}),
         };
       }
       if (useRecord) {
-        const unsure = b.recordOdd >= UNSURE_AFTER_SAMPLES || now - b.recordSince < PLAN_GRACE_MS;
-        return unsure ? { ...base, also_dead_reckoning: true } : base;
+        const recent = now - b.recordSince < PLAN_GRACE_MS;
+        const unsure = b.recordOdd >= UNSURE_AFTER_SAMPLES || recent;
+        // A record just replaced (a command acknowledged, a mission leg reached) is new to the
+        // drone as well: flown at its own speed, not the last leg's.
+        return { ...base, ...(unsure ? { also_dead_reckoning: true } : {}), ...(recent ? { plan_speed_only: true } : {}) };
       }
       return { ...base, path: [] };
     });
@@ -1015,6 +1044,8 @@ const REFUSES_ALL = /emergency|battery|not airborne|landing|refus/i;
 
 /** Why a drone keeps its course, if it does (see `RightOfWay`). */
 export function rightOfWay(d: CoordinationDrone, config: FleetConfig, operatorHold: boolean): RightOfWay | undefined {
+  // On the ground: a hold is refused there and a waypoint would launch it.
+  if (!isAirborne(d)) return "on_ground";
   if (d.state_known !== false) {
     if (d.status === "emergency") return "emergency";
     if (d.status === "landing") return "landing";
@@ -1068,6 +1099,14 @@ export function coordinationDrones(
 
 function fromRow(r: EventRow): CoordinationEvent {
   return { ...r, drone_ids: JSON.parse(r.drone_ids) as string[] };
+}
+
+/** Whether `tail` is what is left of `plan` after its first waypoints were flown. */
+function isSuffix(tail: readonly Waypoint[], plan: readonly Waypoint[], config: FleetConfig): boolean {
+  const skip = plan.length - tail.length;
+  if (skip <= 0) return false;
+  for (let i = 0; i < tail.length; i++) if (!sameWaypoint(tail[i], plan[skip + i], config)) return false;
+  return true;
 }
 
 /** Whether two waypoints are the same point (within a metre or so; intents are rounded). */

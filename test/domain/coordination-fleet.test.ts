@@ -3,7 +3,8 @@
  * scripted drones, in plain Node: its storage is a null SQL (it only writes), its commands go to
  * a list, and each test answers them as a relay would (`onCommandFinal`). What is checked here is
  * the decision logic of issue 14: which plan a drone is predicted by and when that plan is
- * dropped, right of way, when an event is resolved, budgets and saturation, and the pass's time.
+ * dropped, right of way, when an event is resolved, budgets and saturation, and the pass's work
+ * budget (its real time is printed, not asserted: speed is the bench's to measure).
  * The same module runs inside the fleet object in test/edge/coordination-live.test.ts, and against
  * the simulator in test/node/relay-scenarios.test.ts.
  */
@@ -12,6 +13,7 @@ import {
   Coordinator,
   DRONE_COMMANDS_MAX_PER_MIN,
   MAX_COMMANDS_PER_PASS,
+  PASS_RESOLUTION_BUDGET_MS,
   RETRY_AFTER_MS,
   type CommandFinal,
   type CoordinationEvent,
@@ -51,10 +53,11 @@ function harness(drones: Map<string, CoordinationDrone>, opts: { budgetMs?: numb
   /** The relay's answer to a sent command. */
   const answer = (c: Sent, status: CommandFinal["status"], now: number, message?: string) =>
     co.onCommandFinal({ sub: `coordinator:${c.eventId}`, drone_id: c.drone_id, command: c.command, status, message: message ?? null, finished_at: now });
-  /** One pass at `t` seconds; every pass sees a new sample of every drone. */
-  const pass = (t: number) => {
+  /** One pass at `t` seconds; every pass sees a new sample of every drone. `clock` times the
+   * pass's own budget (default: real time). */
+  const pass = (t: number, clock?: () => number) => {
     seq++;
-    co.pass(T0 + t * 1000);
+    co.pass(T0 + t * 1000, clock);
   };
   return { co, sent, events, answer, pass };
 }
@@ -220,18 +223,37 @@ describe("calm in dense airspace", () => {
     expect(Math.max(...per.values())).toBeLessThanOrEqual(DRONE_COMMANDS_MAX_PER_MIN);
   });
 
-  it("keeps a pass with hundreds of conflicts at 1,000 drones within its time budget", () => {
+  it("keeps a pass with hundreds of conflicts at 1,000 drones within its work budget", () => {
     const { drones } = patrolScenario(1000, 42);
     const map = new Map(drones.map((d) => [d.drone_id, d]));
-    const { co, pass } = harness(map, { budgetMs: 8 });
-    const ms: number[] = [];
-    for (let i = 0; i < 16; i++) {
-      pass(i * 0.5);
-      ms.push(co.lastPass.ms);
+    const { co, sent, pass } = harness(map, { budgetMs: PASS_RESOLUTION_BUDGET_MS });
+    // The pass's budget clock, moved by more than the whole budget at every reading: the budget is
+    // spent after the first resolution of each pass, whatever the machine's load. What the pass
+    // guarantees then: that one resolution, and every other conflict deferred (counted, and
+    // resolved most urgent first by later passes), the airspace saturated after a few such passes.
+    let fake = 0;
+    const overBudget = () => (fake += PASS_RESOLUTION_BUDGET_MS + 1);
+    for (let i = 0; i < 10; i++) {
+      const before = sent.length;
+      pass(i * 0.5, overBudget);
+      const mine = sent.slice(before).filter((c) => c.eventId !== "saturation");
+      expect(co.lastPass.conflicts).toBeGreaterThan(300);
+      // One resolution: its commands (two drones at most).
+      expect(mine.length).toBeLessThanOrEqual(2);
+      expect(new Set(mine.map((c) => c.eventId)).size).toBeLessThanOrEqual(1);
+      expect(co.lastPass.deferred).toBeGreaterThan(100);
+      expect(co.lastPass.commands).toBeLessThanOrEqual(MAX_COMMANDS_PER_PASS + 4);
     }
-    expect(co.lastPass.conflicts).toBeGreaterThan(300);
-    // Warm passes; generous against a shared machine: the figure itself is in the notes.
-    const warm = ms.slice(6).sort((x, y) => x - y);
-    expect(warm[Math.floor(warm.length / 2)]).toBeLessThan(40);
+    expect(co.saturated()).toBe(true);
+    // The real time of such passes, for the notes (speed is measured by the bench, not asserted).
+    const real = harness(new Map(drones.map((d) => [d.drone_id, d])), { budgetMs: PASS_RESOLUTION_BUDGET_MS });
+    const ms: number[] = [];
+    for (let i = 0; i < 12; i++) {
+      real.pass(i * 0.5);
+      ms.push(real.co.lastPass.ms);
+    }
+    const warm = ms.slice(4).sort((x, y) => x - y);
+    console.log(`1,000 drones, ${real.co.lastPass.conflicts} conflicts: pass p50 ${warm[Math.floor(warm.length / 2)]!.toFixed(1)} ms, max ${warm.at(-1)!.toFixed(1)} ms (real time, this machine)`);
   });
+
 });

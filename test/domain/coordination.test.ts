@@ -15,6 +15,7 @@ import { defaultFleetConfig, type FleetConfig } from "../../edge/domain/fleet-co
 import { makeLocalFrame, type LatLon } from "../../edge/domain/geo";
 import { detectionBenchmark, patrolScenario } from "../fixtures/fleets";
 import { checkPosition } from "../../edge/domain/safety";
+import { PLAN_CLIMB_MPS } from "../../edge/domain/trajectory";
 
 // Scenarios are laid out in metres east/north of home, in the same fixed-scale frame the module
 // predicts in, so expected times follow from plain kinematics.
@@ -104,18 +105,38 @@ describe("detectConflicts: what must not raise anything", () => {
     expect(detect([drone("a", -200, 0, 50, 90, 10), drone("b", 200, 0, 70, 270, 10)])).toEqual([]);
   });
 
-  it("grounded drones: disarmed, idle, landed or charging", () => {
+  it("grounded drones: parked ones (disarmed, idle, landed or charging, no plan) are ignored", () => {
     const flying = drone("f", 0, 0, 0, 0, 0);
     for (const g of [
       drone("g", 5, 0, 0, 0, 0, { armed: false }),
-      drone("g", 5, 0, 0, 0, 0, { status: "idle" }),
-      drone("g", 5, 0, 0, 0, 0, { status: "landed" }),
-      drone("g", 5, 0, 0, 0, 0, { status: "charging" }),
+      drone("g", 5, 0, 0, 0, 0, { status: "idle", armed: false }),
+      drone("g", 5, 0, 0, 0, 0, { status: "landed", armed: false }),
+      drone("g", 5, 0, 0, 0, 0, { status: "charging", armed: false }),
     ]) {
       expect(detect([flying, g])).toEqual([]);
     }
     // Both airborne at the same spot: a conflict, so the cases above were ignored, not missed.
     expect(detect([flying, drone("g", 5, 0, 0, 0, 0)])).toHaveLength(1);
+  });
+
+  it("grounded drones about to take off: armed (climbing where they stand), or announcing it", () => {
+    // A drone hovering 12 m up, 10 m from a pad: clear of a drone standing there (12 m > 10 m).
+    const hover = drone("f", 0, 0, 12, 0, 0);
+    const pad = (extra: Partial<CoordinationDrone>) => drone("g", 10, 0, 0, 0, 0, { status: "idle", armed: false, ...extra });
+    expect(detect([hover, pad({})])).toEqual([]);
+    // Armed on the pad: its motors may start any moment; predicted climbing at 3 m/s.
+    const armed = detect([hover, pad({ armed: true })]);
+    expect(armed).toHaveLength(1);
+    expect(armed[0]!.time_to_conflict_s).toBeCloseTo(2 / PLAN_CLIMB_MPS, 1);
+    // Disarmed, charging, with its own intent: 8 s on the pad, then the climb to 60 m.
+    const announced = detect([hover, pad({ status: "charging", path: [{ ...at(10, 0), alt_m: 60 }], hold_s: 8, plan_speed_mps: 10 })]);
+    expect(announced).toHaveLength(1);
+    expect(announced[0]!.time_to_conflict_s).toBeCloseTo(8 + 2 / PLAN_CLIMB_MPS, 1);
+    // It keeps its course (a hold is refused on the ground, a waypoint would launch it): the
+    // hovering drone moves.
+    const r = chooseResolution(announced[0]!, [hover, pad({ status: "charging", path: [{ ...at(10, 0), alt_m: 60 }], hold_s: 8, plan_speed_mps: 10 })], config);
+    expect(r.commands.length).toBeGreaterThan(0);
+    expect(r.commands.every((c) => c.drone_id === "f")).toBe(true);
   });
 
   it("beyond the horizon", () => {

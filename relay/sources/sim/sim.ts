@@ -505,24 +505,100 @@ const round = (v: number, digits: number): number => {
  * edge's 30 s horizon. */
 const INTENT_PATROL_WAYPOINTS = 8;
 
+/** A drone on its pad announces its take-off (an intent holding there until then) this long
+ * before it: a dock's schedule, a charge nearly done. Longer than the edge's 30 s horizon, so a
+ * pass sees the take-off coming before anything near the pad is inside it. */
+export const TAKEOFF_ANNOUNCE_S = 40;
+
+type Point = { x: number; y: number; alt: number };
+
+/**
+ * Seconds until a grounded drone takes off by itself (a settle or wait, then charging to
+ * `chargedPct`), or Infinity (held down after an emergency landing, or airborne already).
+ */
+export function secondsToTakeoff(d: SimDrone, p: SimPhysics = DEFAULT_PHYSICS): number {
+  if (!isGroundedStatus(d.status)) return Number.POSITIVE_INFINITY;
+  const charge = d.battery >= p.chargedPct ? 0 : (p.chargedPct - d.battery) / p.chargePerSecond;
+  if (d.status === "charging") return charge;
+  return Number.isFinite(d.holdS) ? Math.max(0, d.holdS) + charge : Number.POSITIVE_INFINITY;
+}
+
+/**
+ * The way home from `from` as a returning drone flies it (see `substep`'s returning case): below
+ * the 30 m return floor it climbs at its climb rate while it flies home, so the point where it
+ * levels off is a waypoint of its own (a straight leg to the pad would have it climb over the
+ * whole way, and pass a neighbour's altitude seconds later than it does); then over the pad, then
+ * down onto it.
+ */
+function wayHome(d: SimDrone, from: Point, p: SimPhysics): Point[] {
+  const toPad = Math.hypot(d.pad.x - from.x, d.pad.y - from.y);
+  const levelAfter = from.alt < MIN_ALT ? ((MIN_ALT - from.alt) / p.climbMps) * d.cruiseMps : 0;
+  // Over the pad before it has levelled off: it arrives as high as it got.
+  const padAlt = levelAfter >= toPad && toPad > 0 ? from.alt + (toPad / d.cruiseMps) * p.climbMps : Math.max(from.alt, MIN_ALT);
+  const level = levelAfter > 0 && levelAfter < toPad ? [{ x: from.x + ((d.pad.x - from.x) * levelAfter) / toPad, y: from.y + ((d.pad.y - from.y) * levelAfter) / toPad, alt: MIN_ALT }] : [];
+  return [...level, { ...d.pad, alt: padAlt }, { ...d.pad, alt: 0 }];
+}
+
+/**
+ * `points` (flown from where `d` is, after `holdS` of hovering; an endless hover when there are
+ * none) cut where the battery model says the drone falls below its return threshold, with the way
+ * home from there: the drone turns home then (`substep`'s flying case: a hover ends early too), as
+ * an autopilot that plans its low-battery return from the remaining charge does. Unchanged when the
+ * battery lasts the route.
+ */
+function untilLowBattery(d: SimDrone, points: readonly Point[], holdS: number, p: SimPhysics): { points: Point[]; holdS: number } {
+  const spare = d.battery - p.rtlBelowPct;
+  const hover = points.length === 0 ? Number.POSITIVE_INFINITY : holdS;
+  if (p.drainPerSecond * hover > spare) {
+    // It turns home during the hover, once the hover has used up what it had to spare.
+    return { points: wayHome(d, d, p), holdS: Math.max(0, spare / p.drainPerSecond) };
+  }
+  let battery = d.battery - p.drainPerSecond * holdS;
+  let at: Point = { x: d.x, y: d.y, alt: d.alt };
+  for (let i = 0; i < points.length; i++) {
+    const wp = points[i]!;
+    const dh = Math.hypot(wp.x - at.x, wp.y - at.y);
+    const dv = wp.alt - at.alt;
+    const legS = Math.max(dh / d.cruiseMps, Math.abs(dv) / p.climbMps);
+    const use = p.drainPerSecond * legS + p.drainPerMetre * dh + p.drainPerMetreClimb * Math.max(0, dv);
+    if (battery - use < p.rtlBelowPct && use > 0) {
+      const f = Math.max(0, Math.min(1, (battery - p.rtlBelowPct) / use));
+      const turn = { x: at.x + (wp.x - at.x) * f, y: at.y + (wp.y - at.y) * f, alt: at.alt + dv * f };
+      return { points: [...points.slice(0, i), turn, ...wayHome(d, turn, p)], holdS };
+    }
+    battery -= use;
+    at = wp;
+  }
+  return { points: [...points], holdS };
+}
+
 /**
  * What the drone is about to do, as the relay reports it with each sample (edge/protocol
  * `DroneIntent`): the waypoints still to fly from the one flown to now, the speed, any loiter
- * before it flies on. The simulator always knows it. Grounded drones have none. Pure.
+ * before it flies on, and where the battery model says it turns home (`untilLowBattery`). The
+ * simulator always knows it. A drone on its pad has one only when it takes off within
+ * TAKEOFF_ANNOUNCE_S: holding there until then, the climb, then its route. Pure.
  *
  * Route ids: `patrol`, `mission:<id>`, `goto`, `rtl`, `land`; with `revision` (bumped by
  * commands and by `SimFleet.restartRoutes`) they name one plan.
  */
 export function simIntent(d: SimDrone, home: LatLon, p: SimPhysics = DEFAULT_PHYSICS): DroneIntent | undefined {
-  if (isGroundedStatus(d.status) || !d.armed) return undefined;
+  if (isGroundedStatus(d.status)) {
+    const wait = secondsToTakeoff(d, p);
+    if (!(wait <= TAKEOFF_ANNOUNCE_S)) return undefined;
+    // What it will report once up (`takeOff`: armed, climbing over the pad), held until then.
+    const up = simIntent({ ...d, status: "taking_off", mode: SIM_MODES.takeoff, armed: true, holdS: 0, pauseS: 0, battery: Math.max(d.battery, p.chargedPct) }, home, p);
+    return up && { ...up, hold_s: round(wait, 1) };
+  }
+  if (!d.armed) return undefined;
   const wp = (w: { x: number; y: number; alt: number }) => {
     const { lat, lon } = offsetM(home, w.x, w.y);
     return { lat: round(lat, 7), lon: round(lon, 7), alt_m: round(w.alt, 2) };
   };
   const task = d.task;
   const base = { revision: d.revision };
-  const hold = d.pauseS > 0 ? d.pauseS : d.mode === SIM_MODES.loiter && Number.isFinite(d.holdS) && d.holdS > 0 ? d.holdS : 0;
-  const held = hold > 0 ? { hold_s: round(hold, 1) } : {};
+  let hold = d.pauseS > 0 ? d.pauseS : d.mode === SIM_MODES.loiter && Number.isFinite(d.holdS) && d.holdS > 0 ? d.holdS : 0;
+  const held = () => (hold > 0 ? { hold_s: round(hold, 1) } : {});
   if (d.status === "landing") {
     // Straight down: over the pad after a return, where it is for an emergency landing.
     const at = task?.kind === "land" ? { x: d.x, y: d.y } : d.pad;
@@ -530,22 +606,17 @@ export function simIntent(d: SimDrone, home: LatLon, p: SimPhysics = DEFAULT_PHY
     return { ...base, route_id: "land", waypoints: [wp({ ...at, alt: 0 })], speed_mps: rate };
   }
   if (d.status === "returning") {
-    // Below the return floor the drone climbs to it at its climb rate while it flies home: the
-    // point where it levels off is a waypoint of its own (a straight leg to the pad would have it
-    // climb over the whole way, and pass a neighbour's altitude seconds later than it does).
-    const toPad = Math.hypot(d.pad.x - d.x, d.pad.y - d.y);
-    const levelAfter = d.alt < MIN_ALT ? ((MIN_ALT - d.alt) / p.climbMps) * d.cruiseMps : 0;
-    const level = levelAfter > 0 && levelAfter < toPad ? [{ x: d.x + ((d.pad.x - d.x) * levelAfter) / toPad, y: d.y + ((d.pad.y - d.y) * levelAfter) / toPad, alt: MIN_ALT }] : [];
-    return { ...base, route_id: "rtl", waypoints: [...level, { ...d.pad, alt: Math.max(d.alt, MIN_ALT) }, { ...d.pad, alt: 0 }].map(wp), speed_mps: d.cruiseMps, ...held };
+    return { ...base, route_id: "rtl", waypoints: wayHome(d, d, p).map(wp), speed_mps: d.cruiseMps, ...held() };
   }
   const routeId = task?.kind === "mission" ? `mission:${task.missionId}` : task?.kind === "goto" ? "goto" : "patrol";
-  let points: { x: number; y: number; alt: number }[];
+  let points: Point[];
   if (task?.kind === "goto") {
     // Loitering at the commanded point until the next command: it holds there.
     points = d.mode === SIM_MODES.loiter && d.holdS === Number.POSITIVE_INFINITY ? [] : [task.target];
   } else if (task?.kind === "mission") {
+    // The legs left, then home (`arrive`: a completed mission returns to the pad).
     const last = task.waypoints[task.waypoints.length - 1];
-    points = [...task.waypoints.slice(task.index), ...(last ? [{ ...d.pad, alt: Math.max(last.alt, MIN_ALT) }] : [])];
+    points = [...task.waypoints.slice(task.index), ...(last ? wayHome(d, last, p) : [])];
   } else {
     // Unrolled up to the lap's last corner, where the drone loiters (`loiterSeconds`) before the
     // next lap: an intent has one hold, at its start, so the route after a loiter it has not begun
@@ -564,7 +635,8 @@ export function simIntent(d: SimDrone, home: LatLon, p: SimPhysics = DEFAULT_PHY
   // flies from there (as an autopilot's take-off item leads into its mission). Listing only the
   // climb would leave the edge blind to where the drone heads the moment it levels off.
   if (d.status === "taking_off") points = [{ x: d.x, y: d.y, alt: currentTarget(d).alt }, ...points];
-  return { ...base, route_id: routeId, waypoints: points.slice(0, INTENT_MAX_WAYPOINTS).map(wp), speed_mps: d.cruiseMps, ...held };
+  else if (d.status === "flying") ({ points, holdS: hold } = untilLowBattery(d, points, hold, p));
+  return { ...base, route_id: routeId, waypoints: points.slice(0, INTENT_MAX_WAYPOINTS).map(wp), speed_mps: d.cruiseMps, ...held() };
 }
 
 /** How a sample reports the drone's state: measured (default), or with no state topic (ROS 2
