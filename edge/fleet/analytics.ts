@@ -184,11 +184,9 @@ export class FleetAnalytics {
     const drones = [...this.ports.drones()];
     const conditions = [...drones.flatMap((r) => droneConditions(r, config)), ...(this.ports.extraConditions?.() ?? [])];
     const { raised, cleared } = this.alerts.reconcile(conditions, now);
+    this.outbox.putMany("alert", [...raised, ...cleared].map((a) => ({ key: a.alert_id, body: { ...a, updated_at: now } })), now);
     for (const [state, list] of [["raised", raised], ["cleared", cleared]] as const) {
-      for (const a of list) {
-        this.outbox.put("alert", a.alert_id, { ...a, updated_at: now }, now);
-        this.ports.broadcast({ type: "alert", state, alert: a });
-      }
+      for (const a of list) this.ports.broadcast({ type: "alert", state, alert: a });
     }
     const m = this.compute(now, drones);
     this.latest = m;

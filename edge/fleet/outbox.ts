@@ -79,6 +79,19 @@ export class Outbox {
     if (kind === "performance_metrics" && replaced === 0 && ++this.metricsCount > this.bounds.metrics) this.thinMetrics();
   }
 
+  /** `put` for many facts of one kind in two statements (an alert storm, outbox writes per tick). */
+  putMany<K extends OutboxKind>(kind: K, items: readonly { key: string; body: OutboxBodies[K] }[], now: number): void {
+    if (!items.length) return;
+    if (items.length === 1) return this.put(kind, items[0]!.key, items[0]!.body, now);
+    const rows = JSON.stringify(items.map((i) => [i.key, JSON.stringify(i.body)]));
+    const replaced = this.sql.exec(`DELETE FROM outbox WHERE kind = ? AND key IN (SELECT value ->> 0 FROM json_each(?))`, kind, rows).rowsWritten;
+    this.sql.exec(`INSERT INTO outbox (kind, key, body, created_at) SELECT ?, value ->> 0, value ->> 1, ? FROM json_each(?)`, kind, now, rows);
+    if (kind === "performance_metrics") {
+      this.metricsCount += items.length - replaced;
+      if (this.metricsCount > this.bounds.metrics) this.thinMetrics();
+    }
+  }
+
   addSnapshot(s: Omit<SnapshotRow, "id">): void {
     this.sql.exec(
       `INSERT INTO outbox_snapshots (drone_id, snapshot_time, lat, lon, alt_m, battery_pct, speed_mps, status, armed, distance_m)
