@@ -255,6 +255,9 @@ describe("relay restart during an outage, with the disk outbox", () => {
       await up1;
       push(l1, 5);
       await edge.until(() => edge.accepted.length === 15, 5000, "live samples");
+      // Their acks reach the relay before the uplink goes down (the edge accepting them is not
+      // enough: an ack still on its way would leave them unacknowledged, and rightly re-sent).
+      await expect.poll(() => l1.stats().outboxDepth, { timeout: 2000, interval: 5 }).toBe(0);
       const down = once(l1, "disconnected");
       await edge.stop();
       await down;
