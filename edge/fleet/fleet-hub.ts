@@ -35,7 +35,7 @@ import { ConfigStore } from "./config-store";
 import { DashboardFrames } from "./dashboard-frames";
 import type { FleetEnv } from "./env";
 import { COALESCE_MS, FanOut } from "./fan-out";
-import { Ingest } from "./ingest";
+import { Ingest, PERSIST, type PersistPolicy } from "./ingest";
 import { CommandLedger, type AuditEntry } from "./ledger";
 import { positiveInt, RELAY_LIMITS, socketsPerToken, TOKEN_LEEWAY_MS, type FlowLimits } from "./limits";
 import { MissionStore } from "./missions";
@@ -55,6 +55,8 @@ export class FleetHub extends DurableObject<FleetEnv> {
   flowLimits: FlowLimits = defaultFlowLimits();
   /** Dashboard telemetry coalescing window, ms (fan-out.ts); tests widen it here. */
   coalesceMs = COALESCE_MS;
+  /** When the live state is written (ingest.ts); tests lower the rate at which frames share writes. */
+  persist: PersistPolicy = { ...PERSIST };
   /** Where this object's time goes (profile.ts); read by GET /profile and the bench. */
   readonly profiler = new Profiler();
   private readonly sql: SqlStorage;
@@ -124,15 +126,7 @@ export class FleetHub extends DurableObject<FleetEnv> {
       live: this.live,
       flowLimits: () => this.flowLimits,
       flushAt: () => this.ctx.waitUntil(this.scheduleAlarm()),
-      later: (fn, ms) => {
-        setTimeout(() => {
-          try {
-            this.profiler.turn("timer", fn);
-          } catch (err) {
-            log("error", "fleet object timer failed", { fleet: this.fleet }, err);
-          }
-        }, ms);
-      },
+      later: (fn, ms) => this.later(fn, ms),
       coalesceMs: () => this.coalesceMs,
       spans: this.profiler,
     });
@@ -155,6 +149,8 @@ export class FleetHub extends DurableObject<FleetEnv> {
         return row ? row.relay_id : undefined;
       },
       accepted: (samples, at) => this.analytics.onTelemetry(samples, at), // analytics hook: snapshots, charging
+      later: (fn, ms) => this.later(fn, ms),
+      persist: () => this.persist,
       spans: this.profiler,
     });
     this.dashboardFrames = new DashboardFrames({ spans: this.profiler, clock: { now }, sockets: this.sockets, fanOut: this.fanOut, desk: this.desk });
@@ -170,6 +166,17 @@ export class FleetHub extends DurableObject<FleetEnv> {
       this.coordinator.load(at);
       this.analytics.load();
     });
+  }
+
+  /** A timer port (coalesced fan-out, the deferred live-state write): `fn` in its own profiled turn. */
+  private later(fn: () => void, ms: number): void {
+    setTimeout(() => {
+      try {
+        this.profiler.turn("timer", fn);
+      } catch (err) {
+        log("error", "fleet object timer failed", { fleet: this.fleet }, err);
+      }
+    }, Math.max(0, ms));
   }
 
   // ------------------------------------------------------------------ RPC (routes, cron)
@@ -240,6 +247,8 @@ export class FleetHub extends DurableObject<FleetEnv> {
   assignDroneRelay(droneId: string, relayId: string | null): { drone_id: string; relay_id: string | null; previous: string | null } | null {
     if (!this.live.has(droneId)) return null;
     const previous = this.relays.ownerOf(droneId) ?? null;
+    // A deferred write of the old relay's sample must not land on top of what follows.
+    this.ingest.saveLiveState();
     this.relays.reassign(droneId, relayId);
     this.live.resetSeq(droneId);
     this.sql.exec(`UPDATE drones SET seq = -1 WHERE drone_id = ?`, droneId);
@@ -260,8 +269,9 @@ export class FleetHub extends DurableObject<FleetEnv> {
    * What the object holds per socket and per relay, for the leak checks (tests; every count but
    * `listed` and `relays`/`owners` returns to its baseline once the sockets closed).
    */
-  internalCounts(): Sockets["counts"] & FanOut["counts"] & RelayRegistry["counts"] & { framesAfterClose: number; limiter: number } {
+  internalCounts(): Sockets["counts"] & FanOut["counts"] & RelayRegistry["counts"] & { framesAfterClose: number; limiter: number; liveStateWritePending: boolean } {
     return {
+      liveStateWritePending: this.ingest.writePending,
       ...this.sockets.counts,
       framesAfterClose: this.sockets.framesAfterClose,
       ...this.fanOut.counts,

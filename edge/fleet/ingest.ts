@@ -1,9 +1,10 @@
 /**
  * Relay frames into the fleet object: the relay socket's side of the protocol (hello, telemetry
  * batches, command results, mission progress, ping). Telemetry is validated item by item, merged
- * into the live state (highest seq wins), persisted to the `drones` table in the same turn, fanned
- * out to subscribed dashboards and handed to collision avoidance and analytics. Owns the live state
- * as stored (load at start-up).
+ * into the live state (highest seq wins), fanned out to subscribed dashboards, handed to collision
+ * avoidance and analytics, and written to the `drones` table: in the frame's own turn, or under
+ * heavy load together with every frame of up to PERSIST.coalesceMs (saveLiveState). Owns the live
+ * state as stored (load at start-up).
  *
  * Trust (issue 18, rules in edge/protocol/relay.ts): nothing but relay_hello (or ping) is taken
  * before the hello; the hello's relay_id must be the token subject's (relay-registry.ts); each
@@ -36,6 +37,23 @@ import type { RelayRegistry } from "./relay-registry";
 import { refuseOtherRole, type RelayAttachment, type Sockets } from "./sockets";
 import type { LinkChange, StatusBoard } from "./status";
 
+/**
+ * When the live state is written. Below `everyFrameBelowPerS` accepted samples per second (1,000
+ * drones at 5 Hz) every frame is written in its own turn, before its batch_ack and before the next
+ * frame: what a restart brings back is then everything acknowledged, and no dashboard sees a
+ * drone's seq go back after it. Above, frames share one write at most every `coalesceMs`, which
+ * stores each drone's latest sample once: at 40 samples per drone and second, 5 row writes
+ * instead of 40 (each write rewrites most of the table's pages; per frame it was half the
+ * object's time at 40,000/s). A restart then brings a drone back with a sample up to `coalesceMs`
+ * older than the last acknowledged, until its next sample. What analytics keeps of a sample
+ * (snapshots, events) is always written in the frame's own turn, before its batch_ack.
+ */
+export interface PersistPolicy {
+  everyFrameBelowPerS: number;
+  coalesceMs: number;
+}
+export const PERSIST: PersistPolicy = { everyFrameBelowPerS: 5_000, coalesceMs: 200 };
+
 export interface IngestPorts {
   clock: Clock;
   fleet(): string;
@@ -53,11 +71,32 @@ export interface IngestPorts {
   commandRelay(commandId: string): string | null | undefined;
   /** Analytics hook: accepted telemetry (snapshots, charging sessions). */
   accepted(samples: readonly TelemetrySample[], now: number): void;
+  /** Run `fn` in its own turn `ms` from now (the deferred live-state write). */
+  later(fn: () => void, ms: number): void;
+  /** PERSIST (tests lower the threshold to see coalescing at a test's rates). */
+  persist(): PersistPolicy;
   spans?: Spans;
+}
+
+/** A drone's sample that the `drones` table does not hold yet, as the deferred write stores it. */
+interface Unsaved {
+  s: TelemetrySample;
+  /** received_at */
+  at: number;
+  /** relay_id */
+  r: string;
 }
 
 export class Ingest {
   private readonly spans: Spans;
+  /** Latest accepted sample per drone not yet written; insertion order is arrival order. */
+  private readonly unsaved = new Map<string, Unsaved>();
+  /** Drones of `unsaved` that have no row yet. */
+  private readonly unsavedNew = new Set<string>();
+  private lastWriteAt = -Infinity;
+  private writeSet = false;
+  /** Accepted samples in the current and the previous second (the rate PERSIST is judged on). */
+  private rate = { second: 0, current: 0, previous: 0 };
 
   constructor(
     private readonly sql: SqlStorage,
@@ -200,11 +239,10 @@ export class Ingest {
     this.p.status.announceLinks(backLive, now);
     if (accepted.length) {
       // Fan out before writing: the output gate holds messages sent after a storage write until
-      // the write is durable, and live telemetry should not wait for that. The relay's
-      // batch_ack is sent after the write, so the relay only forgets what is durable here.
+      // the write is durable, and live telemetry should not wait for that.
       const json = this.spans.span("fanout_serialise", () => JSON.stringify(accepted));
       this.p.fanOut.telemetry(accepted, json);
-      this.spans.span("persistence", () => this.persist(accepted, json, now, relayId, fresh.size > 0));
+      this.spans.span("persistence", () => this.persist(accepted, now, relayId, fresh));
       this.spans.span("analytics", () => this.p.accepted(accepted, now));
     }
     return { ack, accepted: accepted.length > 0 };
@@ -270,39 +308,65 @@ export class Ingest {
     }
   }
 
-  /**
-   * One UPDATE per relay frame, not per update: the samples go in as one JSON array (the same text
-   * the dashboards' batch frame carries) and SQLite unpacks it; an UPDATE … FROM over that array
-   * costs about two thirds of an upsert. Drones without a row yet (fewer rows updated than
-   * samples) are inserted by a second statement. Per-statement cost dominated ingest when each
-   * update had its own upsert. A drone twice in one frame keeps its last (highest-seq) sample:
-   * such a frame is stored from its own de-duplicated array, since UPDATE … FROM would take any.
-   */
-  private persist(samples: readonly TelemetrySample[], samplesJson: string, now: number, relayId: string, anyNew: boolean): void {
-    let unique = samples;
-    let json = samplesJson;
-    const seen = new Set<string>();
-    for (const s of samples) seen.add(s.drone_id);
-    if (seen.size < samples.length) {
-      const last = new Map<string, TelemetrySample>();
-      for (const s of samples) last.set(s.drone_id, s);
-      unique = [...last.values()];
-      json = JSON.stringify(unique);
+  /** A deferred live-state write is waiting for its timer. */
+  get writePending(): boolean {
+    return this.writeSet;
+  }
+
+  /** Remember the frame's samples for the next live-state write, and write now unless PERSIST says wait. */
+  private persist(samples: readonly TelemetrySample[], now: number, relayId: string, fresh: ReadonlySet<string>): void {
+    // A drone twice in one frame, or in several frames before a write: its last (highest-seq) sample wins.
+    for (const s of samples) this.unsaved.set(s.drone_id, { s, at: now, r: relayId });
+    for (const id of fresh) this.unsavedNew.add(id);
+    if (this.writeSet) return;
+    const t = performance.now();
+    const policy = this.p.persist();
+    if (this.samplesPerSecond(t, samples.length) < policy.everyFrameBelowPerS || t - this.lastWriteAt >= policy.coalesceMs) {
+      this.saveLiveState();
+      return;
     }
+    this.writeSet = true;
+    this.p.later(() => this.spans.span("persistence", () => this.saveLiveState()), this.lastWriteAt + policy.coalesceMs - t);
+  }
+
+  /** Count `n` accepted samples at `t` (ms); the rate over the last second, the previous one pro rata. */
+  private samplesPerSecond(t: number, n: number): number {
+    const second = Math.floor(t / 1000);
+    const r = this.rate;
+    if (second !== r.second) {
+      r.previous = second === r.second + 1 ? r.current : 0;
+      r.current = 0;
+      r.second = second;
+    }
+    r.current += n;
+    return r.current + r.previous * (1 - (t / 1000 - second));
+  }
+
+  /**
+   * Write what `unsaved` holds: one UPDATE … FROM over a JSON array (SQLite unpacks it; about two
+   * thirds of an upsert's cost, and one statement whatever the count), and an INSERT for drones
+   * without a row. Also called before anything else writes a drone's row (a relay reassignment),
+   * so that an older sample cannot overwrite it later.
+   */
+  saveLiveState(): void {
+    this.writeSet = false;
+    if (!this.unsaved.size) return;
+    this.lastWriteAt = performance.now();
+    const rows = [...this.unsaved.values()];
+    const anyNew = this.unsavedNew.size > 0;
+    this.unsaved.clear();
+    this.unsavedNew.clear();
+    const json = JSON.stringify(rows);
     const updated = this.sql.exec(
-      `UPDATE drones SET seq = j.value ->> 'seq', received_at = ?, sample = j.value, relay_id = ?
-       FROM json_each(?) AS j WHERE drones.drone_id = j.value ->> 'drone_id'`,
-      now,
-      relayId,
+      `UPDATE drones SET seq = j.value ->> '$.s.seq', received_at = j.value ->> '$.at', sample = j.value -> '$.s', relay_id = j.value ->> '$.r'
+       FROM json_each(?) AS j WHERE drones.drone_id = j.value ->> '$.s.drone_id'`,
       json,
     ).rowsWritten;
-    if (!anyNew && updated >= unique.length) return;
+    if (!anyNew && updated >= rows.length) return;
     this.sql.exec(
       `INSERT INTO drones (drone_id, seq, received_at, sample, relay_id)
-       SELECT value ->> 'drone_id', value ->> 'seq', ?, value, ? FROM json_each(?) WHERE true
+       SELECT value ->> '$.s.drone_id', value ->> '$.s.seq', value ->> '$.at', value -> '$.s', value ->> '$.r' FROM json_each(?) WHERE true
        ON CONFLICT (drone_id) DO NOTHING`,
-      now,
-      relayId,
       json,
     );
   }
