@@ -12,7 +12,7 @@ import type { Clock } from "./clock";
 import { bypassesLimits, type CommandDesk } from "./command-desk";
 import type { FanOut } from "./fan-out";
 import { MessageLimiter } from "./limits";
-import { noProfiler, type Spans } from "./profile";
+import type { Spans } from "./profile";
 import { refuseOtherRole, type DashboardConn, type Sockets } from "./sockets";
 
 /** A flow_ack is tiny; only frames this short are looked at before the limiter. */
@@ -27,7 +27,7 @@ export class DashboardFrames {
       sockets: Sockets;
       fanOut: FanOut;
       desk: Pick<CommandDesk, "handle" | "refuseFrame">;
-      spans?: Spans;
+      spans: Spans;
     },
   ) {}
 
@@ -73,7 +73,7 @@ export class DashboardFrames {
       sockets.close(ws, 1009, `frame larger than ${LIMITS.dashboardFrameBytes} bytes`);
       return;
     }
-    const parsed = (this.p.spans ?? noProfiler).span("parse", () => parseDashboardMessage(message));
+    const parsed = this.p.spans.span("parse", () => parseDashboardMessage(message));
     if (!parsed.ok) {
       // A frame of a command type is answered in that command's response type (command-desk.ts).
       if (!this.p.desk.refuseFrame(ws, message, parsed.error)) sockets.toDashboard(ws, refuseOtherRole(parsed.error, "relay", RELAY_TYPES));
@@ -111,7 +111,7 @@ export class DashboardFrames {
       case "assign_mission":
       case "emergency_land":
       case "coordination_override":
-        return (this.p.spans ?? noProfiler).span("commands", () => this.p.desk.handle({ ws, sub: conn.att.sub, role: conn.att.role }, msg));
+        return this.p.spans.span("commands", () => this.p.desk.handle({ ws, sub: conn.att.sub, role: conn.att.role }, msg));
       default: {
         const never: never = msg;
         throw new Error(`unhandled dashboard message ${JSON.stringify(never)}`);

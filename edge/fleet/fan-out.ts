@@ -14,7 +14,7 @@ import type { LiveState } from "../domain/live-state";
 import { LIMITS, type DashboardMessage, type TelemetryBatchFrame, type TelemetryFrame, type TelemetrySample } from "../protocol";
 import type { Clock } from "./clock";
 import type { FlowLimits } from "./limits";
-import { noProfiler, type Spans } from "./profile";
+import type { Spans } from "./profile";
 import type { DashboardAttachment, DashboardConn, Sockets } from "./sockets";
 
 type SubscribeTelemetry = Extract<DashboardMessage, { type: "subscribe_telemetry" }>;
@@ -50,7 +50,7 @@ export interface FanOutPorts {
   later(fn: () => void, ms: number): void;
   /** The coalescing window, ms (COALESCE_MS; tests widen it); 0: never coalesce. */
   coalesceMs(): number;
-  spans?: Spans;
+  spans: Spans;
 }
 
 /**
@@ -87,7 +87,7 @@ export class FanOut {
     private readonly sql: SqlStorage,
     private readonly p: FanOutPorts,
   ) {
-    this.spans = p.spans ?? noProfiler;
+    this.spans = p.spans;
   }
 
   private batchFrame(updates: TelemetrySample[]): string {

@@ -32,7 +32,7 @@ import type { CommandDesk } from "./command-desk";
 import type { Coordinator } from "./collision-avoidance";
 import type { FanOut } from "./fan-out";
 import type { MissionStore } from "./missions";
-import { noProfiler, type Spans } from "./profile";
+import type { Spans } from "./profile";
 import type { RelayRegistry } from "./relay-registry";
 import { refuseOtherRole, type RelayAttachment, type Sockets } from "./sockets";
 import type { LinkChange, StatusBoard } from "./status";
@@ -75,7 +75,7 @@ export interface IngestPorts {
   later(fn: () => void, ms: number): void;
   /** PERSIST (tests lower the threshold to see coalescing at a test's rates). */
   persist(): PersistPolicy;
-  spans?: Spans;
+  spans: Spans;
 }
 
 /** A drone's sample that the `drones` table does not hold yet, as the deferred write stores it. */
@@ -102,7 +102,7 @@ export class Ingest {
     private readonly sql: SqlStorage,
     private readonly p: IngestPorts,
   ) {
-    this.spans = p.spans ?? noProfiler;
+    this.spans = p.spans;
   }
 
   /**

@@ -172,9 +172,4 @@ export class Profiler {
 
 const round = (ms: number): number => Math.round(ms * 1000) / 1000;
 
-/** A profiler that records nothing (modules constructed outside a fleet object, unit tests). */
-export const noProfiler = {
-  turn: <T>(_kind: TurnKind, fn: () => T): T => fn(),
-  span: <T>(_c: ProfileComponent, fn: () => T): T => fn(),
-};
 export type Spans = Pick<Profiler, "span">;

@@ -14,7 +14,7 @@
 import { CLOSE_CODES, type EdgeToRelay, type ErrorFrame, type LaggingFrame, type ServerMessage } from "../protocol";
 import { FlowState } from "./flow";
 import { FLOW_LIMITS, type FlowLimits } from "./limits";
-import { noProfiler, type Spans } from "./profile";
+import type { Spans } from "./profile";
 
 /**
  * The identity the Worker has verified, passed with a socket upgrade (the only request the object
@@ -81,7 +81,7 @@ export class Sockets {
       flowLimits(): FlowLimits;
       /** The object closed a socket itself: forget it now (no close event will say so). */
       drop(ws: WebSocket): void;
-      spans?: Spans;
+      spans: Spans;
     },
   ) {
     // Hibernated sockets come back with the object; the relay count is derived, not stored.
@@ -292,7 +292,7 @@ export class Sockets {
   /** A frame already serialised (built once for many sockets, see fan-out.ts and status.ts). */
   sendRaw(ws: WebSocket, raw: string, known?: Conn): boolean {
     if (this.closing.has(ws)) return false;
-    return (this.o.spans ?? noProfiler).span("sends", () => {
+    return this.o.spans.span("sends", () => {
       try {
         ws.send(raw);
       } catch {

@@ -6,7 +6,7 @@
  */
 import type { LiveState } from "../domain/live-state";
 import { LIMITS, type CoordinationEventView, type FleetStatus, type LinkStatus } from "../protocol";
-import { noProfiler, type Spans } from "./profile";
+import type { Spans } from "./profile";
 import type { Sockets } from "./sockets";
 
 const FLEET_STATUS_CHUNK = LIMITS.statusChunkDrones;
@@ -20,7 +20,7 @@ export interface StatusSources {
   live: LiveState;
   sockets: Sockets;
   activeEvents(): CoordinationEventView[];
-  spans?: Spans;
+  spans: Spans;
 }
 
 export class StatusBoard {
@@ -66,7 +66,7 @@ export class StatusBoard {
    */
   announceLinks(changes: readonly LinkChange[], now: number): void {
     if (!changes.length) return;
-    (this.src.spans ?? noProfiler).span("status", () => {
+    this.src.spans.span("status", () => {
       if (changes.length > LINK_FRAMES_MAX) {
         this.broadcast(now);
         return;
