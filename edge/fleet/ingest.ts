@@ -163,7 +163,7 @@ export class Ingest {
           return false;
         }
         // Acknowledge even a late, repeated or unknown result so the relay can drop it from its outbox.
-        this.p.desk.onResult(msg.command_id, msg.status, msg.message);
+        this.spans.span("commands", () => this.p.desk.onResult(msg.command_id, msg.status, msg.message));
         sockets.toRelay(ws, { type: "command_result_ack", command_id: msg.command_id });
         return false;
       }
@@ -178,7 +178,7 @@ export class Ingest {
           sockets.toRelay(ws, { type: "error", code: "not_your_command", message: `mission ${msg.mission_id} of drone ${mission.drone_id} was not sent to relay ${att.relayId} for ${msg.drone_id}; its progress is not taken from it` });
           return false;
         }
-        const m = this.p.missions.transition(msg.mission_id, msg.state, now, { waypointIndex: msg.waypoint_index, message: msg.message });
+        const m = this.spans.span("commands", () => this.p.missions.transition(msg.mission_id, msg.state, now, { waypointIndex: msg.waypoint_index, message: msg.message }));
         if (m) {
           sockets.broadcast({
             type: "mission_update",

@@ -31,7 +31,7 @@ export const PROFILE_COMPONENTS = [
   "sends",
   /** fleet_status and link broadcasts. */
   "status",
-  /** Dashboard commands: checks, safety, ledger. */
+  /** Commands: a dashboard's (checks, safety, ledger), their results and mission progress from relays. */
   "commands",
   /** Everything else inside a turn. */
   "other",
