@@ -236,5 +236,3 @@ export function rankCandidates(input: RankInput): Candidate[] {
   for (let i = 0; i < n; i++) ranked[i] = out[order[i]!]!;
   return ranked;
 }
-
-// ----------------------------------------------------------------------------- benchmark hook

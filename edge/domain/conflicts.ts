@@ -26,9 +26,9 @@
  */
 import type { FleetConfig, NoFlyZone } from "./fleet-config";
 import {
+  boundaryDistanceLocal,
   makeLocalFrame,
   moveToSideLocal,
-  nearestOnBoundaryLocal,
   pointInPolygonLocal,
   type LatLon,
   type LatLonAlt,
@@ -52,7 +52,7 @@ import {
   newTrack,
   predictTrack,
   sampleTrack,
-  separationWindow,
+  separationWindowInto,
   type Track,
 } from "./trajectory";
 
@@ -94,6 +94,8 @@ export type CoordinationDrone = Pick<
   age_s?: number;
   /** When the sample arrived (edge clock, ms); the fleet object turns it into `age_s`. */
   received_at?: number;
+  /** A resolution command on its way (applyResolution): the drone goes on as it is this long. */
+  lead_s?: number;
 };
 
 /**
@@ -211,7 +213,6 @@ const ALL_CHUNKS = -1;
 /** Grid coordinates are clamped to ±2^20 cells so keys stay exact doubles; clamping merges far
  * cells, which costs speed only, never correctness (the mapping stays monotone). */
 const GRID_CLAMP = 1 << 20;
-const GRID_SPAN = 2 * GRID_CLAMP + 1;
 /** An unverified resolution is sent only if the conflicts it leaves start at least this far
  * ahead, seconds: time for the next pass to resolve them. */
 const MIN_LEAD_FOR_NEXT_S = 8;
@@ -360,9 +361,21 @@ function otherPredictions(d: CoordinationDrone, prep: Prepared, cruise: number):
   return out;
 }
 
+/** Scratch of row predictions (`predictRow`'s knots and shifted instants): a pass predicts up to
+ * a thousand rows, a planner hundreds more. */
+let scratchKnots: Track = newTrack(16);
+let scratchTimes = new Float64Array(128);
+
+/** Arrays a caller fills pass after pass (`buildTracks`' `arena`), kept with room to grow. */
+type RowArena = { tracks: Tracks | null };
+/** The detection pass's: one pass over 1,000 drones fills ~1 MB of rows. */
+const passArena: RowArena = { tracks: null };
+
 /** Tracks of `drones` (row i = drone i), plus second rows for unsure drones when `second`.
- * `lazy`: rows are laid out but not predicted (the planner predicts a row when it needs it). */
-function buildTracks(drones: readonly CoordinationDrone[], prep: Prepared, cruise: number, times: Float64Array, second = true, lazy = false): Tracks {
+ * `lazy`: rows are laid out but not predicted (the planner predicts a row when it needs it).
+ * `arena`: predicted rows go into its arrays (replaced by ones a quarter larger when too small),
+ * so the result is valid only until the arena's next use. */
+function buildTracks(drones: readonly CoordinationDrone[], prep: Prepared, cruise: number, times: Float64Array, second = true, lazy = false, arena: RowArena | null = null): Tracks {
   const extra: number[] = [];
   const variants: CoordinationDrone[] = [];
   if (second) {
@@ -375,29 +388,33 @@ function buildTracks(drones: readonly CoordinationDrone[], prep: Prepared, cruis
   }
   const n = drones.length + extra.length;
   const stride = times.length;
+  const had = arena?.tracks;
+  // Lazy rows need fresh arrays: a row reads as zeros until it is predicted.
+  const fits = !lazy && had !== undefined && had !== null && had.owner.length >= n && had.X.length >= n * stride;
+  const rows = arena ? Math.ceil(n * 1.25) + 8 : n;
   const tr: Tracks = {
     n,
     K: stride - 1,
     stride,
     times,
-    X: new Float64Array(n * stride),
-    Y: new Float64Array(n * stride),
-    Z: new Float64Array(n * stride),
-    owner: new Int32Array(n),
+    X: fits ? had.X : new Float64Array(rows * stride),
+    Y: fits ? had.Y : new Float64Array(rows * stride),
+    Z: fits ? had.Z : new Float64Array(rows * stride),
+    owner: fits ? had.owner : new Int32Array(rows),
     row: [...drones, ...variants],
-    devH: new Float32Array(n * stride),
-    devV: new Float32Array(n * stride),
-    maxDevH: new Float32Array(n),
-    maxDevV: new Float32Array(n),
+    devH: fits ? had.devH : new Float32Array(rows * stride),
+    devV: fits ? had.devV : new Float32Array(rows * stride),
+    maxDevH: fits ? had.maxDevH : new Float32Array(rows),
+    maxDevV: fits ? had.maxDevV : new Float32Array(rows),
   };
-  // One scratch track for all drones: a pass predicts up to 1,000 of them.
-  let knots: Track = newTrack(8);
-  const shifted = new Float64Array(stride);
+  if (arena) arena.tracks = tr;
+  if (scratchTimes.length < stride) scratchTimes = new Float64Array(stride);
+  const shifted = scratchTimes.subarray(0, stride);
   for (let r = 0; r < n; r++) {
     const i = r < drones.length ? r : extra[r - drones.length]!;
     tr.owner[r] = i;
     if (lazy) continue;
-    knots = predictRow(tr, r, tr.row[r]!, prep, cruise, knots, shifted);
+    scratchKnots = predictRow(tr, r, tr.row[r]!, prep, cruise, scratchKnots, shifted);
   }
   return tr;
 }
@@ -463,6 +480,9 @@ type PairHit = {
   vk: Float32Array | null;
 };
 
+/** `narrow`'s window (lo, hi, tau) of the interval it looks at. */
+const windowScratch = new Float64Array(3);
+
 /**
  * Exact loss of separation between row `ia` of A and row `ib` of B (same timeline) over
  * intervals [0, kEnd), restricted to the chunks set in `mask` (chunk = k / C). Within an interval
@@ -473,7 +493,17 @@ function narrow(A: Tracks, ia: number, B: Tracks, ib: number, H: number, V: numb
   const oa = ia * A.stride;
   const ob = ib * B.stride;
   const times = A.times;
-  let hit: PairHit | null = null;
+  // The hit is kept in locals and made an object once, at the end: a pass narrows thousands of
+  // pairs, and a field written per interval costs an allocation per write.
+  let first = -1;
+  let t = 0;
+  let tEnd = 0;
+  let minH = 0;
+  let minV = 0;
+  let kMin = 0;
+  let tauMin = 0;
+  let hk: Float32Array | null = null;
+  let vk: Float32Array | null = null;
   for (let k = 0; k < kEnd; k++) {
     if (mask !== ALL_CHUNKS && ((mask >>> ((k / C) | 0)) & 1) === 0) continue;
     const rz0 = B.Z[ob + k]! - A.Z[oa + k]!;
@@ -482,36 +512,41 @@ function narrow(A: Tracks, ia: number, B: Tracks, ib: number, H: number, V: numb
     const ry0 = B.Y[ob + k]! - A.Y[oa + k]!;
     const dx = B.X[ob + k + 1]! - A.X[oa + k + 1]! - rx0;
     const dy = B.Y[ob + k + 1]! - A.Y[oa + k + 1]! - ry0;
-    const w = separationWindow(rx0, ry0, rz0, dx, dy, dz, H + A.devH[oa + k]! + B.devH[ob + k]!, V + A.devV[oa + k]! + B.devV[ob + k]!);
-    if (!w) continue;
-    const { lo, hi, tau } = w;
+    if (!separationWindowInto(rx0, ry0, rz0, dx, dy, dz, H + A.devH[oa + k]! + B.devH[ob + k]!, V + A.devV[oa + k]! + B.devV[ob + k]!, windowScratch)) continue;
+    const lo = windowScratch[0]!;
+    const hi = windowScratch[1]!;
+    const tau = windowScratch[2]!;
     const L = times[k + 1]! - times[k]!;
     const h = Math.hypot(rx0 + dx * tau, ry0 + dy * tau);
     const zl = rz0 + dz * lo;
     const zh = rz0 + dz * hi;
     const v = zl * zh <= 0 ? 0 : Math.min(Math.abs(zl), Math.abs(zh));
-    const tEnd = times[k]! + hi * L;
-    if (!hit) {
-      hit = { t: times[k]! + lo * L, k, tEnd, minH: h, minV: v, kMin: k, tauMin: tau, hk: null, vk: null };
+    tEnd = times[k]! + hi * L;
+    if (first < 0) {
+      first = k;
+      t = times[k]! + lo * L;
+      minH = h;
+      minV = v;
+      kMin = k;
+      tauMin = tau;
       if (profile) {
-        hit.hk = new Float32Array(kEnd).fill(Infinity);
-        hit.vk = new Float32Array(kEnd).fill(Infinity);
+        hk = new Float32Array(kEnd).fill(Infinity);
+        vk = new Float32Array(kEnd).fill(Infinity);
       }
     } else {
-      hit.tEnd = tEnd;
-      if (h < hit.minH) {
-        hit.minH = h;
-        hit.kMin = k;
-        hit.tauMin = tau;
+      if (h < minH) {
+        minH = h;
+        kMin = k;
+        tauMin = tau;
       }
-      if (v < hit.minV) hit.minV = v;
+      if (v < minV) minV = v;
     }
-    if (hit.hk) {
-      hit.hk[k] = h;
-      hit.vk![k] = v;
+    if (hk) {
+      hk[k] = h;
+      vk![k] = v;
     }
   }
-  return hit;
+  return first < 0 ? null : { t, k: first, tEnd, minH, minV, kMin, tauMin, hk, vk };
 }
 
 /** Velocity (x, y, z) of row `i` over interval k, m/s. */
@@ -610,15 +645,104 @@ function pairConflict(
 
 // ---------------------------------------------------------------------------- broad phase
 
+/** Candidate pairs of the broad phase: rows `i[p] < j[p]` and the mask of the chunks where their
+ * swept boxes overlap, for p < `count`, in the order they were found. */
+type PairList = { count: number; i: Int32Array<ArrayBuffer>; j: Int32Array<ArrayBuffer>; mask: Int32Array<ArrayBuffer> };
+
 /**
- * Candidate pairs from the chunked grid: pair index (i * n + j, i < j) → mask of the chunks where
- * their swept boxes overlap. Two points closer than H horizontally and V vertically lie in boxes
- * grown by H/2 and V/2 that overlap, so no conflict is missed.
+ * Scratch of the broad phase, grown as needed and kept from pass to pass: a pass over 1,000
+ * drones inserts thousands of boxes into cells, and maps and arrays per cell were most of its
+ * time and garbage. Cells and pairs live in open-addressing tables of typed arrays.
  */
-function gridCandidates(tr: Tracks, H: number, V: number, kEnd: number, C: number): Map<number, number> {
+const broad = {
+  box: new Float64Array(0),
+  /** Per row: the cell range its box covers (x0, x1, y0, y1). */
+  cells: new Int32Array(0),
+  /** Per cell slot: its coordinates, and the first and last of its entries (-1: empty slot). */
+  slotX: new Int32Array(0),
+  slotY: new Int32Array(0),
+  head: new Int32Array(0),
+  tail: new Int32Array(0),
+  /** Slots in the order their cells were first used. */
+  used: new Int32Array(0),
+  /** Per entry (a row's box in a cell): the row, and the next entry of the same cell. */
+  entryRow: new Int32Array(0),
+  next: new Int32Array(0),
+  bucket: new Int32Array(0),
+  /** Pair table: 1 + the pair's index in `pairs`, 0 empty. */
+  pairSlot: new Int32Array(0),
+  pairs: { count: 0, i: new Int32Array(0), j: new Int32Array(0), mask: new Int32Array(0) } as PairList,
+};
+
+function grown(a: Int32Array<ArrayBuffer>, need: number): Int32Array<ArrayBuffer> {
+  if (a.length >= need) return a;
+  const b = new Int32Array(Math.max(need, a.length * 2, 64));
+  b.set(a);
+  return b;
+}
+
+/** Table size for `n` keys at a load of at most a half: a power of two, at least 16. */
+function tableSize(n: number): number {
+  let size = 16;
+  while (size < 2 * n) size *= 2;
+  return size;
+}
+
+function cellHash(cx: number, cy: number, mask: number): number {
+  return (Math.imul(cx, 0x9e3779b1) ^ Math.imul(cy, 0x85ebca77)) & mask;
+}
+
+/** Add chunk `bit` to pair (i, j), i < j, recording the pair when it is new. */
+function addPair(i: number, j: number, bit: number): void {
+  const P = broad.pairs;
+  if (2 * (P.count + 1) > broad.pairSlot.length) {
+    // Rehash into a table twice the size.
+    broad.pairSlot = new Int32Array(Math.max(64, broad.pairSlot.length * 2));
+    const m = broad.pairSlot.length - 1;
+    for (let p = 0; p < P.count; p++) {
+      let h = cellHash(P.i[p]!, P.j[p]!, m);
+      while (broad.pairSlot[h] !== 0) h = (h + 1) & m;
+      broad.pairSlot[h] = p + 1;
+    }
+  }
+  const table = broad.pairSlot;
+  const m = table.length - 1;
+  let h = cellHash(i, j, m);
+  for (;;) {
+    const e = table[h]!;
+    if (e === 0) break;
+    if (P.i[e - 1] === i && P.j[e - 1] === j) {
+      P.mask[e - 1]! |= bit;
+      return;
+    }
+    h = (h + 1) & m;
+  }
+  const p = P.count++;
+  P.i = grown(P.i, P.count);
+  P.j = grown(P.j, P.count);
+  P.mask = grown(P.mask, P.count);
+  P.i[p] = i;
+  P.j[p] = j;
+  P.mask[p] = bit;
+  table[h] = p + 1;
+}
+
+/**
+ * Candidate pairs of rows of two different drones from the chunked grid, with the mask of the
+ * chunks where their swept boxes overlap. Two points closer than H horizontally and V vertically lie in boxes grown by H/2 and
+ * V/2 that overlap, so no conflict is missed. The list is the broad phase's scratch: valid until
+ * the next call.
+ */
+function gridCandidates(tr: Tracks, H: number, V: number, kEnd: number, C: number): PairList {
   const n = tr.n;
-  const out = new Map<number, number>();
-  const box = new Float64Array(n * 6);
+  if (broad.box.length < n * 6) broad.box = new Float64Array(n * 6);
+  const box = broad.box;
+  broad.cells = grown(broad.cells, n * 4);
+  const cells = broad.cells;
+  broad.pairs.count = 0;
+  broad.pairSlot = broad.pairSlot.length >= tableSize(4 * n) ? broad.pairSlot.fill(0) : new Int32Array(tableSize(4 * n));
+  broad.bucket = grown(broad.bucket, n);
+  const bucket = broad.bucket;
   const chunks = Math.ceil(kEnd / C);
   for (let c = 0; c < chunks; c++) {
     const k0 = c * C;
@@ -639,48 +763,86 @@ function gridCandidates(tr: Tracks, H: number, V: number, kEnd: number, C: numbe
     // drones that are genuinely near each other.
     const cell = Math.max(H, 1, extent / (2 * Math.max(n, 1)));
     const cellOf = (v: number) => {
-      const c = Math.floor(v / cell);
-      return c < -GRID_CLAMP ? -GRID_CLAMP : c > GRID_CLAMP ? GRID_CLAMP : c;
+      const q = Math.floor(v / cell);
+      return q < -GRID_CLAMP ? -GRID_CLAMP : q > GRID_CLAMP ? GRID_CLAMP : q;
     };
-    const grid = new Map<number, number[]>();
+    let entries = 0;
     for (let i = 0; i < n; i++) {
       const b = i * 6;
-      const cx0 = cellOf(box[b]!);
-      const cx1 = cellOf(box[b + 1]!);
-      const cy0 = cellOf(box[b + 2]!);
-      const cy1 = cellOf(box[b + 3]!);
+      const c4 = i * 4;
+      cells[c4] = cellOf(box[b]!);
+      cells[c4 + 1] = cellOf(box[b + 1]!);
+      cells[c4 + 2] = cellOf(box[b + 2]!);
+      cells[c4 + 3] = cellOf(box[b + 3]!);
+      entries += (cells[c4 + 1]! - cells[c4]! + 1) * (cells[c4 + 3]! - cells[c4 + 2]! + 1);
+    }
+    const size = tableSize(entries);
+    if (broad.head.length < size) {
+      broad.slotX = new Int32Array(size);
+      broad.slotY = new Int32Array(size);
+      broad.head = new Int32Array(size);
+      broad.tail = new Int32Array(size);
+    }
+    const mask = size - 1;
+    const { slotX, slotY, head, tail } = broad;
+    head.fill(-1, 0, size);
+    broad.used = grown(broad.used, entries);
+    broad.entryRow = grown(broad.entryRow, entries);
+    broad.next = grown(broad.next, entries);
+    const { used, entryRow, next } = broad;
+    let slots = 0;
+    let e = 0;
+    for (let i = 0; i < n; i++) {
+      const cx0 = cells[i * 4]!;
+      const cx1 = cells[i * 4 + 1]!;
+      const cy0 = cells[i * 4 + 2]!;
+      const cy1 = cells[i * 4 + 3]!;
       for (let cx = cx0; cx <= cx1; cx++) {
         for (let cy = cy0; cy <= cy1; cy++) {
-          const key = (cx + GRID_CLAMP) * GRID_SPAN + (cy + GRID_CLAMP);
-          const bucket = grid.get(key);
-          if (bucket) bucket.push(i);
-          else grid.set(key, [i]);
+          let h = cellHash(cx, cy, mask);
+          while (head[h] !== -1 && (slotX[h] !== cx || slotY[h] !== cy)) h = (h + 1) & mask;
+          entryRow[e] = i;
+          next[e] = -1;
+          if (head[h] === -1) {
+            slotX[h] = cx;
+            slotY[h] = cy;
+            head[h] = e;
+            used[slots++] = h;
+          } else next[tail[h]!] = e;
+          tail[h] = e++;
         }
       }
     }
     const bit = 1 << c;
-    for (const [key, bucket] of grid) {
-      for (let a = 0; a < bucket.length; a++) {
+    for (let u = 0; u < slots; u++) {
+      const h = used[u]!;
+      const cx = slotX[h]!;
+      const cy = slotY[h]!;
+      let len = 0;
+      for (let q = head[h]!; q !== -1; q = next[q]!) bucket[len++] = entryRow[q]!;
+      for (let a = 0; a < len; a++) {
         const i = bucket[a]!;
         const bi = i * 6;
-        for (let q = a + 1; q < bucket.length; q++) {
+        for (let q = a + 1; q < len; q++) {
           const j = bucket[q]!;
           const bj = j * 6;
           if (box[bi]! > box[bj + 1]! || box[bj]! > box[bi + 1]!) continue;
           if (box[bi + 2]! > box[bj + 3]! || box[bj + 2]! > box[bi + 3]!) continue;
           if (box[bi + 4]! > box[bj + 5]! || box[bj + 4]! > box[bi + 5]!) continue;
           // A pair sharing several cells is kept only in the cell holding the lower corner of
-          // its boxes' intersection: one visit per pair per chunk, no set needed.
-          const rx = cellOf(Math.max(box[bi]!, box[bj]!));
-          const ry = cellOf(Math.max(box[bi + 2]!, box[bj + 2]!));
-          if ((rx + GRID_CLAMP) * GRID_SPAN + (ry + GRID_CLAMP) !== key) continue;
-          const pk = i < j ? i * n + j : j * n + i;
-          out.set(pk, (out.get(pk) ?? 0) | bit);
+          // its boxes' intersection (cellOf is monotone: the larger of the two boxes' first
+          // cells): one visit per pair per chunk.
+          if (Math.max(cells[i * 4]!, cells[j * 4]!) !== cx || Math.max(cells[i * 4 + 2]!, cells[j * 4 + 2]!) !== cy) continue;
+          // Two predictions of one drone are not a pair (an unsure drone's plan and dead
+          // reckoning overlap by nature).
+          if (tr.owner[i] === tr.owner[j]) continue;
+          if (i < j) addPair(i, j, bit);
+          else addPair(j, i, bit);
         }
       }
     }
   }
-  return out;
+  return broad.pairs;
 }
 
 // ---------------------------------------------------------------------------- zones
@@ -749,6 +911,22 @@ function firstEntry(
   return null;
 }
 
+/** Whether samples 0..kEnd of the row at offset `o` all lie closer than `r` to (x0, y0), by
+ * `Math.hypot` as the fence test has always measured it. Squared distances decide the clear
+ * cases, with a margin far above their rounding; only a sample within a billionth of `r` is
+ * measured by `Math.hypot`, which is slow and, in this loop over every drone, was most of a
+ * pass's garbage. */
+function withinRadius(tr: Tracks, o: number, kEnd: number, x0: number, y0: number, r: number): boolean {
+  const clear2 = r * r * (1 - 1e-9);
+  for (let k = 0; k <= kEnd; k++) {
+    const dx = tr.X[o + k]! - x0;
+    const dy = tr.Y[o + k]! - y0;
+    if (dx * dx + dy * dy < clear2) continue;
+    if (!(Math.hypot(dx, dy) < r)) return false;
+  }
+  return true;
+}
+
 /** Geofence exits (including climbing through the ceiling) and no-fly entries of row i. */
 function zoneHits(prep: Prepared, config: FleetConfig, tr: Tracks, i: number, id: string, kEnd: number): ZoneHit[] {
   const hits: ZoneHit[] = [];
@@ -756,7 +934,6 @@ function zoneHits(prep: Prepared, config: FleetConfig, tr: Tracks, i: number, id
   const x0 = tr.X[o]!;
   const y0 = tr.Y[o]!;
   const z0 = tr.Z[o]!;
-  let reach = 0;
   let zMin = Infinity;
   let zMax = -Infinity;
   let bx0 = Infinity;
@@ -767,7 +944,6 @@ function zoneHits(prep: Prepared, config: FleetConfig, tr: Tracks, i: number, id
     const x = tr.X[o + k]!;
     const y = tr.Y[o + k]!;
     const z = tr.Z[o + k]!;
-    reach = Math.max(reach, Math.hypot(x - x0, y - y0));
     zMin = Math.min(zMin, z);
     zMax = Math.max(zMax, z);
     bx0 = Math.min(bx0, x);
@@ -781,9 +957,9 @@ function zoneHits(prep: Prepared, config: FleetConfig, tr: Tracks, i: number, id
   if (fence.length >= 3) {
     const p0: LocalPoint = { x_m: x0, y_m: y0 };
     const inside0 = pointInPolygonLocal(p0, fence);
-    const edge0 = nearestOnBoundaryLocal(p0, fence).distance_m;
+    const edge0 = boundaryDistanceLocal(x0, y0, fence);
     // Cheap common case: the whole track stays within a circle that the fence contains.
-    const surelyInside = inside0 && edge0 > reach && zMax <= ceiling;
+    const surelyInside = inside0 && zMax <= ceiling && withinRadius(tr, o, kEnd, x0, y0, edge0);
     if (!surelyInside) {
       const e = firstEntry(
         tr,
@@ -834,7 +1010,7 @@ function zoneHits(prep: Prepared, config: FleetConfig, tr: Tracks, i: number, id
       x: e.x,
       y: e.y,
       z: e.z,
-      minH: pointInPolygonLocal(p0, zone.poly) ? 0 : nearestOnBoundaryLocal(p0, zone.poly).distance_m,
+      minH: pointInPolygonLocal(p0, zone.poly) ? 0 : boundaryDistanceLocal(x0, y0, zone.poly),
       minV: z0 < zone.floor ? zone.floor - z0 : z0 > zone.ceiling ? z0 - zone.ceiling : 0,
     });
   }
@@ -870,7 +1046,7 @@ export function detectWithStats(input: DetectInput): { conflicts: Conflict[]; pa
   const V = config.separation.vertical_m;
   const airborne = input.drones.filter(isAirborne).map(asPredicted);
   const times = timeline(input.horizonS ?? DEFAULT_HORIZON_S, input.stepS ?? DEFAULT_STEP_S);
-  const tr = buildTracks(airborne, prep, config.cruise_speed_mps, times);
+  const tr = buildTracks(airborne, prep, config.cruise_speed_mps, times, true, false, passArena);
   const K = tr.K;
   let pairsChecked = 0;
   // One conflict per key: a drone with two predictions (plan and dead reckoning) may meet another
@@ -891,12 +1067,13 @@ export function detectWithStats(input: DetectInput): { conflicts: Conflict[]; pa
     if (!hit) return;
     const oi = tr.owner[i]!;
     const oj = tr.owner[j]!;
-    if (oi === oj || oi < 0 || oj < 0) return;
+    if (oi < 0 || oj < 0) return;
     keep(pairConflict(prep, tr, i, airborne[oi]!.drone_id, tr, j, airborne[oj]!.drone_id, hit, input.now), Math.min(i, j) * tr.n + Math.max(i, j));
   };
   if (input.index === "all_pairs") {
     for (let i = 0; i < tr.n; i++) {
       for (let j = i + 1; j < tr.n; j++) {
+        if (tr.owner[i] === tr.owner[j]) continue;
         pairsChecked++;
         emit(i, j, narrow(tr, i, tr, j, H, V, K, ALL_CHUNKS, 1));
       }
@@ -905,11 +1082,8 @@ export function detectWithStats(input: DetectInput): { conflicts: Conflict[]; pa
     const chunks = Math.min(MAX_CHUNKS, Math.max(1, Math.ceil(times[K]! / CHUNK_TARGET_S)));
     const C = Math.ceil(K / chunks);
     const cands = gridCandidates(tr, H, V, K, C);
-    pairsChecked = cands.size;
-    for (const [pk, mask] of cands) {
-      const i = Math.floor(pk / tr.n);
-      emit(i, pk - i * tr.n, narrow(tr, i, tr, pk - i * tr.n, H, V, K, mask, C));
-    }
+    pairsChecked = cands.count;
+    for (let p = 0; p < cands.count; p++) emit(cands.i[p]!, cands.j[p]!, narrow(tr, cands.i[p]!, tr, cands.j[p]!, H, V, K, cands.mask[p]!, C));
   }
   for (let i = 0; i < tr.n; i++) {
     const id = airborne[tr.owner[i]!]!.drone_id;
@@ -1061,7 +1235,18 @@ type Ctx = Base & {
   baseline: Map<string, Baseline>;
   /** The best unverified candidate seen so far (see `score`), for when none verifies. */
   best: { cand: Candidate; score: number } | null;
+  /** Asked before each candidate is verified: true stops the resolution (`Deferred`). */
+  overBudget: (() => boolean) | null;
 };
+
+/** Thrown between candidates when the pass is over its time (`ResolutionPlanner.chooseWithin`):
+ * the resolution is left for a later pass, as a conflict the budget reaches no more is. */
+class Deferred extends Error {}
+
+/** Stop here if the pass is over its time: before a candidate costs another re-prediction. */
+function checkpoint(ctx: Ctx): void {
+  if (ctx.overBudget?.()) throw new Deferred("resolution deferred: the pass is over its time");
+}
 
 /** Bounding box (x0, x1, y0, y1, z0, z1) of row i over samples k0..k1, into out[at..at+5]. */
 function trackBox(tr: Tracks, i: number, k0: number, k1: number, out: Float64Array, at: number): void {
@@ -1206,6 +1391,7 @@ function verify(ctx: Ctx, cand: Candidate): boolean {
  * it does not fix the conflict. The best unverified candidate is remembered in `ctx.best`.
  */
 function score(ctx: Ctx, cand: Candidate): number {
+  checkpoint(ctx);
   const subjects = subjectsOf(ctx, cand);
   const found = conflictsOf(ctx, subjects, cand.windowS, false);
   let worst = Infinity;
@@ -1500,36 +1686,39 @@ function buildBase(drones: readonly CoordinationDrone[], config: FleetConfig, op
 
 /** A box (x0, x1, y0, y1, z0, z1) that holds `d`'s whole predicted track up to `horizon`
  * (trajectory.ts's rule), without predicting it: its plan's waypoints, or how far its heading and
- * speed take it, the climb for CLIMB_EXTRAPOLATION_S, and the samples' corner allowance. */
+ * speed take it, the climb for CLIMB_EXTRAPOLATION_S, a command on its way (`lead_s`: the drone
+ * goes on as it is until then, outside its plan's box), and 1 m slack. */
 function coarseBox(d: CoordinationDrone, prep: Prepared, cruise: number, horizon: number, out: Float64Array, at: number): void {
   const f = prep.frame;
   const age = d.age_s !== undefined && d.age_s > 0 && Number.isFinite(d.age_s) ? Math.min(d.age_s, MAX_SAMPLE_AGE_S) : 0;
+  const lead = d.lead_s !== undefined && d.lead_s > 0 ? Math.min(d.lead_s, CLIMB_EXTRAPOLATION_S) : 0;
+  const speed = Math.abs(d.speed_mps ?? 0);
+  const climbRate = Math.abs(d.climb_mps ?? 0);
   let x0 = f.x(d.lon);
   let y0 = f.y(d.lat);
   let z0 = d.alt_m;
   let x1 = x0;
   let y1 = y0;
   let z1 = z0;
-  if (d.path.length > 0) {
-    for (const w of d.path) {
-      const x = f.x(w.lon);
-      const y = f.y(w.lat);
-      if (x < x0) x0 = x;
-      if (x > x1) x1 = x;
-      if (y < y0) y0 = y;
-      if (y > y1) y1 = y;
-      if (w.alt_m < z0) z0 = w.alt_m;
-      if (w.alt_m > z1) z1 = w.alt_m;
-    }
-  } else {
-    const reach = (d.speed_mps ?? 0) * (horizon + age);
-    x0 -= reach;
-    x1 += reach;
-    y0 -= reach;
-    y1 += reach;
-    const climb = Math.abs(d.climb_mps ?? 0) * (CLIMB_EXTRAPOLATION_S + age);
-    z0 -= climb;
-    z1 += climb;
+  // With a plan the drone moves on its own only while a command is on its way; without one it
+  // is dead-reckoned over the horizon (and the lead before a hold).
+  const reach = speed * (d.path.length > 0 ? lead : horizon + age + lead);
+  const climb = climbRate * (d.path.length > 0 ? lead : CLIMB_EXTRAPOLATION_S + age + lead);
+  x0 -= reach;
+  x1 += reach;
+  y0 -= reach;
+  y1 += reach;
+  z0 -= climb;
+  z1 += climb;
+  for (const w of d.path) {
+    const x = f.x(w.lon);
+    const y = f.y(w.lat);
+    if (x < x0) x0 = x;
+    if (x > x1) x1 = x;
+    if (y < y0) y0 = y;
+    if (y > y1) y1 = y;
+    if (w.alt_m < z0) z0 = w.alt_m;
+    if (w.alt_m > z1) z1 = w.alt_m;
   }
   out[at] = x0 - 1;
   out[at + 1] = x1 + 1;
@@ -1539,9 +1728,12 @@ function coarseBox(d: CoordinationDrone, prep: Prepared, cruise: number, horizon
   out[at + 5] = z1 + 1;
 }
 
-/** Scratch space of `ensureRow`: one planner predicts hundreds of rows a pass. */
-let scratchKnots: Track = newTrack(16);
-let scratchTimes = new Float64Array(128);
+/** The box coarseBox gives `d` (for tests: it must hold every knot of the drone's predicted track). */
+export function coarseBoxFor(d: CoordinationDrone, config: FleetConfig, horizonS: number): Float64Array {
+  const out = new Float64Array(6);
+  coarseBox(d, prepare(config), config.cruise_speed_mps, horizonS, out, 0);
+  return out;
+}
 
 /** Predict row r of the planner's base now, if it is not yet. */
 function ensureRow(b: Base, r: number): void {
@@ -1554,8 +1746,8 @@ function ensureRow(b: Base, r: number): void {
   b.ready[r] = 1;
 }
 
-function contextFor(b: Base, conflict: Conflict): Ctx {
-  const ctx: Ctx = { ...b, conflict, baseline: new Map(), best: null };
+function contextFor(b: Base, conflict: Conflict, overBudget: (() => boolean) | null = null): Ctx {
+  const ctx: Ctx = { ...b, conflict, baseline: new Map(), best: null, overBudget };
   const involved = b.airborne.filter((d) => conflict.drone_ids.includes(d.drone_id));
   // Predicted as candidates predict them (by their plans, not a second time by dead reckoning),
   // so that "the change made it worse" compares like with like.
@@ -1614,6 +1806,20 @@ export class ResolutionPlanner {
   /** See `chooseResolution`. */
   choose(conflict: Conflict, opts: ChooseOptions = {}): Resolution {
     return choose(contextFor(this.b, conflict), opts);
+  }
+
+  /**
+   * `choose`, or null when `overBudget` says so before one of the candidates is verified: the
+   * caller's time is up, and the conflict waits for a later pass. What it would choose with the
+   * time is what `choose` chooses; stopping changes nothing in the picture.
+   */
+  chooseWithin(conflict: Conflict, opts: ChooseOptions, overBudget: () => boolean): Resolution | null {
+    try {
+      return choose(contextFor(this.b, conflict, overBudget), opts);
+    } catch (err) {
+      if (err instanceof Deferred) return null;
+      throw err;
+    }
   }
 
   /** Make `r`'s commands part of the picture. */
@@ -1739,7 +1945,7 @@ function choose(ctx: Ctx, opts: ChooseOptions): Resolution {
 
 /** `ctx` with the real separation minima instead of the grown ones, and its own baseline. */
 function strictContext(ctx: Ctx): Ctx {
-  return contextFor({ ...ctx, H: ctx.config.separation.horizontal_m, V: ctx.config.separation.vertical_m }, ctx.conflict);
+  return contextFor({ ...ctx, H: ctx.config.separation.horizontal_m, V: ctx.config.separation.vertical_m }, ctx.conflict, ctx.overBudget);
 }
 
 /** Stop durations the least-harm choice looks at (the shortest first), and how much shallower
@@ -1779,6 +1985,7 @@ function leastHarm(ctx: Ctx, gens: Iterable<Candidate>[]): Candidate | null {
     let n = 0;
     for (const cand of g) {
       if (n++ >= LEAST_HARM_HOLDS) break;
+      checkpoint(ctx);
       const h = harm(conflictsOf(ctx, subjectsOf(ctx, cand), cand.windowS, false));
       if (!best || better(h, best.h)) best = { cand, h };
     }

@@ -218,6 +218,24 @@ export function nearestOnBoundaryLocal(
   return best;
 }
 
+/** `nearestOnBoundaryLocal(p, poly).distance_m` for p = (px, py), computed the same way
+ * without allocating: detection asks it of every drone on every pass. */
+export function boundaryDistanceLocal(px: number, py: number, poly: LocalPolygon): number {
+  let best = Number.POSITIVE_INFINITY;
+  for (let i = 0; i < poly.length; i++) {
+    const a = poly[i]!;
+    const b = poly[(i + 1) % poly.length]!;
+    const dx = b.x_m - a.x_m;
+    const dy = b.y_m - a.y_m;
+    const len2 = dx * dx + dy * dy;
+    let t = len2 > 0 ? ((px - a.x_m) * dx + (py - a.y_m) * dy) / len2 : 0;
+    t = t < 0 ? 0 : t > 1 ? 1 : t;
+    const d = Math.hypot(px - (a.x_m + t * dx), py - (a.y_m + t * dy));
+    if (d < best) best = d;
+  }
+  return best;
+}
+
 /** Distance from `point` to the nearest edge of `polygon`, metres (whether inside or outside). */
 export function distanceToPolygonEdgeM(point: LatLon, polygon: readonly LatLon[]): number {
   return nearestOnBoundaryLocal({ x_m: 0, y_m: 0 }, polygonToLocal(point, polygon)).distance_m;

@@ -12,6 +12,7 @@
  * Pure and synchronous: takes the config and a snapshot of the other drones, returns data.
  */
 import type { FleetConfig, NoFlyZone } from "./fleet-config";
+import type { DroneRecord } from "./live-state";
 import {
   crossingCandidatesLocal,
   fromLocal,
@@ -22,10 +23,13 @@ import {
   toLocal,
   type LatLon,
   type LatLonAlt,
+  type LocalFrame,
   type LocalPoint,
   type LocalPolygon,
 } from "./geo";
 import {
+  CLIMB_EXTRAPOLATION_S,
+  isMoving,
   PREDICTION_HORIZON_S,
   predictTrack,
   positionAt,
@@ -89,7 +93,8 @@ export const SUGGESTION_MARGIN_M = 5;
 /** Most suggestions returned with one rejection. */
 export const MAX_SUGGESTIONS = 3;
 /** Most full validations spent on suggestion candidates per call. With 1,000 other drones one
- * validation costs around a millisecond, and the fleet object must not stall on suggestions. */
+ * validation costs a tenth of a millisecond or more (a target far off reaches more drones to
+ * predict), and the fleet object must not stall on suggestions. */
 export const MAX_CANDIDATE_EVALUATIONS = 24;
 /** Further full validations for the last-resort ring search when nothing else worked. */
 const RING_SEARCH_EVALUATIONS = 12;
@@ -282,19 +287,44 @@ export type SeparationConflict = {
 /** Another drone's predicted track in the plane at the commanded drone, and its bounding box. */
 type TimedPath = {
   id: string;
-  track: Track;
-  /** x0, x1, y0, y1, z0, z1 */
+  other: OtherDrone;
+  /** Predicted when a scan first needs it (`trackOf`): most drones are far from every target. */
+  track: Track | null;
+  /** x0, x1, y0, y1, z0, z1: the track's own box once it is predicted, until then one that
+   * surely holds it (`reachBox`). */
   box: [number, number, number, number, number, number];
 };
+
+/** What the separation rule reads of a drone the fleet object holds. */
+export type TrafficSource = Pick<DroneRecord, "sample" | "link">;
+
+/**
+ * The other drones a command is checked against: every live, armed drone but `exclude`, with the
+ * plan the edge knows it flies (`planOf`: the command desk's record of acknowledged commands).
+ */
+export function trafficOf(drones: Iterable<TrafficSource>, exclude: string, planOf: (droneId: string) => readonly LatLonAlt[]): OtherDrone[] {
+  const out: OtherDrone[] = [];
+  for (const d of drones) {
+    if (d.sample.drone_id === exclude || d.link !== "live" || !d.sample.armed) continue;
+    // Heading and climb too: a drone without a plan is dead-reckoned (trajectory.ts).
+    const { drone_id, lat, lon, alt_m, heading_deg, speed_mps, climb_mps } = d.sample;
+    out.push({ drone_id, lat, lon, alt_m, heading_deg, speed_mps, ...(climb_mps !== undefined ? { climb_mps } : {}), path: planOf(drone_id) });
+  }
+  return out;
+}
 
 /** Where the commanded drone starts: its position and, if known, its ground speed. */
 export type TrafficOrigin = LatLonAlt & { speed_mps?: number };
 
-/** The other drones projected once per validation (the commanded drone's position is the origin
+/** The other drones placed once per validation (the commanded drone's position is the origin
  * and does not change while candidates are tried). */
-export type PreparedTraffic = { origin: TrafficOrigin; paths: TimedPath[] };
+export type PreparedTraffic = { origin: TrafficOrigin; frame: LocalFrame; cruise_mps: number; paths: TimedPath[] };
 
-/** Predict the other drones' tracks for repeated separation scans from `origin`. */
+/**
+ * The other drones for repeated separation scans from `origin`. Each is predicted only once a
+ * scan's swept box reaches the box its motion cannot leave (`reachBox`), which is the same
+ * answer as predicting every one up front (`prepareTrafficReference`, kept for the tests).
+ */
 export function prepareTraffic(
   origin: TrafficOrigin,
   others: readonly OtherDrone[],
@@ -302,29 +332,122 @@ export function prepareTraffic(
   self_id?: string,
 ): PreparedTraffic {
   const frame = makeLocalFrame(origin);
-  const paths: TimedPath[] = [];
+  const traffic: PreparedTraffic = { origin, frame, cruise_mps: config.cruise_speed_mps, paths: [] };
   for (const other of others) {
     if (other.drone_id === self_id) continue;
-    const track = predictTrack(other, frame, config.cruise_speed_mps, SEPARATION_HORIZON_S);
-    const box: TimedPath["box"] = [Infinity, -Infinity, Infinity, -Infinity, Infinity, -Infinity];
-    let finite = true;
-    for (let i = 0; i < track.n; i++) {
-      const x = track.xs[i]!;
-      const y = track.ys[i]!;
-      const z = track.zs[i]!;
-      finite &&= Number.isFinite(x) && Number.isFinite(y) && Number.isFinite(z) && Number.isFinite(track.ts[i]!);
-      box[0] = Math.min(box[0], x);
-      box[1] = Math.max(box[1], x);
-      box[2] = Math.min(box[2], y);
-      box[3] = Math.max(box[3], y);
-      box[4] = Math.min(box[4], z);
-      box[5] = Math.max(box[5], z);
-    }
-    // A drone with non-finite numbers cannot be placed; skipping it keeps NaN out of the scan.
-    // Telemetry and mission plans are validated upstream, so this is only defensive.
-    if (finite) paths.push({ id: other.drone_id, track, box });
+    const path: TimedPath = { id: other.drone_id, other, track: null, box: [0, 0, 0, 0, 0, 0] };
+    // A drone whose numbers could make its track non-finite is predicted now: it is left out
+    // when they do (see trackOf), and how many are left counts in the answer.
+    if (!reachBox(other, frame, traffic.cruise_mps, path.box) && !trackOf(traffic, path)) continue;
+    traffic.paths.push(path);
   }
-  return { origin, paths };
+  return traffic;
+}
+
+/** `prepareTraffic` as it was before predictions became lazy: every track up front. For the
+ * tests, which compare the two. */
+export function prepareTrafficReference(
+  origin: TrafficOrigin,
+  others: readonly OtherDrone[],
+  config: FleetConfig,
+  self_id?: string,
+): PreparedTraffic {
+  const frame = makeLocalFrame(origin);
+  const traffic: PreparedTraffic = { origin, frame, cruise_mps: config.cruise_speed_mps, paths: [] };
+  for (const other of others) {
+    if (other.drone_id === self_id) continue;
+    const path: TimedPath = { id: other.drone_id, other, track: null, box: [0, 0, 0, 0, 0, 0] };
+    if (trackOf(traffic, path)) traffic.paths.push(path);
+  }
+  return traffic;
+}
+
+/**
+ * Predict `path`'s track and set its box to the track's own. False when the track has
+ * non-finite numbers: such a drone cannot be placed, and leaving it out keeps NaN out of the
+ * scan (telemetry and plans are validated upstream, so this is only defensive).
+ */
+function trackOf(traffic: PreparedTraffic, path: TimedPath): boolean {
+  const track = predictTrack(path.other, traffic.frame, traffic.cruise_mps, SEPARATION_HORIZON_S);
+  const box = path.box;
+  box[0] = Infinity;
+  box[1] = -Infinity;
+  box[2] = Infinity;
+  box[3] = -Infinity;
+  box[4] = Infinity;
+  box[5] = -Infinity;
+  let finite = true;
+  for (let i = 0; i < track.n; i++) {
+    const x = track.xs[i]!;
+    const y = track.ys[i]!;
+    const z = track.zs[i]!;
+    finite &&= Number.isFinite(x) && Number.isFinite(y) && Number.isFinite(z) && Number.isFinite(track.ts[i]!);
+    box[0] = Math.min(box[0], x);
+    box[1] = Math.max(box[1], x);
+    box[2] = Math.min(box[2], y);
+    box[3] = Math.max(box[3], y);
+    box[4] = Math.min(box[4], z);
+    box[5] = Math.max(box[5], z);
+  }
+  path.track = track;
+  return finite;
+}
+
+/** Numbers beyond this (metres, seconds) are not bounded here: such a drone is predicted. */
+const REACH_LIMIT = 1e9;
+/** Slack on every side of a reach box, metres: covers rounding in the prediction's arithmetic. */
+const REACH_SLACK_M = 1;
+
+const plain = (v: number | undefined, lo = -REACH_LIMIT) => v === undefined || (Number.isFinite(v) && v >= lo && v <= REACH_LIMIT);
+
+/**
+ * Into `out`, a box (x0, x1, y0, y1, z0, z1) that holds every knot of `d`'s track from
+ * `predictTrack` over the separation horizon, without predicting it. A track is a polyline
+ * through its knots, so its positions lie in their box: the drone's position; where it gets to
+ * while a command is on its way (at most CLIMB_EXTRAPOLATION_S at its heading, speed and climb);
+ * then its plan's waypoints, or, without a plan, dead reckoning over the horizon (climbing for
+ * CLIMB_EXTRAPOLATION_S). Returns false, with `out` unset, for a drone whose numbers are not all
+ * finite and moderate, or a cruise speed that could make a leg's time overflow: for those the
+ * track is predicted instead.
+ */
+function reachBox(d: OtherDrone, frame: LocalFrame, cruise_mps: number, out: TimedPath["box"]): boolean {
+  if (!(cruise_mps >= 0.01) || !plain(d.lat) || !plain(d.lon) || !plain(d.alt_m) || !plain(d.speed_mps) || !plain(d.heading_deg) || !plain(d.climb_mps)) return false;
+  if (!plain(d.hold_s) || !plain(d.lead_s) || !plain(d.plan_speed_mps) || !(d.descent_mps === undefined || d.descent_mps <= 0 || plain(d.descent_mps, 0.01))) return false;
+  const x = frame.x(d.lon);
+  const y = frame.y(d.lat);
+  let x0 = x;
+  let x1 = x;
+  let y0 = y;
+  let y1 = y;
+  let z0 = d.alt_m;
+  let z1 = d.alt_m;
+  for (const w of d.path) {
+    if (!plain(w.lat) || !plain(w.lon) || !plain(w.alt_m)) return false;
+    const wx = frame.x(w.lon);
+    const wy = frame.y(w.lat);
+    if (wx < x0) x0 = wx;
+    if (wx > x1) x1 = wx;
+    if (wy < y0) y0 = wy;
+    if (wy > y1) y1 = wy;
+    if (w.alt_m < z0) z0 = w.alt_m;
+    if (w.alt_m > z1) z1 = w.alt_m;
+  }
+  const speed = isMoving(d.speed_mps) ? d.speed_mps! : 0;
+  const climb = Math.abs(d.climb_mps ?? 0);
+  const lead = d.lead_s !== undefined && d.lead_s > 0 ? Math.min(d.lead_s, CLIMB_EXTRAPOLATION_S) : 0;
+  // With a plan the drone moves on its own only while a command is on its way; without one it
+  // is dead-reckoned over the whole horizon (trajectory.ts).
+  const goesOnS = d.path.length > 0 ? lead : lead + Math.max(SEPARATION_HORIZON_S, CLIMB_EXTRAPOLATION_S);
+  const climbsS = d.path.length > 0 ? lead : lead + CLIMB_EXTRAPOLATION_S;
+  const h = speed * goesOnS + REACH_SLACK_M;
+  const v = climb * climbsS + REACH_SLACK_M;
+  out[0] = Math.min(x0, x - h);
+  out[1] = Math.max(x1, x + h);
+  out[2] = Math.min(y0, y - h);
+  out[3] = Math.max(y1, y + h);
+  out[4] = Math.min(z0, d.alt_m - v);
+  out[5] = Math.max(z1, d.alt_m + v);
+  return out.every((b) => Math.abs(b) < REACH_LIMIT);
 }
 
 /**
@@ -363,10 +486,9 @@ export function scanSeparation(
   const H = config.separation.horizontal_m;
   const V = config.separation.vertical_m;
   const origin = traffic.origin;
-  const frame = makeLocalFrame(origin);
   const own = predictTrack(
     { lat: origin.lat, lon: origin.lon, alt_m: origin.alt_m, ...(origin.speed_mps !== undefined ? { speed_mps: origin.speed_mps } : {}), path: [target] },
-    frame,
+    traffic.frame,
     config.cruise_speed_mps,
     SEPARATION_HORIZON_S,
   );
@@ -401,7 +523,12 @@ export function scanSeparation(
   for (const path of traffic.paths) {
     const b = path.box;
     if (b[1] < minX || b[0] > maxX || b[3] < minY || b[2] > maxY || b[5] < minZ || b[4] > maxZ) continue;
-    const tr = path.track;
+    if (!path.track) {
+      // Its reach box touches ours: predict it, and look again with the track's own box.
+      trackOf(traffic, path);
+      if (b[1] < minX || b[0] > maxX || b[3] < minY || b[2] > maxY || b[5] < minZ || b[4] > maxZ) continue;
+    }
+    const tr = path.track!;
     const n = tr.n;
     // Spatial necessary condition: some leg of its track must pass within H of our track.
     let near = false;

@@ -177,7 +177,6 @@ export function predictTrack(d: MotionState, frame: LocalFrame, cruise_mps: numb
     const reported = isMoving(d.speed_mps) && !d.plan_speed_only;
     const own = isMoving(d.plan_speed_mps) ? d.plan_speed_mps! : cruise_mps;
     let speed = planSpeedMps(d, cruise_mps);
-    const climbAt = (v: number) => (reported ? PLAN_CLIMB_MPS : Math.min(PLAN_CLIMB_MPS, v));
     let t = Math.max(hold, lead);
     const lands = d.descent_mps !== undefined && d.descent_mps > 0 && landingLeg(d, frame);
     let ax = x0;
@@ -189,7 +188,8 @@ export function predictTrack(d: MotionState, frame: LocalFrame, cruise_mps: numb
       const by = frame.y(wp.lat);
       const bz = wp.alt_m;
       const horizontal = Math.hypot(bx - ax, by - ay) / speed;
-      const vertical = Math.abs(bz - az) / (lands && i === d.path.length - 1 ? d.descent_mps! : climbAt(speed));
+      const climb = reported ? PLAN_CLIMB_MPS : Math.min(PLAN_CLIMB_MPS, speed);
+      const vertical = Math.abs(bz - az) / (lands && i === d.path.length - 1 ? d.descent_mps! : climb);
       t += Math.max(horizontal, vertical);
       push(tr, t, bx, by, bz);
       if (i === 0 && reported && vertical >= STEEP_LEG_SHARE * horizontal && vertical > 0) speed = own;
@@ -262,34 +262,56 @@ export function separationWindow(
   H: number,
   V: number,
 ): { lo: number; hi: number; tau: number } | null {
+  const w = new Float64Array(3);
+  return separationWindowInto(rx0, ry0, rz0, dx, dy, dz, H, V, w) ? { lo: w[0]!, hi: w[1]!, tau: w[2]! } : null;
+}
+
+/** `separationWindow` into `out` (lo, hi, tau), for loops over thousands of intervals a pass
+ * that should not allocate; false where it returns null. */
+export function separationWindowInto(
+  rx0: number,
+  ry0: number,
+  rz0: number,
+  dx: number,
+  dy: number,
+  dz: number,
+  H: number,
+  V: number,
+  out: Float64Array,
+): boolean {
   let lo = 0;
   let hi = 1;
   if (Math.abs(dz) < 1e-12) {
-    if (!(Math.abs(rz0) < V)) return null;
+    if (!(Math.abs(rz0) < V)) return false;
   } else {
-    let z1 = (-V - rz0) / dz;
-    let z2 = (V - rz0) / dz;
-    if (z1 > z2) [z1, z2] = [z2, z1];
+    const a = (-V - rz0) / dz;
+    const b = (V - rz0) / dz;
+    // Not a destructuring swap: that allocates an array, and this runs for every interval.
+    const z1 = a > b ? b : a;
+    const z2 = a > b ? a : b;
     if (z1 > lo) lo = z1;
     if (z2 < hi) hi = z2;
-    if (lo >= hi) return null;
+    if (lo >= hi) return false;
   }
   const qa = dx * dx + dy * dy;
   const qb = 2 * (rx0 * dx + ry0 * dy);
   const qc = rx0 * rx0 + ry0 * ry0 - H * H;
   if (qa < 1e-12) {
-    if (!(qc < 0)) return null;
+    if (!(qc < 0)) return false;
   } else {
     const disc = qb * qb - 4 * qa * qc;
-    if (disc <= 0) return null;
+    if (disc <= 0) return false;
     const sq = Math.sqrt(disc);
     const r1 = (-qb - sq) / (2 * qa);
     const r2 = (-qb + sq) / (2 * qa);
     if (r1 > lo) lo = r1;
     if (r2 < hi) hi = r2;
-    if (lo >= hi) return null;
+    if (lo >= hi) return false;
   }
   let tau = qa < 1e-12 ? lo : -qb / (2 * qa);
   tau = tau < lo ? lo : tau > hi ? hi : tau;
-  return { lo, hi, tau };
+  out[0] = lo;
+  out[1] = hi;
+  out[2] = tau;
+  return true;
 }

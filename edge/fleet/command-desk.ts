@@ -35,7 +35,7 @@ import {
   type ServerMessage,
   type Waypoint,
 } from "../protocol";
-import { checkPosition, validateWaypoint, type OtherDrone } from "../domain/safety";
+import { checkPosition, trafficOf, validateWaypoint } from "../domain/safety";
 
 /** How long a command may stay at the relay before it ends in `timeout`. */
 export const COMMAND_TIMEOUT_MS = 5_000;
@@ -201,7 +201,7 @@ export class CommandDesk {
       drone: rec.sample,
       target: msg.new_waypoint,
       config,
-      others: this.others(msg.drone_id),
+      others: trafficOf(this.ports.drones(), msg.drone_id, (id) => this.missions.plan(id)),
     });
     if (!result.ok) {
       return this.reject(run, "safety_violation", result.message, { rule: result.rule, alternative_suggestions: result.alternative_suggestions });
@@ -452,18 +452,6 @@ export class CommandDesk {
     const list = this.waiters.get(rowId) ?? [];
     if (!list.some((o) => o.ws === w.ws && o.requestId === w.requestId)) list.push(w);
     this.waiters.set(rowId, list);
-  }
-
-  /** Other drones with their planned paths, for the separation rule. */
-  private others(exclude: string): OtherDrone[] {
-    const out: OtherDrone[] = [];
-    for (const d of this.ports.drones()) {
-      if (d.sample.drone_id === exclude || d.link !== "live" || !d.sample.armed) continue;
-      // Heading and climb too: a drone without a plan is dead-reckoned (domain/trajectory.ts).
-      const { drone_id, lat, lon, alt_m, heading_deg, speed_mps, climb_mps } = d.sample;
-      out.push({ drone_id, lat, lon, alt_m, heading_deg, speed_mps, ...(climb_mps !== undefined ? { climb_mps } : {}), path: this.missions.plan(drone_id) });
-    }
-    return out;
   }
 
   private take(ws: WebSocket, now: number): boolean {

@@ -223,6 +223,29 @@ describe("calm in dense airspace", () => {
     expect(Math.max(...per.values())).toBeLessThanOrEqual(DRONE_COMMANDS_MAX_PER_MIN);
   });
 
+  it("stops a later resolution between its candidates once the pass is over its time; the next pass resolves it at once", () => {
+    const drones = new Map([
+      ["a", drone("a", -200, 0, 50, 90, 10)],
+      ["b", drone("b", 200, 0, 50, 270, 10)],
+      ["c", drone("c", -280, 1000, 50, 90, 10)],
+      ["d", drone("d", 280, 1000, 50, 270, 10)],
+    ]);
+    const { co, sent, events, pass } = harness(drones, { budgetMs: PASS_RESOLUTION_BUDGET_MS });
+    // Within budget up to the second conflict's turn (pass start, first resolution, the check
+    // before the second), then far over it: the second resolution starts and stops at its first
+    // candidate.
+    let readings = 0;
+    pass(0, () => (++readings <= 3 ? 0 : 100));
+    expect(co.lastPass.conflicts).toBe(2);
+    expect(co.lastPass.deferred).toBe(1);
+    expect(new Set(sent.map((c) => c.drone_id))).toEqual(new Set(["b"]));
+    const waiting = [...events.values()].find((e) => e.drone_ids.includes("c"))!;
+    expect(waiting.attempts).toBe(0);
+    // Nothing of the stopped attempt counts against the conflict: the next pass resolves it.
+    pass(0.5, () => 0);
+    expect(sent.map((c) => c.drone_id).sort()).toEqual(["b", "d"]);
+  });
+
   it("keeps a pass with hundreds of conflicts at 1,000 drones within its work budget", () => {
     const { drones } = patrolScenario(1000, 42);
     const map = new Map(drones.map((d) => [d.drone_id, d]));

@@ -117,6 +117,26 @@ describe("stored live state", () => {
     ]);
   });
 
+  it("writes every frame in its own turn until the fleet's rate reaches everyFrameBelowPerS, then coalesces", async () => {
+    const fleet = uniqueFleet("persist");
+    await runInDurableObject(stubFor(fleet), (hub: FleetHub) => {
+      hub.persist = { coalesceMs: 60_000, everyFrameBelowPerS: 6 };
+    });
+    const { r } = await relay(fleet, []);
+    open.push(r);
+    const pending = () => runInDurableObject(stubFor(fleet), (hub: FleetHub) => hub.internalCounts().liveStateWritePending);
+    // 2 and then 4 samples within the same second or two: below 6 a second, each frame written at once.
+    await sendBatch(r, [parked("a", 1), parked("b", 1)]);
+    expect(await pending()).toBe(false);
+    await sendBatch(r, [parked("a", 2), parked("b", 2)]);
+    expect(await pending()).toBe(false);
+    expect((await storedRows(fleet)).map((x) => x.seq)).toEqual([2, 2]);
+    // The next frame brings the rate to 6 or more: it waits for the coalesced write.
+    await sendBatch(r, [parked("a", 3), parked("b", 3)]);
+    expect(await pending()).toBe(true);
+    expect((await storedRows(fleet)).map((x) => x.seq)).toEqual([2, 2]);
+  });
+
   it("writes a pending sample before a relay reassignment, so the old relay's sample never lands on top of it", async () => {
     const fleet = uniqueFleet("persist");
     await runInDurableObject(stubFor(fleet), (hub: FleetHub) => {

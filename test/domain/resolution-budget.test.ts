@@ -1,0 +1,54 @@
+/**
+ * A resolution may stop between candidates when the pass is over its time
+ * (`ResolutionPlanner.chooseWithin`). Given the time it chooses what `choose` chooses; stopped,
+ * it answers null and leaves the planner as it was, so the conflict is resolved by a later pass as
+ * if nothing had happened. The fleet object's side is in coordination-fleet.test.ts.
+ */
+import { describe, expect, it } from "vitest";
+import { detectConflicts, ResolutionPlanner, type ChooseOptions } from "../../edge/domain/conflicts";
+import { patrolScenario } from "../fixtures/fleets";
+
+describe("ResolutionPlanner.chooseWithin", () => {
+  const { drones, config } = patrolScenario(400, 3);
+  const conflicts = detectConflicts({ drones, config, now: 0 }).slice(0, 12);
+  const options: ChooseOptions[] = [{}, { exclude: new Set([conflicts[0]!.drone_ids[0]!]) }, { override: "hold" }];
+
+  it("chooses what choose chooses when it has the time, and null when it is stopped", () => {
+    expect(conflicts.length).toBe(12);
+    let stopped = 0;
+    for (const c of conflicts) {
+      for (const opts of options) {
+        const expected = new ResolutionPlanner(drones, config).choose(c, opts);
+        const planner = new ResolutionPlanner(drones, config);
+        let checks = 0;
+        expect(planner.chooseWithin(c, opts, () => (checks++, false))).toEqual(expected);
+        // Stopped at every checkpoint it passes in turn: nothing, then, once it has all its time,
+        // the same resolution; and the planner chooses as a fresh one would.
+        for (let k = 0; k <= checks; k++) {
+          let n = 0;
+          const r = planner.chooseWithin(c, opts, () => n++ >= k);
+          if (k < checks) {
+            expect(r, `${c.key}, stopped at check ${k} of ${checks}`).toBeNull();
+            stopped++;
+          } else expect(r).toEqual(expected);
+        }
+        expect(planner.choose(c, opts)).toEqual(expected);
+      }
+    }
+    expect(stopped).toBeGreaterThan(conflicts.length);
+  });
+
+  it("a stopped resolution leaves committed resolutions and later choices as they were", () => {
+    const a = new ResolutionPlanner(drones, config);
+    const b = new ResolutionPlanner(drones, config);
+    for (const c of conflicts) {
+      // b is stopped at its first check before every conflict, then given the time.
+      expect(b.chooseWithin(c, {}, () => true)).toBeNull();
+      const ra = a.choose(c);
+      expect(b.choose(c)).toEqual(ra);
+      a.commit(ra);
+      b.commit(ra);
+    }
+    expect(b.drones()).toEqual(a.drones());
+  });
+});
