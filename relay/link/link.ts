@@ -131,7 +131,8 @@ export interface EdgeLinkOptions {
   /**
    * The frame-rate cap: frames at most every 1000/this ms (unless 500 updates wait or the window
    * bound comes first), so a fast edge or a source spreading many drones over the second does not
-   * cost the edge a write per sample. Default 50; 0 never sends early: the fixed window.
+   * cost the edge a write per sample. Default 100 (at 50, 100 drones at 1 Hz waited 14 ms at the
+   * median); 0 never sends early: the fixed window.
    */
   maxFramesPerSecond?: number;
   /** Default LIMITS.batchUpdates (500). */
@@ -174,7 +175,7 @@ export interface EdgeLinkOptions {
 
 const MiB = 1024 * 1024;
 /** See EdgeLinkOptions.maxFramesPerSecond. */
-export const DEFAULT_MAX_FRAMES_PER_SECOND = 50;
+export const DEFAULT_MAX_FRAMES_PER_SECOND = 100;
 /** Above this many buffered bytes the link is not idle (a frame or two of telemetry). */
 const IDLE_BUFFERED_BYTES = 64 * 1024;
 

@@ -184,7 +184,7 @@ export interface PacerOptions {
  *   tick, a burst of ROS callbacks) share one frame and none waits longer.
  * - Busy: wait for the next batch_ack (`onAck`) or until the oldest waiting update has waited
  *   `windowMs`, whichever comes first. A frame's worth (500) goes at once (the caller's rule).
- * - High rate: frames at most every 1000/`maxFramesPerSecond` ms (20 ms by default), so a fast
+ * - High rate: frames at most every 1000/`maxFramesPerSecond` ms (10 ms by default), so a fast
  *   edge (acks in 1-2 ms on a LAN) or a source spreading many drones over the second cannot drive
  *   the relay into a frame per sample, and each frame costs the edge one write. An early release
  *   (idle or ack) that comes sooner waits for that moment (`rate`), or for the window bound if
