@@ -129,6 +129,7 @@ async function main(argv: string[]): Promise<number> {
     execute: (command, signal) => source.execute(command, signal),
     store,
     batchWindowMs: cfg.batchWindowMs,
+    maxFramesPerSecond: cfg.maxFramesPerSecond,
     log,
   });
   source.onMissionProgress = (p) => link.pushProgress(p);
@@ -162,6 +163,7 @@ async function main(argv: string[]): Promise<number> {
     rate_hz: cfg.rateHz ?? "on_fix",
     outbox: cfg.outbox.dir ?? "memory",
     batch_window_ms: cfg.batchWindowMs,
+    max_frames_per_second: cfg.maxFramesPerSecond,
     health: health ? `http://${cfg.health.host}:${health.port}` : "off",
   });
 

@@ -13,6 +13,7 @@ import { parse as parseYaml, stringify as stringifyYaml } from "yaml";
 import * as z from "zod";
 import { DRONE_ID_RE, FLEET_ID_RE, LIMITS, RelayHello } from "../edge/protocol";
 import { DEFAULT_OUTBOX_FSYNC_MS, DEFAULT_OUTBOX_MAX_BYTES } from "./link/disk-outbox";
+import { DEFAULT_MAX_FRAMES_PER_SECOND } from "./link/link";
 import { isLogLevel, type LogLevel } from "./log";
 import { intentReaderFor } from "./sources/ros2/intent";
 import { getProfile, PROFILE_NAMES } from "./sources/ros2/profiles/index";
@@ -56,6 +57,8 @@ export interface RelayConfig {
   intentTopic: string | false | undefined;
   /** The window bound of adaptive batching (link.batch_window_ms), ms. */
   batchWindowMs: number;
+  /** The frame-rate cap of adaptive batching (link.max_frames_per_second); 0: the fixed window. */
+  maxFramesPerSecond: number;
   /** dir null: the outbox is in memory only (latest sample per drone, lost on restart). */
   outbox: { dir: string | null; maxBytes: number; fsyncMs: number };
   health: { enabled: boolean; host: string; port: number; graceMs: number };
@@ -77,6 +80,8 @@ export const DEFAULT_HEALTH_GRACE_MS = 30_000;
 /** link.batch_window_ms: the default (LIMITS.batchWindowMs) and the range accepted. */
 export const DEFAULT_BATCH_WINDOW_MS = LIMITS.batchWindowMs;
 export const BATCH_WINDOW_RANGE_MS = [1, 1000] as const;
+/** link.max_frames_per_second: the range accepted (the default is the link's). */
+export const MAX_FRAMES_RANGE = [0, 1000] as const;
 
 export const USAGE = `Usage: npm run relay -- --edge URL --fleet F --token T --source sim|ros2 [options]
        npm run relay -- doctor [--config FILE]       check ROS 2, interfaces, edge and token
@@ -111,6 +116,9 @@ Options:
   --batch-window-ms MS  telemetry goes at once while the link is idle; while a frame awaits its
                       ack, updates wait for that ack at most this long, ${BATCH_WINDOW_RANGE_MS[0]}..${BATCH_WINDOW_RANGE_MS[1]}
                       (default ${DEFAULT_BATCH_WINDOW_MS})                        (env RELAY_BATCH_WINDOW_MS)
+  --max-frames-per-second N  frames at most this often while updates stream (a frame every
+                      1000/N ms), ${MAX_FRAMES_RANGE[0]}..${MAX_FRAMES_RANGE[1]}; 0: updates wait the whole window (default ${DEFAULT_MAX_FRAMES_PER_SECOND})
+                                                                        (env RELAY_MAX_FRAMES_PER_SECOND)
   --health-host H     health endpoint address (default 127.0.0.1)      (env RELAY_HEALTH_HOST)
   --health-port P     health endpoint port, 0 = any free port, off = none (default ${DEFAULT_HEALTH_PORT})
                                                                         (env RELAY_HEALTH_PORT)
@@ -147,6 +155,7 @@ const FIELDS: readonly Field[] = [
   { path: ["link", "outbox", "dir"], flag: "outbox-dir", env: "RELAY_OUTBOX_DIR" },
   { path: ["link", "outbox", "max_bytes"], flag: "outbox-max-bytes", env: "RELAY_OUTBOX_MAX_BYTES" },
   { path: ["link", "batch_window_ms"], flag: "batch-window-ms", env: "RELAY_BATCH_WINDOW_MS" },
+  { path: ["link", "max_frames_per_second"], flag: "max-frames-per-second", env: "RELAY_MAX_FRAMES_PER_SECOND" },
   { path: ["health", "host"], flag: "health-host", env: "RELAY_HEALTH_HOST" },
   { path: ["health", "port"], flag: "health-port", env: "RELAY_HEALTH_PORT" },
 ];
@@ -231,6 +240,7 @@ const LayerSchema = z
           })
           .partial(),
         batch_window_ms: int(BATCH_WINDOW_RANGE_MS[0], BATCH_WINDOW_RANGE_MS[1], `expected milliseconds in ${BATCH_WINDOW_RANGE_MS[0]}..${BATCH_WINDOW_RANGE_MS[1]}`),
+        max_frames_per_second: int(MAX_FRAMES_RANGE[0], MAX_FRAMES_RANGE[1], `expected frames per second in ${MAX_FRAMES_RANGE[0]}..${MAX_FRAMES_RANGE[1]} (0: the fixed window)`),
       })
       .partial(),
     health: z
@@ -489,6 +499,7 @@ function resolve(layers: Layers, configFile: string | undefined, deps: ParseDeps
     perDrone,
     intentTopic,
     batchWindowMs: pick((l) => l.link?.batch_window_ms) ?? DEFAULT_BATCH_WINDOW_MS,
+    maxFramesPerSecond: pick((l) => l.link?.max_frames_per_second) ?? DEFAULT_MAX_FRAMES_PER_SECOND,
     outbox: {
       dir: outboxDir,
       maxBytes: pick((l) => l.link?.outbox?.max_bytes) ?? DEFAULT_OUTBOX_MAX_BYTES,
@@ -621,7 +632,7 @@ export function formatConfig(cfg: RelayConfig): string {
   if (cfg.rateHz !== undefined) doc.rate = cfg.rateHz;
   doc.relay_id = cfg.relayId;
   doc.log_level = cfg.logLevel;
-  doc.link = { outbox: { dir: cfg.outbox.dir, max_bytes: cfg.outbox.maxBytes, fsync_ms: cfg.outbox.fsyncMs }, batch_window_ms: cfg.batchWindowMs };
+  doc.link = { outbox: { dir: cfg.outbox.dir, max_bytes: cfg.outbox.maxBytes, fsync_ms: cfg.outbox.fsyncMs }, batch_window_ms: cfg.batchWindowMs, max_frames_per_second: cfg.maxFramesPerSecond };
   doc.health = { enabled: cfg.health.enabled, host: cfg.health.host, port: cfg.health.port, grace_ms: cfg.health.graceMs };
   const source = cfg.configFile ? `# effective configuration (flags > environment > ${cfg.configFile} > defaults)\n` : "# effective configuration (flags > environment > defaults)\n";
   return source + stringifyYaml(doc);

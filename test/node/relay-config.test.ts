@@ -113,6 +113,15 @@ describe("config file", () => {
     expect(errorOf(parseRelayArgs([...BASE, "--config", "/window-bad.yaml"], deps()))).toBe("--config /window-bad.yaml: link.batch_window_ms: expected milliseconds in 1..1000, got 5000");
   });
 
+  it("reads link.max_frames_per_second (default 100, 0..1000) from the file, RELAY_MAX_FRAMES_PER_SECOND or --max-frames-per-second", () => {
+    expect(ok(parseRelayArgs(BASE, deps())).maxFramesPerSecond).toBe(100);
+    files["/frames.yaml"] = "link:\n  max_frames_per_second: 50\n";
+    expect(ok(parseRelayArgs([...BASE, "--config", "/frames.yaml"], deps())).maxFramesPerSecond).toBe(50);
+    expect(ok(parseRelayArgs([...BASE, "--config", "/frames.yaml"], deps({ RELAY_MAX_FRAMES_PER_SECOND: "200" }))).maxFramesPerSecond).toBe(200);
+    expect(ok(parseRelayArgs([...BASE, "--config", "/frames.yaml", "--max-frames-per-second", "0"], deps({ RELAY_MAX_FRAMES_PER_SECOND: "200" }))).maxFramesPerSecond).toBe(0);
+    expect(errorOf(parseRelayArgs([...BASE, "--max-frames-per-second", "1001"], deps()))).toBe("--max-frames-per-second: expected frames per second in 0..1000 (0: the fixed window), got 1001");
+  });
+
   it("reads the route topic: intent_topic (a template with {drone}, or false) and a drone's own", () => {
     const ros = ["--edge", "http://127.0.0.1:8787", "--fleet", "demo", "--token", "t0k", "--source", "ros2"];
     expect(ok(parseRelayArgs(ros, deps())).intentTopic).toBeUndefined(); // the profile's: /{drone}/route
