@@ -7,7 +7,9 @@
  *  - after every `markEveryBytes` sent, a `{"type":"flow","seq":n}` frame goes out (one at a time);
  *    the page answers `flow_ack` with the same seq once it has handled every frame before it, and
  *    everything up to the marker counts as read;
- *  - a socket with more than `windowBytes` unread is lagging: fan-out.ts keeps only the latest
+ *  - a socket with more than `windowBytes` unread, or whose marker has waited `markTimeoutMs` for
+ *    its ack (a page that stopped reading shows that long before the window fills: at 1,000
+ *    drones × 1 Hz per-update, 4 MiB took 15 s), is lagging: fan-out.ts keeps only the latest
  *    sample per drone for it and status.ts skips its fleet_status, until an ack shows it is back
  *    within half the window (`caught_up`, then the latest samples);
  *  - lagging for longer than `lagCloseMs`, or more than `hardCapBytes` unread, closes it with 4002.
@@ -25,6 +27,8 @@ export class FlowState {
   markSeq: number | null = null;
   /** `sent` when the marker in flight went out. */
   private markAt = 0;
+  /** When the marker in flight went out (the object's clock). */
+  private markSentAt = 0;
   private nextSeq: number;
   /** Since when the socket is lagging, or null. */
   laggingSince: number | null = null;
@@ -46,13 +50,13 @@ export class FlowState {
     this.sent += bytes;
     if (this.unconfirmed > l.hardCapBytes) return { marker: null, lagging: false, close: true };
     let lagging = false;
-    if (this.laggingSince === null && this.unconfirmed > l.windowBytes) {
+    if (this.laggingSince === null && (this.unconfirmed > l.windowBytes || (this.markSeq !== null && now - this.markSentAt > l.markTimeoutMs))) {
       this.laggingSince = now;
       lagging = true;
     }
     // A lagging socket always has a marker out: its ack is what ends the lag.
     const due = this.markSeq === null && (lagging || this.sent - this.markAt >= l.markEveryBytes);
-    return { marker: due ? this.mark() : null, lagging, close: false };
+    return { marker: due ? this.mark(now) : null, lagging, close: false };
   }
 
   /**
@@ -60,7 +64,7 @@ export class FlowState {
    * else whether the socket caught up (was lagging, is now within half the window) and the next
    * marker to send when one is due at once.
    */
-  onAck(seq: number, l: FlowLimits): { caughtUp: boolean; marker: string | null } | null {
+  onAck(seq: number, now: number, l: FlowLimits): { caughtUp: boolean; marker: string | null } | null {
     if (seq !== this.markSeq) return null;
     this.confirmed = this.markAt;
     this.markSeq = null;
@@ -70,7 +74,7 @@ export class FlowState {
       caughtUp = true;
     }
     const due = this.sent - this.markAt >= l.markEveryBytes || (this.laggingSince !== null && this.unconfirmed > 0);
-    return { caughtUp, marker: due ? this.mark() : null };
+    return { caughtUp, marker: due ? this.mark(now) : null };
   }
 
   /** Lagging for longer than the limit. */
@@ -79,9 +83,10 @@ export class FlowState {
   }
 
   /** The marker frame; `sent` must be advanced by its length by the caller's onSent. */
-  private mark(): string {
+  private mark(now: number): string {
     const seq = this.nextSeq++;
     this.markSeq = seq;
+    this.markSentAt = now;
     const frame = `{"type":"flow","seq":${seq}}`;
     // The marker itself is before what it confirms.
     this.markAt = this.sent + frame.length;

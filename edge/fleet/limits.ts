@@ -68,6 +68,9 @@ export type FlowLimits = {
   windowBytes: number;
   /** A `flow` marker goes out after this many bytes since the last one (one in flight at a time). */
   markEveryBytes: number;
+  /** A marker unanswered this long makes the socket lagging, whatever the bytes (a page that reads
+   * answers in a round trip). */
+  markTimeoutMs: number;
   /** A socket lagging this long is closed with 4002. */
   lagCloseMs: number;
   /** Unconfirmed bytes at which a socket is closed with 4002 at once (frames that are always sent,
@@ -77,6 +80,7 @@ export type FlowLimits = {
 export const FLOW_LIMITS: FlowLimits = {
   windowBytes: 4 * 1024 * 1024,
   markEveryBytes: 256 * 1024,
+  markTimeoutMs: 3_000,
   lagCloseMs: 30_000,
   hardCapBytes: 16 * 1024 * 1024,
 };

@@ -331,7 +331,7 @@ export class Sockets {
   flowAck(ws: WebSocket, seq: number): { caughtUp: boolean } | null {
     const flow = this.flowOf(ws);
     if (!flow) return null;
-    const r = flow.onAck(seq, this.o.flowLimits());
+    const r = flow.onAck(seq, this.o.now(), this.o.flowLimits());
     if (!r) return null;
     if (r.marker !== null) this.sendRaw(ws, r.marker);
     return { caughtUp: r.caughtUp };

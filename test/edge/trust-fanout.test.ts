@@ -120,7 +120,7 @@ describe("max_rate_hz", () => {
 });
 
 describe("a dashboard that reads slowly", () => {
-  const limits = { windowBytes: 32 * 1024, markEveryBytes: 8 * 1024, lagCloseMs: 30_000, hardCapBytes: 1024 * 1024 };
+  const limits = { windowBytes: 32 * 1024, markEveryBytes: 8 * 1024, markTimeoutMs: 3_000, lagCloseMs: 30_000, hardCapBytes: 1024 * 1024 };
 
   it("gets latest-wins per drone and a lagging notice while the others get everything; it is closed with 4002 when it stays behind", async () => {
     const fleet = uniqueFleet("fan");
@@ -172,6 +172,36 @@ describe("a dashboard that reads slowly", () => {
     await sendBatch(r, [parked("s0", 0, { seq: 1000 })]);
     expect(await fast.next((f) => f.type === "telemetry" && f.seq === 1000)).toBeTruthy();
     expect(fast.frames.filter((f) => f.type === "lagging")).toEqual([]);
+  });
+
+  it("is lagging once a marker waits markTimeoutMs for its ack, long before the window fills; its ack brings it back", async () => {
+    const fleet = uniqueFleet("fan");
+    const fast = await dashboard(fleet);
+    const slow = await dashboard(fleet);
+    const clock = new ManualClock();
+    await useClock(fleet, clock);
+    await runInDurableObject(stubFor(fleet), (hub: FleetHub) => {
+      hub.flowLimits = { ...limits, windowBytes: 1024 * 1024 };
+    });
+    await subscribe(fast, { drone_ids: "all" });
+    await subscribe(slow, { drone_ids: "all" });
+    const { r } = await relay(fleet);
+    open.push(r);
+    slow.holdFlow = true;
+    const drones = Array.from({ length: 20 }, (_, i) => `m${i}`);
+    // Enough for a marker (8 KiB), far from the window (1 MiB).
+    for (let k = 1; k <= 10; k++) await sendBatch(r, drones.map((id, i) => parked(id, i, { seq: k })));
+    expect(slow.heldFlow.length).toBe(1);
+    // Just within the timeout: still served in full.
+    clock.advance(limits.markTimeoutMs);
+    await sendBatch(r, drones.map((id, i) => parked(id, i, { seq: 11 })));
+    expect((await slow.barrier()).filter((f) => f.type === "lagging")).toEqual([]);
+    clock.advance(1);
+    await sendBatch(r, drones.map((id, i) => parked(id, i, { seq: 12 })));
+    expect((await slow.barrier()).filter((f) => f.type === "lagging")).toEqual([expect.objectContaining({ state: "lagging" })]);
+    expect((await fast.barrier()).filter((f) => f.type === "lagging")).toEqual([]);
+    slow.resumeFlow();
+    expect(await slow.next((f) => f.type === "lagging")).toMatchObject({ state: "caught_up" });
   });
 
   it("closes at once (4002) a socket that leaves the hard cap unread, whatever it is sent", async () => {
