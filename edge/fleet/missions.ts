@@ -113,7 +113,8 @@ export class MissionStore {
     // Null prototype: drone ids are relay strings ("constructor" is a fine drone name).
     const out = Object.create(null) as Record<string, number>;
     for (const r of this.sql.exec<{ drone_id: string; n: number }>(
-      `SELECT drone_id, COUNT(*) AS n FROM missions WHERE created_at >= ? GROUP BY drone_id`,
+      // By creation time: the planner would rather walk missions_drone for the GROUP BY, every mission.
+      `SELECT drone_id, COUNT(*) AS n FROM missions INDEXED BY missions_created WHERE created_at >= ? GROUP BY drone_id`,
       since,
     ))
       out[r.drone_id] = r.n;

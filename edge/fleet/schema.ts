@@ -113,6 +113,17 @@ export const MIGRATIONS: readonly Migration[] = [
       `CREATE TABLE IF NOT EXISTS dashboard_subs (sid TEXT NOT NULL, drone_id TEXT NOT NULL, PRIMARY KEY (sid, drone_id)) WITHOUT ROWID`,
     ),
   },
+  {
+    version: 4,
+    description: "missions by status and by creation time",
+    up: ddl(
+      // missions.ts asks for the assigned and active missions (every assign_mission, the live
+      // metrics) and for those created in the last hour (the ranking's fairness); missions are
+      // kept for the audit, so without these both read the whole table.
+      `CREATE INDEX IF NOT EXISTS missions_status ON missions (status)`,
+      `CREATE INDEX IF NOT EXISTS missions_created ON missions (created_at, drone_id)`,
+    ),
+  },
 ];
 
 /** The version this code brings storage to. */

@@ -203,6 +203,19 @@ describe("fleet object schema", () => {
     expect(ack).toMatchObject({ fleet, last_seq: { d1: 41 } });
   });
 
+  it("answers the missions' status and last-hour queries from indexes, not by reading every mission", async () => {
+    const { stub } = freshFleet();
+    const plans = await runInDurableObject(stub, (_hub: FleetHub, state) => {
+      const plan = (q: string) => state.storage.sql.exec<{ detail: string }>(`EXPLAIN QUERY PLAN ${q}`).toArray().map((r) => r.detail).join("; ");
+      return {
+        busy: plan(`SELECT drone_id, priority FROM missions WHERE status IN ('assigned', 'active')`),
+        since: plan(`SELECT drone_id, COUNT(*) AS n FROM missions INDEXED BY missions_created WHERE created_at >= 0 GROUP BY drone_id`),
+      };
+    });
+    expect(plans.busy).toMatch(/USING (COVERING )?INDEX missions_status/);
+    expect(plans.since).toMatch(/SEARCH missions USING COVERING INDEX missions_created \(created_at>\?\)/);
+  });
+
   it("runs later migrations once, in order, each with its version bump in one transaction", async () => {
     const { stub } = freshFleet();
     await runInDurableObject(stub, (_hub: FleetHub, state) => {
