@@ -323,13 +323,14 @@ export class Dashboard {
     this.frames++;
     const tr = this.tracker;
     if (!tr) return;
-    const s = data.toString();
-    if (s.startsWith('{"type":"telemetry",')) {
-      readIdSeq(s, 0, t, tr);
-    } else if (s.startsWith('{"type":"telemetry_batch"')) {
+    // Bytes, not text: the frames are ASCII JSON, and decoding 10 dashboards' share of 40,000
+    // updates/s to strings cost the load generator more than the scan.
+    if (startsWithBytes(data, TELEMETRY)) {
+      readIdSeq(data, 0, t, tr);
+    } else if (startsWithBytes(data, TELEMETRY_BATCH)) {
       let from = 0;
       for (;;) {
-        const next = readIdSeq(s, from, t, tr);
+        const next = readIdSeq(data, from, t, tr);
         if (next < 0) break;
         from = next;
       }
@@ -348,11 +349,18 @@ function isFlowMarker(data: Buffer): boolean {
   return data.length < 64 && data.toString().startsWith('{"type":"flow",');
 }
 
-const ID_KEY = '"drone_id":"d';
-const SEQ_KEY = '"seq":';
+const ID_KEY = Buffer.from('"drone_id":"d');
+const SEQ_KEY = Buffer.from('"seq":');
+const TELEMETRY = Buffer.from('{"type":"telemetry",');
+const TELEMETRY_BATCH = Buffer.from('{"type":"telemetry_batch"');
+
+/** Whether `data` begins with `prefix` (bytes). */
+export function startsWithBytes(data: Buffer, prefix: Buffer): boolean {
+  return data.length >= prefix.length && data.compare(prefix, 0, prefix.length, 0, prefix.length) === 0;
+}
 
 /** Find the next `"drone_id":"d<n>"…"seq":<m>` from `from`; record it; return where to go on, or -1. */
-function readIdSeq(s: string, from: number, t: number, tr: Tracker): number {
+function readIdSeq(s: Buffer, from: number, t: number, tr: Tracker): number {
   return scanIdNumber(s, from, ID_KEY, SEQ_KEY, (idx, seq) => tr.received(idx, seq, t));
 }
 
@@ -362,26 +370,26 @@ function readIdSeq(s: string, from: number, t: number, tr: Tracker): number {
  * objects; `found(n, m)`; return where to go on, or -1 at the end. Ids of other shapes are
  * skipped (e.g. a coordination pair drone).
  */
-export function scanIdNumber(s: string, from: number, idKey: string, numKey: string, found: (idx: number, value: number) => void): number {
+export function scanIdNumber(s: Buffer, from: number, idKey: Buffer, numKey: Buffer, found: (idx: number, value: number) => void): number {
   const a = s.indexOf(idKey, from);
   if (a < 0) return -1;
   let i = a + idKey.length;
   let idx = 0;
-  let c = s.charCodeAt(i);
+  let c = i < s.length ? s[i]! : -1;
   if (c < 48 || c > 57) return i;
   while (c >= 48 && c <= 57) {
     idx = idx * 10 + (c - 48);
-    c = s.charCodeAt(++i);
+    c = ++i < s.length ? s[i]! : -1;
   }
   if (c !== 34) return i;
   const b = s.indexOf(numKey, i);
   if (b < 0) return -1;
   let j = b + numKey.length;
   let value = 0;
-  c = s.charCodeAt(j);
+  c = j < s.length ? s[j]! : -1;
   while (c >= 48 && c <= 57) {
     value = value * 10 + (c - 48);
-    c = s.charCodeAt(++j);
+    c = ++j < s.length ? s[j]! : -1;
   }
   found(idx, value);
   return j;

@@ -20,7 +20,7 @@ import { createLogger } from "../../relay/log";
 import { SimFleet, toSample } from "../../relay/sources/sim/sim";
 import type { SourceSample } from "../../relay/sources/source";
 import { REPO_ROOT } from "../../scripts/dev-vars";
-import { closeQuietly, openSocket, scanIdNumber, waitFor } from "./loadgen";
+import { closeQuietly, openSocket, scanIdNumber, startsWithBytes, waitFor } from "./loadgen";
 import type { Target } from "./phases";
 import { summariseProfile, type FleetProfile } from "./profile";
 import type { ProcUsage } from "./proc";
@@ -87,11 +87,12 @@ class TsTracker {
   }
 }
 
-const ID_KEY = '"drone_id":"drone_';
-const TS_KEY = '"ts":';
+const ID_KEY = Buffer.from('"drone_id":"drone_');
+const TS_KEY = Buffer.from('"ts":');
+const TELEMETRY = Buffer.from('{"type":"telemetry');
 
 /** Find the next simulator drone's `"drone_id":"drone_<n>"…"ts":<ms>` from `from`; record it; -1 at the end. */
-function readIdTs(s: string, from: number, t: number, tr: TsTracker): number {
+function readIdTs(s: Buffer, from: number, t: number, tr: TsTracker): number {
   return scanIdNumber(s, from, ID_KEY, TS_KEY, (idx, ts) => tr.received(idx, ts, t));
 }
 
@@ -125,10 +126,9 @@ class PageDashboard {
           return;
         }
       }
-      const s = data.toString();
-      if (!s.startsWith('{"type":"telemetry')) return;
+      if (!startsWithBytes(data, TELEMETRY)) return;
       for (let from = 0; ; ) {
-        const next = readIdTs(s, from, t, this.tracker);
+        const next = readIdTs(data, from, t, this.tracker);
         if (next < 0) break;
         from = next;
       }
