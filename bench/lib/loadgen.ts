@@ -397,7 +397,10 @@ export function scanIdNumber(s: Buffer, from: number, idKey: Buffer, numKey: Buf
 
 /**
  * Drives relays at a total rate: every tick each relay sends the samples that came due since the
- * last tick, round-robin over its drones, in batches of ≤ LIMITS.batchUpdates.
+ * last tick, round-robin over its drones, in batches of ≤ LIMITS.batchUpdates. A tick is every
+ * LIMITS.batchWindowMs (100 ms), or more often when a relay's rate would fill more than one batch
+ * in that time: then every batchUpdates/rate seconds, one full frame a tick, as the relay itself
+ * sends them (one frame after another's ack), instead of several frames at once each 100 ms.
  */
 export class Generator {
   private timer: NodeJS.Timeout | null = null;
@@ -423,9 +426,16 @@ export class Generator {
     this.seq = new Uint32Array(tracker.drones);
   }
 
+  /** The tick, ms (see the class). */
+  get periodMs(): number {
+    const fastest = Math.max(...this.dronesOf.map((d) => d.length * this.hz), 1);
+    return Math.max(5, Math.min(LIMITS.batchWindowMs, Math.floor((LIMITS.batchUpdates * 1000) / fastest)));
+  }
+
   start(): void {
     this.t0 = performance.now();
-    this.timer = setInterval(() => this.tick(), LIMITS.batchWindowMs);
+    this.period = this.periodMs;
+    this.timer = setInterval(() => this.tick(), this.period);
   }
 
   stop(): void {
@@ -435,8 +445,8 @@ export class Generator {
 
   private tick(): void {
     const elapsed = (performance.now() - this.t0) / 1000;
-    if (elapsed * 1000 > LIMITS.batchWindowMs * (this.ticks + 2)) this.lateTicks++;
-    this.ticks = Math.floor((elapsed * 1000) / LIMITS.batchWindowMs);
+    if (elapsed * 1000 > this.period * (this.ticks + 2)) this.lateTicks++;
+    this.ticks = Math.floor((elapsed * 1000) / this.period);
     const ts = Date.now();
     for (let r = 0; r < this.relays.length; r++) {
       const drones = this.dronesOf[r]!;
@@ -463,4 +473,5 @@ export class Generator {
     }
   }
   private ticks = 0;
+  private period: number = LIMITS.batchWindowMs;
 }
