@@ -242,7 +242,7 @@ export class Ingest {
       // the write is durable, and live telemetry should not wait for that.
       const json = this.spans.span("fanout_serialise", () => JSON.stringify(accepted));
       this.p.fanOut.telemetry(accepted, json);
-      this.spans.span("persistence", () => this.persist(accepted, now, relayId, fresh));
+      this.spans.span("persistence", () => this.persist(accepted, json, now, relayId, fresh));
       this.spans.span("analytics", () => this.p.accepted(accepted, now));
     }
     return { ack, accepted: accepted.length > 0 };
@@ -314,19 +314,55 @@ export class Ingest {
   }
 
   /** Remember the frame's samples for the next live-state write, and write now unless PERSIST says wait. */
-  private persist(samples: readonly TelemetrySample[], now: number, relayId: string, fresh: ReadonlySet<string>): void {
+  private persist(samples: readonly TelemetrySample[], samplesJson: string, now: number, relayId: string, fresh: ReadonlySet<string>): void {
+    const t = performance.now();
+    const policy = this.p.persist();
+    const rate = this.samplesPerSecond(t, samples.length);
+    // Nothing waits unless a write is set (saveLiveState empties both): the frame goes as it is,
+    // from the JSON its fan-out sent.
+    if (!this.writeSet && (rate < policy.everyFrameBelowPerS || t - this.lastWriteAt >= policy.coalesceMs)) {
+      this.lastWriteAt = t;
+      this.writeFrame(samples, samplesJson, now, relayId, fresh.size > 0);
+      return;
+    }
     // A drone twice in one frame, or in several frames before a write: its last (highest-seq) sample wins.
     for (const s of samples) this.unsaved.set(s.drone_id, { s, at: now, r: relayId });
     for (const id of fresh) this.unsavedNew.add(id);
     if (this.writeSet) return;
-    const t = performance.now();
-    const policy = this.p.persist();
-    if (this.samplesPerSecond(t, samples.length) < policy.everyFrameBelowPerS || t - this.lastWriteAt >= policy.coalesceMs) {
-      this.saveLiveState();
-      return;
-    }
     this.writeSet = true;
     this.p.later(() => this.spans.span("persistence", () => this.saveLiveState()), this.lastWriteAt + policy.coalesceMs - t);
+  }
+
+  /**
+   * One frame's samples, in one UPDATE … FROM over the frame's JSON array, and an INSERT for drones
+   * without a row. A drone twice in the frame keeps its last sample: the frame is then stored from
+   * its own de-duplicated array, since UPDATE … FROM would take any.
+   */
+  private writeFrame(samples: readonly TelemetrySample[], samplesJson: string, now: number, relayId: string, anyNew: boolean): void {
+    let json = samplesJson;
+    let unique = samples.length;
+    const last = new Map<string, TelemetrySample>();
+    for (const s of samples) last.set(s.drone_id, s);
+    if (last.size < samples.length) {
+      unique = last.size;
+      json = JSON.stringify([...last.values()]);
+    }
+    const updated = this.sql.exec(
+      `UPDATE drones SET seq = j.value ->> 'seq', received_at = ?, sample = j.value, relay_id = ?
+       FROM json_each(?) AS j WHERE drones.drone_id = j.value ->> 'drone_id'`,
+      now,
+      relayId,
+      json,
+    ).rowsWritten;
+    if (!anyNew && updated >= unique) return;
+    this.sql.exec(
+      `INSERT INTO drones (drone_id, seq, received_at, sample, relay_id)
+       SELECT value ->> 'drone_id', value ->> 'seq', ?, value, ? FROM json_each(?) WHERE true
+       ON CONFLICT (drone_id) DO NOTHING`,
+      now,
+      relayId,
+      json,
+    );
   }
 
   /** Count `n` accepted samples at `t` (ms); the rate over the last second, the previous one pro rata. */
