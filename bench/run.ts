@@ -1,5 +1,5 @@
 /**
- * `npm run bench [-- --quick] [--repeat N] [--drones 10,100,1000,5000] [--dashboards 1,10,100] [--only ours|baseline|relay|separation]`
+ * `npm run bench [-- --quick] [--repeat N] [--drones 10,100,1000,5000] [--dashboards 1,10,100] [--only ours|baseline|ramp|relay|slow|separation]`
  *
  * Starts the local stack once (wrangler dev + embedded Postgres, no simulated relay) and the
  * seed-style baseline (bench/baseline/server.ts, Node ws + Redis pub/sub through ioredis), then
@@ -32,7 +32,7 @@ import { relayCodeVersion, runRelayPoint, type RelayPointResult } from "./lib/re
 import { breakPoints, renderMarkdown, type AnalyticsResult, type BenchReport, type MicroResult, type RampStep } from "./lib/report";
 import { median, Samples, sleep, spread } from "./lib/stats";
 
-const USAGE = `Usage: npm run bench [-- --quick] [--repeat N] [--drones 10,100,1000,5000] [--dashboards 1,10,100] [--only ours|baseline|relay|separation]
+const USAGE = `Usage: npm run bench [-- --quick] [--repeat N] [--drones 10,100,1000,5000] [--dashboards 1,10,100] [--only ours|baseline|ramp|relay|slow|separation]
 
   --quick           drones 10,100,1000 × dashboards 1,10, short windows (~1.5 min; the report
                     says its windows are short)
@@ -41,10 +41,10 @@ const USAGE = `Usage: npm run bench [-- --quick] [--repeat N] [--drones 10,100,1
                     and judges the medians
   --drones LIST     sweep drone counts (1 Hz each); default 10,100,1000,5000
   --dashboards LIST sweep dashboard counts; default 1,10,100
-  --only WHAT       ours (the edge), baseline (seed design: Node ws + Redis), relay (only the
-                    real relay code against the edge), slow (only the dashboard that never
-                    reads, with its control), or separation (only the in-process separation
-                    figure, no stack). With any but separation, the separation figure and the
+  --only WHAT       ours (the edge), baseline (seed design: Node ws + Redis), ramp (only our
+                    rate ramp), relay (only the real relay code against the edge), slow (only
+                    the dashboard that never reads, with its control), or separation (only the
+                    in-process separation figure, no stack). With any but separation, the separation figure and the
                     in-process timings are not run.
   --ramp LIST|none  ramp steps in updates/s into one fleet (1,000 drones × 10 dashboards);
                     default 2500,5000,10000,15000,20000,30000 (quick: 2500,5000)
@@ -54,7 +54,7 @@ const USAGE = `Usage: npm run bench [-- --quick] [--repeat N] [--drones 10,100,1
 Needs Redis at 127.0.0.1:6379 for the baseline (skipped with a message when absent).
 Writes bench/results/latest.{json,md} and a timestamped copy.`;
 
-type Only = Design | "relay" | "slow" | "separation";
+type Only = Design | "ramp" | "relay" | "slow" | "separation";
 
 type Options = {
   quick: boolean;
@@ -103,7 +103,7 @@ function parse(): Options {
     process.stdout.write(`${USAGE}\n`);
     process.exit(0);
   }
-  if (values.only !== undefined && !["ours", "baseline", "relay", "slow", "separation"].includes(values.only)) fail(`bad --only "${values.only}"`);
+  if (values.only !== undefined && !["ours", "baseline", "ramp", "relay", "slow", "separation"].includes(values.only)) fail(`bad --only "${values.only}"`);
   const quick = values.quick ?? false;
   const repeat = values.repeat === undefined ? 1 : Number(values.repeat);
   if (!Number.isInteger(repeat) || repeat < 1 || repeat > 9) fail(`bad --repeat "${values.repeat}" (an integer 1..9)`);
@@ -364,7 +364,7 @@ async function main(): Promise<number> {
     }
 
     const wantOurs = opts.only !== "baseline";
-    const loadgenOurs = opts.only === null || opts.only === "ours";
+    const loadgenOurs = opts.only === null || opts.only === "ours" || opts.only === "ramp";
     let wantBaseline = opts.only === null || opts.only === "baseline";
     if (wantBaseline) {
       const why = await redisReachable();
@@ -468,7 +468,7 @@ async function main(): Promise<number> {
     const severe: { design: Design; mode: Mode; drones: number; dashboards: number }[] = [];
     const modesFor = (t: Target, drones: number): Mode[] => (t.design === "ours" && drones >= 1000 ? ["per_update", "batch"] : ["per_update"]);
     const points: { t: Target; mode: Mode; drones: number; dashboards: number }[] = [];
-    for (const drones of opts.drones)
+    for (const drones of opts.only === "ramp" ? [] : opts.drones)
       for (const dashboards of opts.dashboards)
         for (const t of targets)
           for (const mode of modesFor(t, drones)) {
