@@ -47,7 +47,8 @@ const USAGE = `Usage: npm run bench [-- --quick] [--repeat N] [--drones 10,100,1
                     in-process separation figure, no stack). With any but separation, the separation figure and the
                     in-process timings are not run.
   --ramp LIST|none  ramp steps in updates/s into one fleet (1,000 drones × 10 dashboards);
-                    default 2500,5000,10000,15000,20000,30000 (quick: 2500,5000)
+                    default 2500,5000,10000,15000,20000,30000,40000 (quick: 2500,5000)
+  --ramp-modes LIST batch,per_update (default both; quick: batch): the modes the ramp runs
   --relay-batch-window MS   pass batchWindowMs to the relay's EdgeLink (default: the link's own)
   -h, --help        this help
 
@@ -66,6 +67,7 @@ type Options = {
   relayBatchWindowMs: number | undefined;
   /** Ramp steps instead of the plan's; [] for none. */
   ramp: number[] | null;
+  rampModes: Mode[] | null;
 };
 
 function parseList(v: string, what: string, max: number): number[] {
@@ -91,6 +93,7 @@ function parse(): Options {
         only: { type: "string" },
         repeat: { type: "string" },
         ramp: { type: "string" },
+        "ramp-modes": { type: "string" },
         "relay-batch-window": { type: "string" },
         help: { type: "boolean", short: "h" },
       },
@@ -107,6 +110,9 @@ function parse(): Options {
   const quick = values.quick ?? false;
   const repeat = values.repeat === undefined ? 1 : Number(values.repeat);
   if (!Number.isInteger(repeat) || repeat < 1 || repeat > 9) fail(`bad --repeat "${values.repeat}" (an integer 1..9)`);
+  const rm = values["ramp-modes"];
+  const rampModes = rm === undefined ? null : rm.split(",").map((x) => x.trim());
+  if (rampModes && !(rampModes.length && rampModes.every((m) => m === "batch" || m === "per_update"))) fail(`bad --ramp-modes "${rm}" (batch, per_update or both)`);
   const bw = values["relay-batch-window"];
   const relayBatchWindowMs = bw === undefined ? undefined : Number(bw);
   if (relayBatchWindowMs !== undefined && !(Number.isInteger(relayBatchWindowMs) && relayBatchWindowMs >= 0 && relayBatchWindowMs <= 1000)) fail(`bad --relay-batch-window "${bw}" (ms, 0..1000)`);
@@ -117,6 +123,7 @@ function parse(): Options {
     dashboards: values.dashboards ? parseList(values.dashboards, "dashboards", 500) : quick ? [1, 10] : [1, 10, 100],
     only: (values.only as Only | undefined) ?? null,
     relayBatchWindowMs,
+    rampModes: rampModes as Mode[] | null,
     ramp: values.ramp === undefined ? null : values.ramp === "none" ? [] : parseList(values.ramp, "ramp", 100_000),
   };
 }
@@ -130,8 +137,8 @@ function parse(): Options {
 function plan(o: Options) {
   const p = o.quick
     ? { warmMs: 400, measureMs: 1200, drainMs: 1000, rampMeasureMs: 1200, relayMeasureMs: 3000, slowHoldMs: 6000, ramp: [2500, 5000], rampModes: ["batch"] as Mode[], waypoint: 30, assign: 10, coordRuns: 2, detectRuns: 10, rankIters: 200, analyticsRuns: 1 }
-    : { warmMs: 2000, measureMs: 20_000, drainMs: 3000, rampMeasureMs: 20_000, relayMeasureMs: 20_000, slowHoldMs: 55_000, ramp: [2500, 5000, 10_000, 15_000, 20_000, 30_000], rampModes: ["batch", "per_update"] as Mode[], waypoint: 200, assign: 30, coordRuns: 5, detectRuns: 30, rankIters: 1000, analyticsRuns: 3 };
-  return o.ramp ? { ...p, ramp: o.ramp } : p;
+    : { warmMs: 2000, measureMs: 20_000, drainMs: 3000, rampMeasureMs: 20_000, relayMeasureMs: 20_000, slowHoldMs: 55_000, ramp: [2500, 5000, 10_000, 15_000, 20_000, 30_000, 40_000], rampModes: ["batch", "per_update"] as Mode[], waypoint: 200, assign: 30, coordRuns: 5, detectRuns: 30, rankIters: 1000, analyticsRuns: 3 };
+  return { ...p, ...(o.ramp ? { ramp: o.ramp } : {}), ...(o.rampModes ? { rampModes: o.rampModes } : {}) };
 }
 type Plan = ReturnType<typeof plan>;
 
