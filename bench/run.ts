@@ -26,7 +26,7 @@ import { REPO_ROOT, resolveAuthSecret } from "../scripts/dev-vars";
 import { killProcessGroup, startStack, type Stack } from "../scripts/stack";
 import { Redis } from "ioredis";
 import { aggregate, runCommands, runPoint, runRepeated, settle, type Design, type Mode, type PointResult, type Target } from "./lib/phases";
-import { findByName, findDescendants, ProcMeter } from "./lib/proc";
+import { findByName, findDescendants, listeningPorts, ProcMeter } from "./lib/proc";
 import { ProfileReader } from "./lib/profile";
 import { relayCodeVersion, runRelayPoint, type RelayPointResult } from "./lib/relaymode";
 import { breakPoints, renderMarkdown, type AnalyticsResult, type BenchReport, type MicroResult, type RampStep } from "./lib/report";
@@ -49,6 +49,9 @@ const USAGE = `Usage: npm run bench [-- --quick] [--repeat N] [--drones 10,100,1
   --ramp LIST|none  ramp steps in updates/s into one fleet (1,000 drones × 10 dashboards);
                     default 2500,5000,10000,15000,20000,30000,40000 (quick: 2500,5000)
   --ramp-modes LIST batch,per_update (default both; quick: batch): the modes the ramp runs
+  --direct          our sockets (relay, dashboards) go to the workerd runtime itself instead of
+                    through wrangler dev's proxy workerd in front of it (a local-only hop that
+                    a deployed Worker does not have); the report says so
   --relay-batch-window MS   pass batchWindowMs to the relay's EdgeLink (default: the link's own)
   -h, --help        this help
 
@@ -65,6 +68,8 @@ type Options = {
   /** `separation`: only the in-process separation figure (no stack, no baseline). */
   only: Only | null;
   relayBatchWindowMs: number | undefined;
+  /** Our sockets straight to the runtime workerd, not through wrangler dev's proxy. */
+  direct: boolean;
   /** Ramp steps instead of the plan's; [] for none. */
   ramp: number[] | null;
   rampModes: Mode[] | null;
@@ -94,6 +99,7 @@ function parse(): Options {
         repeat: { type: "string" },
         ramp: { type: "string" },
         "ramp-modes": { type: "string" },
+        direct: { type: "boolean", default: false },
         "relay-batch-window": { type: "string" },
         help: { type: "boolean", short: "h" },
       },
@@ -124,6 +130,7 @@ function parse(): Options {
     only: (values.only as Only | undefined) ?? null,
     relayBatchWindowMs,
     rampModes: rampModes as Mode[] | null,
+    direct: values.direct === true,
     ramp: values.ramp === undefined ? null : values.ramp === "none" ? [] : parseList(values.ramp, "ramp", 100_000),
   };
 }
@@ -438,7 +445,13 @@ async function main(): Promise<number> {
         return procs;
       };
       if (!procs.runtime.length) report.meta.notes.push("workerd process not found under this process: no CPU/RSS for ours.");
-      const ws = edgeUrl.replace(/^http/, "ws");
+      let ws = edgeUrl.replace(/^http/, "ws");
+      if (opts.direct) {
+        const port = await runtimeEntryPort(procs.runtime);
+        if (!port) throw new Error("--direct: no port of the workerd runtime answers /health as the edge");
+        ws = `ws://127.0.0.1:${port}`;
+        report.meta.notes.push(`--direct: relay and dashboard sockets go to the workerd runtime (127.0.0.1:${port}), not through wrangler dev's proxy workerd (a local-only hop; its CPU is still measured, it is near idle then).`);
+      }
       ours = {
         design: "ours",
         relayUrl: (f) => `${ws}/v1/fleets/${f}/relay?access_token=${relayToken}`,
@@ -732,3 +745,22 @@ main().then(
   },
 );
 
+
+/**
+ * The runtime workerd's own HTTP port (Miniflare's entry socket, behind wrangler dev's proxy):
+ * the one of its loopback listening ports that answers /health as the edge.
+ */
+async function runtimeEntryPort(pids: readonly number[]): Promise<number | null> {
+  for (const pid of pids) {
+    for (const port of listeningPorts(pid)) {
+      try {
+        const r = await fetch(`http://127.0.0.1:${port}/health`, { signal: AbortSignal.timeout(2000) });
+        const body = (await r.json().catch(() => null)) as { service?: unknown } | null;
+        if (r.ok && body?.service === "dronefleet-edge") return port;
+      } catch {
+        // not HTTP (inspector, debug port)
+      }
+    }
+  }
+  return null;
+}

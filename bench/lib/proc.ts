@@ -3,7 +3,7 @@
  * baseline's Node server and the machine's redis-server. Nothing here signals a process.
  */
 import { execFileSync } from "node:child_process";
-import { readdirSync, readFileSync } from "node:fs";
+import { readdirSync, readFileSync, readlinkSync } from "node:fs";
 
 let clkTck = 100;
 try {
@@ -123,4 +123,39 @@ export class ProcMeter {
     await new Promise((r) => setTimeout(r, ms));
     return ((this.ticks() - a) / clkTck / (ms / 1000)) * 100;
   }
+}
+
+/**
+ * TCP ports `pid` listens on at 127.0.0.1 (IPv4 loopback), from its socket inodes in
+ * /proc/<pid>/fd and the LISTEN rows of /proc/net/tcp. Empty when either cannot be read.
+ */
+export function listeningPorts(pid: number): number[] {
+  const inodes = new Set<string>();
+  try {
+    for (const fd of readdirSync(`/proc/${pid}/fd`)) {
+      try {
+        const m = /^socket:\[(\d+)\]$/.exec(readlinkSync(`/proc/${pid}/fd/${fd}`));
+        if (m) inodes.add(m[1]!);
+      } catch {
+        // closed meanwhile
+      }
+    }
+  } catch {
+    return [];
+  }
+  const ports: number[] = [];
+  let table = "";
+  try {
+    table = readFileSync("/proc/net/tcp", "utf8");
+  } catch {
+    return [];
+  }
+  for (const line of table.split("\n").slice(1)) {
+    const f = line.trim().split(/\s+/);
+    // sl local_address rem_address st … inode(9)
+    if (f.length < 10 || f[3] !== "0A" || !inodes.has(f[9]!)) continue;
+    const [addr, port] = f[1]!.split(":");
+    if (addr === "0100007F") ports.push(parseInt(port!, 16));
+  }
+  return ports.sort((a, b) => a - b);
 }
