@@ -60,6 +60,10 @@ export class TestSocket {
   readonly heldFlow: number[] = [];
   /** Bytes of every frame received (markers included). */
   bytesIn = 0;
+  /** Flow markers received. */
+  markersIn = 0;
+  /** Bytes received after the last marker (the edge counts its sends the same way, flow.ts). */
+  private sinceMarker = 0;
   private waiters: (() => void)[] = [];
 
   constructor(readonly ws: WebSocket) {
@@ -67,7 +71,11 @@ export class TestSocket {
       const text = e.data as string;
       this.bytesIn += text.length;
       const f = JSON.parse(text) as Frame;
+      this.sinceMarker += text.length;
       if (f.type === "flow" && typeof f.seq === "number") {
+        this.markersIn++;
+        // The edge's next marker is due markEveryBytes after this one (its own length included).
+        this.sinceMarker = 0;
         if (this.holdFlow) this.heldFlow.push(f.seq);
         else this.send({ type: "flow_ack", seq: f.seq });
         return;
@@ -119,6 +127,23 @@ export class TestSocket {
       const i = this.frames.findIndex((f) => f.type === "pong" && f.request_id === id);
       return i >= 0 ? this.frames.splice(0, i + 1).slice(0, i) : undefined;
     }, timeoutMs);
+  }
+
+  /**
+   * Barriers until one passes with no flow marker arriving during it, and its pong did not bring
+   * the bytes since the last marker to `markEveryBytes` (the edge's FlowLimits): every marker the
+   * edge sent has then been answered, the edge has read the answers (they went before that
+   * barrier's ping), and no new one is due, so none is outstanding. For tests that move a manual
+   * clock past markTimeoutMs and expect this socket not to lag. Returns the frames taken.
+   */
+  async quiesce(markEveryBytes: number): Promise<Frame[]> {
+    const got: Frame[] = [];
+    for (let i = 0; i < 20; i++) {
+      const before = this.markersIn;
+      got.push(...(await this.barrier()));
+      if (this.markersIn === before && this.sinceMarker < markEveryBytes) return got;
+    }
+    throw new Error("flow markers kept coming over 20 barriers");
   }
 
   /**
