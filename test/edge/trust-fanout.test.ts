@@ -122,19 +122,25 @@ describe("max_rate_hz", () => {
 describe("a dashboard that reads slowly", () => {
   const limits = { windowBytes: 32 * 1024, markEveryBytes: 8 * 1024, markTimeoutMs: 3_000, lagCloseMs: 30_000, hardCapBytes: 1024 * 1024 };
 
-  it("gets latest-wins per drone and a lagging notice while the others get everything; it is closed with 4002 when it stays behind", async () => {
+  /** A fleet on a manual clock with these flow limits, two dashboards on "all", and a relay. */
+  async function fastAndSlow(flowLimits: typeof limits) {
     const fleet = uniqueFleet("fan");
     const fast = await dashboard(fleet);
     const slow = await dashboard(fleet);
     const clock = new ManualClock();
     await useClock(fleet, clock);
     await runInDurableObject(stubFor(fleet), (hub: FleetHub) => {
-      hub.flowLimits = limits;
+      hub.flowLimits = flowLimits;
     });
     await subscribe(fast, { drone_ids: "all" });
     await subscribe(slow, { drone_ids: "all" });
     const { r } = await relay(fleet);
     open.push(r);
+    return { fleet, fast, slow, clock, r };
+  }
+
+  it("gets latest-wins per drone and a lagging notice while the others get everything; it is closed with 4002 when it stays behind", async () => {
+    const { fleet, fast, slow, clock, r } = await fastAndSlow(limits);
     // The slow page stops reading (as the edge sees it: its flow_acks stop).
     slow.holdFlow = true;
     const drones = Array.from({ length: 20 }, (_, i) => `s${i}`);
@@ -183,18 +189,7 @@ describe("a dashboard that reads slowly", () => {
   });
 
   it("is lagging once a marker waits markTimeoutMs for its ack, long before the window fills; its ack brings it back", async () => {
-    const fleet = uniqueFleet("fan");
-    const fast = await dashboard(fleet);
-    const slow = await dashboard(fleet);
-    const clock = new ManualClock();
-    await useClock(fleet, clock);
-    await runInDurableObject(stubFor(fleet), (hub: FleetHub) => {
-      hub.flowLimits = { ...limits, windowBytes: 1024 * 1024 };
-    });
-    await subscribe(fast, { drone_ids: "all" });
-    await subscribe(slow, { drone_ids: "all" });
-    const { r } = await relay(fleet);
-    open.push(r);
+    const { fast, slow, clock, r } = await fastAndSlow({ ...limits, windowBytes: 1024 * 1024 });
     slow.holdFlow = true;
     const drones = Array.from({ length: 20 }, (_, i) => `m${i}`);
     // Enough for a marker (8 KiB), far from the window (1 MiB).
