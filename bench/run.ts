@@ -1,5 +1,5 @@
 /**
- * `npm run bench [-- --quick] [--repeat N] [--drones 10,100,1000,5000] [--dashboards 1,10,100] [--only ours|baseline|ramp|relay|slow|separation]`
+ * `npm run bench [-- --quick] [--repeat N] [--drones 10,100,1000,5000] [--dashboards 1,10,100] [--only ours|baseline|ramp|relay|slow|commands|separation]`
  *
  * Starts the local stack once (wrangler dev + embedded Postgres, no simulated relay) and the
  * seed-style baseline (bench/baseline/server.ts, Node ws + Redis pub/sub through ioredis), then
@@ -13,7 +13,7 @@
  * process group is killed in `finally`, also on Ctrl-C.
  */
 import { spawn, execFileSync, type ChildProcess } from "node:child_process";
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { appendFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { cpus, loadavg } from "node:os";
 import { join, resolve } from "node:path";
 import { createInterface } from "node:readline";
@@ -32,7 +32,7 @@ import { relayCodeVersion, runRelayPoint, type RelayPointResult } from "./lib/re
 import { breakPoints, renderMarkdown, type AnalyticsResult, type BenchReport, type MicroResult, type RampStep } from "./lib/report";
 import { median, Samples, sleep, spread } from "./lib/stats";
 
-const USAGE = `Usage: npm run bench [-- --quick] [--repeat N] [--drones 10,100,1000,5000] [--dashboards 1,10,100] [--only ours|baseline|ramp|relay|slow|separation]
+const USAGE = `Usage: npm run bench [-- --quick] [--repeat N] [--drones 10,100,1000,5000] [--dashboards 1,10,100] [--only ours|baseline|ramp|relay|slow|commands|separation]
 
   --quick           drones 10,100,1000 × dashboards 1,10, short windows (~1.5 min; the report
                     says its windows are short)
@@ -43,7 +43,8 @@ const USAGE = `Usage: npm run bench [-- --quick] [--repeat N] [--drones 10,100,1
   --dashboards LIST sweep dashboard counts; default 1,10,100
   --only WHAT       ours (the edge), baseline (seed design: Node ws + Redis), ramp (only our
                     rate ramp), relay (only the real relay code against the edge), slow (only
-                    the dashboard that never reads, with its control), or separation (only the
+                    the dashboard that never reads, with its control), commands (only the
+                    command series and the head-on runs), or separation (only the
                     in-process separation figure, no stack). With any but separation, the separation figure and the
                     in-process timings are not run.
   --ramp LIST|none  ramp steps in updates/s into one fleet (1,000 drones × 10 dashboards);
@@ -58,7 +59,7 @@ const USAGE = `Usage: npm run bench [-- --quick] [--repeat N] [--drones 10,100,1
 Needs Redis at 127.0.0.1:6379 for the baseline (skipped with a message when absent).
 Writes bench/results/latest.{json,md} and a timestamped copy.`;
 
-type Only = Design | "ramp" | "relay" | "slow" | "separation";
+type Only = Design | "ramp" | "relay" | "slow" | "commands" | "separation";
 
 type Options = {
   quick: boolean;
@@ -112,7 +113,7 @@ function parse(): Options {
     process.stdout.write(`${USAGE}\n`);
     process.exit(0);
   }
-  if (values.only !== undefined && !["ours", "baseline", "ramp", "relay", "slow", "separation"].includes(values.only)) fail(`bad --only "${values.only}"`);
+  if (values.only !== undefined && !["ours", "baseline", "ramp", "relay", "slow", "commands", "separation"].includes(values.only)) fail(`bad --only "${values.only}"`);
   const quick = values.quick ?? false;
   const repeat = values.repeat === undefined ? 1 : Number(values.repeat);
   if (!Number.isInteger(repeat) || repeat < 1 || repeat > 9) fail(`bad --repeat "${values.repeat}" (an integer 1..9)`);
@@ -399,6 +400,8 @@ async function main(): Promise<number> {
     if (wantOurs && !aborted()) {
       progress.set("starting the local stack (wrangler dev + Postgres)");
       const edgeOut: string[] = [];
+      // BENCH_EDGE_LOG=FILE: every line the stack's children print, for looking into a run.
+      const edgeLog = process.env.BENCH_EDGE_LOG;
       // The fleet objects' SQLite on tmpfs when there is one: local-disk fsync on every output
       // gate is a wrangler-dev artefact (deployed objects replicate instead), and the baseline's
       // Redis does not fsync either.
@@ -422,6 +425,7 @@ async function main(): Promise<number> {
           progress.note(msg);
         },
         output: (_c, l) => {
+          if (edgeLog) appendFileSync(edgeLog, `${l}\n`);
           edgeOut.push(l);
           if (edgeOut.length > 200) edgeOut.shift();
         },
@@ -584,7 +588,7 @@ async function main(): Promise<number> {
     }
 
     // 5. Commands and coordination while 1,000 drones stream (ours).
-    if (ours && !aborted() && (opts.only === null || opts.only === "ours")) {
+    if (ours && !aborted() && (opts.only === null || opts.only === "ours" || opts.only === "commands")) {
       progress.set("commands: starting 1,000 drones");
       try {
         report.commands = await runCommands(

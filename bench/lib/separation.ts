@@ -25,7 +25,7 @@
  * Used by `npm run bench` (the full suite) and by test/node/relay-scenarios.test.ts (small runs).
  */
 import { AlarmPlan } from "../../edge/fleet/alarm-plan";
-import { Coordinator, coordinationDrones, type CommandFinal, type CoordinationEvent } from "../../edge/fleet/collision-avoidance";
+import { Coordinator, coordinationDrones, RESUME_GAP_MS, type CommandFinal, type CoordinationEvent } from "../../edge/fleet/collision-avoidance";
 import { detectConflicts, type CoordinationDrone, type HoldCommand, type WaypointCommand } from "../../edge/domain/conflicts";
 import { isAirborne } from "../../edge/domain/drone";
 import { defaultFleetConfig, type FleetConfig } from "../../edge/domain/fleet-config";
@@ -367,7 +367,9 @@ export async function flyAirspace(c: AirspaceCase): Promise<AirspaceResult> {
         if (coordinator.lastPass.saturated) saturated = true;
         for (const a of coordinator.alertConditions()) alerts.add(`${a.kind}:${a.drone_id}`);
         c.onPass?.(coordinator, fleet, (clock - T0) / 1000);
-      }
+      } else if (due.resume) coordinator.resume(clock);
+      // As the fleet object does (fleet-hub.ts alarm): resolution turns while a backlog waits.
+      if (due.detect || due.resume) plan.resumeAt(coordinator.resumeWanted() ? clock + RESUME_GAP_MS : null);
       schedule();
     }
     if (clock % 1000 === 0) droneMs += fleet.snapshot().filter((d) => isAirborne(d)).length * 1000;

@@ -7,7 +7,9 @@
  *    path (a turn, a new route: `soon`);
  *  - the earliest command deadline (the ledger's timeouts);
  *  - the earliest token expiry of an open socket (closed then with 4001);
- *  - the earliest time a throttled dashboard (max_rate_hz) has samples due (fan-out.ts).
+ *  - the earliest time a throttled dashboard (max_rate_hz) has samples due (fan-out.ts);
+ *  - a resolution turn RESUME_GAP_MS after a pass (or turn) that left conflicts it had no time
+ *    for (collision-avoidance.ts `resume`), until the next pass.
  * Each clock runs when it is due: an alarm set for a command deadline does not run the others
  * early. Pure bookkeeping: the fleet object reads and sets the alarm itself.
  */
@@ -43,6 +45,8 @@ export class AlarmPlan {
   private detectDueAt: number | null = null;
   /** When the last detection pass ran. */
   private lastDetectAt: number | null = null;
+  /** When the next resolution turn is due; null when no conflict waits for one. */
+  private resumeDueAt: number | null = null;
 
   /** Whether detection passes are planned (a new airborne drone needs the alarm set once). */
   get detectionPlanned(): boolean {
@@ -53,16 +57,24 @@ export class AlarmPlan {
    * What this alarm runs at `now`. What runs is marked done until its next interval before it
    * runs, so a pass that throws is tried again an interval later, not in a tight loop of alarms.
    */
-  take(now: number, airborne: boolean): { detect: boolean; status: boolean } {
+  take(now: number, airborne: boolean): { detect: boolean; status: boolean; resume: boolean } {
     const due = (at: number | null) => at === null || now >= at - EARLY_MS;
     const detect = due(this.detectDueAt) && airborne;
     const status = due(this.statusDueAt);
+    // A pass makes its own list: a turn due with it is not run.
+    const resume = !detect && airborne && this.resumeDueAt !== null && now >= this.resumeDueAt - EARLY_MS;
     if (detect) {
       this.detectDueAt = now + DETECT_INTERVAL_MS;
       this.lastDetectAt = now;
     }
+    if (detect || resume) this.resumeDueAt = null;
     if (status) this.statusDueAt = now + LIMITS.statusIntervalMs;
-    return { detect, status };
+    return { detect, status, resume };
+  }
+
+  /** After a pass or a resolution turn: the next turn at `at`, or none (null). */
+  resumeAt(at: number | null): void {
+    this.resumeDueAt = at;
   }
 
   /**
@@ -86,6 +98,7 @@ export class AlarmPlan {
     if (typeof needs.expiry === "number") wants.push(needs.expiry);
     if (typeof needs.flush === "number") wants.push(needs.flush);
     if (needs.detection) wants.push((this.detectDueAt ??= now + DETECT_INTERVAL_MS));
+    if (needs.detection && this.resumeDueAt !== null) wants.push(this.resumeDueAt);
     if (!wants.length) return null;
     // A due time already past (a slow pass, a clock moved by a test) fires at the next moment.
     return Math.max(Math.min(...wants), now + 1);

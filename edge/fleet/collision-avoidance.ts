@@ -62,6 +62,9 @@ import type { AlertKind, AlertSeverity, CommandState, CoordinationEventView, Dro
 
 /** How often the fleet object runs a detection pass while drones are airborne. */
 export const DETECT_INTERVAL_MS = 500;
+/** After a pass (or a resolution turn) that left conflicts it had no time for, the next
+ * resolution turn comes this much later: the object handles telemetry in between. */
+export const RESUME_GAP_MS = 40;
 /** Track kept before and after an event, for replay. */
 export const REPLAY_WINDOW_MS = 30_000;
 /** A conflict still predicted this long after its last resolution gets another one: until then
@@ -157,6 +160,12 @@ export interface CoordinatorPorts {
 
 type EventRow = Omit<CoordinationEvent, "drone_ids"> & { drone_ids: string };
 
+/** One conflict waiting for its resolution: its event, and whether it is to be retried at once. */
+type WorkItem = { e: CoordinationEvent; c: Conflict; retry: boolean };
+/** Conflicts a pass had no time for, with the picture they are planned on (see `resume`). */
+type Backlog = { at: number; drones: CoordinationDrone[]; config: FleetConfig; planner: ResolutionPlanner | null; items: WorkItem[] };
+type TurnBudget = { resolutions: number; commands: number; sent: number };
+
 /** What the coordinator believes of one drone's plans. */
 type Belief = {
   /** Seq of the last sample judged (each sample counts once). */
@@ -248,6 +257,9 @@ export class Coordinator {
   private saturatedSince: number | null = null;
   private lastDeferred = 0;
   lastPass = { ms: 0, drones: 0, conflicts: 0, at: 0, saturated: false, deferred: 0, commands: 0 };
+  /** The last resolution turn: its time, conflicts it worked on, how many are left, commands sent. */
+  lastResume = { ms: 0, at: 0, worked: 0, left: 0, commands: 0 };
+  private backlog: Backlog | null = null;
   /** Commands sent since the object started, for the budget figures. */
   commandsSent = 0;
 
@@ -465,11 +477,7 @@ export class Coordinator {
       live.add(e.event_id);
       work.push([e, c]);
     }
-    let planner: ResolutionPlanner | null = null;
-    const budget = { resolutions: MAX_RESOLUTIONS_PER_PASS, commands: MAX_COMMANDS_PER_PASS, sent: 0 };
-    let deferred = 0;
     const retrying = new Set<string>();
-    let resolvingSince: number | null = null;
     for (const e of this.active.values()) {
       const f = this.follow.get(e.event_id);
       if (f?.retryNow) {
@@ -484,36 +492,12 @@ export class Coordinator {
     const urgency = ([e, c]: [CoordinationEvent, Conflict]) =>
       c.time_to_conflict_s + (this.follow.get(e.event_id)?.tries.has(c.key) && !retrying.has(e.event_id) ? FLOWN_PENALTY_S : 0);
     work.sort((a, b) => urgency(a) - urgency(b));
-    for (const [e, c] of work) {
-      if (e.strategy === "dismissed" || e.status !== "active") continue;
-      const f = this.followOf(e);
-      // A drone last seen before its relay came back may fly something else by now (its route
-      // restarted): a resolution planned on that picture can turn one drone into another's way.
-      // The first fresh sample (one sample period) is worth waiting for; the retry flag waits too.
-      if (c.drone_ids.some((id) => this.awaitingFresh.has(id))) {
-        if (retrying.has(e.event_id)) f.retryNow = true;
-        continue;
-      }
-      if (!this.due(e, f, c, now, retrying.has(e.event_id))) continue;
-      const since = resolvingSince;
-      if (budget.resolutions <= 0 || budget.commands <= 0 || (since !== null && clock() - since > this.resolutionBudgetMs)) {
-        deferred++;
-        // Still the next to retry at once.
-        if (retrying.has(e.event_id)) f.retryNow = true;
-        continue;
-      }
-      resolvingSince ??= clock();
-      planner ??= new ResolutionPlanner(drones, config);
-      // The first resolution of a pass runs to its end, so every pass makes progress; a later one
-      // stops between candidates once the pass is over its time, as the loop does between conflicts.
-      const overBudget = since === null ? null : () => clock() - since > this.resolutionBudgetMs;
-      if (!this.resolve(e, f, c, planner, now, budget, overBudget)) {
-        deferred++;
-        if (retrying.has(e.event_id)) f.retryNow = true;
-        continue;
-      }
-      budget.resolutions--;
-    }
+    // What this pass has no time for waits for the resolution turns after it (`resume`), not for
+    // the next pass: with a thousand drones one hard resolution can take the pass's whole budget.
+    const backlog: Backlog = { at: now, drones, config, planner: null, items: work.map(([e, c]) => ({ e, c, retry: retrying.has(e.event_id) })) };
+    const turn = this.resolveTurn(backlog, now, clock);
+    this.backlog = backlog.items.length ? backlog : null;
+    const deferred = backlog.items.length;
     // A new event is announced with its first resolution; one the budget deferred, bare.
     for (const e of opened) {
       if (e.attempts > 0 || e.status !== "active") continue;
@@ -533,9 +517,76 @@ export class Coordinator {
       if (f.outstanding.size > 0) continue;
       if ([...f.keys].every((k) => isResolved(k, drones, config))) this.close(e, f.acked.size > 0 ? "resolved" : "expired", now);
     }
-    this.saturation(drones, deferred, now, budget);
+    this.saturation(drones, deferred, now, turn);
     this.lastDeferred = deferred;
-    this.lastPass = { ms: clock() - t0, drones: drones.length, conflicts: conflicts.length, at: now, saturated: this.saturatedSince !== null, deferred, commands: budget.sent };
+    this.lastPass = { ms: clock() - t0, drones: drones.length, conflicts: conflicts.length, at: now, saturated: this.saturatedSince !== null, deferred, commands: turn.sent };
+  }
+
+  /** Whether a pass left conflicts it had no time for: a resolution turn (`resume`) is wanted. */
+  resumeWanted(): boolean {
+    return this.backlog !== null;
+  }
+
+  /**
+   * A resolution turn: the conflicts the last pass (or turn) had no time for, most urgent first,
+   * planned on that pass's picture, within a turn's budgets (the first resolution runs to its
+   * end). The fleet object runs one RESUME_GAP_MS after the pass or the turn before, until none is
+   * left or the next pass brings its own list; telemetry is handled between turns. A backlog older
+   * than DETECT_INTERVAL_MS is the next pass's to redo on a fresh picture.
+   */
+  resume(now: number, clock: () => number = () => performance.now()): void {
+    const b = this.backlog;
+    if (!b) return;
+    if (now - b.at > DETECT_INTERVAL_MS) {
+      this.backlog = null;
+      return;
+    }
+    const t0 = clock();
+    const before = b.items.length;
+    const turn = this.resolveTurn(b, now, clock);
+    if (!b.items.length) this.backlog = null;
+    this.lastResume = { ms: clock() - t0, at: now, worked: before - b.items.length, left: b.items.length, commands: turn.sent };
+  }
+
+  /** Resolve `b`'s items in order within one turn's budgets; what is left stays in `b.items`. */
+  private resolveTurn(b: Backlog, now: number, clock: () => number): TurnBudget {
+    const budget: TurnBudget = { resolutions: MAX_RESOLUTIONS_PER_PASS, commands: MAX_COMMANDS_PER_PASS, sent: 0 };
+    let resolvingSince: number | null = null;
+    const left: WorkItem[] = [];
+    for (const it of b.items) {
+      const { e, c, retry } = it;
+      if (e.strategy === "dismissed" || e.status !== "active") continue;
+      const f = this.followOf(e);
+      // A drone last seen before its relay came back may fly something else by now (its route
+      // restarted): a resolution planned on that picture can turn one drone into another's way.
+      // The first fresh sample (one sample period) is worth waiting for; the retry flag waits too.
+      if (c.drone_ids.some((id) => this.awaitingFresh.has(id))) {
+        if (retry) f.retryNow = true;
+        continue;
+      }
+      if (!this.due(e, f, c, now, retry)) continue;
+      const since = resolvingSince;
+      if (budget.resolutions <= 0 || budget.commands <= 0 || (since !== null && clock() - since > this.resolutionBudgetMs)) {
+        left.push(it);
+        // Still the next to retry at once.
+        if (retry) f.retryNow = true;
+        continue;
+      }
+      // The picture is built once per pass, outside the time the resolutions are given.
+      b.planner ??= new ResolutionPlanner(b.drones, b.config);
+      resolvingSince ??= clock();
+      // The first resolution of a turn runs to its end, so every turn makes progress; a later one
+      // stops between candidates once the turn is over its time, as the loop does between conflicts.
+      const overBudget = since === null ? null : () => clock() - since > this.resolutionBudgetMs;
+      if (!this.resolve(e, f, c, b.planner, now, budget, overBudget)) {
+        left.push(it);
+        if (retry) f.retryNow = true;
+        continue;
+      }
+      budget.resolutions--;
+    }
+    b.items = left;
+    return budget;
   }
 
   /** Operator override: another strategy, or dismiss. */

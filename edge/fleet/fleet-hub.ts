@@ -29,7 +29,7 @@ import { CLOSE_CODES, LIMITS, type AuditCursor, type CoordinationEventView, type
 import { AlarmPlan } from "./alarm-plan";
 import { FleetAnalytics, type AnalyticsLiveView } from "./analytics";
 import { systemClock, type Clock } from "./clock";
-import { coordinationDrones, Coordinator, type TrackPoint } from "./collision-avoidance";
+import { coordinationDrones, Coordinator, RESUME_GAP_MS, type TrackPoint } from "./collision-avoidance";
 import { CommandDesk, type HubPorts } from "./command-desk";
 import { ConfigStore } from "./config-store";
 import { DashboardFrames } from "./dashboard-frames";
@@ -357,6 +357,8 @@ export class FleetHub extends DurableObject<FleetEnv> {
         this.fanOut.flushDue(now);
         const due = this.plan.take(now, this.anyAirborne());
         if (due.detect) this.profiler.span("detection", () => this.coordinator.pass(now));
+        else if (due.resume) this.profiler.span("detection", () => this.coordinator.resume(now));
+        if (due.detect || due.resume) this.plan.resumeAt(this.coordinator.resumeWanted() ? now + RESUME_GAP_MS : null);
         if (due.status) {
           this.profiler.span("status", () => this.status.tick(now));
           this.profiler.span("analytics", () => this.analytics.tick(now)); // analytics hook: analytics_live, alerts, performance_metrics

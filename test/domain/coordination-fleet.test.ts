@@ -12,8 +12,10 @@ import { describe, expect, it } from "vitest";
 import {
   Coordinator,
   DRONE_COMMANDS_MAX_PER_MIN,
+  DETECT_INTERVAL_MS,
   MAX_COMMANDS_PER_PASS,
   PASS_RESOLUTION_BUDGET_MS,
+  RESUME_GAP_MS,
   RETRY_AFTER_MS,
   type CommandFinal,
   type CoordinationEvent,
@@ -244,6 +246,54 @@ describe("calm in dense airspace", () => {
     // Nothing of the stopped attempt counts against the conflict: the next pass resolves it.
     pass(0.5, () => 0);
     expect(sent.map((c) => c.drone_id).sort()).toEqual(["b", "d"]);
+  });
+
+  it("resolves what a pass had no time for in the resolution turns after it, not at the next pass", () => {
+    // Three head-on pairs far apart, and a budget clock that is over the budget at every reading:
+    // each pass and each turn resolves one conflict (its first), the rest wait.
+    const pairs = new Map<string, CoordinationDrone>();
+    for (const [k, y] of [-600, 0, 600].entries()) {
+      pairs.set(`a${k}`, drone(`a${k}`, -200 - 10 * k, y, 50, 90, 10));
+      pairs.set(`b${k}`, drone(`b${k}`, 200 + 10 * k, y, 50, 270, 10));
+    }
+    const { co, sent, pass } = harness(pairs, { budgetMs: PASS_RESOLUTION_BUDGET_MS });
+    let fake = 0;
+    const over = () => (fake += PASS_RESOLUTION_BUDGET_MS + 1);
+    pass(0, over);
+    expect(co.lastPass).toMatchObject({ conflicts: 3, deferred: 2 });
+    expect(sent).toHaveLength(1);
+    expect(co.resumeWanted()).toBe(true);
+    co.resume(T0 + RESUME_GAP_MS, over);
+    expect(sent).toHaveLength(2);
+    expect(co.lastResume).toMatchObject({ worked: 1, left: 1, commands: 1 });
+    co.resume(T0 + 2 * RESUME_GAP_MS, over);
+    expect(co.resumeWanted()).toBe(false);
+    // Each pair once, the most urgent (the closest pair) first.
+    const pairOf = (c: Sent) => c.drone_id.slice(1);
+    expect(sent.map(pairOf)).toEqual(["0", "1", "2"]);
+    // The next pass finds each waiting for its answer: nothing is sent twice.
+    pass(0.5, over);
+    expect(sent).toHaveLength(3);
+    expect(co.resumeWanted()).toBe(false);
+  });
+
+  it("leaves a backlog older than a pass interval to the next pass", () => {
+    const pairs = new Map<string, CoordinationDrone>([
+      ["a", drone("a", -200, 0, 50, 90, 10)],
+      ["b", drone("b", 200, 0, 50, 270, 10)],
+      ["c", drone("c", -280, 600, 50, 90, 10)],
+      ["d", drone("d", 280, 600, 50, 270, 10)],
+    ]);
+    const { co, sent, pass } = harness(pairs, { budgetMs: PASS_RESOLUTION_BUDGET_MS });
+    let fake = 0;
+    const over = () => (fake += PASS_RESOLUTION_BUDGET_MS + 1);
+    pass(0, over);
+    expect(sent).toHaveLength(1);
+    co.resume(T0 + DETECT_INTERVAL_MS + 1, over);
+    expect(sent).toHaveLength(1);
+    expect(co.resumeWanted()).toBe(false);
+    pass(0.6, over);
+    expect(new Set(sent.map((c) => c.drone_id))).toEqual(new Set(["b", "d"]));
   });
 
   it("keeps a pass with hundreds of conflicts at 1,000 drones within its work budget", () => {
