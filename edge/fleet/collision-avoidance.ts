@@ -36,7 +36,8 @@
  * (RETRY_AFTER_MS), nor after DRONE_COMMANDS_PER_MIN resolutions in a minute unless moving the
  * other drone does not work, nor ever beyond DRONE_COMMANDS_MAX_PER_MIN; a pass makes at most
  * MAX_RESOLUTIONS_PER_PASS resolution attempts and sends at most MAX_COMMANDS_PER_PASS commands,
- * most urgent first. Conflicts left over pass after pass mean the airspace is saturated: the
+ * most urgent first, within PASS_RESOLUTION_BUDGET_MS; what it had no time for goes to resolution
+ * turns RESUME_GAP_MS apart (`resume`), each with the same budgets, until the next pass. Conflicts left over pass after pass mean the airspace is saturated: the
  * operator gets an `airspace_saturated` alert and drones starting to take off are held.
  */
 import {
@@ -65,6 +66,9 @@ export const DETECT_INTERVAL_MS = 500;
 /** After a pass (or a resolution turn) that left conflicts it had no time for, the next
  * resolution turn comes this much later: the object handles telemetry in between. */
 export const RESUME_GAP_MS = 40;
+/** Resolution turns stop for the pass interval once they took this long in all, ms: in airspace
+ * saturated pass after pass, resolving takes at most ~40 % of the object, telemetry the rest. */
+export const RESUME_TIME_PER_PASS_MS = 200;
 /** Track kept before and after an event, for replay. */
 export const REPLAY_WINDOW_MS = 30_000;
 /** A conflict still predicted this long after its last resolution gets another one: until then
@@ -163,7 +167,7 @@ type EventRow = Omit<CoordinationEvent, "drone_ids"> & { drone_ids: string };
 /** One conflict waiting for its resolution: its event, and whether it is to be retried at once. */
 type WorkItem = { e: CoordinationEvent; c: Conflict; retry: boolean };
 /** Conflicts a pass had no time for, with the picture they are planned on (see `resume`). */
-type Backlog = { at: number; drones: CoordinationDrone[]; config: FleetConfig; planner: ResolutionPlanner | null; items: WorkItem[] };
+type Backlog = { at: number; drones: CoordinationDrone[]; config: FleetConfig; planner: ResolutionPlanner | null; items: WorkItem[]; spentMs: number };
 type TurnBudget = { resolutions: number; commands: number; sent: number };
 
 /** What the coordinator believes of one drone's plans. */
@@ -260,6 +264,8 @@ export class Coordinator {
   /** The last resolution turn: its time, conflicts it worked on, how many are left, commands sent. */
   lastResume = { ms: 0, at: 0, worked: 0, left: 0, commands: 0 };
   private backlog: Backlog | null = null;
+  /** Conflicts a backlog still held when it was given up (too old, or the turns' time spent). */
+  private droppedLeft = 0;
   /** Commands sent since the object started, for the budget figures. */
   commandsSent = 0;
 
@@ -494,8 +500,12 @@ export class Coordinator {
     work.sort((a, b) => urgency(a) - urgency(b));
     // What this pass has no time for waits for the resolution turns after it (`resume`), not for
     // the next pass: with a thousand drones one hard resolution can take the pass's whole budget.
-    const backlog: Backlog = { at: now, drones, config, planner: null, items: work.map(([e, c]) => ({ e, c, retry: retrying.has(e.event_id) })) };
-    const turn = this.resolveTurn(backlog, now, clock);
+    // A pass whose detection already took the budget (a thousand drones on a busy machine) leaves
+    // all resolving to the first turn, RESUME_GAP_MS later: two shorter stalls instead of one.
+    const carried = this.backlog?.items.length ?? this.droppedLeft;
+    this.droppedLeft = 0;
+    const backlog: Backlog = { at: now, drones, config, planner: null, items: work.map(([e, c]) => ({ e, c, retry: retrying.has(e.event_id) })), spentMs: 0 };
+    const turn = this.resolveTurn(backlog, now, clock, clock() - t0 <= this.resolutionBudgetMs ? MAX_RESOLUTIONS_PER_PASS : 0);
     this.backlog = backlog.items.length ? backlog : null;
     const deferred = backlog.items.length;
     // A new event is announced with its first resolution; one the budget deferred, bare.
@@ -517,8 +527,10 @@ export class Coordinator {
       if (f.outstanding.size > 0) continue;
       if ([...f.keys].every((k) => isResolved(k, drones, config))) this.close(e, f.acked.size > 0 ? "resolved" : "expired", now);
     }
-    this.saturation(drones, deferred, now, turn);
-    this.lastDeferred = deferred;
+    // Saturated: conflicts the last interval (its pass and the resolution turns after it) did not
+    // get to, pass after pass.
+    this.saturation(drones, carried, now, turn);
+    this.lastDeferred = carried;
     this.lastPass = { ms: clock() - t0, drones: drones.length, conflicts: conflicts.length, at: now, saturated: this.saturatedSince !== null, deferred, commands: turn.sent };
   }
 
@@ -531,26 +543,34 @@ export class Coordinator {
    * A resolution turn: the conflicts the last pass (or turn) had no time for, most urgent first,
    * planned on that pass's picture, within a turn's budgets (the first resolution runs to its
    * end). The fleet object runs one RESUME_GAP_MS after the pass or the turn before, until none is
-   * left or the next pass brings its own list; telemetry is handled between turns. A backlog older
-   * than DETECT_INTERVAL_MS is the next pass's to redo on a fresh picture.
+   * left, the turns took RESUME_TIME_PER_PASS_MS, or the next pass brings its own list; telemetry
+   * is handled between turns. A backlog older than DETECT_INTERVAL_MS is the next pass's to redo
+   * on a fresh picture.
    */
   resume(now: number, clock: () => number = () => performance.now()): void {
     const b = this.backlog;
     if (!b) return;
     if (now - b.at > DETECT_INTERVAL_MS) {
+      this.droppedLeft = b.items.length;
       this.backlog = null;
       return;
     }
     const t0 = clock();
     const before = b.items.length;
     const turn = this.resolveTurn(b, now, clock);
-    if (!b.items.length) this.backlog = null;
-    this.lastResume = { ms: clock() - t0, at: now, worked: before - b.items.length, left: b.items.length, commands: turn.sent };
+    const ms = clock() - t0;
+    b.spentMs += ms;
+    if (!b.items.length || b.spentMs >= RESUME_TIME_PER_PASS_MS) {
+      this.droppedLeft = b.items.length;
+      this.backlog = null;
+    }
+    this.lastResume = { ms, at: now, worked: before - b.items.length, left: b.items.length, commands: turn.sent };
   }
 
-  /** Resolve `b`'s items in order within one turn's budgets; what is left stays in `b.items`. */
-  private resolveTurn(b: Backlog, now: number, clock: () => number): TurnBudget {
-    const budget: TurnBudget = { resolutions: MAX_RESOLUTIONS_PER_PASS, commands: MAX_COMMANDS_PER_PASS, sent: 0 };
+  /** Resolve `b`'s items in order within one turn's budgets (`resolutions` 0: only drop the ones
+   * no longer waiting); what is left stays in `b.items`. */
+  private resolveTurn(b: Backlog, now: number, clock: () => number, resolutions = MAX_RESOLUTIONS_PER_PASS): TurnBudget {
+    const budget: TurnBudget = { resolutions, commands: MAX_COMMANDS_PER_PASS, sent: 0 };
     let resolvingSince: number | null = null;
     const left: WorkItem[] = [];
     for (const it of b.items) {
@@ -849,7 +869,7 @@ export class Coordinator {
         other.drone_ids = union;
         const rec = this.recording.get(other.event_id);
         if (rec) rec.drones = union;
-        for (const id of c.drone_ids) if (!rec || !rec.drones.includes(id)) for (const p of this.rings.get(id) ?? []) this.insertTrack(other.event_id, id, p);
+        for (const id of c.drone_ids) if (!rec || !rec.drones.includes(id)) this.insertRing(other.event_id, id);
         this.save(other);
         this.ports.changed(other);
       }
@@ -882,7 +902,7 @@ export class Coordinator {
     this.followOf(e);
     this.recording.set(e.event_id, { until: Infinity, drones: e.drone_ids });
     // The 30 s before detection, from the in-memory rings.
-    for (const id of e.drone_ids) for (const p of this.rings.get(id) ?? []) this.insertTrack(e.event_id, id, p);
+    for (const id of e.drone_ids) this.insertRing(e.event_id, id);
     return e;
   }
 
@@ -1070,6 +1090,21 @@ export class Coordinator {
       e.min_vertical_m,
       e.attempts,
       e.last_attempt_at,
+    );
+  }
+
+  /** A drone's in-memory ring (its last REPLAY_WINDOW_MS) into an event's track: one statement
+   * (dozens of events can open in one pass, each with up to 30 points per drone). */
+  private insertRing(eventId: string, droneId: string): void {
+    const ring = this.rings.get(droneId);
+    if (!ring?.length) return;
+    this.sql.exec(
+      `INSERT INTO event_tracks (event_id, drone_id, t, lat, lon, alt_m)
+       SELECT ?, ?, json_extract(j.value, '$[0]'), json_extract(j.value, '$[1]'), json_extract(j.value, '$[2]'), json_extract(j.value, '$[3]')
+       FROM json_each(?) AS j WHERE true ON CONFLICT DO NOTHING`,
+      eventId,
+      droneId,
+      JSON.stringify(ring.map((p) => [p.t, p.lat, p.lon, p.alt_m])),
     );
   }
 

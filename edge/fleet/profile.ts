@@ -21,8 +21,10 @@ export const PROFILE_COMPONENTS = [
   "live_state",
   /** SQLite writes of the live state. */
   "persistence",
-  /** Conflict detection and resolution passes. */
+  /** Conflict detection passes (and the resolutions they have time for). */
   "detection",
+  /** Resolution turns: the conflicts a pass had no time for (collision-avoidance.ts `resume`). */
+  "resolution",
   /** Analytics hooks, snapshots and the outbox. */
   "analytics",
   /** JSON.stringify of telemetry frames for dashboards. */

@@ -16,6 +16,7 @@ import {
   MAX_COMMANDS_PER_PASS,
   PASS_RESOLUTION_BUDGET_MS,
   RESUME_GAP_MS,
+  RESUME_TIME_PER_PASS_MS,
   RETRY_AFTER_MS,
   type CommandFinal,
   type CoordinationEvent,
@@ -248,18 +249,29 @@ describe("calm in dense airspace", () => {
     expect(sent.map((c) => c.drone_id).sort()).toEqual(["b", "d"]);
   });
 
+  /** Budget clocks: `over` is past the budget at every reading; `detectFast` reads 0 for the pass
+   * start and the check after detection (detection within budget), then is past it each time. */
+  const budgetClocks = () => {
+    let fake = 0;
+    const over = () => (fake += PASS_RESOLUTION_BUDGET_MS + 1);
+    const detectFast = () => {
+      let n = 0;
+      return () => (++n <= 2 ? 0 : (fake += PASS_RESOLUTION_BUDGET_MS + 1));
+    };
+    return { over, detectFast };
+  };
+
   it("resolves what a pass had no time for in the resolution turns after it, not at the next pass", () => {
-    // Three head-on pairs far apart, and a budget clock that is over the budget at every reading:
-    // each pass and each turn resolves one conflict (its first), the rest wait.
+    // Three head-on pairs far apart; each pass and each turn has time for one resolution (its
+    // first), the rest wait.
     const pairs = new Map<string, CoordinationDrone>();
     for (const [k, y] of [-600, 0, 600].entries()) {
       pairs.set(`a${k}`, drone(`a${k}`, -200 - 10 * k, y, 50, 90, 10));
       pairs.set(`b${k}`, drone(`b${k}`, 200 + 10 * k, y, 50, 270, 10));
     }
     const { co, sent, pass } = harness(pairs, { budgetMs: PASS_RESOLUTION_BUDGET_MS });
-    let fake = 0;
-    const over = () => (fake += PASS_RESOLUTION_BUDGET_MS + 1);
-    pass(0, over);
+    const { over, detectFast } = budgetClocks();
+    pass(0, detectFast());
     expect(co.lastPass).toMatchObject({ conflicts: 3, deferred: 2 });
     expect(sent).toHaveLength(1);
     expect(co.resumeWanted()).toBe(true);
@@ -271,9 +283,26 @@ describe("calm in dense airspace", () => {
     // Each pair once, the most urgent (the closest pair) first.
     const pairOf = (c: Sent) => c.drone_id.slice(1);
     expect(sent.map(pairOf)).toEqual(["0", "1", "2"]);
-    // The next pass finds each waiting for its answer: nothing is sent twice.
+    // The next pass finds each waiting for its answer: nothing is sent twice, nothing carried
+    // over (the turns got to everything), so the airspace is not taken for saturated.
     pass(0.5, over);
     expect(sent).toHaveLength(3);
+    expect(co.resumeWanted()).toBe(false);
+    expect(co.saturated()).toBe(false);
+  });
+
+  it("a pass whose detection took the budget leaves all resolving to the first turn after it", () => {
+    const pairs = new Map<string, CoordinationDrone>([
+      ["a", drone("a", -200, 0, 50, 90, 10)],
+      ["b", drone("b", 200, 0, 50, 270, 10)],
+    ]);
+    const { co, sent, pass } = harness(pairs, { budgetMs: PASS_RESOLUTION_BUDGET_MS });
+    const { over } = budgetClocks();
+    pass(0, over);
+    expect(co.lastPass).toMatchObject({ conflicts: 1, deferred: 1 });
+    expect(sent).toHaveLength(0);
+    co.resume(T0 + RESUME_GAP_MS, over);
+    expect(sent.map((c) => c.drone_id)).toEqual(["b"]);
     expect(co.resumeWanted()).toBe(false);
   });
 
@@ -285,14 +314,13 @@ describe("calm in dense airspace", () => {
       ["d", drone("d", 280, 600, 50, 270, 10)],
     ]);
     const { co, sent, pass } = harness(pairs, { budgetMs: PASS_RESOLUTION_BUDGET_MS });
-    let fake = 0;
-    const over = () => (fake += PASS_RESOLUTION_BUDGET_MS + 1);
-    pass(0, over);
+    const { over, detectFast } = budgetClocks();
+    pass(0, detectFast());
     expect(sent).toHaveLength(1);
     co.resume(T0 + DETECT_INTERVAL_MS + 1, over);
     expect(sent).toHaveLength(1);
     expect(co.resumeWanted()).toBe(false);
-    pass(0.6, over);
+    pass(0.6, detectFast());
     expect(new Set(sent.map((c) => c.drone_id))).toEqual(new Set(["b", "d"]));
   });
 
@@ -300,15 +328,20 @@ describe("calm in dense airspace", () => {
     const { drones } = patrolScenario(1000, 42);
     const map = new Map(drones.map((d) => [d.drone_id, d]));
     const { co, sent, pass } = harness(map, { budgetMs: PASS_RESOLUTION_BUDGET_MS });
-    // The pass's budget clock, moved by more than the whole budget at every reading: the budget is
-    // spent after the first resolution of each pass, whatever the machine's load. What the pass
-    // guarantees then: that one resolution, and every other conflict deferred (counted, and
-    // resolved most urgent first by later passes), the airspace saturated after a few such passes.
+    // The pass's budget clock: detection within it, then moved by more than the whole budget at
+    // every reading, so the budget is spent after the first resolution of each pass, whatever the
+    // machine's load. What the pass guarantees then: that one resolution, and every other conflict
+    // deferred (to the resolution turns after it; counted, when they do not get to it, and resolved
+    // most urgent first later), the airspace saturated after a few such passes.
     let fake = 0;
     const overBudget = () => (fake += PASS_RESOLUTION_BUDGET_MS + 1);
+    const detectFast = () => {
+      let n = 0;
+      return () => (++n <= 2 ? 0 : overBudget());
+    };
     for (let i = 0; i < 10; i++) {
       const before = sent.length;
-      pass(i * 0.5, overBudget);
+      pass(i * 0.5, detectFast());
       const mine = sent.slice(before).filter((c) => c.eventId !== "saturation");
       expect(co.lastPass.conflicts).toBeGreaterThan(300);
       // One resolution: its commands (two drones at most).
@@ -318,6 +351,17 @@ describe("calm in dense airspace", () => {
       expect(co.lastPass.commands).toBeLessThanOrEqual(MAX_COMMANDS_PER_PASS + 4);
     }
     expect(co.saturated()).toBe(true);
+    // Resolution turns work on what the pass left, one resolution each here, until they took
+    // RESUME_TIME_PER_PASS_MS in all (this clock: the first turn already did): the rest waits for
+    // the next pass, so saturated airspace does not take the whole object.
+    expect(co.resumeWanted()).toBe(true);
+    const before = sent.length;
+    let turns = 0;
+    while (co.resumeWanted() && turns < 1000) co.resume(T0 + 4500 + ++turns, overBudget);
+    expect(turns).toBeGreaterThanOrEqual(1);
+    expect(turns).toBeLessThanOrEqual(RESUME_TIME_PER_PASS_MS / PASS_RESOLUTION_BUDGET_MS);
+    expect(co.lastResume.left).toBeGreaterThan(100);
+    expect(sent.length - before).toBeLessThanOrEqual(2 * turns);
     // The real time of such passes, for the notes (speed is measured by the bench, not asserted).
     const real = harness(new Map(drones.map((d) => [d.drone_id, d])), { budgetMs: PASS_RESOLUTION_BUDGET_MS });
     const ms: number[] = [];

@@ -226,7 +226,7 @@ describe("collision avoidance in the fleet object", () => {
     const { fleet, clock, d, r, world } = await setup([drone("a", -300, 0, 50, 90), drone("b", 300, 0, 50, 270)]);
     await sendBatch(r, [...world.values()].map(toSample));
     await detect(fleet, clock);
-    const ev = (await d.nextOfType("coordination_event")).event as { event_id: string };
+    const ev = (await d.nextOfType("coordination_event")).event as { event_id: string; detected_at: number };
     await evictDurableObject(stubFor(fleet));
     // A new instance starts on the system clock: give it the test's clock again.
     await useClock(fleet, clock);
@@ -243,6 +243,13 @@ describe("collision avoidance in the fleet object", () => {
     };
     expect(replay.event.event_id).toBe(ev.event_id);
     expect(Object.keys(replay.tracks).sort()).toEqual(["a", "b"]);
+    // The track begins before detection (the drones' in-memory rings, copied when the event
+    // opened), with the numbers the relay sent.
+    for (const id of ["a", "b"]) {
+      const first = replay.tracks[id]![0] as { t: number; lat: number; lon: number; alt_m: number };
+      expect(first.t).toBeLessThan(ev.detected_at);
+      expect(first).toMatchObject({ lat: expect.any(Number), lon: expect.any(Number), alt_m: 50 });
+    }
     const missing = await SELF.fetch(`https://edge.test/v1/fleets/${fleet}/coordination/ev-missing`, { headers: { Authorization: `Bearer ${await token("viewer", [fleet])}` } });
     expect(missing.status).toBe(404);
     await missing.text();
