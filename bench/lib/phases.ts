@@ -393,6 +393,8 @@ export interface CommandsResult {
   /** The fleet object's profile over the command series (modify_waypoint, assign_mission). */
   profile: FleetProfile | null;
   profile_note?: string;
+  /** The same over the head-on runs after it. */
+  profile_coordination?: FleetProfile | null;
   load_1m: { start: number; end: number };
   coordination: CoordinationResult;
 }
@@ -528,6 +530,7 @@ export async function runCommands(t: Target, spec: CommandsSpec, aborted: () => 
     const view = t.profile ? await t.profile.take(spec.fleet) : null;
     const split = tracker.latency.length;
     const coordination = await headOn(pair, spec, base, aborted, progress);
+    const viewCoord = t.profile ? await t.profile.take(spec.fleet) : null;
     const lat = tracker.latency.view();
     return {
       drones: spec.drones,
@@ -539,6 +542,7 @@ export async function runCommands(t: Target, spec: CommandsSpec, aborted: () => 
       telemetry_during_coordination_ms: summarize(lat.subarray(split)),
       profile: view ? summariseProfile(view) : null,
       ...(t.profile && !view ? { profile_note: t.profile.note ?? "no profile" } : {}),
+      profile_coordination: viewCoord ? summariseProfile(viewCoord) : null,
       load_1m: { start: load0, end: loadavg()[0]! },
       coordination,
     };

@@ -285,6 +285,7 @@ export function renderMarkdown(r: BenchReport): string {
     profiled.push({ phase: "slow dashboard", point: "9 reading + 1 paused", pr: r.slow.slow.profile, ...(r.slow.slow.profile_note ? { note: r.slow.slow.profile_note } : {}) });
   }
   if (c) profiled.push({ phase: "commands", point: `${c.drones.toLocaleString("en-US")} × ${c.dashboards}, command series`, pr: c.profile, ...(c.profile_note ? { note: c.profile_note } : {}) });
+  if (c?.profile_coordination) profiled.push({ phase: "commands", point: `${c.drones.toLocaleString("en-US")} × ${c.dashboards}, head-on runs`, pr: c.profile_coordination });
   if (profiled.length) {
     L.push("## The fleet object's time per measured window (GET /v1/fleets/:fleet/profile)");
     L.push("");

@@ -1235,17 +1235,20 @@ type Ctx = Base & {
   baseline: Map<string, Baseline>;
   /** The best unverified candidate seen so far (see `score`), for when none verifies. */
   best: { cand: Candidate; score: number } | null;
-  /** Asked before each candidate is verified: true stops the resolution (`Deferred`). */
-  overBudget: (() => boolean) | null;
 };
 
-/** Thrown between candidates when the pass is over its time (`ResolutionPlanner.chooseWithin`):
- * the resolution is left for a later pass, as a conflict the budget reaches no more is. */
-class Deferred extends Error {}
+/**
+ * A resolution being worked out, one step at a time: each step is one candidate's re-prediction
+ * (the unit of work the caller's clock is checked between). The resolving functions are
+ * generators that yield before each candidate; `run` drives one to its end.
+ */
+type Steps<T> = Generator<void, T, void>;
 
-/** Stop here if the pass is over its time: before a candidate costs another re-prediction. */
-function checkpoint(ctx: Ctx): void {
-  if (ctx.overBudget?.()) throw new Deferred("resolution deferred: the pass is over its time");
+function run<T>(g: Steps<T>): T {
+  for (;;) {
+    const r = g.next();
+    if (r.done) return r.value;
+  }
 }
 
 /** Bounding box (x0, x1, y0, y1, z0, z1) of row i over samples k0..k1, into out[at..at+5]. */
@@ -1391,7 +1394,6 @@ function verify(ctx: Ctx, cand: Candidate): boolean {
  * it does not fix the conflict. The best unverified candidate is remembered in `ctx.best`.
  */
 function score(ctx: Ctx, cand: Candidate): number {
-  checkpoint(ctx);
   const subjects = subjectsOf(ctx, cand);
   const found = conflictsOf(ctx, subjects, cand.windowS, false);
   let worst = Infinity;
@@ -1647,8 +1649,12 @@ function* returnCandidates(ctx: Ctx, d: CoordinationDrone): Generator<Candidate>
   }
 }
 
-function firstVerified(ctx: Ctx, gens: Iterable<Candidate>[]): Candidate | null {
-  for (const g of gens) for (const c of g) if (verify(ctx, c)) return c;
+function* firstVerified(ctx: Ctx, gens: Iterable<Candidate>[]): Steps<Candidate | null> {
+  for (const g of gens)
+    for (const c of g) {
+      yield;
+      if (verify(ctx, c)) return c;
+    }
   return null;
 }
 
@@ -1746,8 +1752,8 @@ function ensureRow(b: Base, r: number): void {
   b.ready[r] = 1;
 }
 
-function contextFor(b: Base, conflict: Conflict, overBudget: (() => boolean) | null = null): Ctx {
-  const ctx: Ctx = { ...b, conflict, baseline: new Map(), best: null, overBudget };
+function contextFor(b: Base, conflict: Conflict): Ctx {
+  const ctx: Ctx = { ...b, conflict, baseline: new Map(), best: null };
   const involved = b.airborne.filter((d) => conflict.drone_ids.includes(d.drone_id));
   // Predicted as candidates predict them (by their plans, not a second time by dead reckoning),
   // so that "the change made it worse" compares like with like.
@@ -1805,7 +1811,7 @@ export class ResolutionPlanner {
 
   /** See `chooseResolution`. */
   choose(conflict: Conflict, opts: ChooseOptions = {}): Resolution {
-    return choose(contextFor(this.b, conflict), opts);
+    return run(this.steps(conflict, opts));
   }
 
   /**
@@ -1814,12 +1820,21 @@ export class ResolutionPlanner {
    * time is what `choose` chooses; stopping changes nothing in the picture.
    */
   chooseWithin(conflict: Conflict, opts: ChooseOptions, overBudget: () => boolean): Resolution | null {
-    try {
-      return choose(contextFor(this.b, conflict, overBudget), opts);
-    } catch (err) {
-      if (err instanceof Deferred) return null;
-      throw err;
+    const g = this.steps(conflict, opts);
+    for (;;) {
+      const r = g.next();
+      if (r.done) return r.value;
+      if (overBudget()) return null;
     }
+  }
+
+  /**
+   * `choose` as steps (one per candidate re-predicted), to be driven across turns: what it
+   * returns at its end is what `choose` returns, as long as nothing is committed to this planner
+   * while it runs. Nothing is computed before the first `next()`.
+   */
+  *steps(conflict: Conflict, opts: ChooseOptions = {}): Steps<Resolution> {
+    return yield* choose(contextFor(this.b, conflict), opts);
   }
 
   /** Make `r`'s commands part of the picture. */
@@ -1864,7 +1879,7 @@ function whyNot(ds: readonly CoordinationDrone[], exclude: Exclusions | undefine
     .join("; ");
 }
 
-function choose(ctx: Ctx, opts: ChooseOptions): Resolution {
+function* choose(ctx: Ctx, opts: ChooseOptions): Steps<Resolution> {
   const { override, exclude } = opts;
   const whyNot_ = (ds: readonly CoordinationDrone[]) => whyNot(ds, exclude, opts.why);
   const conflict = ctx.conflict;
@@ -1884,7 +1899,7 @@ function choose(ctx: Ctx, opts: ChooseOptions): Resolution {
     const ret = () => only("return_inside", d, () => returnCandidates(ctx, d));
     const hold = () => only("hold", d, () => holdCandidates(ctx, [d], "short of the zone"));
     const order = override === "hold" ? [hold(), ret()] : [ret(), hold()];
-    const ok = firstVerified(ctx, order);
+    const ok = yield* firstVerified(ctx, order);
     if (ok) return done(ok, true);
     const fallback = firstOf(override === "hold" ? [hold(), ret()] : [ret(), hold()]);
     return fallback ? done(fallback, false, whyNot_([d])) : nothing([d]);
@@ -1897,7 +1912,7 @@ function choose(ctx: Ctx, opts: ChooseOptions): Resolution {
     lateral_reroute: (m, o) => only("lateral_reroute", m, () => lateralCandidates(ctx, m, o)),
   };
   if (override) {
-    const ok = firstVerified(ctx, [gen[override](y, k), gen[override](k, y)]);
+    const ok = yield* firstVerified(ctx, [gen[override](y, k), gen[override](k, y)]);
     if (ok) return done(ok, true);
     const any = firstOf([gen[override](y, k), gen[override](k, y)]);
     if (any) return done(any, false, "the operator's strategy could not be verified");
@@ -1912,7 +1927,7 @@ function choose(ctx: Ctx, opts: ChooseOptions): Resolution {
     gen.lateral_reroute(k, y),
     holders.length === 2 ? holdCandidates(ctx, holders, "until the conflict clears") : [],
   ];
-  const ok = firstVerified(ctx, order());
+  const ok = yield* firstVerified(ctx, order());
   if (ok) return done(ok, true);
   // Nothing fixes it without a new conflict: the candidate whose remaining conflicts come
   // latest, when there is time to resolve those next (a stop in another drone's path is worse).
@@ -1924,20 +1939,20 @@ function choose(ctx: Ctx, opts: ChooseOptions): Resolution {
   if (y.right_of_way && k.right_of_way && MAY_HOLD_WHEN_OUTRANKED.has(y.right_of_way) && urgency(y) <= urgency(k) && !exclude?.has(y.drone_id) && !exclude?.has(`${y.drone_id}:hold`)) {
     const why = `while ${k.drone_id} (${k.right_of_way.replace("_", " ")}) passes; both have the right of way`;
     // Only a hold shown to work: an unverified one may stop it in a third drone's way.
-    const held = firstVerified(ctx, [holdCandidates(ctx, [y], why)]);
+    const held = yield* firstVerified(ctx, [holdCandidates(ctx, [y], why)]);
     if (held) return done(held, true);
   }
   // Nothing keeps the grown minima (the pair is already inside them, or about to be): the same
   // candidates against the minima themselves, the margin given up rather than the separation.
   const strict = strictContext(ctx);
-  const fine = firstVerified(strict, order());
+  const fine = yield* firstVerified(strict, order());
   if (fine) return done(fine, false, `${whyNot_([y, k])}; the resolution keeps the separation minima only without the margin`);
   // Stopping what may be stopped is the least bad thing left, when it is less bad than carrying
   // on: a stop can freeze a drone in a third one's way, or short of the minima, so each stop is
   // re-predicted and only one that puts the first loss of separation later than no command does
   // is sent.
   const stops = [holders, ...holders.map((d) => [d])].filter((hs) => hs.length > 0);
-  const last = leastHarm(strict, stops.map((hs) => holdCandidates(ctx, hs, hs.length === 2 ? "until the conflict clears" : "until the conflict clears (the other drone cannot be moved)")));
+  const last = yield* leastHarm(strict, stops.map((hs) => holdCandidates(ctx, hs, hs.length === 2 ? "until the conflict clears" : "until the conflict clears (the other drone cannot be moved)")));
   if (last) return done(last, false, whyNot_([y, k]));
   const r = nothing([y, k]);
   return holders.length > 0 ? { ...r, reason: `${r.reason}; stopping would bring a loss of separation sooner` } : r;
@@ -1945,7 +1960,7 @@ function choose(ctx: Ctx, opts: ChooseOptions): Resolution {
 
 /** `ctx` with the real separation minima instead of the grown ones, and its own baseline. */
 function strictContext(ctx: Ctx): Ctx {
-  return contextFor({ ...ctx, H: ctx.config.separation.horizontal_m, V: ctx.config.separation.vertical_m }, ctx.conflict, ctx.overBudget);
+  return contextFor({ ...ctx, H: ctx.config.separation.horizontal_m, V: ctx.config.separation.vertical_m }, ctx.conflict);
 }
 
 /** Stop durations the least-harm choice looks at (the shortest first), and how much shallower
@@ -1959,7 +1974,7 @@ const LEAST_HARM_DEPTH = 0.05;
  * beats no command (later by more than a pass, or clearly shallower); null otherwise. `ctx`
  * carries the real minima.
  */
-function leastHarm(ctx: Ctx, gens: Iterable<Candidate>[]): Candidate | null {
+function* leastHarm(ctx: Ctx, gens: Iterable<Candidate>[]): Steps<Candidate | null> {
   // The first loss (seconds) and how deep the worst one goes: the larger of its least horizontal
   // and vertical distances as shares of the minima (1: at the limit, 0: a collision).
   const harm = (found: Map<string, PairHit | null>) => {
@@ -1985,7 +2000,7 @@ function leastHarm(ctx: Ctx, gens: Iterable<Candidate>[]): Candidate | null {
     let n = 0;
     for (const cand of g) {
       if (n++ >= LEAST_HARM_HOLDS) break;
-      checkpoint(ctx);
+      yield;
       const h = harm(conflictsOf(ctx, subjectsOf(ctx, cand), cand.windowS, false));
       if (!best || better(h, best.h)) best = { cand, h };
     }

@@ -37,7 +37,9 @@
  * other drone does not work, nor ever beyond DRONE_COMMANDS_MAX_PER_MIN; a pass makes at most
  * MAX_RESOLUTIONS_PER_PASS resolution attempts and sends at most MAX_COMMANDS_PER_PASS commands,
  * most urgent first, within PASS_RESOLUTION_BUDGET_MS; what it had no time for goes to resolution
- * turns RESUME_GAP_MS apart (`resume`), each with the same budgets, until the next pass. Conflicts left over pass after pass mean the airspace is saturated: the
+ * turns RESUME_GAP_MS apart (`resume`), each with the same budgets, until the next pass; a
+ * resolution is worked out one candidate at a time, so one that takes longer than a turn is
+ * carried on by the next (conflicts.ts `ResolutionPlanner.steps`). Conflicts left over pass after pass mean the airspace is saturated: the
  * operator gets an `airspace_saturated` alert and drones starting to take off are held.
  */
 import {
@@ -69,6 +71,9 @@ export const RESUME_GAP_MS = 40;
 /** Resolution turns stop for the pass interval once they took this long in all, ms: in airspace
  * saturated pass after pass, resolving takes at most ~40 % of the object, telemetry the rest. */
 export const RESUME_TIME_PER_PASS_MS = 200;
+/** A resolution turn has this many times the pass's PASS_RESOLUTION_BUDGET_MS (it runs no
+ * detection): a hard resolution at a thousand drones (20–70 ms of candidates) takes two or three. */
+export const RESUME_TURN_FACTOR = 3;
 /** Track kept before and after an event, for replay. */
 export const REPLAY_WINDOW_MS = 30_000;
 /** A conflict still predicted this long after its last resolution gets another one: until then
@@ -98,10 +103,11 @@ const FLOWN_PENALTY_S = RETRY_AFTER_MS / 1000;
 /** Budgets of one pass, and of one drone. */
 export const MAX_RESOLUTIONS_PER_PASS = 8;
 /** Resolution stops for this pass once it has taken this long, ms: between conflicts, and within
- * a resolution between its candidates (the pass's first resolution always runs to its end, so
- * every pass makes progress). With detection (~6 ms at 1,000 drones) the pass stays under 20 ms
- * however many conflicts wait; the rest wait for the next pass, most urgent first (and count
- * towards saturation). */
+ * a resolution between its candidates (a resolution is worked out one candidate at a time; one
+ * stopped half-way is carried on, not started over, by the next turn). A pass whose detection
+ * already took this long leaves all resolving to the turns. What is left waits for the resolution
+ * turns after the pass (`resume`), most urgent first; what they do not get to counts towards
+ * saturation. */
 export const PASS_RESOLUTION_BUDGET_MS = 8;
 export const MAX_COMMANDS_PER_PASS = 8;
 /** A drone that had this many resolutions in the last minute is commanded again only when
@@ -167,7 +173,18 @@ type EventRow = Omit<CoordinationEvent, "drone_ids"> & { drone_ids: string };
 /** One conflict waiting for its resolution: its event, and whether it is to be retried at once. */
 type WorkItem = { e: CoordinationEvent; c: Conflict; retry: boolean };
 /** Conflicts a pass had no time for, with the picture they are planned on (see `resume`). */
-type Backlog = { at: number; drones: CoordinationDrone[]; config: FleetConfig; planner: ResolutionPlanner | null; items: WorkItem[]; spentMs: number };
+type Backlog = {
+  at: number;
+  drones: CoordinationDrone[];
+  config: FleetConfig;
+  planner: ResolutionPlanner | null;
+  /** Resolutions to commit to the planner when it is built (sent after the picture was taken). */
+  commits: Resolution[];
+  items: WorkItem[];
+  spentMs: number;
+};
+/** A resolution being worked out across turns (see `resolveTurn`). */
+type InProgress = { e: CoordinationEvent; c: Conflict; steps: Generator<void, Resolution, void>; planner: ResolutionPlanner; since: number };
 type TurnBudget = { resolutions: number; commands: number; sent: number };
 
 /** What the coordinator believes of one drone's plans. */
@@ -264,6 +281,7 @@ export class Coordinator {
   /** The last resolution turn: its time, conflicts it worked on, how many are left, commands sent. */
   lastResume = { ms: 0, at: 0, worked: 0, left: 0, commands: 0 };
   private backlog: Backlog | null = null;
+  private current: InProgress | null = null;
   /** Conflicts a backlog still held when it was given up (too old, or the turns' time spent). */
   private droppedLeft = 0;
   /** Commands sent since the object started, for the budget figures. */
@@ -504,10 +522,10 @@ export class Coordinator {
     // all resolving to the first turn, RESUME_GAP_MS later: two shorter stalls instead of one.
     const carried = this.backlog?.items.length ?? this.droppedLeft;
     this.droppedLeft = 0;
-    const backlog: Backlog = { at: now, drones, config, planner: null, items: work.map(([e, c]) => ({ e, c, retry: retrying.has(e.event_id) })), spentMs: 0 };
+    const backlog: Backlog = { at: now, drones, config, planner: null, commits: [], items: work.map(([e, c]) => ({ e, c, retry: retrying.has(e.event_id) })), spentMs: 0 };
     const turn = this.resolveTurn(backlog, now, clock, clock() - t0 <= this.resolutionBudgetMs ? MAX_RESOLUTIONS_PER_PASS : 0);
-    this.backlog = backlog.items.length ? backlog : null;
-    const deferred = backlog.items.length;
+    this.backlog = backlog.items.length || this.current ? backlog : null;
+    const deferred = backlog.items.length + (this.current ? 1 : 0);
     // A new event is announced with its first resolution; one the budget deferred, bare.
     for (const e of opened) {
       if (e.attempts > 0 || e.status !== "active") continue;
@@ -541,11 +559,11 @@ export class Coordinator {
 
   /**
    * A resolution turn: the conflicts the last pass (or turn) had no time for, most urgent first,
-   * planned on that pass's picture, within a turn's budgets (the first resolution runs to its
-   * end). The fleet object runs one RESUME_GAP_MS after the pass or the turn before, until none is
-   * left, the turns took RESUME_TIME_PER_PASS_MS, or the next pass brings its own list; telemetry
-   * is handled between turns. A backlog older than DETECT_INTERVAL_MS is the next pass's to redo
-   * on a fresh picture.
+   * planned on that pass's picture, within a turn's budgets (RESUME_TURN_FACTOR times the pass's
+   * time; a resolution carried over from the turn before goes first). The fleet object runs one
+   * RESUME_GAP_MS after the pass or the turn before, until none is left, the turns took
+   * RESUME_TIME_PER_PASS_MS, or the next pass brings its own list; telemetry is handled between
+   * turns. A backlog older than DETECT_INTERVAL_MS is the next pass's to redo on a fresh picture.
    */
   resume(now: number, clock: () => number = () => performance.now()): void {
     const b = this.backlog;
@@ -557,21 +575,80 @@ export class Coordinator {
     }
     const t0 = clock();
     const before = b.items.length;
-    const turn = this.resolveTurn(b, now, clock);
+    const turn = this.resolveTurn(b, now, clock, MAX_RESOLUTIONS_PER_PASS, RESUME_TURN_FACTOR * this.resolutionBudgetMs);
     const ms = clock() - t0;
     b.spentMs += ms;
-    if (!b.items.length || b.spentMs >= RESUME_TIME_PER_PASS_MS) {
+    if ((!b.items.length && !this.current) || b.spentMs >= RESUME_TIME_PER_PASS_MS) {
       this.droppedLeft = b.items.length;
       this.backlog = null;
     }
     this.lastResume = { ms, at: now, worked: before - b.items.length, left: b.items.length, commands: turn.sent };
   }
 
-  /** Resolve `b`'s items in order within one turn's budgets (`resolutions` 0: only drop the ones
-   * no longer waiting); what is left stays in `b.items`. */
-  private resolveTurn(b: Backlog, now: number, clock: () => number, resolutions = MAX_RESOLUTIONS_PER_PASS): TurnBudget {
+  /**
+   * Resolve `b`'s items in order within one turn's budgets (`resolutions` 0: only drop the ones
+   * no longer waiting); what is left stays in `b.items`. A resolution is worked out in steps
+   * (one candidate each) and the turn's clock is read between them: one that is not done when
+   * the turn's time (`sliceMs`) is up is carried on by the next turn or pass, before anything else
+   * (`this.current`), on the picture it began with. Each turn makes at least one step.
+   */
+  private resolveTurn(b: Backlog, now: number, clock: () => number, resolutions = MAX_RESOLUTIONS_PER_PASS, sliceMs = this.resolutionBudgetMs): TurnBudget {
     const budget: TurnBudget = { resolutions, commands: MAX_COMMANDS_PER_PASS, sent: 0 };
-    let resolvingSince: number | null = null;
+    let since: number | null = null;
+    const over = () => since !== null && clock() - since > sliceMs;
+    /** Steps until done (the resolution) or the turn's time is up (null). */
+    const drive = (g: Generator<void, Resolution, void>): Resolution | null => {
+      since ??= clock();
+      for (;;) {
+        const r = g.next();
+        if (r.done) return r.value;
+        if (over()) return null;
+      }
+    };
+    const planner = (): ResolutionPlanner => {
+      if (!b.planner) {
+        b.planner = new ResolutionPlanner(b.drones, b.config);
+        // Resolutions sent since this picture was taken (one carried over from the last list).
+        for (const r of b.commits) b.planner.commit(r);
+      }
+      return b.planner;
+    };
+    let stopped = false;
+    const run = (g: Generator<void, Resolution, void>): Resolution => {
+      since ??= clock();
+      for (;;) {
+        const r = g.next();
+        if (r.done) return r.value;
+      }
+    };
+    const cur = this.current;
+    if (cur && resolutions > 0) {
+      this.current = null;
+      const f = this.follow.get(cur.e.event_id);
+      // Given up when its event ended, a relay came back for one of its drones, or a command for
+      // it went out meanwhile (an operator's override). One older than a pass interval is run to
+      // its end now: however slow the machine, every resolution is finished.
+      const stale =
+        cur.e.status !== "active" ||
+        cur.e.strategy === "dismissed" ||
+        !f ||
+        cur.c.drone_ids.some((id) => this.awaitingFresh.has(id)) ||
+        !this.due(cur.e, f, cur.c, now, true);
+      if (!stale) {
+        const r = now - cur.since > DETECT_INTERVAL_MS ? run(cur.steps) : drive(cur.steps);
+        if (r === null) {
+          this.current = cur;
+          stopped = true;
+        } else {
+          this.apply(cur.e, f, cur.c, cur.planner, r, now, budget);
+          if (cur.planner !== b.planner && r.commands.length > 0) {
+            if (b.planner) b.planner.commit(r);
+            else b.commits.push(r);
+          }
+          budget.resolutions--;
+        }
+      }
+    }
     const left: WorkItem[] = [];
     for (const it of b.items) {
       const { e, c, retry } = it;
@@ -585,24 +662,23 @@ export class Coordinator {
         continue;
       }
       if (!this.due(e, f, c, now, retry)) continue;
-      const since = resolvingSince;
-      if (budget.resolutions <= 0 || budget.commands <= 0 || (since !== null && clock() - since > this.resolutionBudgetMs)) {
+      if (stopped || budget.resolutions <= 0 || budget.commands <= 0 || over() || this.current?.c.key === c.key) {
         left.push(it);
         // Still the next to retry at once.
         if (retry) f.retryNow = true;
         continue;
       }
-      // The picture is built once per pass, outside the time the resolutions are given.
-      b.planner ??= new ResolutionPlanner(b.drones, b.config);
-      resolvingSince ??= clock();
-      // The first resolution of a turn runs to its end, so every turn makes progress; a later one
-      // stops between candidates once the turn is over its time, as the loop does between conflicts.
-      const overBudget = since === null ? null : () => clock() - since > this.resolutionBudgetMs;
-      if (!this.resolve(e, f, c, b.planner, now, budget, overBudget)) {
-        left.push(it);
+      const p = planner();
+      const steps = this.decide(f, c, p, now);
+      const r = drive(steps);
+      if (r === null) {
+        // Carried on first by the next turn; the rest waits behind it.
+        this.current = { e, c, steps, planner: p, since: now };
         if (retry) f.retryNow = true;
+        stopped = true;
         continue;
       }
+      this.apply(e, f, c, p, r, now, budget);
       budget.resolutions--;
     }
     b.items = left;
@@ -945,8 +1021,11 @@ export class Coordinator {
     return times.length;
   }
 
-  /** Resolve one conflict; false when `overBudget` stopped it first (nothing changed then). */
-  private resolve(e: CoordinationEvent, f: Follow, c: Conflict, planner: ResolutionPlanner, now: number, budget: { commands: number; sent: number }, overBudget: (() => boolean) | null): boolean {
+  /**
+   * Work out the resolution of one conflict, in steps (ResolutionPlanner.steps): the drones to
+   * leave alone are chosen at its start; nothing changes until `apply` is given the result.
+   */
+  private *decide(f: Follow, c: Conflict, planner: ResolutionPlanner, now: number): Generator<void, Resolution, void> {
     const why = new Map(f.why);
     const hard = new Set(f.exclude);
     for (const id of c.drone_ids) {
@@ -964,14 +1043,16 @@ export class Coordinator {
       if ((fl && fl.until > now) || this.pendingPlans.has(id) || (this.holdUntil.get(id)?.until ?? 0) > now) soft.add(id);
       if (this.sentLastMinute(id, now) >= DRONE_COMMANDS_PER_MIN) soft.add(id);
     }
-    const choose = (exclude: ReadonlySet<string>) => (overBudget ? planner.chooseWithin(c, { exclude, why }, overBudget) : planner.choose(c, { exclude, why }));
-    let r = choose(soft);
-    if (!r) return false;
+    let r = yield* planner.steps(c, { exclude: soft, why });
     if (!r.verified && soft.size > hard.size) {
-      const again = choose(hard);
-      if (!again) return false;
+      const again = yield* planner.steps(c, { exclude: hard, why });
       if (again.verified || r.commands.length === 0) r = again;
     }
+    return r;
+  }
+
+  /** Act on a worked-out resolution: count the attempt, and send its commands within `budget`. */
+  private apply(e: CoordinationEvent, f: Follow, c: Conflict, planner: ResolutionPlanner, r: Resolution, now: number, budget: TurnBudget): void {
     this.tried(f, c.key, now);
     if (r.commands.length === 0) {
       e.attempts++;
@@ -982,14 +1063,13 @@ export class Coordinator {
         this.save(e);
         this.ports.changed(e);
       }
-      return true;
+      return;
     }
-    if (r.commands.length > budget.commands) return true;
+    if (r.commands.length > budget.commands) return;
     planner.commit(r);
     budget.commands -= r.commands.length;
     budget.sent += this.send(e, f, c.key, r, now, false);
     f.reason = r.verified ? null : (r.reason ?? "no resolution could be shown to work");
-    return true;
   }
 
   /** Send a resolution's commands; returns how many left for the relay. */

@@ -226,7 +226,15 @@ describe("calm in dense airspace", () => {
     expect(Math.max(...per.values())).toBeLessThanOrEqual(DRONE_COMMANDS_MAX_PER_MIN);
   });
 
-  it("stops a later resolution between its candidates once the pass is over its time; the next pass resolves it at once", () => {
+  /** Budget clocks, read by the pass and the turns between steps (one candidate each): `ticking`
+   * moves `ms` at every reading (a fixed cost per step); `over` is past any budget at each one. */
+  const ticking = (ms: number) => {
+    let t = 0;
+    return () => (t += ms);
+  };
+  const over = ticking(1e6);
+
+  it("stops resolving once the pass is over its time; the next turn resolves what is left", () => {
     const drones = new Map([
       ["a", drone("a", -200, 0, 50, 90, 10)],
       ["b", drone("b", 200, 0, 50, 270, 10)],
@@ -234,52 +242,34 @@ describe("calm in dense airspace", () => {
       ["d", drone("d", 280, 1000, 50, 270, 10)],
     ]);
     const { co, sent, events, pass } = harness(drones, { budgetMs: PASS_RESOLUTION_BUDGET_MS });
-    // Within budget up to the second conflict's turn (pass start, first resolution, the check
-    // before the second), then far over it: the second resolution starts and stops at its first
-    // candidate.
-    let readings = 0;
-    pass(0, () => (++readings <= 3 ? 0 : 100));
-    expect(co.lastPass.conflicts).toBe(2);
-    expect(co.lastPass.deferred).toBe(1);
-    expect(new Set(sent.map((c) => c.drone_id))).toEqual(new Set(["b"]));
+    // 3 ms a step against the 8 ms budget: the first resolution (a head-on verifies at its first
+    // candidates) fits, the second does not.
+    pass(0, ticking(3));
+    expect(co.lastPass).toMatchObject({ conflicts: 2, deferred: 1 });
+    expect(sent.map((c) => c.drone_id)).toEqual(["b"]);
     const waiting = [...events.values()].find((e) => e.drone_ids.includes("c"))!;
     expect(waiting.attempts).toBe(0);
-    // Nothing of the stopped attempt counts against the conflict: the next pass resolves it.
-    pass(0.5, () => 0);
+    // Nothing of the stopped attempt counts against the conflict: the next turn resolves it.
+    co.resume(T0 + RESUME_GAP_MS, () => 0);
     expect(sent.map((c) => c.drone_id).sort()).toEqual(["b", "d"]);
   });
 
-  /** Budget clocks: `over` is past the budget at every reading; `detectFast` reads 0 for the pass
-   * start and the check after detection (detection within budget), then is past it each time. */
-  const budgetClocks = () => {
-    let fake = 0;
-    const over = () => (fake += PASS_RESOLUTION_BUDGET_MS + 1);
-    const detectFast = () => {
-      let n = 0;
-      return () => (++n <= 2 ? 0 : (fake += PASS_RESOLUTION_BUDGET_MS + 1));
-    };
-    return { over, detectFast };
-  };
-
   it("resolves what a pass had no time for in the resolution turns after it, not at the next pass", () => {
-    // Three head-on pairs far apart; each pass and each turn has time for one resolution (its
-    // first), the rest wait.
+    // Three head-on pairs far apart; the pass has time for one.
     const pairs = new Map<string, CoordinationDrone>();
     for (const [k, y] of [-600, 0, 600].entries()) {
       pairs.set(`a${k}`, drone(`a${k}`, -200 - 10 * k, y, 50, 90, 10));
       pairs.set(`b${k}`, drone(`b${k}`, 200 + 10 * k, y, 50, 270, 10));
     }
     const { co, sent, pass } = harness(pairs, { budgetMs: PASS_RESOLUTION_BUDGET_MS });
-    const { over, detectFast } = budgetClocks();
-    pass(0, detectFast());
+    pass(0, ticking(3));
     expect(co.lastPass).toMatchObject({ conflicts: 3, deferred: 2 });
     expect(sent).toHaveLength(1);
     expect(co.resumeWanted()).toBe(true);
-    co.resume(T0 + RESUME_GAP_MS, over);
-    expect(sent).toHaveLength(2);
-    expect(co.lastResume).toMatchObject({ worked: 1, left: 1, commands: 1 });
-    co.resume(T0 + 2 * RESUME_GAP_MS, over);
+    let turns = 0;
+    while (co.resumeWanted() && turns < 20) co.resume(T0 + ++turns * RESUME_GAP_MS, ticking(3));
     expect(co.resumeWanted()).toBe(false);
+    expect(co.lastResume.left).toBe(0);
     // Each pair once, the most urgent (the closest pair) first.
     const pairOf = (c: Sent) => c.drone_id.slice(1);
     expect(sent.map(pairOf)).toEqual(["0", "1", "2"]);
@@ -297,13 +287,42 @@ describe("calm in dense airspace", () => {
       ["b", drone("b", 200, 0, 50, 270, 10)],
     ]);
     const { co, sent, pass } = harness(pairs, { budgetMs: PASS_RESOLUTION_BUDGET_MS });
-    const { over } = budgetClocks();
     pass(0, over);
     expect(co.lastPass).toMatchObject({ conflicts: 1, deferred: 1 });
     expect(sent).toHaveLength(0);
-    co.resume(T0 + RESUME_GAP_MS, over);
+    co.resume(T0 + RESUME_GAP_MS, () => 0);
     expect(sent.map((c) => c.drone_id)).toEqual(["b"]);
     expect(co.resumeWanted()).toBe(false);
+  });
+
+  it("carries a resolution longer than a turn on, step by step, across turns and passes", () => {
+    // A crowd around a head-on pair: its resolution has many candidates to try.
+    const crowd = () => {
+      const m = new Map<string, CoordinationDrone>([
+        ["a", drone("a", -200, 0, 50, 90, 10)],
+        ["b", drone("b", 200, 0, 50, 270, 10)],
+      ]);
+      for (let i = 0; i < 12; i++) m.set(`h${i}`, drone(`h${i}`, -60 + (i % 4) * 40, -45 + Math.floor(i / 4) * 45, 50 + (i % 3) * 12, 0, 0));
+      return m;
+    };
+    const once = harness(crowd(), { budgetMs: Infinity });
+    once.pass(0);
+    const ids = (list: Sent[]) => list.map((c) => c.drone_id).sort();
+    expect(ids(once.sent)).toContain("b");
+    const { co, sent, pass } = harness(crowd(), { budgetMs: PASS_RESOLUTION_BUDGET_MS });
+    // Every reading 25 ms on (past the pass's budget and a turn's): each pass leaves resolving to
+    // its turns, each turn makes one step, until the turns' time for the interval is spent.
+    let turns = 0;
+    for (let t = 0; t < 3 && sent.length < once.sent.length; t += 0.5) {
+      pass(t, over);
+      for (let k = 1; co.resumeWanted() && k < 20; k++) {
+        co.resume(T0 + t * 1000 + k * RESUME_GAP_MS, ticking(25));
+        turns++;
+      }
+    }
+    // Many turns, and in the end the drones the resolution worked out in one go commands.
+    expect(turns).toBeGreaterThan(3);
+    expect(ids(sent)).toEqual(ids(once.sent));
   });
 
   it("leaves a backlog older than a pass interval to the next pass", () => {
@@ -314,13 +333,12 @@ describe("calm in dense airspace", () => {
       ["d", drone("d", 280, 600, 50, 270, 10)],
     ]);
     const { co, sent, pass } = harness(pairs, { budgetMs: PASS_RESOLUTION_BUDGET_MS });
-    const { over, detectFast } = budgetClocks();
-    pass(0, detectFast());
+    pass(0, ticking(3));
     expect(sent).toHaveLength(1);
-    co.resume(T0 + DETECT_INTERVAL_MS + 1, over);
+    co.resume(T0 + DETECT_INTERVAL_MS + 1, () => 0);
     expect(sent).toHaveLength(1);
     expect(co.resumeWanted()).toBe(false);
-    pass(0.6, detectFast());
+    pass(0.6, ticking(3));
     expect(new Set(sent.map((c) => c.drone_id))).toEqual(new Set(["b", "d"]));
   });
 
@@ -329,10 +347,11 @@ describe("calm in dense airspace", () => {
     const map = new Map(drones.map((d) => [d.drone_id, d]));
     const { co, sent, pass } = harness(map, { budgetMs: PASS_RESOLUTION_BUDGET_MS });
     // The pass's budget clock: detection within it, then moved by more than the whole budget at
-    // every reading, so the budget is spent after the first resolution of each pass, whatever the
-    // machine's load. What the pass guarantees then: that one resolution, and every other conflict
-    // deferred (to the resolution turns after it; counted, when they do not get to it, and resolved
-    // most urgent first later), the airspace saturated after a few such passes.
+    // every reading, so the budget is spent after the first step of resolving (one candidate),
+    // whatever the machine's load. What the pass guarantees then: that step (a resolution at most,
+    // or one carried on by the next turn), and every other conflict deferred (to the resolution
+    // turns after it; counted, when they do not get to it, and resolved most urgent first later),
+    // the airspace saturated after a few such passes.
     let fake = 0;
     const overBudget = () => (fake += PASS_RESOLUTION_BUDGET_MS + 1);
     const detectFast = () => {
@@ -344,14 +363,14 @@ describe("calm in dense airspace", () => {
       pass(i * 0.5, detectFast());
       const mine = sent.slice(before).filter((c) => c.eventId !== "saturation");
       expect(co.lastPass.conflicts).toBeGreaterThan(300);
-      // One resolution: its commands (two drones at most).
+      // One resolution at most: its commands (two drones at most).
       expect(mine.length).toBeLessThanOrEqual(2);
       expect(new Set(mine.map((c) => c.eventId)).size).toBeLessThanOrEqual(1);
       expect(co.lastPass.deferred).toBeGreaterThan(100);
       expect(co.lastPass.commands).toBeLessThanOrEqual(MAX_COMMANDS_PER_PASS + 4);
     }
     expect(co.saturated()).toBe(true);
-    // Resolution turns work on what the pass left, one resolution each here, until they took
+    // Resolution turns work on what the pass left, one step each here, until they took
     // RESUME_TIME_PER_PASS_MS in all (this clock: the first turn already did): the rest waits for
     // the next pass, so saturated airspace does not take the whole object.
     expect(co.resumeWanted()).toBe(true);

@@ -2,7 +2,9 @@
  * A resolution may stop between candidates when the pass is over its time
  * (`ResolutionPlanner.chooseWithin`). Given the time it chooses what `choose` chooses; stopped,
  * it answers null and leaves the planner as it was, so the conflict is resolved by a later pass as
- * if nothing had happened. The fleet object's side is in coordination-fleet.test.ts.
+ * if nothing had happened. `steps` is the same work one candidate at a time, to be carried on
+ * across turns: driven to its end, in any number of pieces, it chooses what `choose` chooses. The
+ * fleet object's side is in coordination-fleet.test.ts.
  */
 import { describe, expect, it } from "vitest";
 import { detectConflicts, ResolutionPlanner, type ChooseOptions } from "../../edge/domain/conflicts";
@@ -50,5 +52,29 @@ describe("ResolutionPlanner.chooseWithin", () => {
       b.commit(ra);
     }
     expect(b.drones()).toEqual(a.drones());
+  });
+});
+
+describe("ResolutionPlanner.steps", () => {
+  const { drones, config } = patrolScenario(400, 3);
+  const conflicts = detectConflicts({ drones, config, now: 0 }).slice(0, 12);
+
+  it("driven a step at a time, with other planners' work in between, ends in what choose chooses", () => {
+    let steps = 0;
+    for (const c of conflicts) {
+      const expected = new ResolutionPlanner(drones, config).choose(c);
+      const planner = new ResolutionPlanner(drones, config);
+      const g = planner.steps(c);
+      let r = g.next();
+      while (!r.done) {
+        steps++;
+        // Another conflict resolved on another planner between two steps changes nothing here.
+        new ResolutionPlanner(drones, config).choose(conflicts[(steps * 7) % conflicts.length]!);
+        r = g.next();
+      }
+      expect(r.value, c.key).toEqual(expected);
+    }
+    // More steps than conflicts: some resolutions took several.
+    expect(steps).toBeGreaterThan(conflicts.length);
   });
 });
