@@ -495,11 +495,19 @@ export class Coordinator {
     const live = new Set<string>();
     const opened: CoordinationEvent[] = [];
     const work: [CoordinationEvent, Conflict][] = [];
+    const merged = new Set<CoordinationEvent>();
     for (const c of conflicts) {
-      let e = this.eventFor(c);
+      let e = this.eventFor(c, merged);
       if (!e) opened.push((e = this.open(c, now)));
       live.add(e.event_id);
       work.push([e, c]);
+    }
+    // Events that took in more drones, once each (opened ones are announced below).
+    const fresh = new Set(opened);
+    for (const e of merged) {
+      if (fresh.has(e)) continue;
+      this.save(e);
+      this.ports.changed(e);
     }
     const retrying = new Set<string>();
     for (const e of this.active.values()) {
@@ -929,7 +937,9 @@ export class Coordinator {
   }
 
   /** The active event a conflict belongs to: its own key's, else one sharing a drone (merged). */
-  private eventFor(c: Conflict): CoordinationEvent | null {
+  /** The active event `c` belongs to (its own, or one it merges into: then in `merged`, to be saved
+   * and announced once however many conflicts join it in the pass), or null. */
+  private eventFor(c: Conflict, merged: Set<CoordinationEvent>): CoordinationEvent | null {
     const own = this.keyToEvent.get(c.key);
     const e = own ? this.active.get(own) : undefined;
     if (e) return e;
@@ -946,8 +956,7 @@ export class Coordinator {
         const rec = this.recording.get(other.event_id);
         if (rec) rec.drones = union;
         for (const id of c.drone_ids) if (!rec || !rec.drones.includes(id)) this.insertRing(other.event_id, id);
-        this.save(other);
-        this.ports.changed(other);
+        merged.add(other);
       }
       return other;
     }

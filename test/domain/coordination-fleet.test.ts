@@ -39,6 +39,8 @@ type Sent = (WaypointCommand | HoldCommand) & { eventId: string };
 function harness(drones: Map<string, CoordinationDrone>, opts: { budgetMs?: number } = {}) {
   const sent: Sent[] = [];
   const events = new Map<string, CoordinationEvent>();
+  /** Every announcement, in order. */
+  const changes: CoordinationEvent[] = [];
   let seq = 0;
   const co: Coordinator = new Coordinator(
     nullSql,
@@ -49,7 +51,10 @@ function harness(drones: Map<string, CoordinationDrone>, opts: { budgetMs?: numb
         for (const c of cmds) sent.push({ ...c, eventId });
         return cmds.length;
       },
-      changed: (e) => events.set(e.event_id, { ...e }),
+      changed: (e) => {
+        events.set(e.event_id, { ...e });
+        changes.push({ ...e });
+      },
     },
     opts.budgetMs ?? Infinity,
   );
@@ -62,7 +67,7 @@ function harness(drones: Map<string, CoordinationDrone>, opts: { budgetMs?: numb
     seq++;
     co.pass(T0 + t * 1000, clock);
   };
-  return { co, sent, events, answer, pass };
+  return { co, sent, events, changes, answer, pass };
 }
 
 function drone(id: string, x: number, y: number, alt: number, heading: number, speed: number, extra: Partial<CoordinationDrone> = {}): CoordinationDrone {
@@ -202,6 +207,28 @@ describe("calm in dense airspace", () => {
     pass(0);
     expect(co.activeEvents()).toHaveLength(1);
     expect(co.activeEvents()[0]!.drone_ids).toEqual(["a", "b", "c"]);
+  });
+
+  it("announces an event that takes in several drones in one pass once, with all of them", () => {
+    const drones = new Map([
+      ["a", drone("a", -200, 0, 50, 90, 10)],
+      ["b", drone("b", 200, 0, 50, 270, 10)],
+    ]);
+    const { co, sent, changes, pass } = harness(drones);
+    pass(0);
+    const [e] = co.activeEvents();
+    expect(e!.drone_ids).toEqual(["a", "b"]);
+    // Two more drones cross a's course where it will be in 10 s: a|c, a|d and c|d join the event.
+    drones.set("c", drone("c", -100, 100, 50, 180, 10));
+    drones.set("d", drone("d", -100, -100, 50, 0, 10));
+    const announced = changes.length;
+    const commands = sent.length;
+    pass(0.5);
+    expect(co.activeEvents().map((x) => x.drone_ids)).toEqual([["a", "b", "c", "d"]]);
+    const mine = changes.slice(announced).filter((x) => x.event_id === e!.event_id);
+    // Once for the merge (with every new drone), once more per resolution sent at most.
+    expect(mine[0]!.drone_ids).toEqual(["a", "b", "c", "d"]);
+    expect(mine.length).toBeLessThanOrEqual(1 + (sent.length - commands));
   });
 
   it("saturated airspace: few commands a pass, an alert, and drones taking off are held", () => {
