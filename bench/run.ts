@@ -1,5 +1,5 @@
 /**
- * `npm run bench [-- --quick] [--repeat N] [--drones 10,100,1000,5000] [--dashboards 1,10,100] [--only ours|baseline|ramp|relay|slow|commands|separation]`
+ * `npm run bench [-- --quick] [--repeat N] [--drones 10,100,1000,5000] [--dashboards 1,10,100] [--only ours|baseline|sweep|ramp|relay|slow|commands|separation]`
  *
  * Starts the local stack once (wrangler dev + embedded Postgres, no simulated relay) and the
  * seed-style baseline (bench/baseline/server.ts, Node ws + Redis pub/sub through ioredis), then
@@ -32,7 +32,7 @@ import { relayCodeVersion, runRelayPoint, type RelayPointResult } from "./lib/re
 import { breakPoints, renderMarkdown, type AnalyticsResult, type BenchReport, type MicroResult, type RampStep } from "./lib/report";
 import { median, Samples, sleep, spread } from "./lib/stats";
 
-const USAGE = `Usage: npm run bench [-- --quick] [--repeat N] [--drones 10,100,1000,5000] [--dashboards 1,10,100] [--only ours|baseline|ramp|relay|slow|commands|separation]
+const USAGE = `Usage: npm run bench [-- --quick] [--repeat N] [--drones 10,100,1000,5000] [--dashboards 1,10,100] [--only ours|baseline|sweep|ramp|relay|slow|commands|separation]
 
   --quick           drones 10,100,1000 × dashboards 1,10, short windows (~1.5 min; the report
                     says its windows are short)
@@ -41,7 +41,8 @@ const USAGE = `Usage: npm run bench [-- --quick] [--repeat N] [--drones 10,100,1
                     and judges the medians
   --drones LIST     sweep drone counts (1 Hz each); default 10,100,1000,5000
   --dashboards LIST sweep dashboard counts; default 1,10,100
-  --only WHAT       ours (the edge), baseline (seed design: Node ws + Redis), ramp (only our
+  --only WHAT       ours (the edge), baseline (seed design: Node ws + Redis), sweep (only the
+                    sweep, both designs), ramp (only our
                     rate ramp), relay (only the real relay code against the edge), slow (only
                     the dashboard that never reads, with its control), commands (only the
                     command series and the head-on runs), or separation (only the
@@ -59,7 +60,7 @@ const USAGE = `Usage: npm run bench [-- --quick] [--repeat N] [--drones 10,100,1
 Needs Redis at 127.0.0.1:6379 for the baseline (skipped with a message when absent).
 Writes bench/results/latest.{json,md} and a timestamped copy.`;
 
-type Only = Design | "ramp" | "relay" | "slow" | "commands" | "separation";
+type Only = Design | "sweep" | "ramp" | "relay" | "slow" | "commands" | "separation";
 
 type Options = {
   quick: boolean;
@@ -113,7 +114,7 @@ function parse(): Options {
     process.stdout.write(`${USAGE}\n`);
     process.exit(0);
   }
-  if (values.only !== undefined && !["ours", "baseline", "ramp", "relay", "slow", "commands", "separation"].includes(values.only)) fail(`bad --only "${values.only}"`);
+  if (values.only !== undefined && !["ours", "baseline", "sweep", "ramp", "relay", "slow", "commands", "separation"].includes(values.only)) fail(`bad --only "${values.only}"`);
   const quick = values.quick ?? false;
   const repeat = values.repeat === undefined ? 1 : Number(values.repeat);
   if (!Number.isInteger(repeat) || repeat < 1 || repeat > 9) fail(`bad --repeat "${values.repeat}" (an integer 1..9)`);
@@ -379,8 +380,8 @@ async function main(): Promise<number> {
     }
 
     const wantOurs = opts.only !== "baseline";
-    const loadgenOurs = opts.only === null || opts.only === "ours" || opts.only === "ramp";
-    let wantBaseline = opts.only === null || opts.only === "baseline";
+    const loadgenOurs = opts.only === null || opts.only === "ours" || opts.only === "ramp" || opts.only === "sweep";
+    let wantBaseline = opts.only === null || opts.only === "baseline" || opts.only === "sweep";
     if (wantBaseline) {
       const why = await redisReachable();
       if (why) {
@@ -501,7 +502,7 @@ async function main(): Promise<number> {
             points.push({ t, mode, drones, dashboards });
           }
     const ramps: { t: Target; mode: Mode }[] = [];
-    if (p.ramp.length) for (const t of targets) for (const mode of t.design === "ours" ? p.rampModes : (["per_update"] as Mode[])) ramps.push({ t, mode });
+    if (p.ramp.length && opts.only !== "sweep") for (const t of targets) for (const mode of t.design === "ours" ? p.rampModes : (["per_update"] as Mode[])) ramps.push({ t, mode });
     startBudget(budgetMs(p, opts, points.length, ramps.length, ours !== undefined));
     const rep = (k: number) => (opts.repeat > 1 ? ` (run ${k + 1}/${opts.repeat})` : "");
 
