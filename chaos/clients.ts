@@ -128,6 +128,11 @@ export class ChaosDashboard {
       case "alert":
         this.alerts.push(f);
         return;
+      case "alerts":
+        // Many changes of one tick in one frame: kept as the single frames they stand for.
+        for (const alert of f.raised as unknown[]) this.alerts.push({ type: "alert", state: "raised", alert });
+        for (const alert of f.cleared as unknown[]) this.alerts.push({ type: "alert", state: "cleared", alert });
+        return;
       case "coordination_event": {
         const ev = f.event as { event_id?: string } | undefined;
         if (ev?.event_id) this.coordination.add(ev.event_id);

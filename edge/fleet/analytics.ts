@@ -25,7 +25,7 @@ import { Outbox, type DeadLetter, type OutboxStats } from "./outbox";
 import { SNAPSHOT_INTERVAL_MS } from "../domain/outbox-rows";
 import { openDatabase } from "../postgres/client";
 import { drainOutbox, type FlushLimits, type FlushResult } from "../postgres/drain";
-import type { AlertView, CoordinationEventView, LiveAnalytics, ServerMessage, TelemetrySample } from "../protocol";
+import { LIMITS, type AlertView, type CoordinationEventView, type LiveAnalytics, type ServerMessage, type TelemetrySample } from "../protocol";
 
 /** Moves under this many metres between snapshots are GPS noise, recorded as 0 (not "active"). */
 export const MIN_MOVE_M = 1;
@@ -185,8 +185,11 @@ export class FleetAnalytics {
     const conditions = [...drones.flatMap((r) => droneConditions(r, config)), ...(this.ports.extraConditions?.() ?? [])];
     const { raised, cleared } = this.alerts.reconcile(conditions, now);
     this.outbox.putMany("alert", [...raised, ...cleared].map((a) => ({ key: a.alert_id, body: { ...a, updated_at: now } })), now);
-    for (const [state, list] of [["raised", raised], ["cleared", cleared]] as const) {
-      for (const a of list) this.ports.broadcast({ type: "alert", state, alert: a });
+    if (raised.length + cleared.length > LIMITS.alertFramesMax) this.ports.broadcast({ type: "alerts", raised, cleared });
+    else {
+      for (const [state, list] of [["raised", raised], ["cleared", cleared]] as const) {
+        for (const a of list) this.ports.broadcast({ type: "alert", state, alert: a });
+      }
     }
     const m = this.compute(now, drones);
     this.latest = m;

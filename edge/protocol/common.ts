@@ -11,6 +11,9 @@ export const LIMITS = {
   dashboardFrameBytes: 64 * 1024,
   /** Largest relay → edge frame. */
   relayFrameBytes: 1024 * 1024,
+  /** More alert changes than this in one 5 s tick (a relay gone takes its drones' links at once)
+   * go to dashboards as one `alerts` frame instead of an `alert` frame each. */
+  alertFramesMax: 20,
   /** Most updates the relay puts in one telemetry_batch. */
   batchUpdates: 500,
   /** Longest the relay holds a batch before sending it. */

@@ -549,6 +549,10 @@ export type AlertView = z.infer<typeof AlertView>;
  * (`cleared`), never repeated while the condition holds. Also stored and sent to Postgres. */
 export const AlertFrame = z.object({ type: z.literal("alert"), state: z.enum(["raised", "cleared"]), alert: AlertView });
 export type AlertFrame = z.infer<typeof AlertFrame>;
+/** E→D: the alert changes of one tick when there are more than LIMITS.alertFramesMax (one frame
+ * for a thousand drones whose relay went away, not a thousand). */
+export const AlertsFrame = z.object({ type: z.literal("alerts"), raised: z.array(AlertView), cleared: z.array(AlertView) });
+export type AlertsFrame = z.infer<typeof AlertsFrame>;
 
 // ---------------------------------------------------------------- the E→D union and parsers
 
@@ -565,6 +569,7 @@ export const ServerMessage = z.discriminatedUnion("type", [
   CoordinationEventFrame,
   AnalyticsLiveFrame,
   AlertFrame,
+  AlertsFrame,
   FlowFrame,
   LaggingFrame,
   ErrorFrame,
@@ -605,6 +610,7 @@ const EDGE_TO_DASHBOARD_TYPE_SET: Record<ServerMessage["type"], true> = {
   coordination_event: true,
   analytics_live: true,
   alert: true,
+  alerts: true,
   flow: true,
   lagging: true,
   error: true,

@@ -215,6 +215,35 @@ describe("live analytics and alerts", () => {
     expect(live.outbox.pending.snapshot).toBe(3);
   });
 
+  it("sends the alert changes of one tick as one `alerts` frame when there are many (a relay gone)", async () => {
+    const fleet = uniqueFleet("an");
+    await clockOf(fleet);
+    const d = await dashboard(fleet);
+    const { r } = await relay(fleet);
+    open.push(r);
+    const n = LIMITS.alertFramesMax + 5;
+    // A 5 × 5 grid 300 m apart, inside the fence: no threshold and no coordination alert.
+    const at = (i: number) => ({ lat: 47.3977 + (((i % 5) - 2) * 300) / 111_195, lon: 8.5456 + ((Math.floor(i / 5) - 2) * 300) / 75_250 });
+    const ids = Array.from({ length: n }, (_, i) => `g${i}`);
+    await sendBatch(r, ids.map((id, i) => sample(id, at(i))));
+    await tick(fleet);
+    await d.nextOfType("analytics_live");
+    // All go silent: every link is lost in the same tick.
+    await tick(fleet, 15_000);
+    const lost = await d.nextOfType("alerts");
+    expect((lost.raised as { kind: string }[]).map((a) => a.kind)).toEqual(ids.map(() => "link_lost"));
+    expect((lost.raised as { drone_id: string }[]).map((a) => a.drone_id).sort()).toEqual([...ids].sort());
+    expect(lost.cleared).toEqual([]);
+    expect((await d.barrier()).filter((f) => f.type === "alert")).toEqual([]);
+    // Back: every alert is cleared in the next tick's one frame.
+    await sendBatch(r, ids.map((id, i) => sample(id, at(i))));
+    await tick(fleet);
+    const back = await d.nextOfType("alerts");
+    expect(back.raised).toEqual([]);
+    expect((back.cleared as { cleared_at: number | null }[]).every((a) => a.cleared_at !== null)).toBe(true);
+    expect(back.cleared as unknown[]).toHaveLength(n);
+  });
+
   it("raises an alert on entering a condition, once, and clears it on leaving", async () => {
     const fleet = uniqueFleet("an");
     await clockOf(fleet);

@@ -286,7 +286,8 @@ describe("the wire as sent", () => {
     await op.nextOfType("coordination_event");
     // Nothing more from the relay then: go silent, so every drone goes stale on the next tick.
     await at(6_000 + 20_000);
-    await op.next((f) => f.type === "alert" && (f.alert as { kind: string }).kind === "link_lost");
+    // 1,203 links lost in one tick: one `alerts` frame.
+    await op.next((f) => f.type === "alerts" && (f.raised as { kind: string }[]).some((a) => a.kind === "link_lost"));
     const late = await connect(fleet, "ws", await token("viewer", [fleet]));
     const toLate = record(late);
     late.send({ type: "ping", request_id: "barrier" });
@@ -296,7 +297,7 @@ describe("the wire as sent", () => {
       await s.next((f) => f.type === "pong" && f.request_id === "barrier");
     }
     const seen = new Set([...expectAllParse(toDashboard, parseEdgeToDashboard), ...expectAllParse(toLate, parseEdgeToDashboard)]);
-    for (const t of ["fleet_status", "analytics_live", "alert", "coordination_event", "command_status"]) expect([...seen], t).toContain(t);
+    for (const t of ["fleet_status", "analytics_live", "alert", "alerts", "coordination_event", "command_status"]) expect([...seen], t).toContain(t);
     expect(toLate.filter((raw) => raw.includes('"parts":2'))).toHaveLength(2);
     const toRelaySeen = expectAllParse(toRelay, parseEdgeToRelay);
     expect([...toRelaySeen].some((t) => t.startsWith("command:")), [...toRelaySeen].join()).toBe(true);

@@ -102,6 +102,7 @@ export function edgeToDashboardFrames(): { name: string; frame: unknown }[] {
     { name: "analytics_live (FleetAnalytics.tick)", frame: { type: "analytics_live", ...metrics } },
     { name: "alert raised", frame: { type: "alert", state: "raised", alert } },
     { name: "alert cleared", frame: { type: "alert", state: "cleared", alert: { ...alert, cleared_at: T0 + 5000 } } },
+    { name: "alerts of one tick", frame: { type: "alerts", raised: [alert, { ...alert, alert_id: "al-2", drone_id: "d2" }], cleared: [{ ...alert, alert_id: "al-3", cleared_at: T0 + 5000 }] } },
     { name: "error", frame: { type: "error", code: "invalid_message", message: "modify_waypoint: drone_id: Invalid", request_id: "r-9" } },
   ];
 }

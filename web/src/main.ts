@@ -284,6 +284,17 @@ function runDashboard(session: Session): void {
         alerts.apply(msg);
         if (msg.state === "raised") alertToast(msg.alert.message, msg.alert.severity === "critical" ? "bad" : "info");
         break;
+      case "alerts": {
+        // Many at once (a relay gone): into the list, and one toast that says how many.
+        for (const alert of msg.raised) alerts.apply({ type: "alert", state: "raised", alert });
+        for (const alert of msg.cleared) alerts.apply({ type: "alert", state: "cleared", alert });
+        if (msg.raised.length) {
+          const critical = msg.raised.filter((a) => a.severity === "critical").length;
+          const kinds = [...new Set(msg.raised.map((a) => a.kind.replace(/_/g, " ")))].join(", ");
+          alertToast(`${msg.raised.length} alerts raised (${critical} critical): ${kinds}`, critical ? "bad" : "info");
+        }
+        break;
+      }
       case "error":
         // token_expired comes just before the 4001 close, which opens the renewal form.
         if (msg.code !== "token_expired") toast(`${msg.code}: ${msg.message}`, "bad");
