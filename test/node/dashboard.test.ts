@@ -912,6 +912,30 @@ describe("operator dashboard in a browser", () => {
     expect(pageErrors).toEqual([]);
   }, 60_000);
 
+  it("takes an `alerts` frame (many changes in one tick) into the Alerts list, with one toast for all", async () => {
+    const conn = sockets.at(-1)!;
+    const t = Date.now();
+    const raised = Array.from({ length: 25 }, (_, i) => ({
+      alert_id: `al-batch-${i}`,
+      drone_id: `batch-${i}`,
+      kind: "link_lost",
+      severity: "critical",
+      message: `batch-${i} has sent no telemetry for over 15 s`,
+      value: null,
+      raised_at: t,
+      cleared_at: null,
+    }));
+    // What the edge sends when a relay with 25 drones goes away: one frame for all of them.
+    conn.page.send(JSON.stringify({ type: "alerts", raised, cleared: [] }));
+    await expect.poll(() => page.locator('#alerts li.active[data-kind="link_lost"][data-alert^="al-batch-"]').count(), { timeout: 10_000 }).toBe(25);
+    await expect.poll(() => page.textContent("#toasts"), { timeout: 5_000 }).toMatch(/25 alerts raised \(25 critical\): link lost/);
+    expect(await page.locator("#toasts .toast", { hasText: "has sent no telemetry" }).count()).toBe(0);
+    // And cleared the same way.
+    conn.page.send(JSON.stringify({ type: "alerts", raised: [], cleared: raised.map((a) => ({ ...a, cleared_at: t + 5_000 })) }));
+    await expect.poll(() => page.locator('#alerts li.active[data-alert^="al-batch-"]').count(), { timeout: 10_000 }).toBe(0);
+    expect(pageErrors).toEqual([]);
+  }, 30_000);
+
   it("stays fluid with 1,000 drones streaming at 1 Hz (frame times and long tasks measured)", async () => {
     const s = stack!;
     const N = 1000;
