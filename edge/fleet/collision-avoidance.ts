@@ -39,8 +39,9 @@
  * most urgent first, within PASS_RESOLUTION_BUDGET_MS; what it had no time for goes to resolution
  * turns RESUME_GAP_MS apart (`resume`), each with the same budgets, until the next pass; a
  * resolution is worked out one candidate at a time, so one that takes longer than a turn is
- * carried on by the next (conflicts.ts `ResolutionPlanner.steps`). Conflicts left over pass after pass mean the airspace is saturated: the
- * operator gets an `airspace_saturated` alert and drones starting to take off are held.
+ * carried on by the next (conflicts.ts `ResolutionPlanner.steps`). Conflicts left over pass after
+ * pass mean the airspace is saturated: the operator gets an `airspace_saturated` alert and drones
+ * starting to take off are held.
  */
 import {
   detectConflicts,
@@ -604,13 +605,13 @@ export class Coordinator {
     const budget: TurnBudget = { resolutions, commands: MAX_COMMANDS_PER_PASS, sent: 0 };
     let since: number | null = null;
     const over = () => since !== null && clock() - since > sliceMs;
-    /** Steps until done (the resolution) or the turn's time is up (null). */
-    const drive = (g: Generator<void, Resolution, void>): Resolution | null => {
+    /** Steps until done (the resolution) or, unless `toEnd`, the turn's time is up (null). */
+    const drive = (g: Generator<void, Resolution, void>, toEnd = false): Resolution | null => {
       since ??= clock();
       for (;;) {
         const r = g.next();
         if (r.done) return r.value;
-        if (over()) return null;
+        if (!toEnd && over()) return null;
       }
     };
     const planner = (): ResolutionPlanner => {
@@ -622,13 +623,6 @@ export class Coordinator {
       return b.planner;
     };
     let stopped = false;
-    const run = (g: Generator<void, Resolution, void>): Resolution => {
-      since ??= clock();
-      for (;;) {
-        const r = g.next();
-        if (r.done) return r.value;
-      }
-    };
     const cur = this.current;
     if (cur && resolutions > 0) {
       this.current = null;
@@ -643,7 +637,7 @@ export class Coordinator {
         cur.c.drone_ids.some((id) => this.awaitingFresh.has(id)) ||
         !this.due(cur.e, f, cur.c, now, true);
       if (!stale) {
-        const r = now - cur.since > DETECT_INTERVAL_MS ? run(cur.steps) : drive(cur.steps);
+        const r = drive(cur.steps, now - cur.since > DETECT_INTERVAL_MS);
         if (r === null) {
           this.current = cur;
           stopped = true;
@@ -936,9 +930,8 @@ export class Coordinator {
     this.keyToEvent.set(e.key, e.event_id);
   }
 
-  /** The active event a conflict belongs to: its own key's, else one sharing a drone (merged). */
-  /** The active event `c` belongs to (its own, or one it merges into: then in `merged`, to be saved
-   * and announced once however many conflicts join it in the pass), or null. */
+  /** The active event a conflict belongs to: its own key's, else one sharing a drone (merged; then
+   * in `merged`, to be saved and announced once however many conflicts join it in the pass). */
   private eventFor(c: Conflict, merged: Set<CoordinationEvent>): CoordinationEvent | null {
     const own = this.keyToEvent.get(c.key);
     const e = own ? this.active.get(own) : undefined;
