@@ -145,8 +145,8 @@ function parse(): Options {
  */
 function plan(o: Options) {
   const p = o.quick
-    ? { warmMs: 400, measureMs: 1200, drainMs: 1000, rampMeasureMs: 1200, relayMeasureMs: 3000, slowHoldMs: 6000, ramp: [2500, 5000], rampModes: ["batch"] as Mode[], waypoint: 30, assign: 10, coordRuns: 2, detectRuns: 10, rankIters: 200, analyticsRuns: 1 }
-    : { warmMs: 2000, measureMs: 20_000, drainMs: 3000, rampMeasureMs: 20_000, relayMeasureMs: 20_000, slowHoldMs: 55_000, ramp: [2500, 5000, 10_000, 15_000, 20_000, 30_000, 40_000], rampModes: ["batch", "per_update"] as Mode[], waypoint: 200, assign: 30, coordRuns: 5, detectRuns: 30, rankIters: 1000, analyticsRuns: 3 };
+    ? { warmMs: 400, measureMs: 1200, drainMs: 1000, rampMeasureMs: 1200, relayMeasureMs: 3000, slowHoldMs: 6000, ramp: [2500, 5000], rampModes: ["batch"] as Mode[], waypoint: 30, assign: 10, cmdRate: 20, controlMs: 2000, burst: 20, coordRuns: 2, detectRuns: 10, rankIters: 200, analyticsRuns: 1 }
+    : { warmMs: 2000, measureMs: 20_000, drainMs: 3000, rampMeasureMs: 20_000, relayMeasureMs: 20_000, slowHoldMs: 55_000, ramp: [2500, 5000, 10_000, 15_000, 20_000, 30_000, 40_000], rampModes: ["batch", "per_update"] as Mode[], waypoint: 370, assign: 30, cmdRate: 20, controlMs: 20_000, burst: 200, coordRuns: 5, detectRuns: 30, rankIters: 1000, analyticsRuns: 3 };
   return { ...p, ...(o.ramp ? { ramp: o.ramp } : {}), ...(o.rampModes ? { rampModes: o.rampModes } : {}) };
 }
 type Plan = ReturnType<typeof plan>;
@@ -594,7 +594,7 @@ async function main(): Promise<number> {
       try {
         report.commands = await runCommands(
           ours,
-          { fleet: `${runId}-cmd`, drones: 1000, dashboards: 10, waypointCommands: p.waypoint, assignCommands: p.assign, coordinationRuns: p.coordRuns, edgeUrl, adminToken },
+          { fleet: `${runId}-cmd`, drones: 1000, dashboards: 10, waypointCommands: p.waypoint, assignCommands: p.assign, ratePerS: p.cmdRate, controlMs: p.controlMs, burstCommands: p.burst, coordinationRuns: p.coordRuns, edgeUrl, adminToken },
           aborted,
           (s) => progress.set(s),
         );

@@ -386,16 +386,26 @@ export interface CommandsResult {
   dashboards: number;
   modify_waypoint: { rtt_ms: Summary; edge_to_relay_ms: Summary; relay_to_answer_ms: Summary; ok: number; failed: number; failures: string[] };
   assign_mission: { rtt_ms: Summary; ok: number; failed: number; failures: string[] };
+  /** The paced series: `commands` (modify_waypoint with assign_mission among them) at `rate_per_s`. */
+  series: { rate_per_s: number; commands: number; window_s: number };
   telemetry_latency_ms: Summary;
-  /** The same, split by receipt: during the command series (modify_waypoint, assign_mission), and during the head-on runs after it. */
+  /** Split by receipt: the control window before any command (same sockets), the paced series,
+   * and the head-on runs after the burst. */
+  telemetry_control_ms: Summary;
+  control_window_s: number;
+  profile_control: FleetProfile | null;
   telemetry_during_commands_ms: Summary;
   telemetry_during_coordination_ms: Summary;
-  /** The fleet object's profile over the command series (modify_waypoint, assign_mission). */
+  /** modify_waypoint back to back after the series: a stress figure (no pacing). */
+  burst: { commands: number; failed: number; failures: string[]; window_s: number; rtt_ms: Summary; telemetry_ms: Summary; profile: FleetProfile | null };
+  /** The fleet object's profile over the paced series. */
   profile: FleetProfile | null;
   profile_note?: string;
   /** The same over the head-on runs after it. */
   profile_coordination?: FleetProfile | null;
   load_1m: { start: number; end: number };
+  /** The load generator's event-loop delay p99 per window, ms. */
+  client_loop_delay_p99_ms?: { control: number; series: number; burst: number; coordination: number };
   coordination: CoordinationResult;
 }
 
@@ -420,6 +430,12 @@ export interface CommandsSpec {
   dashboards: number;
   waypointCommands: number;
   assignCommands: number;
+  /** Commands per second in the series (the default rate limit is 2/s per operator socket). */
+  ratePerS: number;
+  /** Telemetry alone before the series, ms. */
+  controlMs: number;
+  /** modify_waypoint back to back after the series. */
+  burstCommands: number;
   coordinationRuns: number;
   edgeUrl: string;
   adminToken: string;
@@ -452,7 +468,9 @@ export async function runCommands(t: Target, spec: CommandsSpec, aborted: () => 
   const relays = groups.map((g, r) => new RelayConn(t.relayUrl(spec.fleet), `bench-relay-${r}`, g.map(droneId)));
   const commandSeenAt = new Map<string, number>();
   for (const r of relays) r.onCommand = (cmd, at) => commandSeenAt.set(cmd.command_id, at);
-  const viewers = Array.from({ length: spec.dashboards }, () => new Dashboard(t.dashboardUrl(spec.fleet), tracker, false));
+  // Batch mode, as the page subscribes at this size: the figure shows what a turn of the object
+  // costs every dashboard (per-update mode's own I/O bursts hide it).
+  const viewers = Array.from({ length: spec.dashboards }, () => new Dashboard(t.dashboardUrl(spec.fleet), tracker, true));
   const op = new Console(t.dashboardUrl(spec.fleet));
   const gen = new Generator(relays, groups, 1, tracker, (idx, seq, ts) => hoverSample(positions[idx]!, droneId(idx), seq, ts));
   const pair = new RelayConn(t.relayUrl(spec.fleet), "bench-pair-relay", Array.from({ length: spec.coordinationRuns }, (_, k) => [`pair${k}-a`, `pair${k}-b`]).flat());
@@ -469,44 +487,59 @@ export async function runCommands(t: Target, spec: CommandsSpec, aborted: () => 
     if (t.profile) await t.profile.take(spec.fleet);
     gen.measuring = true;
 
+    // The load generator's own event-loop delay per window: a high one means the figure is
+    // bounded by this process, not by the edge.
+    const loop = monitorEventLoopDelay({ resolution: 5 });
+    loop.enable();
+    const loopP99 = () => {
+      const v = loop.percentile(99) / 1e6;
+      loop.reset();
+      return v;
+    };
+
+    // The control: the same sockets, drones and dashboards, no commands.
+    await sleep(spec.controlMs);
+    const atControl = tracker.latency.length;
+    const loopControl = loopP99();
+    const viewControl = t.profile ? await t.profile.take(spec.fleet) : null;
+
     // Drones nearest home, each moved 10 m inside its own 60 m grid cell at its own altitude:
-    // inside the geofence, below the ceiling, clear of every neighbour.
+    // inside the geofence, below the ceiling, clear of every neighbour; south-west of home, away
+    // from the missions (north-east of it) and the drones the edge sends to fly them.
     const near = positions
       .map((p, i) => ({ i, d: Math.hypot(p.east, p.north) }))
-      .filter((x) => positions[x.i]!.alt_m === 40)
+      .filter((x) => positions[x.i]!.alt_m === 40 && positions[x.i]!.east + positions[x.i]!.north < -60)
       .sort((a, b) => a.d - b.d)
       .slice(0, 200)
       .map((x) => x.i);
-    for (let k = 0; k < spec.waypointCommands && !aborted(); k++) {
+    const waypoint = async (k: number, rec: { rtt: Samples; toRelay?: Samples; back?: Samples; ok: number; failed: number; failures: string[] }) => {
       const i = near[k % near.length]!;
       const p = positions[i]!;
       const target = { ...offsetM(p, k % 2 ? 10 : 0, k % 2 ? 0 : 10), alt_m: 40 + (k % 3) * 5 };
       const id = `bench-wp-${randomUUID()}`;
-      progress(`commands: modify_waypoint ${k + 1}/${spec.waypointCommands}`);
       try {
         const r = await op.send(
           { type: "modify_waypoint", command_id: id, drone_id: droneId(i), new_waypoint: target, modification_reason: "bench" },
           "waypoint_modification_response",
         );
         if (r.frame.success) {
-          wp.ok++;
-          wp.rtt.push(r.at - r.sentAt);
+          rec.ok++;
+          rec.rtt.push(r.at - r.sentAt);
           const seen = commandSeenAt.get(id);
           if (seen !== undefined) {
-            wp.toRelay.push(seen - r.sentAt);
-            wp.back.push(r.at - seen);
+            rec.toRelay?.push(seen - r.sentAt);
+            rec.back?.push(r.at - seen);
           }
         } else {
-          wp.failed++;
-          if (wp.failures.length < 5) wp.failures.push(`${String(r.frame.code)}: ${String(r.frame.message)}`);
+          rec.failed++;
+          if (rec.failures.length < 5) rec.failures.push(`${String(r.frame.code)}: ${String(r.frame.message)}`);
         }
       } catch (err) {
-        wp.failed++;
-        if (wp.failures.length < 5) wp.failures.push((err as Error).message);
+        rec.failed++;
+        if (rec.failures.length < 5) rec.failures.push((err as Error).message);
       }
-    }
-    for (let k = 0; k < spec.assignCommands && !aborted(); k++) {
-      progress(`commands: assign_mission ${k + 1}/${spec.assignCommands}`);
+    };
+    const assign = async (k: number) => {
       const id = `bench-am-${randomUUID()}`;
       const w = (e: number, n: number) => ({ ...offsetM(home, e, n), alt_m: 70 });
       try {
@@ -525,25 +558,71 @@ export async function runCommands(t: Target, spec: CommandsSpec, aborted: () => 
         am.failed++;
         if (am.failures.length < 5) am.failures.push((err as Error).message);
       }
-    }
+    };
 
+    // The series: modify_waypoint with assign_mission spread among them, one every
+    // 1000 / ratePerS ms from one operator socket (the next waits for the answer to the last).
+    const total = spec.waypointCommands + spec.assignCommands;
+    const gap = 1000 / spec.ratePerS;
+    const t0 = nowMs();
+    let kw = 0;
+    let ka = 0;
+    for (let j = 0; j < total && !aborted(); j++) {
+      const wait = t0 + j * gap - nowMs();
+      if (wait > 1) await sleep(wait);
+      const isAssign = Math.floor(((j + 1) * spec.assignCommands) / total) > Math.floor((j * spec.assignCommands) / total);
+      progress(`commands: ${j + 1}/${total} (${isAssign ? "assign_mission" : "modify_waypoint"}, ${spec.ratePerS}/s)`);
+      if (isAssign) await assign(ka++);
+      else await waypoint(kw++, wp);
+    }
+    const seriesS = (nowMs() - t0) / 1000;
+    const atSeries = tracker.latency.length;
+    const loopSeries = loopP99();
     const view = t.profile ? await t.profile.take(spec.fleet) : null;
-    const split = tracker.latency.length;
+
+    // The burst: modify_waypoint back to back, as fast as the edge answers.
+    const burst = { rtt: new Samples(), ok: 0, failed: 0, failures: [] as string[] };
+    const b0 = nowMs();
+    for (let k = 0; k < spec.burstCommands && !aborted(); k++) {
+      progress(`commands: burst ${k + 1}/${spec.burstCommands}`);
+      await waypoint(kw++, burst);
+    }
+    const burstS = (nowMs() - b0) / 1000;
+    const atBurst = tracker.latency.length;
+    const loopBurst = loopP99();
+    const viewBurst = t.profile ? await t.profile.take(spec.fleet) : null;
+
     const coordination = await headOn(pair, spec, base, aborted, progress);
     const viewCoord = t.profile ? await t.profile.take(spec.fleet) : null;
+    const loopCoord = loopP99();
+    loop.disable();
     const lat = tracker.latency.view();
     return {
       drones: spec.drones,
       dashboards: spec.dashboards,
       modify_waypoint: { rtt_ms: wp.rtt.summary(), edge_to_relay_ms: wp.toRelay.summary(), relay_to_answer_ms: wp.back.summary(), ok: wp.ok, failed: wp.failed, failures: wp.failures },
       assign_mission: { rtt_ms: am.rtt.summary(), ok: am.ok, failed: am.failed, failures: am.failures },
+      series: { rate_per_s: spec.ratePerS, commands: total, window_s: seriesS },
       telemetry_latency_ms: tracker.latency.summary(),
-      telemetry_during_commands_ms: summarize(lat.subarray(0, split)),
-      telemetry_during_coordination_ms: summarize(lat.subarray(split)),
+      telemetry_control_ms: summarize(lat.subarray(0, atControl)),
+      control_window_s: spec.controlMs / 1000,
+      profile_control: viewControl ? summariseProfile(viewControl) : null,
+      telemetry_during_commands_ms: summarize(lat.subarray(atControl, atSeries)),
+      telemetry_during_coordination_ms: summarize(lat.subarray(atBurst)),
+      burst: {
+        commands: burst.ok + burst.failed,
+        failed: burst.failed,
+        failures: burst.failures,
+        window_s: burstS,
+        rtt_ms: burst.rtt.summary(),
+        telemetry_ms: summarize(lat.subarray(atSeries, atBurst)),
+        profile: viewBurst ? summariseProfile(viewBurst) : null,
+      },
       profile: view ? summariseProfile(view) : null,
       ...(t.profile && !view ? { profile_note: t.profile.note ?? "no profile" } : {}),
       profile_coordination: viewCoord ? summariseProfile(viewCoord) : null,
       load_1m: { start: load0, end: loadavg()[0]! },
+      client_loop_delay_p99_ms: { control: loopControl, series: loopSeries, burst: loopBurst, coordination: loopCoord },
       coordination,
     };
   } finally {

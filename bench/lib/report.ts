@@ -140,10 +140,12 @@ export function renderMarkdown(r: BenchReport): string {
   }
   if (r.slow) L.push(`| one dashboard never reading: the other nine's p99 vs all ten reading (ms) | ${ms(r.slow.slow.latency_ms)} vs ${ms(r.slow.control.latency_ms)} (${pct(r.slow.p99_rise_pct)}) | | | rise ≤ 10 % | |`);
   const noCmd = find(r, "ours", "per_update", 1000, 10) ?? r.slow?.control;
-  if (c && noCmd) {
-    const w = c.telemetry_during_commands_ms ?? c.telemetry_latency_ms;
-    const rise = (x: Summary) => pct(noCmd.latency_ms.p99 > 0 ? (100 * (x.p99 - noCmd.latency_ms.p99)) / noCmd.latency_ms.p99 : null);
-    L.push(`| telemetry p99 while commands run vs the same point without (ms) | ${ms(w)} vs ${ms(noCmd.latency_ms)} (${rise(w)}); whole phase incl. head-on runs ${ms(c.telemetry_latency_ms)} (${rise(c.telemetry_latency_ms)}) | | | within 20 % | |`);
+  if (c?.telemetry_control_ms) {
+    const ctl = c.telemetry_control_ms;
+    const rise = (x: Summary) => pct(ctl.p99 > 0 ? (100 * (x.p99 - ctl.p99)) / ctl.p99 : null);
+    L.push(
+      `| telemetry p99 while commands run (${c.series.commands} at ${c.series.rate_per_s}/s, ${fmt(c.series.window_s)} s) vs the ${fmt(c.control_window_s)} s before them, same sockets (ms) | ${ms(c.telemetry_during_commands_ms)} vs ${ms(ctl)} (${rise(c.telemetry_during_commands_ms)}); burst of ${c.burst.commands} back to back ${ms(c.burst.telemetry_ms)} (${rise(c.burst.telemetry_ms)})${noCmd ? `; sweep point ${ms(noCmd.latency_ms)}` : ""} | | | within 20 % | |`,
+    );
   }
   L.push(`| server CPU at that point (% of a core; ours: workerd + dev proxy; baseline: node + redis) | ${fmt(cpu(o))}${ob ? ` (batch: ${fmt(cpu(ob))})` : ""} | ${fmt(cpu(b))} | ${ratio(cpu(o), cpu(b))} | | |`);
   L.push(`| server RSS at that point (MB) | ${fmt(o?.server ? o.server.rss_mb + (o.extra?.rss_mb ?? 0) : null)} | ${fmt(b?.server ? b.server.rss_mb + (b.extra?.rss_mb ?? 0) : null)} | | | |`);
@@ -284,7 +286,9 @@ export function renderMarkdown(r: BenchReport): string {
     profiled.push({ phase: "slow dashboard", point: "control, 10 reading", pr: r.slow.control.profile, ...(r.slow.control.profile_note ? { note: r.slow.control.profile_note } : {}) });
     profiled.push({ phase: "slow dashboard", point: "9 reading + 1 paused", pr: r.slow.slow.profile, ...(r.slow.slow.profile_note ? { note: r.slow.slow.profile_note } : {}) });
   }
-  if (c) profiled.push({ phase: "commands", point: `${c.drones.toLocaleString("en-US")} × ${c.dashboards}, command series`, pr: c.profile, ...(c.profile_note ? { note: c.profile_note } : {}) });
+  if (c?.profile_control !== undefined) profiled.push({ phase: "commands", point: `${c.drones.toLocaleString("en-US")} × ${c.dashboards}, control (no commands)`, pr: c.profile_control });
+  if (c) profiled.push({ phase: "commands", point: `${c.drones.toLocaleString("en-US")} × ${c.dashboards}, command series (${c.series?.rate_per_s ?? "–"}/s)`, pr: c.profile, ...(c.profile_note ? { note: c.profile_note } : {}) });
+  if (c?.burst) profiled.push({ phase: "commands", point: `${c.drones.toLocaleString("en-US")} × ${c.dashboards}, burst`, pr: c.burst.profile });
   if (c?.profile_coordination) profiled.push({ phase: "commands", point: `${c.drones.toLocaleString("en-US")} × ${c.dashboards}, head-on runs`, pr: c.profile_coordination });
   if (profiled.length) {
     L.push("## The fleet object's time per measured window (GET /v1/fleets/:fleet/profile)");
@@ -315,9 +319,14 @@ export function renderMarkdown(r: BenchReport): string {
     row("… console → `command` at relay (auth, ledger, safety checks)", c.modify_waypoint.edge_to_relay_ms);
     row("… relay `command_result` → answer at console", c.modify_waypoint.relay_to_answer_ms);
     row("assign_mission (edge ranks the fleet): console → answer", c.assign_mission.rtt_ms);
-    row("telemetry relay → dashboard meanwhile", c.telemetry_latency_ms);
+    if (c.burst) {
+      row(`modify_waypoint back to back (burst, ${fmt(c.burst.window_s)} s): console → answer`, c.burst.rtt_ms);
+    }
+    row("telemetry relay → dashboard, whole phase", c.telemetry_latency_ms);
+    if (c.telemetry_control_ms) row(`… received in the ${fmt(c.control_window_s)} s before any command (the control)`, c.telemetry_control_ms);
     if (c.telemetry_during_commands_ms) {
-      row("… received during the command series", c.telemetry_during_commands_ms);
+      row(`… received during the command series (${c.series ? `${c.series.commands} at ${c.series.rate_per_s}/s, ${fmt(c.series.window_s)} s` : ""})`, c.telemetry_during_commands_ms);
+      if (c.burst) row("… received during the burst", c.burst.telemetry_ms);
       row("… received during the head-on runs", c.telemetry_during_coordination_ms);
     }
     if (noCmd) row(`… the same point without commands (${noCmd === r.slow?.control ? "slow-dashboard control" : "sweep"})`, noCmd.latency_ms);
@@ -328,6 +337,9 @@ export function renderMarkdown(r: BenchReport): string {
     L.push("");
     const fails = [...c.modify_waypoint.failures, ...c.assign_mission.failures];
     if (fails.length) L.push(`Command failures: ${fails.map((f) => `\`${f}\``).join("; ")}`);
+    const lp = c.client_loop_delay_p99_ms;
+    if (lp) L.push(`Load generator's event-loop delay p99 (ms): control ${fmt(lp.control)}, series ${fmt(lp.series)}, burst ${fmt(lp.burst)}, head-on runs ${fmt(lp.coordination)}; load 1m ${fmt(c.load_1m.start)} → ${fmt(c.load_1m.end)}.`);
+    if (c.burst?.failed) L.push(`Burst failures: ${c.burst.failures.map((f) => `\`${f}\``).join("; ")}`);
     if (c.profile) L.push(`Fleet object over the command series: busy ${fmt(c.profile.busy_pct)} %, stall ${fmt(c.profile.longest_turn_ms)} ms (${c.profile.longest_turn_kind ?? "–"}); ${topOf(c.profile, 4)}.`);
     if (c.coordination.event_types.length) L.push(`Coordination events: ${c.coordination.event_types.join(", ")}; strategies: ${c.coordination.strategies.join(", ")}.`);
     L.push("");

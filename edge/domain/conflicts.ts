@@ -371,21 +371,32 @@ type RowArena = { tracks: Tracks | null };
 /** The detection pass's: one pass over 1,000 drones fills ~1 MB of rows. */
 const passArena: RowArena = { tracks: null };
 
-/** Tracks of `drones` (row i = drone i), plus second rows for unsure drones when `second`.
+/** Second rows (`otherPredictions`): `variants[j]` is another prediction of drone `extra[j]`. */
+type SecondRows = { extra: number[]; variants: CoordinationDrone[] };
+
+/** Drones predicted per step where a planner is built in steps (`ResolutionPlanner.build`). */
+const BUILD_STEP_DRONES = 128;
+
+function* secondRows(drones: readonly CoordinationDrone[], prep: Prepared, cruise: number): Steps<SecondRows> {
+  const extra: number[] = [];
+  const variants: CoordinationDrone[] = [];
+  for (let i = 0; i < drones.length; i++) {
+    if (i > 0 && i % BUILD_STEP_DRONES === 0) yield;
+    for (const v of otherPredictions(drones[i]!, prep, cruise)) {
+      extra.push(i);
+      variants.push(v);
+    }
+  }
+  return { extra, variants };
+}
+
+/** Tracks of `drones` (row i = drone i), plus second rows for unsure drones when `second` (true:
+ * computed here; or given, from `secondRows`).
  * `lazy`: rows are laid out but not predicted (the planner predicts a row when it needs it).
  * `arena`: predicted rows go into its arrays (replaced by ones a quarter larger when too small),
  * so the result is valid only until the arena's next use. */
-function buildTracks(drones: readonly CoordinationDrone[], prep: Prepared, cruise: number, times: Float64Array, second = true, lazy = false, arena: RowArena | null = null): Tracks {
-  const extra: number[] = [];
-  const variants: CoordinationDrone[] = [];
-  if (second) {
-    for (let i = 0; i < drones.length; i++) {
-      for (const v of otherPredictions(drones[i]!, prep, cruise)) {
-        extra.push(i);
-        variants.push(v);
-      }
-    }
-  }
+function buildTracks(drones: readonly CoordinationDrone[], prep: Prepared, cruise: number, times: Float64Array, second: boolean | SecondRows = true, lazy = false, arena: RowArena | null = null): Tracks {
+  const { extra, variants } = second === true ? run(secondRows(drones, prep, cruise)) : second === false ? { extra: [], variants: [] } : second;
   const n = drones.length + extra.length;
   const stride = times.length;
   const had = arena?.tracks;
@@ -1663,17 +1674,24 @@ function firstOf(gens: Iterable<Candidate>[]): Candidate | null {
   return null;
 }
 
-function buildBase(drones: readonly CoordinationDrone[], config: FleetConfig, opts: CoordinationOptions): Base {
+/** The planner's picture, in steps of BUILD_STEP_DRONES drones (a thousand drones: ~5 ms in
+ * Node, 15–20 ms in a loaded workerd). */
+function* buildBase(drones: readonly CoordinationDrone[], config: FleetConfig, opts: CoordinationOptions): Steps<Base> {
   const horizonS = opts.horizonS && opts.horizonS > 0 ? opts.horizonS : DEFAULT_HORIZON_S;
   const prep = prepare(config);
   const airborne = drones.filter(isAirborne).map(asPredicted);
   // Long enough for the longest hold plus resuming.
   const longest = Math.max(horizonS, HOLD_STEPS_S[HOLD_STEPS_S.length - 1]! + RESUME_WINDOW_S);
   const times = timeline(longest, opts.stepS ?? DEFAULT_STEP_S);
-  const base = buildTracks(airborne, prep, config.cruise_speed_mps, times, true, true);
+  const second = yield* secondRows(airborne, prep, config.cruise_speed_mps);
+  if (airborne.length > BUILD_STEP_DRONES) yield;
+  const base = buildTracks(airborne, prep, config.cruise_speed_mps, times, second, true);
   const coarse = new Float64Array(base.n * 6);
   const horizon = times[times.length - 1]!;
-  for (let r = 0; r < base.n; r++) coarseBox(base.row[r]!, prep, config.cruise_speed_mps, horizon, coarse, r * 6);
+  for (let r = 0; r < base.n; r++) {
+    if (r > 0 && r % BUILD_STEP_DRONES === 0) yield;
+    coarseBox(base.row[r]!, prep, config.cruise_speed_mps, horizon, coarse, r * 6);
+  }
   return {
     config,
     prep,
@@ -1800,8 +1818,16 @@ export type ChooseOptions = { override?: OverrideStrategy; exclude?: Exclusions;
 export class ResolutionPlanner {
   private readonly b: Base;
 
-  constructor(drones: readonly CoordinationDrone[], config: FleetConfig, opts: CoordinationOptions = {}) {
-    this.b = buildBase(drones, config, opts);
+  /** `base`: a picture `build` made in steps (then `drones` and `config` are not read). */
+  constructor(drones: readonly CoordinationDrone[], config: FleetConfig, opts: CoordinationOptions = {}, base?: Base) {
+    this.b = base ?? run(buildBase(drones, config, opts));
+  }
+
+  /** The constructor as steps (BUILD_STEP_DRONES drones each), to be driven across turns as
+   * `steps` is: the planner is the same. */
+  static *build(drones: readonly CoordinationDrone[], config: FleetConfig, opts: CoordinationOptions = {}): Steps<ResolutionPlanner> {
+    const base = yield* buildBase(drones, config, opts);
+    return new ResolutionPlanner(drones, config, opts, base);
   }
 
   /** The airborne drones as the planner now sees them (committed resolutions applied). */

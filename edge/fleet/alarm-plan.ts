@@ -18,6 +18,8 @@ import { DETECT_INTERVAL_MS } from "./collision-avoidance";
 
 /** A clock within this many ms of its due time runs now rather than in a separate alarm. */
 const EARLY_MS = 20;
+/** The same for a resolution turn. */
+const RESUME_EARLY_MS = 2;
 /**
  * The shortest time between two detection passes when telemetry asks for an early one. At a
  * thousand moving drones some drone turns in every tenth of a second, so this is the pass rate
@@ -61,8 +63,9 @@ export class AlarmPlan {
     const due = (at: number | null) => at === null || now >= at - EARLY_MS;
     const detect = due(this.detectDueAt) && airborne;
     const status = due(this.statusDueAt);
-    // A pass makes its own list: a turn due with it is not run.
-    const resume = !detect && airborne && this.resumeDueAt !== null && now >= this.resumeDueAt - EARLY_MS;
+    // A pass makes its own list: a turn due with it is not run. A turn is not run early (its gap
+    // is shorter than EARLY_MS): the gap is the telemetry's time.
+    const resume = !detect && airborne && this.resumeDueAt !== null && now >= this.resumeDueAt - RESUME_EARLY_MS;
     if (detect) {
       this.detectDueAt = now + DETECT_INTERVAL_MS;
       this.lastDetectAt = now;

@@ -39,7 +39,8 @@
  * most urgent first, within PASS_RESOLUTION_BUDGET_MS; what it had no time for goes to resolution
  * turns RESUME_GAP_MS apart (`resume`), each with the same budgets, until the next pass; a
  * resolution is worked out one candidate at a time, so one that takes longer than a turn is
- * carried on by the next (conflicts.ts `ResolutionPlanner.steps`). Conflicts left over pass after
+ * carried on by the next (conflicts.ts `ResolutionPlanner.steps`), and so is building the
+ * planner for a thousand drones (`ResolutionPlanner.build`). Conflicts left over pass after
  * pass mean the airspace is saturated: the operator gets an `airspace_saturated` alert and drones
  * starting to take off are held.
  */
@@ -67,14 +68,16 @@ import type { AlertKind, AlertSeverity, CommandState, CoordinationEventView, Dro
 /** How often the fleet object runs a detection pass while drones are airborne. */
 export const DETECT_INTERVAL_MS = 500;
 /** After a pass (or a resolution turn) that left conflicts it had no time for, the next
- * resolution turn comes this much later: the object handles telemetry in between. */
-export const RESUME_GAP_MS = 40;
+ * resolution turn comes this much later: the object handles telemetry in between (short turns
+ * often rather than long ones seldom: a turn delays every telemetry frame that arrives in it). */
+export const RESUME_GAP_MS = 16;
 /** Resolution turns stop for the pass interval once they took this long in all, ms: in airspace
  * saturated pass after pass, resolving takes at most ~40 % of the object, telemetry the rest. */
 export const RESUME_TIME_PER_PASS_MS = 200;
 /** A resolution turn has this many times the pass's PASS_RESOLUTION_BUDGET_MS (it runs no
- * detection): a hard resolution at a thousand drones (20–70 ms of candidates) takes two or three. */
-export const RESUME_TURN_FACTOR = 3;
+ * detection): a hard resolution at a thousand drones (20–70 ms of candidates) takes three to
+ * nine turns, 70–220 ms. */
+export const RESUME_TURN_FACTOR = 1;
 /** Track kept before and after an event, for replay. */
 export const REPLAY_WINDOW_MS = 30_000;
 /** A conflict still predicted this long after its last resolution gets another one: until then
@@ -179,6 +182,10 @@ type Backlog = {
   drones: CoordinationDrone[];
   config: FleetConfig;
   planner: ResolutionPlanner | null;
+  /** The planner while it is built in steps (`ResolutionPlanner.build`), across turns. */
+  building: Generator<void, ResolutionPlanner, void> | null;
+  /** Build the planner in one go (the last backlog's was given up before it was built). */
+  buildToEnd: boolean;
   /** Resolutions to commit to the planner when it is built (sent after the picture was taken). */
   commits: Resolution[];
   items: WorkItem[];
@@ -285,6 +292,9 @@ export class Coordinator {
   private current: InProgress | null = null;
   /** Conflicts a backlog still held when it was given up (too old, or the turns' time spent). */
   private droppedLeft = 0;
+  /** A backlog was given up (or replaced by a pass's) while its planner was being built: the
+   * next one's is built in one go, so that however slow the machine, a planner gets built. */
+  private buildUnfinished = false;
   /** Commands sent since the object started, for the budget figures. */
   commandsSent = 0;
 
@@ -531,7 +541,10 @@ export class Coordinator {
     // all resolving to the first turn, RESUME_GAP_MS later: two shorter stalls instead of one.
     const carried = this.backlog?.items.length ?? this.droppedLeft;
     this.droppedLeft = 0;
-    const backlog: Backlog = { at: now, drones, config, planner: null, commits: [], items: work.map(([e, c]) => ({ e, c, retry: retrying.has(e.event_id) })), spentMs: 0 };
+    if (this.backlog?.building) this.buildUnfinished = true;
+    const buildToEnd = this.buildUnfinished;
+    this.buildUnfinished = false;
+    const backlog: Backlog = { at: now, drones, config, planner: null, building: null, buildToEnd, commits: [], items: work.map(([e, c]) => ({ e, c, retry: retrying.has(e.event_id) })), spentMs: 0 };
     const turn = this.resolveTurn(backlog, now, clock, clock() - t0 <= this.resolutionBudgetMs ? MAX_RESOLUTIONS_PER_PASS : 0);
     this.backlog = backlog.items.length || this.current ? backlog : null;
     const deferred = backlog.items.length + (this.current ? 1 : 0);
@@ -578,8 +591,7 @@ export class Coordinator {
     const b = this.backlog;
     if (!b) return;
     if (now - b.at > DETECT_INTERVAL_MS) {
-      this.droppedLeft = b.items.length;
-      this.backlog = null;
+      this.dropBacklog(b);
       return;
     }
     const t0 = clock();
@@ -587,26 +599,31 @@ export class Coordinator {
     const turn = this.resolveTurn(b, now, clock, MAX_RESOLUTIONS_PER_PASS, RESUME_TURN_FACTOR * this.resolutionBudgetMs);
     const ms = clock() - t0;
     b.spentMs += ms;
-    if ((!b.items.length && !this.current) || b.spentMs >= RESUME_TIME_PER_PASS_MS) {
-      this.droppedLeft = b.items.length;
-      this.backlog = null;
-    }
+    if ((!b.items.length && !this.current) || b.spentMs >= RESUME_TIME_PER_PASS_MS) this.dropBacklog(b);
     this.lastResume = { ms, at: now, worked: before - b.items.length, left: b.items.length, commands: turn.sent };
+  }
+
+  private dropBacklog(b: Backlog): void {
+    this.droppedLeft = b.items.length;
+    if (b.building) this.buildUnfinished = true;
+    this.backlog = null;
   }
 
   /**
    * Resolve `b`'s items in order within one turn's budgets (`resolutions` 0: only drop the ones
-   * no longer waiting); what is left stays in `b.items`. A resolution is worked out in steps
-   * (one candidate each) and the turn's clock is read between them: one that is not done when
-   * the turn's time (`sliceMs`) is up is carried on by the next turn or pass, before anything else
-   * (`this.current`), on the picture it began with. Each turn makes at least one step.
+   * no longer waiting); what is left stays in `b.items`. The backlog's planner is built in steps
+   * (`ResolutionPlanner.build`, across turns; in one go after one was given up), a resolution
+   * too (one candidate each), and the turn's clock is read between them: one that is
+   * not done when the turn's time (`sliceMs`) is up is carried on by the next turn or pass,
+   * before anything else (`this.current`), on the picture it began with. Each turn makes at least
+   * one step.
    */
   private resolveTurn(b: Backlog, now: number, clock: () => number, resolutions = MAX_RESOLUTIONS_PER_PASS, sliceMs = this.resolutionBudgetMs): TurnBudget {
     const budget: TurnBudget = { resolutions, commands: MAX_COMMANDS_PER_PASS, sent: 0 };
     let since: number | null = null;
     const over = () => since !== null && clock() - since > sliceMs;
     /** Steps until done (the resolution) or, unless `toEnd`, the turn's time is up (null). */
-    const drive = (g: Generator<void, Resolution, void>, toEnd = false): Resolution | null => {
+    const drive = <T>(g: Generator<void, T, void>, toEnd = false): T | null => {
       since ??= clock();
       for (;;) {
         const r = g.next();
@@ -614,11 +631,23 @@ export class Coordinator {
         if (!toEnd && over()) return null;
       }
     };
-    const planner = (): ResolutionPlanner => {
+    /** The backlog's planner, built in steps like a resolution: null when the turn's time ran
+     * out first (the next turn goes on building it). */
+    const planner = (): ResolutionPlanner | null => {
       if (!b.planner) {
-        b.planner = new ResolutionPlanner(b.drones, b.config);
+        const g = (b.building ??= ResolutionPlanner.build(b.drones, b.config));
+        let p: ResolutionPlanner | null;
+        if (b.buildToEnd) {
+          // Not counted in the turn's time (the resolution after it is).
+          let r = g.next();
+          while (!r.done) r = g.next();
+          p = r.value;
+        } else p = drive(g);
+        if (p === null) return null;
+        b.building = null;
+        b.planner = p;
         // Resolutions sent since this picture was taken (one carried over from the last list).
-        for (const r of b.commits) b.planner.commit(r);
+        for (const r of b.commits) p.commit(r);
       }
       return b.planner;
     };
@@ -671,6 +700,12 @@ export class Coordinator {
         continue;
       }
       const p = planner();
+      if (p === null) {
+        left.push(it);
+        if (retry) f.retryNow = true;
+        stopped = true;
+        continue;
+      }
       const steps = this.decide(f, c, p, now);
       const r = drive(steps);
       if (r === null) {

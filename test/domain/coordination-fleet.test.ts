@@ -352,6 +352,37 @@ describe("calm in dense airspace", () => {
     expect(ids(sent)).toEqual(ids(once.sent));
   });
 
+  it("builds a thousand drones' planner in steps across turns; one given up is built in one go next time", () => {
+    const { drones } = patrolScenario(1000, 42);
+    const map = () => new Map(drones.map((d) => [d.drone_id, d]));
+    const once = harness(map(), { budgetMs: Infinity });
+    once.pass(0);
+    expect(once.sent.length).toBeGreaterThan(0);
+    const { co, sent, pass } = harness(map(), { budgetMs: PASS_RESOLUTION_BUDGET_MS });
+    // Detection over the pass's budget (all resolving goes to the turns), and every reading 25 ms
+    // on: each turn makes one step, and the turns' time for the interval is spent long before the
+    // planner's ~16 steps are made. Given up unbuilt, the next backlog builds it in one go, and its
+    // first resolution goes on a step a turn (run to its end once a pass interval old).
+    const interval = (t: number) => {
+      pass(t, over);
+      let turns = 0;
+      for (let k = 1; co.resumeWanted() && k < 50; k++) {
+        co.resume(T0 + t * 1000 + k * RESUME_GAP_MS, ticking(25));
+        turns++;
+      }
+      return turns;
+    };
+    expect(interval(0)).toBeGreaterThan(1);
+    expect(co.lastPass.conflicts).toBeGreaterThan(100);
+    expect(sent).toHaveLength(0);
+    for (let t = 0.5; t <= 2 && sent.length === 0; t += 0.5) interval(t);
+    // The same picture every pass: the most urgent conflict's resolution, as one pass with all the
+    // time in the world makes it first.
+    expect(sent.length).toBeGreaterThan(0);
+    const first = (list: Sent[]) => list.filter((c) => c.eventId === list[0]!.eventId).map((c) => `${c.drone_id} ${c.command}`);
+    expect(first(sent)).toEqual(first(once.sent));
+  });
+
   it("leaves a backlog older than a pass interval to the next pass", () => {
     const pairs = new Map<string, CoordinationDrone>([
       ["a", drone("a", -200, 0, 50, 90, 10)],

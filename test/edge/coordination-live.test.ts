@@ -8,6 +8,7 @@
 import { SELF, evictDurableObject, runDurableObjectAlarm } from "cloudflare:test";
 import { afterEach, describe, expect, it } from "vitest";
 import { connect, ManualClock, relay, sendBatch, stubFor, token, uniqueFleet, useClock, type TestSocket } from "./helpers";
+import { RESUME_GAP_MS } from "../../edge/fleet/collision-avoidance";
 
 const HOME = { lat: 47.3977, lon: 8.5456 };
 const M_LAT = 111_320;
@@ -337,7 +338,7 @@ describe("collision avoidance in the field (issue 14)", () => {
 });
 
 describe("latency of a clear conflict in a busy fleet", () => {
-  it("a head-on among 1,000 live drones, after waypoint changes and missions nobody flies, is commanded in the pass that detects it", async () => {
+  it("a head-on among 1,000 live drones, after waypoint changes and missions nobody flies, is commanded by the pass that detects it or the turns right after it", async () => {
     // The benchmark's commands phase in miniature (bench/lib/phases.ts): a hovering grid at 40 m,
     // 30 waypoint changes and 10 missions acknowledged and never flown, then a pair at 100 m that
     // turns towards each other.
@@ -378,8 +379,14 @@ describe("latency of a clear conflict in a busy fleet", () => {
     for (const p of pair) p.speed = 10;
     await sendBatch(r, pair.map(toSample));
     await detect(fleet, clock);
-    const ev = await d.next((f) => f.type === "coordination_event" && (f.event as { key: string }).key === "pa|pb");
-    const e = ev.event as { first_command_at: number | null; detected_at: number };
-    expect(e.first_command_at).toBe(e.detected_at);
+    // The pass, then resolution turns RESUME_GAP_MS apart (on the fleet's clock) for what it had
+    // no time for (building the planner for 1,000 drones, in steps): the pair is the most urgent.
+    for (let k = 0; k < 8; k++) {
+      clock.advance(RESUME_GAP_MS);
+      await runDurableObjectAlarm(stubFor(fleet));
+    }
+    const ev = await d.next((f) => f.type === "coordination_event" && (f.event as { key: string; first_command_at: number | null }).key === "pa|pb" && (f.event as { first_command_at: number | null }).first_command_at !== null);
+    const e = ev.event as { first_command_at: number; detected_at: number };
+    expect(e.first_command_at - e.detected_at).toBeLessThanOrEqual(8 * RESUME_GAP_MS);
   });
 });
