@@ -106,7 +106,8 @@ const PLAN_GRACE_MS = 2_000;
 const FLOWN_PENALTY_S = RETRY_AFTER_MS / 1000;
 /** Budgets of one pass, and of one drone. */
 export const MAX_RESOLUTIONS_PER_PASS = 8;
-/** Resolution stops for this pass once it has taken this long, ms: between conflicts, and within
+/** Resolution stops for this pass once the pass (its detection included) has taken this long, ms
+ * (a pass stalls every socket of the fleet for that long): between conflicts, and within
  * a resolution between its candidates (a resolution is worked out one candidate at a time; one
  * stopped half-way is carried on, not started over, by the next turn). A pass whose detection
  * already took this long leaves all resolving to the turns. What is left waits for the resolution
@@ -545,7 +546,9 @@ export class Coordinator {
     const buildToEnd = this.buildUnfinished;
     this.buildUnfinished = false;
     const backlog: Backlog = { at: now, drones, config, planner: null, building: null, buildToEnd, commits: [], items: work.map(([e, c]) => ({ e, c, retry: retrying.has(e.event_id) })), spentMs: 0 };
-    const turn = this.resolveTurn(backlog, now, clock, clock() - t0 <= this.resolutionBudgetMs ? MAX_RESOLUTIONS_PER_PASS : 0);
+    // The budget covers the pass's detection too: resolving gets what detection left of it.
+    const detectMs = clock() - t0;
+    const turn = this.resolveTurn(backlog, now, clock, detectMs <= this.resolutionBudgetMs ? MAX_RESOLUTIONS_PER_PASS : 0, this.resolutionBudgetMs - detectMs);
     this.backlog = backlog.items.length || this.current ? backlog : null;
     const deferred = backlog.items.length + (this.current ? 1 : 0);
     // A new event is announced with its first resolution; one the budget deferred, bare.
