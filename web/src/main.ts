@@ -291,7 +291,7 @@ function runDashboard(session: Session): void {
         if (msg.raised.length) {
           const critical = msg.raised.filter((a) => a.severity === "critical").length;
           const kinds = [...new Set(msg.raised.map((a) => a.kind.replace(/_/g, " ")))].join(", ");
-          alertToast(`${msg.raised.length} alerts raised (${critical} critical): ${kinds}`, critical ? "bad" : "info");
+          alertToast(`${msg.raised.length} alerts raised (${critical} critical): ${kinds}`, critical ? "bad" : "info", msg.raised.length);
         }
         break;
       }
@@ -320,9 +320,10 @@ function runDashboard(session: Session): void {
   }
 
   /** At most 3 alert toasts in 5 s; the rest are summed up in one (a relay coming back at fleet
-   * scale raises dozens at once, and the Alerts list holds them all). */
+   * scale raises dozens at once, and the Alerts list holds them all). `alerts`: how many alerts
+   * the toast stands for (an `alerts` frame's summary stands for all of its alerts). */
   const toastWindow = { start: 0, shown: 0, more: 0 };
-  function alertToast(text: string, tone: "info" | "bad"): void {
+  function alertToast(text: string, tone: "info" | "bad", alerts = 1): void {
     const now = Date.now();
     if (now - toastWindow.start > 5_000) Object.assign(toastWindow, { start: now, shown: 0, more: 0 });
     if (toastWindow.shown < 3) {
@@ -330,7 +331,9 @@ function runDashboard(session: Session): void {
       toast(text, tone);
       return;
     }
-    if (toastWindow.more++ === 0) {
+    const first = toastWindow.more === 0;
+    toastWindow.more += alerts;
+    if (first) {
       setTimeout(() => {
         if (toastWindow.more) toast(`${toastWindow.more} more alert${toastWindow.more === 1 ? "" : "s"}: see the Alerts list`, "bad");
         toastWindow.more = 0;
