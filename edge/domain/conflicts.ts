@@ -1253,9 +1253,10 @@ type Ctx = Base & {
  * (the unit of work the caller's clock is checked between). The resolving functions are
  * generators that yield before each candidate; `run` drives one to its end.
  */
-type Steps<T> = Generator<void, T, void>;
+export type Steps<T> = Generator<void, T, void>;
 
-function run<T>(g: Steps<T>): T {
+/** Drive steps to their end. */
+export function run<T>(g: Steps<T>): T {
   for (;;) {
     const r = g.next();
     if (r.done) return r.value;

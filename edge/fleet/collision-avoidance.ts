@@ -50,6 +50,7 @@ import {
   parseConflictKey,
   planAgreement,
   ResolutionPlanner,
+  run,
   type Conflict,
   type CoordinationDrone,
   type HoldCommand,
@@ -57,6 +58,7 @@ import {
   type PlanAgreement,
   type Resolution,
   type RightOfWay,
+  type Steps,
   type Strategy,
   type WaypointCommand,
 } from "../domain/conflicts";
@@ -184,7 +186,7 @@ type Backlog = {
   config: FleetConfig;
   planner: ResolutionPlanner | null;
   /** The planner while it is built in steps (`ResolutionPlanner.build`), across turns. */
-  building: Generator<void, ResolutionPlanner, void> | null;
+  building: Steps<ResolutionPlanner> | null;
   /** Build the planner in one go (the last backlog's was given up before it was built). */
   buildToEnd: boolean;
   /** Resolutions to commit to the planner when it is built (sent after the picture was taken). */
@@ -193,7 +195,7 @@ type Backlog = {
   spentMs: number;
 };
 /** A resolution being worked out across turns (see `resolveTurn`). */
-type InProgress = { e: CoordinationEvent; c: Conflict; steps: Generator<void, Resolution, void>; planner: ResolutionPlanner; since: number };
+type InProgress = { e: CoordinationEvent; c: Conflict; steps: Steps<Resolution>; planner: ResolutionPlanner; since: number };
 type TurnBudget = { resolutions: number; commands: number; sent: number };
 
 /** What the coordinator believes of one drone's plans. */
@@ -626,7 +628,7 @@ export class Coordinator {
     let since: number | null = null;
     const over = () => since !== null && clock() - since > sliceMs;
     /** Steps until done (the resolution) or, unless `toEnd`, the turn's time is up (null). */
-    const drive = <T>(g: Generator<void, T, void>, toEnd = false): T | null => {
+    const drive = <T>(g: Steps<T>, toEnd = false): T | null => {
       since ??= clock();
       for (;;) {
         const r = g.next();
@@ -639,13 +641,8 @@ export class Coordinator {
     const planner = (): ResolutionPlanner | null => {
       if (!b.planner) {
         const g = (b.building ??= ResolutionPlanner.build(b.drones, b.config));
-        let p: ResolutionPlanner | null;
-        if (b.buildToEnd) {
-          // Not counted in the turn's time (the resolution after it is).
-          let r = g.next();
-          while (!r.done) r = g.next();
-          p = r.value;
-        } else p = drive(g);
+        // In one go, it is not counted in the turn's time (the resolution after it is).
+        const p = b.buildToEnd ? run(g) : drive(g);
         if (p === null) return null;
         b.building = null;
         b.planner = p;
@@ -1065,7 +1062,7 @@ export class Coordinator {
    * Work out the resolution of one conflict, in steps (ResolutionPlanner.steps): the drones to
    * leave alone are chosen at its start; nothing changes until `apply` is given the result.
    */
-  private *decide(f: Follow, c: Conflict, planner: ResolutionPlanner, now: number): Generator<void, Resolution, void> {
+  private *decide(f: Follow, c: Conflict, planner: ResolutionPlanner, now: number): Steps<Resolution> {
     const why = new Map(f.why);
     const hard = new Set(f.exclude);
     for (const id of c.drone_ids) {
