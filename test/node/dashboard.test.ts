@@ -579,7 +579,8 @@ describe("operator dashboard in a browser", () => {
       const s = stack!;
       await p.goto(`${s.edgeUrl}/?token=${s.tokens.operator}&tiles=${encodeURIComponent(tiles.brokenTemplate)}&tiles_attribution=Broken`);
       await p.waitForSelector('#map-attribution[data-failed="true"]', { timeout: 20_000 });
-      expect(await p.textContent("#map-attribution")).toMatch(/Broken · base map tiles unavailable: grid shown/);
+      // Marked failed at the first failures ("12 of 15 tiles failed"); unavailable once all did.
+      await expect.poll(() => p.textContent("#map-attribution"), { timeout: 10_000 }).toMatch(/Broken · base map tiles unavailable: grid shown/);
       await frames(p);
       const img = await canvasImage();
       // No pixel decodes as a tile; the dark background (under the geofence's fill) is what shows.
