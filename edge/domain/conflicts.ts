@@ -396,7 +396,12 @@ function* secondRows(drones: readonly CoordinationDrone[], prep: Prepared, cruis
  * `arena`: predicted rows go into its arrays (replaced by ones a quarter larger when too small),
  * so the result is valid only until the arena's next use. */
 function buildTracks(drones: readonly CoordinationDrone[], prep: Prepared, cruise: number, times: Float64Array, second: boolean | SecondRows = true, lazy = false, arena: RowArena | null = null): Tracks {
-  const { extra, variants } = second === true ? run(secondRows(drones, prep, cruise)) : second === false ? { extra: [], variants: [] } : second;
+  return run(trackSteps(drones, prep, cruise, times, second, lazy, arena));
+}
+
+/** `buildTracks` in steps of BUILD_STEP_DRONES rows (a stepped detection pass). */
+function* trackSteps(drones: readonly CoordinationDrone[], prep: Prepared, cruise: number, times: Float64Array, second: boolean | SecondRows, lazy: boolean, arena: RowArena | null): Steps<Tracks> {
+  const { extra, variants } = second === true ? yield* secondRows(drones, prep, cruise) : second === false ? { extra: [], variants: [] } : second;
   const n = drones.length + extra.length;
   const stride = times.length;
   const had = arena?.tracks;
@@ -419,9 +424,17 @@ function buildTracks(drones: readonly CoordinationDrone[], prep: Prepared, cruis
     maxDevV: fits ? had.maxDevV : new Float32Array(rows),
   };
   if (arena) arena.tracks = tr;
-  if (scratchTimes.length < stride) scratchTimes = new Float64Array(stride);
-  const shifted = scratchTimes.subarray(0, stride);
+  const scratch = () => {
+    if (scratchTimes.length < stride) scratchTimes = new Float64Array(stride);
+    return scratchTimes.subarray(0, stride);
+  };
+  let shifted = scratch();
   for (let r = 0; r < n; r++) {
+    if (!lazy && r > 0 && r % BUILD_STEP_DRONES === 0) {
+      yield;
+      // Another caller between two steps may have replaced the scratch.
+      shifted = scratch();
+    }
     const i = r < drones.length ? r : extra[r - drones.length]!;
     tr.owner[r] = i;
     if (lazy) continue;
@@ -1050,14 +1063,35 @@ function byTimeThenKey(a: Conflict, b: Conflict): number {
 }
 
 /** `detectConflicts` with the number of pairs that reached the narrow phase (for benchmarks). */
-export function detectWithStats(input: DetectInput): { conflicts: Conflict[]; pairsChecked: number } {
+/** What a detection found; `pairsChecked` counts the pairs that reached the narrow phase. */
+export type Detection = { conflicts: Conflict[]; pairsChecked: number };
+
+/** Pairs the narrow phase checks per step, and rows checked against zones per step, where a
+ * detection is stepped (`detectSteps`): about a millisecond each at a thousand drones. */
+const DETECT_STEP_PAIRS = 1024;
+const ZONE_STEP_ROWS = 256;
+
+/** One detection (`detectConflicts`) with the pass's scratch, for benchmarks and tests. */
+export function detectWithStats(input: DetectInput): Detection {
+  return run(detectSteps(input));
+}
+
+/**
+ * `detectConflicts` in steps (the fleet object's pass runs it across turns when a turn's time is
+ * up): BUILD_STEP_DRONES rows predicted, the broad phase, DETECT_STEP_PAIRS narrow checks or
+ * ZONE_STEP_ROWS zone checks per step. It works on the input it was given (its picture) and on
+ * scratch kept for the pass (rows, candidate pairs): only one stepped detection may be unfinished
+ * at a time; one given up is never resumed. `arena` null: fresh arrays (a detection that may run
+ * while a pass's steps are unfinished).
+ */
+export function* detectSteps(input: DetectInput, arena: RowArena | null = passArena): Steps<Detection> {
   const { config } = input;
   const prep = prepare(config);
   const H = config.separation.horizontal_m;
   const V = config.separation.vertical_m;
   const airborne = input.drones.filter(isAirborne).map(asPredicted);
   const times = timeline(input.horizonS ?? DEFAULT_HORIZON_S, input.stepS ?? DEFAULT_STEP_S);
-  const tr = buildTracks(airborne, prep, config.cruise_speed_mps, times, true, false, passArena);
+  const tr = yield* trackSteps(airborne, prep, config.cruise_speed_mps, times, true, false, arena);
   const K = tr.K;
   let pairsChecked = 0;
   // One conflict per key: a drone with two predictions (plan and dead reckoning) may meet another
@@ -1090,13 +1124,21 @@ export function detectWithStats(input: DetectInput): { conflicts: Conflict[]; pa
       }
     }
   } else {
+    if (tr.n > BUILD_STEP_DRONES) yield;
     const chunks = Math.min(MAX_CHUNKS, Math.max(1, Math.ceil(times[K]! / CHUNK_TARGET_S)));
     const C = Math.ceil(K / chunks);
-    const cands = gridCandidates(tr, H, V, K, C);
+    const found = gridCandidates(tr, H, V, K, C);
+    // The broad phase's list is scratch that any detection overwrites: a stepped one keeps a copy.
+    const stepped = found.count > DETECT_STEP_PAIRS;
+    const cands = stepped ? { count: found.count, i: found.i.slice(0, found.count), j: found.j.slice(0, found.count), mask: found.mask.slice(0, found.count) } : found;
     pairsChecked = cands.count;
-    for (let p = 0; p < cands.count; p++) emit(cands.i[p]!, cands.j[p]!, narrow(tr, cands.i[p]!, tr, cands.j[p]!, H, V, K, cands.mask[p]!, C));
+    for (let p = 0; p < cands.count; p++) {
+      if (p > 0 && p % DETECT_STEP_PAIRS === 0) yield;
+      emit(cands.i[p]!, cands.j[p]!, narrow(tr, cands.i[p]!, tr, cands.j[p]!, H, V, K, cands.mask[p]!, C));
+    }
   }
   for (let i = 0; i < tr.n; i++) {
+    if (i > 0 && i % ZONE_STEP_ROWS === 0) yield;
     const id = airborne[tr.owner[i]!]!.drone_id;
     for (const h of zoneHits(prep, config, tr, i, id, K)) keep(zoneConflict(prep, id, h, input.now), i);
   }
@@ -1115,7 +1157,7 @@ export function detectWithStats(input: DetectInput): { conflicts: Conflict[]; pa
  * work only happens when every drone is near every other.
  */
 export function detectConflicts(input: DetectInput): Conflict[] {
-  return detectWithStats(input).conflicts;
+  return run(detectSteps(input, null)).conflicts;
 }
 
 // ---------------------------------------------------------------------------- plan checks

@@ -40,12 +40,14 @@
  * turns RESUME_GAP_MS apart (`resume`), each with the same budgets, until the next pass; a
  * resolution is worked out one candidate at a time, so one that takes longer than a turn is
  * carried on by the next (conflicts.ts `ResolutionPlanner.steps`), and so is building the
- * planner for a thousand drones (`ResolutionPlanner.build`). Conflicts left over pass after
+ * planner for a thousand drones (`ResolutionPlanner.build`), and so is a pass's detection when
+ * it does not fit the pass's budget (conflicts.ts `detectSteps`). Conflicts left over pass after
  * pass mean the airspace is saturated: the operator gets an `airspace_saturated` alert and drones
  * starting to take off are held.
  */
 import {
   detectConflicts,
+  detectSteps,
   isResolved,
   parseConflictKey,
   planAgreement,
@@ -53,6 +55,7 @@ import {
   run,
   type Conflict,
   type CoordinationDrone,
+  type Detection,
   type HoldCommand,
   type OverrideStrategy,
   type PlanAgreement,
@@ -76,6 +79,10 @@ export const RESUME_GAP_MS = 16;
 /** Resolution turns stop for the pass interval once they took this long in all, ms: in airspace
  * saturated pass after pass, resolving takes at most ~40 % of the object, telemetry the rest. */
 export const RESUME_TIME_PER_PASS_MS = 200;
+/** A pass's detection runs in steps (turns RESUME_GAP_MS apart) for at most this long after its
+ * picture was taken, then to its end: what it finds still has most of the pass interval for its
+ * resolutions, however slow the machine. */
+export const DETECT_STEPS_MAX_MS = 100;
 /** A resolution turn has this many times the pass's PASS_RESOLUTION_BUDGET_MS (it runs no
  * detection): a hard resolution at a thousand drones (20–70 ms of candidates) takes three to
  * nine turns, 70–220 ms. */
@@ -194,6 +201,9 @@ type Backlog = {
   items: WorkItem[];
   spentMs: number;
 };
+/** A pass's detection while it runs in steps (`detectSteps`), across turns: the picture it
+ * works on, taken when the pass began (`at`). */
+type Detecting = { at: number; drones: CoordinationDrone[]; config: FleetConfig; steps: Steps<Detection>; toEnd: boolean; spentMs: number; turns: number };
 /** A resolution being worked out across turns (see `resolveTurn`). */
 type InProgress = { e: CoordinationEvent; c: Conflict; steps: Steps<Resolution>; planner: ResolutionPlanner; since: number };
 type TurnBudget = { resolutions: number; commands: number; sent: number };
@@ -288,7 +298,8 @@ export class Coordinator {
   private calmPasses = 0;
   private saturatedSince: number | null = null;
   private lastDeferred = 0;
-  lastPass = { ms: 0, drones: 0, conflicts: 0, at: 0, saturated: false, deferred: 0, commands: 0 };
+  /** The last pass: its time in all (`ms`, over `turns` turns when its detection ran in steps). */
+  lastPass = { ms: 0, drones: 0, conflicts: 0, at: 0, saturated: false, deferred: 0, commands: 0, turns: 1 };
   /** The last resolution turn: its time, conflicts it worked on, how many are left, commands sent. */
   lastResume = { ms: 0, at: 0, worked: 0, left: 0, commands: 0 };
   private backlog: Backlog | null = null;
@@ -298,6 +309,11 @@ export class Coordinator {
   /** A backlog was given up (or replaced by a pass's) while its planner was being built: the
    * next one's is built in one go, so that however slow the machine, a planner gets built. */
   private buildUnfinished = false;
+  /** The pass's detection while its steps are unfinished (see `pass`). */
+  private detecting: Detecting | null = null;
+  /** A pass came while the last one's detection was unfinished: the new one runs to its end in
+   * its first turn, so that however slow the machine, detections finish. */
+  private detectUnfinished = false;
   /** Commands sent since the object started, for the budget figures. */
   commandsSent = 0;
 
@@ -498,14 +514,57 @@ export class Coordinator {
     return this.wantPass;
   }
 
-  /** One detection pass: open events for new conflicts, resolve within budget, close the others. */
+  /**
+   * One detection pass: open events for new conflicts, resolve within budget, close the others.
+   * The picture is taken now; detecting conflicts in it counts against the pass's budget, and
+   * what of it does not fit is stepped on by the turns after (`resume`, RESUME_GAP_MS apart,
+   * telemetry handled in between) before events are opened and resolved: at a thousand drones
+   * with unsure plans predicted both ways, detection alone is tens of milliseconds. A pass due
+   * while the last one's detection is unfinished starts over on a fresh picture, and runs to its
+   * end at once.
+   */
   pass(now: number, clock: () => number = () => performance.now()): void {
     const t0 = clock();
     this.wantPass = false;
     const config = this.ports.config();
     const drones = this.picture(this.ports.drones(), now, config);
-    const byId = new Map(drones.map((d) => [d.drone_id, d]));
-    const conflicts = detectConflicts({ drones, config, now });
+    const toEnd = this.detecting !== null || this.detectUnfinished;
+    this.detectUnfinished = false;
+    // The unfinished one is never resumed: the new detection reuses its scratch.
+    this.detecting = { at: now, drones, config, steps: detectSteps({ drones, config, now }), toEnd, spentMs: 0, turns: 0 };
+    this.detectTurn(now, clock, t0);
+  }
+
+  /** Whether a pass's detection is still running in steps (the next turn goes on with it). */
+  detectionUnfinished(): boolean {
+    return this.detecting !== null;
+  }
+
+  /** Steps of the unfinished detection until it is done, then the rest of its pass, or until the
+   * turn's budget is up. One DETECT_STEPS_MAX_MS old runs to its end. */
+  private detectTurn(now: number, clock: () => number, t0: number): void {
+    const d = this.detecting!;
+    d.turns++;
+    const toEnd = d.toEnd || now - d.at >= DETECT_STEPS_MAX_MS;
+    for (;;) {
+      const r = d.steps.next();
+      if (r.done) {
+        this.detecting = null;
+        this.afterDetection(d, r.value.conflicts, now, clock, t0);
+        return;
+      }
+      if (!toEnd && clock() - t0 > this.resolutionBudgetMs) {
+        d.spentMs += clock() - t0;
+        return;
+      }
+    }
+  }
+
+  /** The pass after its detection: events for the conflicts found in picture `d`, resolving
+   * what this turn has time for, closing events whose conflicts are gone. */
+  private afterDetection(d: Detecting, conflicts: readonly Conflict[], turnNow: number, clock: () => number, t0: number): void {
+    const { drones, config, at: now } = d;
+    const byId = new Map(drones.map((x) => [x.drone_id, x]));
     const live = new Set<string>();
     const opened: CoordinationEvent[] = [];
     const work: [CoordinationEvent, Conflict][] = [];
@@ -550,7 +609,7 @@ export class Coordinator {
     const backlog: Backlog = { at: now, drones, config, planner: null, building: null, buildToEnd, commits: [], items: work.map(([e, c]) => ({ e, c, retry: retrying.has(e.event_id) })), spentMs: 0 };
     // The budget covers the pass's detection too: resolving gets what detection left of it.
     const detectMs = clock() - t0;
-    const turn = this.resolveTurn(backlog, now, clock, detectMs <= this.resolutionBudgetMs ? MAX_RESOLUTIONS_PER_PASS : 0, this.resolutionBudgetMs - detectMs);
+    const turn = this.resolveTurn(backlog, turnNow, clock, detectMs <= this.resolutionBudgetMs ? MAX_RESOLUTIONS_PER_PASS : 0, this.resolutionBudgetMs - detectMs);
     this.backlog = backlog.items.length || this.current ? backlog : null;
     const deferred = backlog.items.length + (this.current ? 1 : 0);
     // A new event is announced with its first resolution; one the budget deferred, bare.
@@ -574,14 +633,14 @@ export class Coordinator {
     }
     // Saturated: conflicts the last interval (its pass and the resolution turns after it) did not
     // get to, pass after pass.
-    this.saturation(drones, carried, now, turn);
+    this.saturation(drones, carried, turnNow, turn);
     this.lastDeferred = carried;
-    this.lastPass = { ms: clock() - t0, drones: drones.length, conflicts: conflicts.length, at: now, saturated: this.saturatedSince !== null, deferred, commands: turn.sent };
+    this.lastPass = { ms: d.spentMs + clock() - t0, drones: drones.length, conflicts: conflicts.length, at: now, saturated: this.saturatedSince !== null, deferred, commands: turn.sent, turns: d.turns };
   }
 
   /** Whether a pass left conflicts it had no time for: a resolution turn (`resume`) is wanted. */
   resumeWanted(): boolean {
-    return this.backlog !== null;
+    return this.backlog !== null || this.detecting !== null;
   }
 
   /**
@@ -593,6 +652,12 @@ export class Coordinator {
    * turns. A backlog older than DETECT_INTERVAL_MS is the next pass's to redo on a fresh picture.
    */
   resume(now: number, clock: () => number = () => performance.now()): void {
+    // A pass's unfinished detection goes first: the backlog is the last pass's, which the
+    // detection's own list replaces.
+    if (this.detecting) {
+      this.detectTurn(now, clock, clock());
+      return;
+    }
     const b = this.backlog;
     if (!b) return;
     if (now - b.at > DETECT_INTERVAL_MS) {

@@ -357,7 +357,7 @@ export class FleetHub extends DurableObject<FleetEnv> {
         this.fanOut.flushDue(now);
         const due = this.plan.take(now, this.anyAirborne());
         if (due.detect) this.profiler.span("detection", () => this.coordinator.pass(now));
-        else if (due.resume) this.profiler.span("resolution", () => this.coordinator.resume(now));
+        else if (due.resume) this.profiler.span(this.coordinator.detectionUnfinished() ? "detection" : "resolution", () => this.coordinator.resume(now));
         if (due.detect || due.resume) this.plan.resumeAt(this.coordinator.resumeWanted() ? now + RESUME_GAP_MS : null);
         if (due.status) {
           this.profiler.span("status", () => this.status.tick(now));

@@ -109,8 +109,9 @@ export type MissionEntry = z.infer<typeof MissionEntry>;
 export const MissionsBody = z.object({ missions: z.array(MissionEntry) });
 export type MissionsBody = z.infer<typeof MissionsBody>;
 
-/** The latest detection pass: how long it took (ms, fractional), over how many drones. */
-export const DetectionPass = z.object({ ms: z.number(), drones: Count, conflicts: Count, at: z.number() });
+/** The latest detection pass: how long it took (ms, fractional, over `turns` turns of the fleet
+ * object when its detection ran in steps), over how many drones. */
+export const DetectionPass = z.object({ ms: z.number(), drones: Count, conflicts: Count, at: z.number(), turns: Count.optional() });
 /** GET /coordination?limit=: events newest first, and the last detection pass. */
 export const CoordinationBody = z.object({ events: z.array(CoordinationEventView), last_pass: DetectionPass });
 export type CoordinationBody = z.infer<typeof CoordinationBody>;

@@ -13,6 +13,7 @@ import {
   Coordinator,
   DRONE_COMMANDS_MAX_PER_MIN,
   DETECT_INTERVAL_MS,
+  DETECT_STEPS_MAX_MS,
   MAX_COMMANDS_PER_PASS,
   PASS_RESOLUTION_BUDGET_MS,
   RESUME_GAP_MS,
@@ -420,6 +421,54 @@ describe("calm in dense airspace", () => {
     expect(new Set(sent.map((c) => c.drone_id))).toEqual(new Set(["b", "d"]));
   });
 
+  it("steps a pass's detection across turns when it does not fit the budget: the same events, at the picture's time", () => {
+    const { drones } = patrolScenario(1000, 42);
+    const map = () => new Map(drones.map((d) => [d.drone_id, d]));
+    const keys = (co: Coordinator) => co.activeEvents().map((e) => e.key).sort();
+    const once = harness(map(), { budgetMs: Infinity });
+    once.pass(0);
+    expect(once.co.lastPass.turns).toBe(1);
+    const { co, changes, pass } = harness(map(), { budgetMs: PASS_RESOLUTION_BUDGET_MS });
+    // Every reading 2 ms on: a few steps a turn.
+    pass(0, ticking(2));
+    expect(co.detectionUnfinished()).toBe(true);
+    expect(co.resumeWanted()).toBe(true);
+    expect(changes).toHaveLength(0);
+    expect(co.activeEvents()).toHaveLength(0);
+    let turns = 0;
+    while (co.detectionUnfinished() && turns < 50) co.resume(T0 + ++turns * RESUME_GAP_MS, ticking(2));
+    expect(turns).toBeGreaterThan(1);
+    expect(turns * RESUME_GAP_MS).toBeLessThan(DETECT_STEPS_MAX_MS);
+    expect(co.lastPass.turns).toBe(turns + 1);
+    expect(co.lastPass.conflicts).toBe(once.co.lastPass.conflicts);
+    expect(co.lastPass.conflicts).toBeGreaterThan(100);
+    expect(keys(co)).toEqual(keys(once.co));
+    expect(co.activeEvents().every((e) => e.detected_at === T0)).toBe(true);
+    // What the detection's last turn had no time for goes on in resolution turns.
+    expect(co.resumeWanted()).toBe(true);
+  });
+
+  it("a pass due while the last one's detection is unfinished starts over and runs to its end; so does one DETECT_STEPS_MAX_MS old", () => {
+    const { drones } = patrolScenario(1000, 42);
+    const { co, pass } = harness(new Map(drones.map((d) => [d.drone_id, d])), { budgetMs: PASS_RESOLUTION_BUDGET_MS });
+    pass(0, over);
+    expect(co.detectionUnfinished()).toBe(true);
+    // The next pass (a fresh picture): the unfinished detection is dropped, the new one finishes
+    // in its first turn however long it takes.
+    pass(0.2, over);
+    expect(co.detectionUnfinished()).toBe(false);
+    expect(co.lastPass).toMatchObject({ at: T0 + 200, turns: 1 });
+    expect(co.lastPass.conflicts).toBeGreaterThan(100);
+    // The one after is stepped again; its turns step on until it is DETECT_STEPS_MAX_MS old.
+    pass(0.7, over);
+    expect(co.detectionUnfinished()).toBe(true);
+    co.resume(T0 + 700 + DETECT_STEPS_MAX_MS - 1, over);
+    expect(co.detectionUnfinished()).toBe(true);
+    co.resume(T0 + 700 + DETECT_STEPS_MAX_MS, over);
+    expect(co.detectionUnfinished()).toBe(false);
+    expect(co.lastPass).toMatchObject({ at: T0 + 700, turns: 3 });
+  });
+
   it("keeps a pass with hundreds of conflicts at 1,000 drones within its work budget", () => {
     const { drones } = patrolScenario(1000, 42);
     const map = new Map(drones.map((d) => [d.drone_id, d]));
@@ -432,9 +481,10 @@ describe("calm in dense airspace", () => {
     // the airspace saturated after a few such passes.
     let fake = 0;
     const overBudget = () => (fake += PASS_RESOLUTION_BUDGET_MS + 1);
+    // Detection (its steps, and the reading after them) within the budget.
     const detectFast = () => {
       let n = 0;
-      return () => (++n <= 2 ? 0 : overBudget());
+      return () => (co.detectionUnfinished() || ++n <= 2 ? 0 : overBudget());
     };
     for (let i = 0; i < 10; i++) {
       const before = sent.length;

@@ -3,6 +3,8 @@ import {
   applyResolution,
   chooseResolution,
   detectConflicts,
+  detectSteps,
+  detectWithStats,
   isResolved,
   parseConflictKey,
   planAgreement,
@@ -198,6 +200,33 @@ describe("detectConflicts: grid index", () => {
     const { drones, config: cfg } = patrolScenario(300, 11);
     const opts = { drones, config: cfg, now: 0, horizonS: 47, stepS: 0.7 };
     expect(detectConflicts(opts)).toEqual(detectConflicts({ ...opts, index: "all_pairs" }));
+  });
+
+  it("in steps: the same conflicts, unharmed by other detections between its steps; a small fleet in one step", () => {
+    // 1,000 drones, 200 of them unsure of a far-off plan (predicted both ways): ~1,200 rows.
+    const { drones, config: cfg } = patrolScenario(1000, 42);
+    for (const d of drones.filter((x) => x.status === "flying").slice(0, 200)) Object.assign(d, { path: [{ ...at(600, -600), alt_m: 60 }], also_dead_reckoning: true });
+    const whole = detectWithStats({ drones, config: cfg, now: 0 });
+    const g = detectSteps({ drones, config: cfg, now: 0 });
+    // Between steps, what may run in the fleet object meanwhile: an override's or a close check's
+    // detection over a few drones, and one over another fleet of hundreds (other rows, other pairs).
+    const other = patrolScenario(300, 9);
+    let steps = 0;
+    let r = g.next();
+    for (; !r.done; r = g.next()) {
+      steps++;
+      expect(detect(headOn())).toHaveLength(1);
+      if (steps % 3 === 0) expect(detectConflicts({ drones: other.drones, config: other.config, now: 0 }).length).toBeGreaterThan(5);
+    }
+    expect(steps).toBeGreaterThan(10);
+    expect(r.value.pairsChecked).toBe(whole.pairsChecked);
+    expect(r.value.conflicts).toEqual(whole.conflicts);
+    expect(whole.conflicts.length).toBeGreaterThan(100);
+    // Under BUILD_STEP_DRONES rows and DETECT_STEP_PAIRS pairs: no step to wait for.
+    const small = patrolScenario(100, 3);
+    const one = detectSteps({ drones: small.drones, config: small.config, now: 0 }).next();
+    expect(one.done).toBe(true);
+    expect(one.value).toEqual(detectWithStats({ drones: small.drones, config: small.config, now: 0 }));
   });
 
   it("detectionBenchmark runs one pass and reports what it did", () => {
