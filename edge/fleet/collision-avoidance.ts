@@ -69,6 +69,7 @@ import { isAirborne } from "../domain/drone";
 import type { FleetConfig } from "../domain/fleet-config";
 import type { DroneRecord } from "../domain/live-state";
 import type { AlertKind, AlertSeverity, CommandState, CoordinationEventView, DroneIntent, LedgerCommand, Waypoint } from "../protocol";
+import { budgetClock } from "./clock";
 
 /** How often the fleet object runs a detection pass while drones are airborne. */
 export const DETECT_INTERVAL_MS = 500;
@@ -121,7 +122,8 @@ export const MAX_RESOLUTIONS_PER_PASS = 8;
  * stopped half-way is carried on, not started over, by the next turn). A pass whose detection
  * already took this long leaves all resolving to the turns. What is left waits for the resolution
  * turns after the pass (`resume`), most urgent first; what they do not get to counts towards
- * saturation. */
+ * saturation. Read off `budgetClock` (deployed, where the clock stands still inside a turn: about
+ * that many steps). */
 export const PASS_RESOLUTION_BUDGET_MS = 8;
 export const MAX_COMMANDS_PER_PASS = 8;
 /** A drone that had this many resolutions in the last minute is commanded again only when
@@ -323,6 +325,8 @@ export class Coordinator {
     /** Tests and the separation figure pass Infinity: a budget in real milliseconds would make
      * simulated runs depend on the machine's load. */
     private readonly resolutionBudgetMs: number = PASS_RESOLUTION_BUDGET_MS,
+    /** What the budgets are read off (`budgetClock`: real time, or steps where the clock is frozen). */
+    private readonly clock: () => number = budgetClock(),
   ) {}
 
   /** Active events come back after eviction, so an event in progress is followed to its end. */
@@ -523,7 +527,7 @@ export class Coordinator {
    * while the last one's detection is unfinished starts over on a fresh picture, and runs to its
    * end at once.
    */
-  pass(now: number, clock: () => number = () => performance.now()): void {
+  pass(now: number, clock: () => number = this.clock): void {
     const t0 = clock();
     this.wantPass = false;
     const config = this.ports.config();
@@ -651,7 +655,7 @@ export class Coordinator {
    * RESUME_TIME_PER_PASS_MS, or the next pass brings its own list; telemetry is handled between
    * turns. A backlog older than DETECT_INTERVAL_MS is the next pass's to redo on a fresh picture.
    */
-  resume(now: number, clock: () => number = () => performance.now()): void {
+  resume(now: number, clock: () => number = this.clock): void {
     // A pass's unfinished detection goes first: the backlog is the last pass's, which the
     // detection's own list replaces.
     if (this.detecting) {

@@ -22,6 +22,7 @@ import {
   type CommandFinal,
   type CoordinationEvent,
 } from "../../edge/fleet/collision-avoidance";
+import { budgetClock, clockRuns, FROZEN_READING_MS } from "../../edge/fleet/clock";
 import type { CoordinationDrone, HoldCommand, WaypointCommand } from "../../edge/domain/conflicts";
 import { defaultFleetConfig } from "../../edge/domain/fleet-config";
 import { makeLocalFrame, type LatLon } from "../../edge/domain/geo";
@@ -446,6 +447,54 @@ describe("calm in dense airspace", () => {
     expect(co.activeEvents().every((e) => e.detected_at === T0)).toBe(true);
     // What the detection's last turn had no time for goes on in resolution turns.
     expect(co.resumeWanted()).toBe(true);
+  });
+
+  it("steps its detection where the clock stands still inside a turn (Cloudflare), by the budget clock's readings", () => {
+    const { drones } = patrolScenario(1000, 42);
+    const map = () => new Map(drones.map((d) => [d.drone_id, d]));
+    const keys = (co: Coordinator) => co.activeEvents().map((e) => e.key).sort();
+    // The real clock deployed: the same reading however long the work.
+    const frozen = () => 1_000;
+    // Read off it directly, the budget never runs out: detection and resolving in one turn.
+    const direct = harness(map(), { budgetMs: PASS_RESOLUTION_BUDGET_MS });
+    direct.pass(0, frozen);
+    expect(direct.co.detectionUnfinished()).toBe(false);
+    expect(direct.co.lastPass.turns).toBe(1);
+    // Read off the budget clock, every reading counts FROZEN_READING_MS: a few steps a turn.
+    let reads = 0;
+    const clock = budgetClock(() => (reads++, frozen()));
+    const { co, pass } = harness(map(), { budgetMs: PASS_RESOLUTION_BUDGET_MS });
+    pass(0, clock);
+    expect(co.detectionUnfinished()).toBe(true);
+    const probe = reads;
+    let turns = 0;
+    let most = 0;
+    while (co.detectionUnfinished() && turns < 50) {
+      const before = reads;
+      co.resume(T0 + ++turns * RESUME_GAP_MS, clock);
+      most = Math.max(most, reads - before);
+    }
+    expect(turns).toBeGreaterThan(1);
+    expect(turns * RESUME_GAP_MS).toBeLessThan(DETECT_STEPS_MAX_MS);
+    // A turn's steps: about the budget's worth of readings (one a step, a few around them).
+    expect(most).toBeLessThanOrEqual(PASS_RESOLUTION_BUDGET_MS / FROZEN_READING_MS + 4);
+    expect(probe).toBeGreaterThan(PASS_RESOLUTION_BUDGET_MS);
+    expect(co.lastPass.conflicts).toBe(direct.co.lastPass.conflicts);
+    expect(keys(co)).toEqual(keys(direct.co));
+    // Resolving is stepped the same way: what the last turn had no time for is left to the next.
+    expect(co.resumeWanted()).toBe(true);
+  });
+
+  it("budget clock: the real clock where it runs during execution, a reading a step where it stands still", () => {
+    let t = 0;
+    const running = budgetClock(() => (t += 0.01));
+    const r = [running(), running(), running()];
+    expect(r[1]! - r[0]!).toBeCloseTo(0.01, 6);
+    expect(r[2]! - r[1]!).toBeCloseTo(0.01, 6);
+    const still = budgetClock(() => 500);
+    expect([still(), still(), still()]).toEqual([500 + FROZEN_READING_MS, 500 + 2 * FROZEN_READING_MS, 500 + 3 * FROZEN_READING_MS]);
+    expect(clockRuns(() => performance.now())).toBe(true);
+    expect(clockRuns(() => 500)).toBe(false);
   });
 
   it("a pass due while the last one's detection is unfinished starts over and runs to its end; so does one DETECT_STEPS_MAX_MS old", () => {
