@@ -5,7 +5,7 @@
  * highest seq per drone like the fleet object: nothing lost, nothing applied twice.
  */
 import { spawn, type ChildProcess } from "node:child_process";
-import { appendFileSync, mkdtempSync, readdirSync, rmSync, statSync } from "node:fs";
+import { appendFileSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -157,6 +157,15 @@ const once = (l: EdgeLink, event: "connected" | "disconnected", timeoutMs = 5000
   });
 
 /** Bytes written to the directory's files (what survives the process being killed). */
+/** The acked cursor as the disk holds it (cursor.json), 0 before it was first written. */
+const ackedOnDisk = (dir: string): number => {
+  try {
+    return (JSON.parse(readFileSync(join(dir, "cursor.json"), "utf8")) as { acked: number }).acked;
+  } catch {
+    return 0;
+  }
+};
+
 const onDisk = (dir: string): number =>
   readdirSync(dir)
     .filter((n) => n.startsWith("t-") || n === "control.jsonl")
@@ -264,8 +273,11 @@ describe("relay restart during an outage, with the disk outbox", () => {
       push(l1, 200); // 600 samples over several segment files
       expect(l1.stats().outboxDepth).toBe(600);
       if (how === "kill") {
-        // Killed: whatever reached the kernel survives; nothing is flushed or fsync'ed for us.
+        // Killed: whatever reached the kernel survives; nothing is flushed or fsync'ed for us. The
+        // samples' write (flushMs) and the acked cursor's (the fsync timer) must have got there:
+        // a cursor not yet written would rightly bring the 15 acknowledged samples back as history.
         await expect.poll(() => onDisk(dir), { timeout: 2000, interval: 5 }).toBe(store1.bytes());
+        await expect.poll(() => ackedOnDisk(dir), { timeout: 2000, interval: 5 }).toBe(15);
         store1.abandon();
         await l1.stop();
       } else {
