@@ -691,7 +691,8 @@ function parseRecord(line: string): Parsed | null {
   return u.success ? { q: rec.q, u: u.data } : null;
 }
 
-function readCursor(path: string, log: Logger): number {
+/** The acked cursor `cursor.json` holds (0 when it is missing or unreadable). */
+export function readCursor(path: string, log: Logger): number {
   if (!existsSync(path)) return 0;
   try {
     const data: unknown = JSON.parse(readFileSync(path, "utf8"));

@@ -183,7 +183,8 @@ describe("collision avoidance in the fleet object", () => {
       // Commanded by the pass that detects it, or (its 8 ms budget is real time: a fresh isolate's
       // first resolution, its code still cold, can take longer) by the next alarm run, one
       // simulated second later here.
-      const commanded = (ev.event as { first_command_at: number | null }).first_command_at !== null ? ev : await d.next((f) => f.type === "coordination_event" && (f.event as { first_command_at: number | null }).first_command_at !== null);
+      const commandedAt = (f: Record<string, unknown>) => (f.event as { first_command_at: number | null }).first_command_at;
+      const commanded = commandedAt(ev) !== null ? ev : await d.next((f) => f.type === "coordination_event" && commandedAt(f) !== null);
       const e = commanded.event as { first_command_at: number; detected_at: number };
       expect(e.first_command_at - e.detected_at).toBeGreaterThanOrEqual(0);
       expect(e.first_command_at - e.detected_at).toBeLessThanOrEqual(1_000);

@@ -5,14 +5,15 @@
  * highest seq per drone like the fleet object: nothing lost, nothing applied twice.
  */
 import { spawn, type ChildProcess } from "node:child_process";
-import { appendFileSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
+import { appendFileSync, mkdtempSync, readdirSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, afterEach, describe, expect, it } from "vitest";
 import type { TelemetrySample } from "../../edge/protocol";
-import { DiskOutbox, OutboxLockedError } from "../../relay/link/disk-outbox";
+import { DiskOutbox, OutboxLockedError, readCursor } from "../../relay/link/disk-outbox";
 import { EdgeLink, type EdgeLinkOptions } from "../../relay/link/link";
+import { silentLogger } from "../../relay/log";
 import type { SourceSample } from "../../relay/sources/source";
 import { FakeClock } from "./relay-clock";
 import { DedupEdge } from "./relay-edge-double";
@@ -157,15 +158,6 @@ const once = (l: EdgeLink, event: "connected" | "disconnected", timeoutMs = 5000
   });
 
 /** Bytes written to the directory's files (what survives the process being killed). */
-/** The acked cursor as the disk holds it (cursor.json), 0 before it was first written. */
-const ackedOnDisk = (dir: string): number => {
-  try {
-    return (JSON.parse(readFileSync(join(dir, "cursor.json"), "utf8")) as { acked: number }).acked;
-  } catch {
-    return 0;
-  }
-};
-
 const onDisk = (dir: string): number =>
   readdirSync(dir)
     .filter((n) => n.startsWith("t-") || n === "control.jsonl")
@@ -277,7 +269,7 @@ describe("relay restart during an outage, with the disk outbox", () => {
         // samples' write (flushMs) and the acked cursor's (the fsync timer) must have got there:
         // a cursor not yet written would rightly bring the 15 acknowledged samples back as history.
         await expect.poll(() => onDisk(dir), { timeout: 2000, interval: 5 }).toBe(store1.bytes());
-        await expect.poll(() => ackedOnDisk(dir), { timeout: 2000, interval: 5 }).toBe(15);
+        await expect.poll(() => readCursor(join(dir, "cursor.json"), silentLogger), { timeout: 2000, interval: 5 }).toBe(15);
         store1.abandon();
         await l1.stop();
       } else {
